@@ -1,0 +1,83 @@
+"""The PEP 517 hooks: a thin edge that turns the frontend's calls into lock, pack, write.
+
+Every hook works on the current directory (the frontend's contract). Expected failures
+print one line and exit non-zero instead of a traceback, unless `CARTON_VERBOSE=1`.
+`build_sdist` and `build_wheel` both leave the `.carton` beside their output, so
+`python -m build` ends with it in `dist/`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from carton_hook.errors import CartonError
+
+from .config import load_config
+from .locking import lock_is_current, lock_model
+from .logsetup import setup_logging
+from .modelwheel import write_metadata, write_wheel
+from .pack import write_carton
+from .sdist import write_sdist
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# What resolving needs inside an isolated build environment, beyond carton itself.
+RESOLVER_REQUIRES = ["pip>=23.0"]
+
+
+def _edge(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        setup_logging()
+        try:
+            return func(*args, **kwargs)
+        except CartonError as exc:
+            if os.environ.get("CARTON_VERBOSE"):
+                raise
+            print(f"carton: error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_edge
+def get_requires_for_build_sdist(config_settings: dict[str, Any] | None = None) -> list[str]:
+    return [] if lock_is_current(load_config(Path.cwd())) else list(RESOLVER_REQUIRES)
+
+
+@_edge
+def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
+    return [] if lock_is_current(load_config(Path.cwd())) else list(RESOLVER_REQUIRES)
+
+
+@_edge
+def prepare_metadata_for_build_wheel(metadata_directory: str,
+                                     config_settings: dict[str, Any] | None = None) -> str:
+    config = load_config(Path.cwd())
+    return write_metadata(config, lock_model(config), Path(metadata_directory))
+
+
+@_edge
+def build_sdist(sdist_directory: str, config_settings: dict[str, Any] | None = None) -> str:
+    config = load_config(Path.cwd())
+    lock = lock_model(config)
+    out = Path(sdist_directory)
+    name = write_sdist(config, lock, out)
+    write_carton(config, lock, out)
+    return name
+
+
+@_edge
+def build_wheel(wheel_directory: str, config_settings: dict[str, Any] | None = None,
+                metadata_directory: str | None = None) -> str:
+    config = load_config(Path.cwd())
+    lock = lock_model(config)
+    out = Path(wheel_directory)
+    name = write_wheel(config, lock, out)
+    write_carton(config, lock, out)
+    return name

@@ -1,0 +1,74 @@
+"""`python -m carton_backend`: lock and pack a model folder without a PEP 517 frontend."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from carton_hook import CREATED_BY
+from carton_hook.errors import CartonError
+
+from .config import load_config
+from .locking import LockRequest, lock_model
+from .logsetup import setup_logging
+from .pack import write_carton
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m carton_backend",
+        description="Lock a model folder's requirements and pack it into a .carton file.",
+    )
+    parser.add_argument("--version", action="version", version=CREATED_BY)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="show debug output, and a traceback on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="show warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lock = sub.add_parser("lock", parents=[common], help="bring .carton/carton.lock up to date",
+                          description="Resolve the model's requirements into .carton/carton.lock "
+                                      "(nothing happens if the lock is current).")
+    lock.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    lock.add_argument("--upgrade", action="store_true",
+                      help="re-resolve every package to the newest allowed version")
+    lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
+                      help="re-resolve this package (repeatable); others keep their versions")
+
+    pack = sub.add_parser("pack", parents=[common], help="lock if needed, then write the .carton",
+                          description="Lock the model folder if its lock is not current, then "
+                                      "write <name>-<version>.carton.")
+    pack.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    pack.add_argument("-o", "--outdir", type=Path, default=None, metavar="OUTDIR",
+                      help="where to write the .carton (default: MODEL_DIR/dist)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage)."""
+    args = _parser().parse_args(argv)
+    setup_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet
+                  else logging.INFO)
+    try:
+        config = load_config(args.model_dir.resolve())
+        if args.command == "lock":
+            request = LockRequest(upgrade=args.upgrade,
+                                  upgrade_packages=tuple(args.upgrade_package))
+            lock_model(config, request)
+        else:
+            lock = lock_model(config)
+            out = (args.outdir or config.root / "dist").resolve()
+            path = write_carton(config, lock, out)
+            if not args.quiet:
+                print(path)
+    except CartonError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"carton: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,178 @@
+"""Read a model folder's pyproject.toml into a frozen, validated `ModelConfig`."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+BUNDLE_MODES = ("non-pypi", "all")
+DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
+                    "__pycache__/", "*.pyc")
+_KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary")
+_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything carton needs from a model folder's pyproject.toml."""
+
+    root: Path
+    name: str
+    version: str
+    entrypoint: str
+    requirements: str = "requirements.txt"
+    python: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    bundle: str = "non-pypi"
+    only_binary: bool = False
+    requires_python: str | None = None
+
+    @property
+    def pyproject(self) -> Path:
+        return self.root / "pyproject.toml"
+
+    @property
+    def requirements_path(self) -> Path:
+        return self.root / self.requirements
+
+    @property
+    def dist_name(self) -> str:
+        """The name as it appears in file names (`my-model` -> `my_model`)."""
+        return re.sub(r"[-_.]+", "_", self.name).lower()
+
+
+def load_config(root: Path) -> ModelConfig:
+    """Read and validate `root/pyproject.toml`; each problem is one `ConfigError`."""
+    path = root / "pyproject.toml"
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(where, "pyproject.toml", "not found; is this a model folder?") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, "pyproject.toml", f"cannot be read ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(where, "pyproject.toml", f"is not valid TOML ({exc})") from exc
+
+    project = _table(data, "project", where)
+    tool = _table(_table(data, "tool", where, required=False), "carton", where,
+                  label="tool.carton")
+    unknown = sorted(set(tool) - set(_KNOWN_KEYS))
+    if unknown:
+        raise ConfigError(where, f"tool.carton.{unknown[0]}",
+                          f"is not a carton setting; known keys: {', '.join(_KNOWN_KEYS)}")
+
+    name = _string(project, "name", "project", where)
+    if not _NAME.match(name):
+        raise ConfigError(where, "project.name", f"{name!r} is not a valid project name")
+    if "version" in project.get("dynamic", []):
+        raise ConfigError(where, "project.version", "must be static; carton does not compute "
+                                                     "dynamic versions")
+    version = _string(project, "version", "project", where)
+    _check_version(version, where)
+
+    requires_python = project.get("requires-python")
+    if requires_python is not None and not isinstance(requires_python, str):
+        raise ConfigError(where, "project.requires-python", "must be a string")
+
+    entrypoint = _string(tool, "entrypoint", "tool.carton", where)
+    _check_entrypoint(entrypoint, root, where)
+
+    requirements = tool.get("requirements", "requirements.txt")
+    if not isinstance(requirements, str) or not requirements:
+        raise ConfigError(where, "tool.carton.requirements", "must be a relative path")
+    if Path(requirements).is_absolute():
+        raise ConfigError(where, "tool.carton.requirements",
+                          "must be relative to the model folder")
+
+    python = tool.get("python", [])
+    if not isinstance(python, list) or not all(isinstance(v, str) for v in python):
+        raise ConfigError(where, "tool.carton.python", 'must be a list like ["3.10", "3.12"]')
+    for value in python:
+        if not _PYTHON_VERSION.match(value):
+            raise ConfigError(where, "tool.carton.python",
+                              f'{value!r} is not a MAJOR.MINOR version like "3.12"')
+
+    exclude = tool.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(v, str) and v for v in exclude):
+        raise ConfigError(where, "tool.carton.exclude", 'must be a list of patterns like '
+                                                         '["data/raw/**"]')
+
+    bundle = tool.get("bundle", "non-pypi")
+    if bundle not in BUNDLE_MODES:
+        raise ConfigError(where, "tool.carton.bundle",
+                          f'must be "non-pypi" or "all", not {bundle!r}')
+
+    only_binary = tool.get("only-binary", False)
+    if not isinstance(only_binary, bool):
+        raise ConfigError(where, "tool.carton.only-binary", "must be true or false")
+
+    return ModelConfig(
+        root=root,
+        name=name,
+        version=version,
+        entrypoint=entrypoint,
+        requirements=requirements,
+        python=tuple(dict.fromkeys(python)),
+        exclude=tuple(exclude),
+        bundle=bundle,
+        only_binary=only_binary,
+        requires_python=requires_python,
+    )
+
+
+def _table(data: dict[str, Any], key: str, where: str, *, required: bool = True,
+           label: str | None = None) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(where, f"[{label or key}]", "table is missing")
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"[{label or key}]", "must be a table")
+    return value
+
+
+def _string(table: dict[str, Any], key: str, section: str, where: str) -> str:
+    value = table.get(key)
+    if value is None:
+        raise ConfigError(where, f"{section}.{key}", "is required")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(where, f"{section}.{key}", "must be a non-empty string")
+    return value
+
+
+def _check_version(version: str, where: str) -> None:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise ConfigError(where, "project.version",
+                          f"{version!r} is not a valid version (PEP 440)") from None
+
+
+def _check_entrypoint(entrypoint: str, root: Path, where: str) -> None:
+    key = "tool.carton.entrypoint"
+    if entrypoint.endswith(".py"):
+        script = Path(entrypoint)
+        if script.is_absolute() or ".." in script.parts:
+            raise ConfigError(where, key, "must be a path inside the model folder")
+        if not (root / script).is_file():
+            raise ConfigError(where, key, f"names {entrypoint!r}, which does not exist")
+        return
+    if not re.fullmatch(rf"{_DOTTED}(:{_DOTTED})?", entrypoint):
+        raise ConfigError(where, key, f"{entrypoint!r} is not 'module:function', 'module' "
+                                      "or 'path/to/script.py'")

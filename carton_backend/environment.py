@@ -1,0 +1,113 @@
+"""Environments: which interpreters to lock for, and how a lock section is named and matched."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from carton_hook.lockfile import Environment, Lock
+
+from .config import ModelConfig
+from .errors import ConfigError
+
+# The marker keys a section is selected by; the rest of the marker environment is kept
+# for audit only (platform_release and the like change with every kernel update).
+SELECTING_KEYS = ("sys_platform", "platform_machine", "implementation_name", "python_version")
+_IMPLEMENTATION_PREFIX = {"cpython": "cp", "pypy": "pp", "graalpy": "gp"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """An interpreter to resolve for: the building one (`executable` None) or one on PATH."""
+
+    python_version: str
+    executable: str | None = None
+
+    @property
+    def label(self) -> str:
+        where = f" ({self.executable})" if self.executable else ""
+        return f"Python {self.python_version}{where}"
+
+
+def targets(config: ModelConfig) -> list[Target]:
+    """The building interpreter first, then each `[tool.carton] python` version found on PATH."""
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    out = [Target(here)]
+    for version in config.python:
+        if version == here:
+            continue
+        exe = shutil.which(f"python{version}")
+        if exe is None:
+            raise ConfigError(str(config.pyproject), "tool.carton.python",
+                              f"lists {version}, but no python{version} is on PATH; "
+                              f"install Python {version} or remove it from the list")
+        out.append(Target(version, exe))
+    return out
+
+
+def env_id(menv: Mapping[str, str]) -> str:
+    """A readable id such as `cp311-linux-x86_64`."""
+    impl = menv.get("implementation_name", "")
+    prefix = _IMPLEMENTATION_PREFIX.get(impl, impl)
+    version = menv.get("python_version", "").replace(".", "")
+    return f"{prefix}{version}-{menv.get('sys_platform', '')}-{menv.get('platform_machine', '')}"
+
+
+def env_marker(menv: Mapping[str, str]) -> str:
+    """The PEP 508 marker a section is selected by."""
+    return " and ".join(f"{key} == {_quote(menv.get(key, ''))}" for key in SELECTING_KEYS)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def current_marker_environment() -> dict[str, str]:
+    """The building interpreter's marker environment."""
+    from packaging.markers import default_environment
+
+    return {k: str(v) for k, v in default_environment().items()}
+
+
+def section_for(lock: Lock, target: Target) -> Environment | None:
+    """The section of `lock` that serves `target` on this machine, if any.
+
+    For the building interpreter the section's marker must hold and every wheel must be
+    installable here (tags tell glibc levels and ABIs apart, markers do not). For another
+    interpreter the marker is evaluated with its Python version; its tags are checked
+    when the carton is loaded there.
+    """
+    from packaging.markers import InvalidMarker, Marker
+
+    menv = current_marker_environment()
+    if target.executable is not None:
+        menv["python_version"] = target.python_version
+        menv["python_full_version"] = target.python_version + ".0"
+    for section in lock.environments:
+        try:
+            if not Marker(section.marker).evaluate(menv):
+                continue
+        except InvalidMarker:
+            continue
+        if target.executable is None and not wheels_installable_here(section):
+            continue
+        return section
+    return None
+
+
+def wheels_installable_here(section: Environment) -> bool:
+    """True if this interpreter supports a tag of every wheel in the section."""
+    from packaging.tags import sys_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    supported = set(sys_tags())
+    for package in section.packages:
+        try:
+            tags = parse_wheel_filename(package.wheel.name)[3]
+        except InvalidWheelFilename:
+            return False
+        if supported.isdisjoint(tags):
+            return False
+    return True

@@ -1,0 +1,266 @@
+"""Bring a model's `.carton/carton.lock` up to date: the packing algorithm of the design.
+
+1. Hash `requirements.txt` and everything it includes.
+2. Fast path: the lock matches that hash and has a section for every target
+   interpreter, and its bundled files are there: return it, no resolver, no network.
+3. Otherwise resolve the targets that need it with pip, keeping the versions the old lock
+   pinned wherever the requirements still allow them (only `--upgrade` moves them on
+   purpose), check every wheel, record or bundle it, and publish the lock atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from carton_hook import CREATED_BY
+from carton_hook.lockfile import (
+    BUNDLED_DIR,
+    DIST_INFO_DIR,
+    LOCK_PATH,
+    Environment,
+    Lock,
+    dump_lock,
+    load_lock,
+)
+from carton_hook.wheelcheck import canonical_name
+
+from . import atomic
+from .collect import Collector
+from .config import ModelConfig
+from .download import Downloader
+from .environment import Target, env_id, env_marker, section_for, targets
+from .errors import BuildError, RequirementsError, ResolveError
+from .httpclient import HttpClient
+from .pypi import PublicIndex, pypi_url
+from .requirements import RequirementsFile, build_code_lines, read_tree, requirements_hash
+from .resolve import Resolution, dependency_graph, resolve
+
+log = logging.getLogger("carton")
+WORKERS = 4
+FOLDER_LOCK_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """What the user asked for beyond "make the lock current"."""
+
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()
+
+    @property
+    def upgrading(self) -> bool:
+        return self.upgrade or bool(self.upgrade_packages)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    files: list[RequirementsFile]
+    sha256: str
+    existing: Lock | None
+    keep: tuple[Environment, ...]
+    todo: tuple[Target, ...]
+
+
+def lock_model(config: ModelConfig, request: LockRequest | None = None) -> Lock:
+    """Return a lock that is current for `config`, resolving only what must be."""
+    request = request or LockRequest()
+    with _folder_lock(config.root):
+        plan = _plan(config, request)
+        if not plan.todo:
+            log.debug("%s is current; nothing to resolve", config.root / LOCK_PATH)
+            assert plan.existing is not None
+            return plan.existing
+        return _relock(config, request, plan)
+
+
+def lock_is_current(config: ModelConfig) -> bool:
+    """True if packing would take the fast path (no resolver, no network)."""
+    return not _plan(config, LockRequest()).todo
+
+
+def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
+    files = read_tree(config.root, config.requirements)
+    sha256 = requirements_hash(files)
+    if config.only_binary:
+        offending = build_code_lines(files)
+        if offending:
+            f, line = offending[0]
+            raise RequirementsError(str(f.path), f"{line!r} can only be installed by running "
+                                                 "build code, which only-binary = true forbids")
+    lock_path = config.root / LOCK_PATH
+    existing = load_lock(lock_path) if lock_path.exists() else None
+    wanted = targets(config)
+    current = (existing is not None and existing.requirements_sha256 == sha256
+               and existing.requirements_path == config.requirements
+               and not request.upgrading and _files_present(config.root, existing))
+    if current:
+        assert existing is not None
+        todo = tuple(t for t in wanted if section_for(existing, t) is None)
+        return _Plan(files, sha256, existing, existing.environments, todo)
+    return _Plan(files, sha256, existing, (), tuple(wanted))
+
+
+def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
+    if plan.existing is not None and not plan.keep:
+        reason = "--upgrade" if request.upgrading else "the requirements changed"
+        log.info("re-resolving every environment: %s", reason)
+    direct = _direct_names(plan.files)
+    client = HttpClient()
+    downloader = Downloader(client)
+    index = None if config.bundle == "all" else PublicIndex(pypi_url(), client)
+    environments = list(plan.keep)
+    with tempfile.TemporaryDirectory(prefix="carton-lock-") as work:
+        for target in plan.todo:
+            pins = _previous_pins(plan.existing, target, request)
+            resolution = _resolve_keeping_pins(config, target, pins, direct)
+            collector = Collector(config.root, target, downloader, index, Path(work))
+            env = _environment(resolution, target, collector)
+            env = _unique_id(env, environments)
+            environments.append(env)
+            bundled = sum(p.wheel.bundled for p in env.packages)
+            log.info("locked %d packages for %s (%d bundled)", len(env.packages), env.id, bundled)
+    if plan.existing is not None and not plan.keep:
+        kept = {e.id for e in environments}
+        for old in plan.existing.environments:
+            if old.id not in kept:
+                log.warning("dropped lock section %s: this machine cannot resolve for it; "
+                            "lock again on a machine that can", old.id)
+    lock = Lock(
+        requirements_path=config.requirements,
+        requirements_sha256=plan.sha256,
+        environments=tuple(environments),
+        created_by=CREATED_BY,
+    )
+    atomic.write_bytes(config.root / LOCK_PATH, dump_lock(lock))
+    _collect_garbage(config.root, lock)
+    return lock
+
+
+def _environment(resolution: Resolution, target: Target, collector: Collector) -> Environment:
+    menv = resolution.marker_environment
+    if menv.get("python_version") != target.python_version:
+        raise BuildError(f"{target.label} reports Python {menv.get('python_version')}; "
+                         f"expected {target.python_version}")
+    graph = dependency_graph(resolution)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        packages = list(pool.map(lambda r: collector.package(r, graph[r.key]),
+                                 resolution.packages))
+    return Environment(id=env_id(menv), marker=env_marker(menv), marker_environment=menv,
+                       packages=tuple(packages))
+
+
+def _resolve_keeping_pins(config: ModelConfig, target: Target, pins: dict[str, str],
+                          direct: set[str]) -> Resolution:
+    """Resolve with the previous versions held, letting go first of the packages the
+    requirements name (the user may have changed those), then of all of them."""
+    tiers = [pins, {n: v for n, v in pins.items() if n not in direct}, {}]
+    tried: list[dict[str, str]] = []
+    last: ResolveError | None = None
+    for constraints in tiers:
+        if constraints in tried:
+            continue
+        tried.append(constraints)
+        try:
+            resolution = resolve(config.root, config.requirements, target,
+                                 constraints=constraints, only_binary=config.only_binary)
+        except ResolveError as exc:
+            last = exc
+            continue
+        if constraints != pins:
+            log.warning("%s: the previous lock's versions no longer resolve together; "
+                        "some pinned versions changed", target.label)
+        return resolution
+    assert last is not None
+    raise last
+
+
+def _previous_pins(existing: Lock | None, target: Target, request: LockRequest) -> dict[str, str]:
+    if existing is None or request.upgrade or not existing.environments:
+        return {}
+    section = section_for(existing, target) or existing.environments[0]
+    released = {canonical_name(n) for n in request.upgrade_packages}
+    return {p.name: p.version for p in section.packages
+            if p.name not in released and (p.built_from is None or "sdist" in p.built_from)}
+
+
+def _direct_names(files: list[RequirementsFile]) -> set[str]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    names = set()
+    for f in files:
+        for line in f.lines:
+            if line.startswith("-"):
+                continue
+            try:
+                names.add(canonical_name(Requirement(line.split(" --", 1)[0]).name))
+            except InvalidRequirement:
+                continue
+    return names
+
+
+def _unique_id(env: Environment, existing: list[Environment]) -> Environment:
+    taken = {e.id for e in existing}
+    if env.id not in taken:
+        return env
+    n = 2
+    while f"{env.id}-{n}" in taken:
+        n += 1
+    return Environment(f"{env.id}-{n}", env.marker, env.marker_environment, env.packages)
+
+
+def _files_present(root: Path, lock: Lock) -> bool:
+    for env in lock.environments:
+        for package in env.packages:
+            if package.wheel.path and not (root / package.wheel.path).is_file():
+                return False
+            if not (root / DIST_INFO_DIR / package.wheel.sha256).is_dir():
+                return False
+    return True
+
+
+def _collect_garbage(root: Path, lock: Lock) -> None:
+    """Remove bundled wheels and metadata that the lock no longer names, and leftovers
+    of interrupted runs. Runs only after the new lock is published."""
+    used = {p.wheel.sha256 for e in lock.environments for p in e.packages}
+    for folder in (root / BUNDLED_DIR, root / DIST_INFO_DIR):
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            if child.name not in used:
+                log.debug("removing stale %s", child)
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+    carton_dir = root / ".carton"
+    for leftover in carton_dir.glob(f"{atomic.TEMP_PREFIX}*"):
+        leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _folder_lock(root: Path) -> Iterator[None]:
+    """One locking run per model folder at a time (the lock lives outside the folder, so
+    it never ends up in the archive)."""
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
+    lock_dir = Path(tempfile.gettempdir()) / "carton-folder-locks"
+    lock_dir.mkdir(exist_ok=True)
+    lock = FileLock(str(lock_dir / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=FOLDER_LOCK_TIMEOUT)
+    except Timeout:
+        raise BuildError(f"{root}: another carton run has been locking this folder for "
+                         f"{FOLDER_LOCK_TIMEOUT:.0f} s; wait for it or stop it") from None
+    try:
+        yield
+    finally:
+        lock.release()

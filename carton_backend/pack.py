@@ -1,0 +1,84 @@
+"""Write the `.carton` archive: deterministic, verified, published atomically.
+
+Members are sorted, timestamps fixed (`SOURCE_DATE_EPOCH` or 1980-01-01), modes 0644 or
+0755, wheels stored rather than compressed again. Every file is hashed for MANIFEST
+first, and hashed again while it is written, so that a file changing under the packer,
+or a bundled wheel that no longer matches its content address, fails the pack instead
+of shipping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from carton_hook import CREATED_BY
+from carton_hook.archive import (
+    CARTON_TOML,
+    MANIFEST,
+    MODEL_PREFIX,
+    SUFFIX,
+    CartonInfo,
+    format_carton_toml,
+    format_manifest,
+)
+from carton_hook.lockfile import BUNDLED_DIR, LOCK_PATH, Lock
+
+from . import atomic, detzip
+from .config import ModelConfig
+from .download import file_sha256
+from .errors import BuildError
+from .metadata import requires_python
+from .modelfiles import model_files
+
+log = logging.getLogger("carton")
+
+
+def carton_name(config: ModelConfig) -> str:
+    return f"{config.dist_name}-{config.version}{SUFFIX}"
+
+
+def write_carton(config: ModelConfig, lock: Lock, out_dir: Path) -> Path:
+    """Pack the model folder (whose lock is `lock`) into `out_dir`; returns the path."""
+    files = model_files(config)
+    by_path = {f.relpath: f for f in files}
+    _check_complete(config, lock, by_path)
+    manifest = {}
+    for f in files:
+        sha = file_sha256(f.path)
+        if f.relpath.startswith(BUNDLED_DIR + "/"):
+            expected = f.relpath.split("/")[2]
+            if sha != expected:
+                raise BuildError(f"{f.path}: sha256 is {sha}, but it is bundled as {expected}; "
+                                 "the file was changed: lock again with --upgrade-package")
+        manifest[MODEL_PREFIX + f.relpath] = sha
+    info = CartonInfo(
+        name=config.name,
+        version=config.version,
+        entrypoint=config.entrypoint,
+        requires_python=requires_python(config, lock),
+        created_by=CREATED_BY,
+    )
+    out = out_dir / carton_name(config)
+    with atomic.atomic_writer(out) as raw, detzip.open_zip(raw) as zf:
+        detzip.write_bytes(zf, MANIFEST, format_manifest(manifest))
+        detzip.write_bytes(zf, CARTON_TOML, format_carton_toml(info))
+        for f in files:
+            arcname = MODEL_PREFIX + f.relpath
+            sha = detzip.write_file(zf, arcname, f.path, executable=f.executable,
+                                    stored=f.relpath.endswith(".whl"))
+            if sha != manifest[arcname]:
+                raise BuildError(f"{f.path} changed while it was being packed; pack again")
+    log.info("wrote %s (%d files)", out, len(files))
+    return out
+
+
+def _check_complete(config: ModelConfig, lock: Lock, files: Mapping[str, object]) -> None:
+    """The lock and every bundled wheel it names must be packed (not excluded)."""
+    needed = [LOCK_PATH] + [p.wheel.path for e in lock.environments for p in e.packages
+                            if p.wheel.path]
+    for relpath in needed:
+        if relpath not in files:
+            raise BuildError(f"{config.root / relpath} is needed by the lock but is missing "
+                             "or excluded; check [tool.carton] exclude, or lock again")

@@ -1,0 +1,195 @@
+"""Resolve requirements with pip's installation report (`pip install --dry-run --report`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carton_hook.wheelcheck import canonical_name
+
+from .environment import Target
+from .errors import ResolveError
+
+log = logging.getLogger("carton")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One distribution from pip's report, and where pip would get it from."""
+
+    name: str
+    version: str
+    url: str
+    kind: str  # "wheel", "sdist", "directory" or "vcs"
+    sha256: str | None
+    requested: bool
+    requires_dist: tuple[str, ...]
+    requested_extras: tuple[str, ...]
+    vcs: Mapping[str, str] | None = None
+    yanked: bool = False
+    subdirectory: str | None = None
+
+    @property
+    def key(self) -> str:
+        return canonical_name(self.name)
+
+    @property
+    def filename(self) -> str:
+        return self.url.split("#", 1)[0].split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What pip chose for one interpreter."""
+
+    marker_environment: Mapping[str, str]
+    packages: tuple[Resolved, ...]
+
+
+def resolve(root: Path, requirements: str, target: Target, *, constraints: Mapping[str, str],
+            only_binary: bool) -> Resolution:
+    """Run pip's resolver from the model folder and parse its report.
+
+    `constraints` pins names to versions (the previous lock's choices, kept on purpose).
+    """
+    with tempfile.TemporaryDirectory(prefix="carton-resolve-") as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [sys.executable, "-m", "pip"]
+        if target.executable:
+            cmd += ["--python", target.executable]
+        cmd += ["install", "--dry-run", "--ignore-installed", "--quiet", "--no-input",
+                "--disable-pip-version-check", "--report", str(report), "-r", requirements]
+        if constraints:
+            cfile = Path(tmp) / "constraints.txt"
+            cfile.write_text("".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())),
+                             encoding="utf-8")
+            cmd += ["-c", str(cfile)]
+        if only_binary:
+            cmd += ["--only-binary", ":all:"]
+        log.debug("running %s", " ".join(cmd))
+        env = {**os.environ, "PIP_NO_INPUT": "1"}
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
+                              check=False)
+        if proc.returncode != 0:
+            raise ResolveError(f"pip could not resolve {root / requirements} for "
+                               f"{target.label}: {pip_error(proc.stdout + proc.stderr)}")
+        try:
+            data = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ResolveError(f"pip wrote no readable report for {target.label} ({exc}); "
+                               "carton needs pip 23.0 or newer") from exc
+    return parse_report(data)
+
+
+def pip_error(output: str) -> str:
+    """The lines of pip's output that say what went wrong, folded into one line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+    if "No module named pip" in output:
+        errors.insert(0, f"pip is not installed in {sys.executable}")
+    return " | ".join(errors or lines[-3:] or ["no output"])
+
+
+def parse_report(data: Any) -> Resolution:
+    """Read pip's installation report (version 1), tolerating the fields pip may omit."""
+    if not isinstance(data, dict) or str(data.get("version", "")).split(".")[0] != "1":
+        version = data.get("version") if isinstance(data, dict) else None
+        raise ResolveError(f"pip's report has version {version!r}; carton reads version 1")
+    menv = data.get("environment")
+    if not isinstance(menv, dict):
+        raise ResolveError("pip's report has no marker environment")
+    packages = tuple(_resolved(item) for item in data.get("install", []))
+    return Resolution(marker_environment={k: str(v) for k, v in menv.items()},
+                      packages=packages)
+
+
+def _resolved(item: Mapping[str, Any]) -> Resolved:
+    meta = item.get("metadata") or {}
+    info = item.get("download_info") or {}
+    url = str(info.get("url", ""))
+    name, version = str(meta.get("name", "")), str(meta.get("version", ""))
+    if not (name and version and url):
+        raise ResolveError(f"pip's report lacks the name, version or URL of {item!r:.200}")
+    sha256 = None
+    vcs = None
+    if "vcs_info" in info:
+        kind = "vcs"
+        vcs = {k: str(v) for k, v in info["vcs_info"].items()}
+    elif "dir_info" in info:
+        kind = "directory"
+    else:
+        archive = info.get("archive_info") or {}
+        hashes = archive.get("hashes") or {}
+        sha256 = hashes.get("sha256")
+        legacy = str(archive.get("hash", ""))
+        if sha256 is None and legacy.startswith("sha256="):
+            sha256 = legacy.split("=", 1)[1]
+        path = url.split("#", 1)[0].split("?", 1)[0]
+        kind = "wheel" if path.endswith(".whl") else "sdist"
+    return Resolved(
+        name=name,
+        version=version,
+        url=url,
+        kind=kind,
+        sha256=sha256.lower() if sha256 else None,
+        requested=bool(item.get("requested", False)),
+        requires_dist=tuple(meta.get("requires_dist") or ()),
+        requested_extras=tuple(item.get("requested_extras") or ()),
+        vcs=vcs,
+        yanked=bool(item.get("is_yanked", False)),
+        subdirectory=info.get("subdirectory"),
+    )
+
+
+def dependency_graph(resolution: Resolution) -> dict[str, list[str]]:
+    """For each resolved package, the resolved packages it depends on in this environment.
+
+    Extras are followed: `requests[socks]` pulls PySocks in only where some package asks
+    for that extra, so the active extras grow until nothing changes.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    by_key = {p.key: p for p in resolution.packages}
+    extras: dict[str, set[str]] = {k: set(map(canonical_name, p.requested_extras))
+                                   for k, p in by_key.items()}
+    parsed: dict[str, list[Requirement]] = {}
+    for key, pkg in by_key.items():
+        reqs = []
+        for line in pkg.requires_dist:
+            try:
+                reqs.append(Requirement(line))
+            except InvalidRequirement:
+                log.warning("%s %s: ignoring unparsable dependency %r", pkg.name, pkg.version, line)
+        parsed[key] = reqs
+    graph: dict[str, set[str]] = {k: set() for k in by_key}
+    changed = True
+    while changed:
+        changed = False
+        for key, reqs in parsed.items():
+            for req in reqs:
+                dep = canonical_name(req.name)
+                if dep not in by_key or not _applies(req, resolution.marker_environment,
+                                                     extras[key]):
+                    continue
+                if dep not in graph[key]:
+                    graph[key].add(dep)
+                    changed = True
+                new = set(map(canonical_name, req.extras)) - extras[dep]
+                if new:
+                    extras[dep] |= new
+                    changed = True
+    return {k: sorted(v) for k, v in graph.items()}
+
+
+def _applies(req: Any, menv: Mapping[str, str], extras: Iterable[str]) -> bool:
+    if req.marker is None:
+        return True
+    return any(req.marker.evaluate({**menv, "extra": e}) for e in ("", *extras))

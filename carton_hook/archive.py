@@ -1,0 +1,129 @@
+"""The `.carton` archive layout, and reading one back with its MANIFEST checked.
+
+    carton.toml     format = 1, name, version, entrypoint, requires-python, created-by
+    MANIFEST        "<path>=<sha256>" for every other member, sorted
+    model/...       the model folder as packed, with model/.carton/carton.lock
+
+The build half writes archives to this layout; both halves read them through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ArchiveError
+
+ARCHIVE_FORMAT = 1
+CARTON_TOML = "carton.toml"
+MANIFEST = "MANIFEST"
+MODEL_PREFIX = "model/"
+SUFFIX = ".carton"
+
+
+@dataclass(frozen=True)
+class CartonInfo:
+    """The fields of `carton.toml`."""
+
+    name: str
+    version: str
+    entrypoint: str
+    requires_python: str
+    created_by: str
+
+
+def format_manifest(entries: dict[str, str]) -> bytes:
+    """MANIFEST's bytes: one `path=sha256` line per member, sorted by path."""
+    return "".join(f"{path}={sha}\n" for path, sha in sorted(entries.items())).encode("utf-8")
+
+
+def parse_manifest(raw: bytes, where: str) -> dict[str, str]:
+    """Read MANIFEST; paths may contain `=`, so each line splits at its last one."""
+    entries: dict[str, str] = {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(where, "MANIFEST is not UTF-8") from exc
+    for number, line in enumerate(text.splitlines(), 1):
+        path, sep, sha = line.rpartition("=")
+        if not sep or not path or len(sha) != 64:
+            raise ArchiveError(where, f"MANIFEST line {number} is not `path=sha256`")
+        entries[path] = sha
+    return entries
+
+
+def format_carton_toml(info: CartonInfo) -> bytes:
+    """carton.toml's bytes. Values are JSON strings, which TOML reads as basic strings."""
+    import json
+
+    fields = {
+        "format": str(ARCHIVE_FORMAT),
+        "name": json.dumps(info.name),
+        "version": json.dumps(info.version),
+        "entrypoint": json.dumps(info.entrypoint),
+        "requires-python": json.dumps(info.requires_python),
+        "created-by": json.dumps(info.created_by),
+    }
+    return "".join(f"{k} = {v}\n" for k, v in fields.items()).encode("utf-8")
+
+
+def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
+    """Read carton.toml and refuse formats this carton does not know."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ArchiveError(where, f"carton.toml is not valid TOML ({exc})") from exc
+    if data.get("format") != ARCHIVE_FORMAT:
+        raise ArchiveError(where, f"carton.toml format {data.get('format')!r} is not supported "
+                                  f"(this carton reads {ARCHIVE_FORMAT}); upgrade carton")
+    values = {}
+    for key in ("name", "version", "entrypoint", "requires-python", "created-by"):
+        value = data.get(key)
+        if not isinstance(value, str):
+            raise ArchiveError(where, f"carton.toml: `{key}` is missing or not a string")
+        values[key.replace("-", "_")] = value
+    return CartonInfo(**values)
+
+
+def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
+    """Open a `.carton` file, check every member against MANIFEST, and return its header.
+
+    Raises `ArchiveError` for a file that is not a zip, lacks a part, or does not match.
+    """
+    where = str(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if len(set(names)) != len(names):
+                raise ArchiveError(where, "an archive member appears twice")
+            for required in (CARTON_TOML, MANIFEST):
+                if required not in names:
+                    raise ArchiveError(where, f"{required} is missing; is this a .carton file?")
+            info = parse_carton_toml(zf.read(CARTON_TOML), where)
+            manifest = parse_manifest(zf.read(MANIFEST), where)
+            members = set(names) - {CARTON_TOML, MANIFEST}
+            if members != set(manifest):
+                extra = sorted(members ^ set(manifest))[0]
+                raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
+            for name in sorted(members):
+                if not name.startswith(MODEL_PREFIX):
+                    raise ArchiveError(where, f"{name!r} is outside model/")
+                digest = hashlib.sha256()
+                with zf.open(name) as stream:
+                    for chunk in iter(lambda: stream.read(1 << 20), b""):
+                        digest.update(chunk)
+                if digest.hexdigest() != manifest[name]:
+                    raise ArchiveError(where, f"{name} does not match its MANIFEST hash")
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(where, f"not a .carton archive ({exc})") from exc
+    except OSError as exc:
+        raise ArchiveError(where, f"cannot read: {exc}") from exc
+    return info, manifest

@@ -1,0 +1,307 @@
+"""The lock schema: read, validate and write `.carton/carton.lock`.
+
+Field names follow PEP 751 (`pylock.toml`) wherever PEP 751 has the concept, so that a
+section maps onto a `pylock.toml` mechanically. Both halves use this module: the build
+half writes locks with `dump_lock`, the runtime reads them with `load_lock`. It imports
+nothing third-party.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import LockError
+
+LOCK_VERSION = 1
+LOCK_PATH = ".carton/carton.lock"
+BUNDLED_DIR = ".carton/bundled_wheels"
+DIST_INFO_DIR = ".carton/dist-info"
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """One wheel file: found at `url` (on an index) or at `path` (bundled in the model)."""
+
+    name: str
+    sha256: str
+    size: int
+    url: str | None = None
+    path: str | None = None
+
+    @property
+    def bundled(self) -> bool:
+        return self.path is not None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "size": self.size,
+                                "hashes": {"sha256": self.sha256}}
+        if self.url is not None:
+            data["url"] = self.url
+        if self.path is not None:
+            data["path"] = self.path
+        return data
+
+
+def bundled_path(sha256: str, filename: str) -> str:
+    """Where a bundled wheel lives, relative to the model folder."""
+    return f"{BUNDLED_DIR}/{sha256}/{filename}"
+
+
+@dataclass(frozen=True)
+class Package:
+    """One locked distribution with exactly one wheel for its environment."""
+
+    name: str
+    version: str
+    wheel: Wheel
+    requested: bool = False
+    dependencies: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+    built_from: Mapping[str, Any] | None = None
+    index: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        carton: dict[str, Any] = {"imports": list(self.imports)}
+        if self.built_from is not None:
+            carton["built-from"] = dict(self.built_from)
+        data: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "requested": self.requested,
+            "dependencies": list(self.dependencies),
+            "wheels": [self.wheel.to_json()],
+            "tool": {"carton": carton},
+        }
+        if self.index is not None:
+            data["index"] = self.index
+        return data
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One lock section: the packages resolved for one interpreter and platform."""
+
+    id: str
+    marker: str
+    marker_environment: Mapping[str, str]
+    packages: tuple[Package, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "marker": self.marker,
+            "marker-environment": dict(self.marker_environment),
+            "packages": [p.to_json() for p in sorted(self.packages, key=lambda p: p.name)],
+        }
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The whole lockfile: which requirements it was made from, and one section per environment."""
+
+    requirements_path: str
+    requirements_sha256: str
+    environments: tuple[Environment, ...]
+    created_by: str = ""
+    lock_version: int = LOCK_VERSION
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "lock-version": self.lock_version,
+            "created-by": self.created_by,
+            "requirements": {"path": self.requirements_path,
+                             "sha256": self.requirements_sha256},
+            "environments": [e.to_json() for e in self.environments],
+        }
+
+    def environment(self, env_id: str) -> Environment | None:
+        return next((e for e in self.environments if e.id == env_id), None)
+
+
+def dump_lock(lock: Lock) -> bytes:
+    """The lock's canonical bytes: JSON with sorted keys and a trailing newline."""
+    text = json.dumps(lock.to_json(), sort_keys=True, indent=2, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+def load_lock(path: Path) -> Lock:
+    """Read and validate a lockfile; every problem is a `LockError` naming the key."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LockError(str(path), "not found; run `python -m carton_backend lock`") from None
+    except OSError as exc:
+        raise LockError(str(path), f"cannot read: {exc.strerror}") from exc
+    return parse_lock(raw, str(path))
+
+
+def parse_lock(raw: bytes, where: str) -> Lock:
+    """Validate the bytes of a lockfile; `where` names it in errors."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LockError(where, f"not valid JSON ({exc}); delete it and lock again") from exc
+    return _Reader(where).lock(data)
+
+
+class _Reader:
+    """Walks the JSON tree, naming the exact key of anything wrong."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, key: str, message: str) -> LockError:
+        return LockError(self.where, message, key)
+
+    def table(self, value: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key, "expected a table")
+        return value
+
+    def array(self, value: Any, key: str) -> Sequence[Any]:
+        if not isinstance(value, list):
+            raise self.fail(key, "expected an array")
+        return value
+
+    def string(self, table: Mapping[str, Any], name: str, key: str) -> str:
+        value = table.get(name)
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{key}.{name}" if key else name, "expected a non-empty string")
+        return value
+
+    def sha256(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not _SHA256.match(value):
+            raise self.fail(key, "expected 64 lowercase hexadecimal digits")
+        return value
+
+    def lock(self, data: Any) -> Lock:
+        top = self.table(data, "(top)")
+        version = top.get("lock-version")
+        major = _major(version)
+        if major is None:
+            raise self.fail("lock-version", f"expected a version number, got {version!r}")
+        if major != LOCK_VERSION:
+            raise self.fail(
+                "lock-version",
+                f"version {version} is not supported by this carton (it reads {LOCK_VERSION}); "
+                "upgrade carton or lock again",
+            )
+        reqs = self.table(top.get("requirements"), "requirements")
+        envs = self.array(top.get("environments"), "environments")
+        environments = tuple(self.environment(e, f"environments[{i}]") for i, e in enumerate(envs))
+        seen: set[str] = set()
+        for i, env in enumerate(environments):
+            if env.id in seen:
+                raise self.fail(f"environments[{i}].id", f"duplicate environment {env.id!r}")
+            seen.add(env.id)
+        known = {"lock-version", "created-by", "requirements", "environments"}
+        return Lock(
+            requirements_path=self.string(reqs, "path", "requirements"),
+            requirements_sha256=self.sha256(reqs.get("sha256"), "requirements.sha256"),
+            environments=environments,
+            created_by=str(top.get("created-by", "")),
+            lock_version=LOCK_VERSION,
+            extra={k: v for k, v in top.items() if k not in known},
+        )
+
+    def environment(self, data: Any, key: str) -> Environment:
+        env = self.table(data, key)
+        menv = self.table(env.get("marker-environment"), f"{key}.marker-environment")
+        if not all(isinstance(v, str) for v in menv.values()):
+            raise self.fail(f"{key}.marker-environment", "expected string values")
+        packages = tuple(
+            self.package(p, f"{key}.packages[{i}]")
+            for i, p in enumerate(self.array(env.get("packages"), f"{key}.packages"))
+        )
+        names = [p.name for p in packages]
+        if len(set(names)) != len(names):
+            raise self.fail(f"{key}.packages", "a package is listed twice")
+        return Environment(
+            id=self.string(env, "id", key),
+            marker=self.string(env, "marker", key),
+            marker_environment=dict(menv),
+            packages=packages,
+        )
+
+    def package(self, data: Any, key: str) -> Package:
+        pkg = self.table(data, key)
+        wheels = self.array(pkg.get("wheels"), f"{key}.wheels")
+        if len(wheels) != 1:
+            raise self.fail(f"{key}.wheels", "expected exactly one wheel per environment")
+        carton = self.table(self.table(pkg.get("tool", {}), f"{key}.tool").get("carton", {}),
+                            f"{key}.tool.carton")
+        imports = self.array(carton.get("imports", []), f"{key}.tool.carton.imports")
+        deps = self.array(pkg.get("dependencies", []), f"{key}.dependencies")
+        if not all(isinstance(i, str) and i for i in [*imports, *deps]):
+            raise self.fail(key, "imports and dependencies must be non-empty strings")
+        built_from = carton.get("built-from")
+        if built_from is not None:
+            built_from = self.table(built_from, f"{key}.tool.carton.built-from")
+        index = pkg.get("index")
+        if index is not None and not isinstance(index, str):
+            raise self.fail(f"{key}.index", "expected a string")
+        return Package(
+            name=self.string(pkg, "name", key),
+            version=self.string(pkg, "version", key),
+            wheel=self.wheel(wheels[0], f"{key}.wheels[0]"),
+            requested=bool(pkg.get("requested", False)),
+            dependencies=tuple(deps),
+            imports=tuple(imports),
+            built_from=built_from,
+            index=index,
+        )
+
+    def wheel(self, data: Any, key: str) -> Wheel:
+        whl = self.table(data, key)
+        name = self.string(whl, "name", key)
+        if not name.endswith(".whl") or "/" in name or "\\" in name or name.startswith("."):
+            raise self.fail(f"{key}.name",
+                            f"{name!r} is not a wheel filename (only wheels are locked)")
+        sha = self.sha256(self.table(whl.get("hashes"), f"{key}.hashes").get("sha256"),
+                          f"{key}.hashes.sha256")
+        size = whl.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise self.fail(f"{key}.size", "expected a positive integer")
+        url, path = whl.get("url"), whl.get("path")
+        if (url is None) == (path is None):
+            raise self.fail(key, "expected exactly one of `url` and `path`")
+        if url is not None:
+            problem = url_problem(url)
+            if problem:
+                raise self.fail(f"{key}.url", problem)
+        if path is not None and path != bundled_path(sha, name):
+            raise self.fail(f"{key}.path", f"expected {bundled_path(sha, name)!r}")
+        return Wheel(name=name, sha256=sha, size=size, url=url, path=path)
+
+
+def url_problem(url: Any) -> str | None:
+    """Why a locked URL may not be fetched, or None: https anywhere, plain http only to loopback."""
+    if not isinstance(url, str):
+        return "expected a string"
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
+        return None
+    return f"{url!r}: only https URLs (or http to a loopback host) may be locked"
+
+
+def _major(version: Any) -> int | None:
+    if isinstance(version, bool):
+        return None
+    if isinstance(version, int):
+        return version
+    if isinstance(version, str) and re.fullmatch(r"\d+(\.\d+)?", version):
+        return int(version.split(".")[0])
+    return None

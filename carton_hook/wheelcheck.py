@@ -1,0 +1,266 @@
+"""Validate a wheel file before trusting it, and read what carton needs from it.
+
+The same checks run at pack time (in the build half) and before unpacking (in the
+runtime), so a wheel that one half accepts the other accepts too. A wheel passes only if
+every member name is safe to write on any OS, every member is a regular file listed in
+RECORD with a strong hash that matches, and its `.dist-info` agrees with its filename.
+This is stricter than pip, which does not check RECORD at all.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import unicodedata
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from pathlib import Path
+
+from .errors import WheelError
+from .importnames import import_names
+
+# Metadata files kept at pack time, so that importlib.metadata can be answered without
+# downloading the wheel. License files and the like are left out.
+METADATA_FILES = ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt")
+STRONG_HASHES = frozenset({"sha256", "sha384", "sha512"})
+DATA_SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
+# The runtime's completion marker: a wheel that ships one could fake a finished entry.
+RESERVED_TOP_LEVEL = frozenset({".carton-complete"})
+MAX_MEMBERS = 200_000
+MAX_TOTAL_SIZE_FLOOR = 512 * 1024 * 1024
+MAX_RATIO = 20
+
+_WHEEL_NAME = re.compile(
+    r"^(?P<name>[^\s-]+?)-(?P<version>[^\s-]+?)(-(?P<build>\d[^-]*))?"
+    r"-(?P<tags>[^\s-]+?-[^\s-]+?-[^\s-]+?)\.whl$"
+)
+_UNSAFE_CHAR = re.compile(r"[\x00-\x1f\x7f\\:]")
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    """What a validated wheel provides."""
+
+    filename: str
+    name: str
+    version: str
+    dist_info: str
+    imports: tuple[str, ...]
+    metadata: dict[str, bytes] = field(repr=False)
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalisation (the same rule as packaging.utils.canonicalize_name)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_filename(filename: str) -> tuple[str, str]:
+    """The distribution name and version a wheel filename claims."""
+    match = _WHEEL_NAME.match(filename)
+    if not match:
+        raise WheelError(filename, "not a valid wheel filename (name-version-py-abi-platform.whl)")
+    return match["name"], match["version"]
+
+
+def check_wheel(path: Path, filename: str | None = None) -> WheelInfo:
+    """Validate the wheel at `path` (called `filename`, default its own name) and describe it.
+
+    Raises `WheelError` naming the wheel and the first problem found.
+    """
+    filename = filename or path.name
+    dist, version = parse_filename(filename)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _check_open(zf, filename, dist, version, path.stat().st_size)
+    except zipfile.BadZipFile as exc:
+        raise WheelError(filename, f"not a valid zip archive ({exc})") from exc
+    except OSError as exc:
+        raise WheelError(filename, f"cannot read: {exc}") from exc
+
+
+def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
+                compressed: int) -> WheelInfo:
+    infos = zf.infolist()
+    check_member_names(filename, [i.filename for i in infos])
+    files = [i for i in infos if not i.is_dir()]
+    check_member_types(filename, files)
+    check_sizes(filename, files, compressed)
+    dist_info = _dist_info_dir(filename, [i.filename for i in files], dist, version)
+    names = {i.filename for i in files}
+    for required in ("METADATA", "WHEEL", "RECORD"):
+        if f"{dist_info}/{required}" not in names:
+            raise WheelError(filename, f"{dist_info}/{required} is missing")
+    _check_wheel_version(filename, zf.read(f"{dist_info}/WHEEL"))
+    _check_metadata(filename, zf.read(f"{dist_info}/METADATA"), dist, version)
+    _check_data_dirs(filename, names, dist_info)
+    check_record(zf, filename, dist_info, files)
+    metadata = {n: zf.read(f"{dist_info}/{n}") for n in METADATA_FILES
+                if f"{dist_info}/{n}" in names}
+    return WheelInfo(
+        filename=filename,
+        name=dist,
+        version=version,
+        dist_info=dist_info,
+        imports=tuple(import_names(names)),
+        metadata=metadata,
+    )
+
+
+def check_member_names(filename: str, names: Iterable[str]) -> None:
+    """Refuse any member name that could escape, collide or mean different things on
+    different systems. Never sanitise: a wheel with one bad name is refused whole."""
+    seen: dict[str, str] = {}
+    dirs: set[str] = set()
+    files: set[str] = set()
+    for name in names:
+        problem = _name_problem(name)
+        if problem:
+            raise WheelError(filename, f"unsafe member name {name!r}: {problem}")
+        bare = name.rstrip("/")
+        if bare.split("/")[0] in RESERVED_TOP_LEVEL:
+            raise WheelError(filename, f"member {name!r} is reserved for carton's cache")
+        key = unicodedata.normalize("NFC", bare).casefold()
+        if key in seen and not (name.endswith("/") and seen[key].endswith("/")):
+            raise WheelError(filename, f"members {seen[key]!r} and {name!r} collide")
+        seen[key] = name
+        parts = key.split("/")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        if not name.endswith("/"):
+            files.add(key)
+    clash = files & dirs
+    if clash:
+        raise WheelError(filename, f"{sorted(clash)[0]!r} is both a file and a folder")
+
+
+def _name_problem(name: str) -> str | None:
+    if not name or name.startswith("/"):
+        return "absolute or empty path"
+    if _UNSAFE_CHAR.search(name):
+        return "control character, backslash or colon"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+        return "invisible or unassigned character"
+    parts = name.rstrip("/").split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "empty, '.' or '..' path component"
+    if any(p.endswith((".", " ")) for p in parts):
+        return "component ending in a dot or space"
+    return None
+
+
+def check_member_types(filename: str, infos: Iterable[zipfile.ZipInfo]) -> None:
+    """Only regular files may be unpacked: no symlinks, devices or FIFOs."""
+    for info in infos:
+        mode = info.external_attr >> 16
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+            raise WheelError(filename, f"member {info.filename!r} is not a regular file")
+
+
+def check_sizes(filename: str, infos: list[zipfile.ZipInfo], compressed: int) -> None:
+    """Refuse zip bombs on the declared sizes (zipfile then enforces them while reading)."""
+    if len(infos) > MAX_MEMBERS:
+        raise WheelError(filename, f"{len(infos)} members, more than {MAX_MEMBERS}")
+    total = sum(i.file_size for i in infos)
+    limit = max(MAX_TOTAL_SIZE_FLOOR, MAX_RATIO * compressed)
+    if total > limit:
+        raise WheelError(filename, f"unpacks to {total} bytes, more than the {limit} allowed")
+
+
+def _dist_info_dir(filename: str, names: list[str], dist: str, version: str) -> str:
+    tops = {n.split("/", 1)[0] for n in names if "/" in n}
+    found = sorted(t for t in tops if t.endswith(".dist-info"))
+    if len(found) != 1:
+        raise WheelError(filename,
+                         f"expected exactly one .dist-info folder, found {found or 'none'}")
+    stem = found[0][: -len(".dist-info")]
+    name, _, ver = stem.rpartition("-")
+    if canonical_name(name) != canonical_name(dist) or not _same_version(ver, version):
+        raise WheelError(filename, f"{found[0]} does not match the filename's {dist} {version}")
+    return found[0]
+
+
+def _same_version(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
+
+
+def _check_wheel_version(filename: str, raw: bytes) -> None:
+    msg = BytesParser().parsebytes(raw)
+    value = (msg.get("Wheel-Version") or "").strip()
+    if not re.fullmatch(r"\d+\.\d+", value):
+        raise WheelError(filename, f"WHEEL has no valid Wheel-Version ({value!r})")
+    if value.split(".")[0] != "1":
+        raise WheelError(filename, f"Wheel-Version {value} is not supported (only 1.x)")
+
+
+def _check_metadata(filename: str, raw: bytes, dist: str, version: str) -> None:
+    msg = BytesParser().parsebytes(raw)
+    name, ver = msg.get("Name"), msg.get("Version")
+    if not name or not ver:
+        raise WheelError(filename, "METADATA lacks Name or Version")
+    if canonical_name(str(name)) != canonical_name(dist) or not _same_version(str(ver), version):
+        raise WheelError(filename, f"METADATA says {name} {ver}, the filename {dist} {version}")
+
+
+def _check_data_dirs(filename: str, names: set[str], dist_info: str) -> None:
+    data_dir = dist_info[: -len(".dist-info")] + ".data"
+    for name in names:
+        top, _, rest = name.partition("/")
+        if top.endswith(".data"):
+            if top != data_dir:
+                raise WheelError(filename, f"{top}/ does not match {dist_info}")
+            scheme = rest.split("/", 1)[0]
+            if scheme not in DATA_SCHEMES or "/" not in rest:
+                raise WheelError(filename, f"{name!r} is not in a known .data scheme")
+
+
+def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
+                 files: list[zipfile.ZipInfo]) -> None:
+    """Every file is listed in RECORD exactly once with a strong hash that matches its
+    bytes and size; every RECORD row names a file that is there."""
+    from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
+
+    record_name = f"{dist_info}/RECORD"
+    unsigned = {record_name, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
+    try:
+        text = zf.read(record_name).decode("utf-8")
+        rows = list(parse_record_file(text.splitlines()))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WheelError(filename, f"RECORD cannot be parsed ({exc})") from exc
+    entries: dict[str, RecordEntry] = {}
+    for row in rows:
+        path = row[0]
+        if path in entries:
+            raise WheelError(filename, f"RECORD lists {path!r} twice")
+        try:
+            entries[path] = RecordEntry.from_elements(*row)
+        except InvalidRecordEntry as exc:
+            raise WheelError(filename, f"RECORD row for {path!r} is invalid: {exc}") from exc
+    present = {i.filename for i in files}
+    missing = sorted(set(entries) - present)
+    if missing:
+        raise WheelError(filename, f"RECORD lists {missing[0]!r}, which the wheel lacks")
+    for info in files:
+        entry = entries.get(info.filename)
+        if info.filename in unsigned:
+            if info.filename != record_name and entry is not None:
+                raise WheelError(filename, f"signature file {info.filename!r} is listed in RECORD")
+            continue
+        if entry is None:
+            raise WheelError(filename, f"{info.filename!r} is not listed in RECORD")
+        if entry.hash_ is None or entry.size is None:
+            raise WheelError(filename, f"RECORD has no hash or size for {info.filename!r}")
+        if entry.hash_.name not in STRONG_HASHES:
+            raise WheelError(filename, f"RECORD uses {entry.hash_.name} for {info.filename!r}; "
+                                       "only sha256, sha384 and sha512 are accepted")
+        with zf.open(info) as stream:
+            if not entry.validate_stream(stream):  # type: ignore[arg-type]
+                raise WheelError(filename,
+                                 f"{info.filename!r} does not match its RECORD hash or size")
