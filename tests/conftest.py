@@ -1,0 +1,63 @@
+"""Shared fixtures: loopback indexes, a hermetic pip environment, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .indexserver import PackageIndex
+
+
+@pytest.fixture
+def pypi(tmp_path: Path) -> Iterator[PackageIndex]:
+    """Stands in for the public index; answers HTML only, like the one these machines see."""
+    index = PackageIndex(tmp_path / "pypi-root", json=False).start()
+    yield index
+    index.stop()
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[PackageIndex]:
+    """A private index (PEP 691 JSON): its files are not on the public one."""
+    index = PackageIndex(tmp_path / "private-root", json=True).start()
+    yield index
+    index.stop()
+
+
+@pytest.fixture
+def hermetic_env(tmp_path: Path, pypi: PackageIndex, private: PackageIndex) -> dict[str, str]:
+    """An environment in which pip sees only the two loopback indexes and carton checks
+    "on PyPI" against `pypi`; the carton and pip caches are private to the test."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "CARTON_", "SOURCE_DATE_EPOCH"))}
+    env.update({
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": private.url,
+        "PIP_EXTRA_INDEX_URL": pypi.url,
+        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "CARTON_PYPI_URL": pypi.url,
+        "CARTON_HOME": str(tmp_path / "carton-home"),
+    })
+    return env
+
+
+@pytest.fixture
+def use_hermetic_env(hermetic_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same environment, applied to this process (for in-process calls)."""
+    for key in [k for k in os.environ if k not in hermetic_env]:
+        monkeypatch.delenv(key)
+    for key, value in hermetic_env.items():
+        monkeypatch.setenv(key, value)
+
+
+def run_cli(env: dict[str, str], *args: str | os.PathLike[str],
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m carton_backend ARGS` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "carton_backend", *map(str, args)],
+                          env=env, cwd=cwd, capture_output=True, text=True, check=False)

@@ -1,0 +1,115 @@
+"""A real package index on 127.0.0.1: PEP 503 HTML and PEP 691 JSON, counting requests."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+
+
+def project_of(filename: str) -> str:
+    stem = filename[: -len(".whl")] if filename.endswith(".whl") else filename.rsplit(".tar", 1)[0]
+    name = stem.split("-")[0] if filename.endswith(".whl") else stem.rsplit("-", 1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class PackageIndex:
+    """Serves the files put in it. `json=False` makes it answer HTML only, like the index
+    these machines reach; `wrong_hashes` advertises a false sha256 for a file."""
+
+    def __init__(self, root: Path, *, json: bool = True) -> None:
+        self.root = root
+        self.files_dir = root / "files"
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.json = json
+        self.wrong_hashes: dict[str, str] = {}
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/simple/"
+
+    def file_url(self, filename: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/files/{quote(filename)}"
+
+    def add(self, path: Path) -> Path:
+        target = self.files_dir / path.name
+        shutil.copyfile(path, target)
+        return target
+
+    def start(self) -> PackageIndex:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def _projects(self) -> dict[str, list[Path]]:
+        out: dict[str, list[Path]] = {}
+        for f in sorted(self.files_dir.iterdir()):
+            out.setdefault(project_of(f.name), []).append(f)
+        return out
+
+    def _sha(self, f: Path) -> str:
+        return self.wrong_hashes.get(f.name) or hashlib.sha256(f.read_bytes()).hexdigest()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with index._lock:
+                    index.requests.append(self.path)
+                parts = [unquote(p) for p in self.path.split("?")[0].split("/") if p]
+                if parts[:1] == ["files"] and len(parts) == 2:
+                    f = index.files_dir / parts[1]
+                    if f.is_file():
+                        return self._send(200, "application/octet-stream", f.read_bytes())
+                elif parts[:1] == ["simple"] and len(parts) == 2:
+                    files = index._projects().get(parts[1])
+                    if files:
+                        return self._project(parts[1], files)
+                elif parts == ["simple"]:
+                    body = "".join(f'<a href="{p}/">{p}</a>\n' for p in index._projects())
+                    return self._send(200, "text/html", body.encode())
+                self._send(404, "text/plain", b"not found")
+
+            def _project(self, project: str, files: list[Path]) -> None:
+                if index.json and JSON_TYPE in (self.headers.get("Accept") or ""):
+                    data = {"meta": {"api-version": "1.0"}, "name": project, "files": [
+                        {"filename": f.name, "url": f"../../files/{quote(f.name)}",
+                         "hashes": {"sha256": index._sha(f)}} for f in files]}
+                    return self._send(200, JSON_TYPE, json.dumps(data).encode())
+                links = "".join(
+                    f'<a href="../../files/{quote(f.name)}#sha256={index._sha(f)}">'
+                    f"{html.escape(f.name)}</a><br/>\n" for f in files)
+                body = f"<!DOCTYPE html><html><body>\n{links}</body></html>\n"
+                self._send(200, "text/html", body.encode())
+
+            def _send(self, status: int, ctype: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
