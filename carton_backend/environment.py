@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,25 @@ def targets(config: ModelConfig) -> list[Target]:
                               f"install Python {version} or remove it from the list")
         out.append(Target(version, exe))
     return out
+
+
+def check_interpreter(target: Target, config: ModelConfig) -> None:
+    """Make sure a target found on PATH really runs and is the version it claims (a pyenv
+    shim for a version that is not active is on PATH but fails when run)."""
+    if target.executable is None:
+        return
+    try:
+        proc = subprocess.run(
+            [target.executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=60, check=False)
+        works = proc.returncode == 0 and proc.stdout.strip() == target.python_version
+    except OSError:
+        works = False
+    if not works:
+        raise ConfigError(str(config.pyproject), "tool.carton.python",
+                          f"lists {target.python_version}, but {target.executable} does not run "
+                          f"as Python {target.python_version}; install it or remove it "
+                          "from the list")
 
 
 def env_id(menv: Mapping[str, str]) -> str:

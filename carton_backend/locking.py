@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carton_hook import CREATED_BY
 from carton_hook.lockfile import (
@@ -29,6 +30,7 @@ from carton_hook.lockfile import (
     Lock,
     dump_lock,
     load_lock,
+    parse_lock,
 )
 from carton_hook.wheelcheck import canonical_name
 
@@ -36,12 +38,15 @@ from . import atomic
 from .collect import Collector
 from .config import ModelConfig
 from .download import Downloader
-from .environment import Target, env_id, env_marker, section_for, targets
+from .environment import Target, check_interpreter, env_id, env_marker, section_for, targets
 from .errors import BuildError, RequirementsError, ResolveError
 from .httpclient import HttpClient
 from .pypi import PublicIndex, pypi_url
 from .requirements import RequirementsFile, build_code_lines, read_tree, requirements_hash
 from .resolve import Resolution, dependency_graph, resolve
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 log = logging.getLogger("carton")
 WORKERS = 4
@@ -112,13 +117,14 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
     if plan.existing is not None and not plan.keep:
         reason = "--upgrade" if request.upgrading else "the requirements changed"
         log.info("re-resolving every environment: %s", reason)
-    direct = _direct_names(plan.files)
+    direct = _direct_requirements(plan.files)
     client = HttpClient()
     downloader = Downloader(client)
     index = None if config.bundle == "all" else PublicIndex(pypi_url(), client)
     environments = list(plan.keep)
     with tempfile.TemporaryDirectory(prefix="carton-lock-") as work:
         for target in plan.todo:
+            check_interpreter(target, config)
             pins = _previous_pins(plan.existing, target, request)
             resolution = _resolve_keeping_pins(config, target, pins, direct)
             collector = Collector(config.root, target, downloader, index, Path(work))
@@ -139,7 +145,9 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
         environments=tuple(environments),
         created_by=CREATED_BY,
     )
-    atomic.write_bytes(config.root / LOCK_PATH, dump_lock(lock))
+    data = dump_lock(lock)
+    parse_lock(data, str(config.root / LOCK_PATH))  # never publish a lock we cannot read
+    atomic.write_bytes(config.root / LOCK_PATH, data)
     _collect_garbage(config.root, lock)
     return lock
 
@@ -158,10 +166,13 @@ def _environment(resolution: Resolution, target: Target, collector: Collector) -
 
 
 def _resolve_keeping_pins(config: ModelConfig, target: Target, pins: dict[str, str],
-                          direct: set[str]) -> Resolution:
-    """Resolve with the previous versions held, letting go first of the packages the
-    requirements name (the user may have changed those), then of all of them."""
-    tiers = [pins, {n: v for n, v in pins.items() if n not in direct}, {}]
+                          direct: dict[str, list[Requirement]]) -> Resolution:
+    """Resolve with the previous versions held. Pins the requirements now contradict are
+    let go first (the user changed those lines); if the rest still do not resolve, the
+    packages the requirements name are let go, and as a last resort all of them."""
+    kept = {n: v for n, v in pins.items()
+            if all(r.specifier.contains(v, prereleases=True) for r in direct.get(n, []))}
+    tiers = [kept, {n: v for n, v in kept.items() if n not in direct}, {}]
     tried: list[dict[str, str]] = []
     last: ResolveError | None = None
     for constraints in tiers:
@@ -174,7 +185,7 @@ def _resolve_keeping_pins(config: ModelConfig, target: Target, pins: dict[str, s
         except ResolveError as exc:
             last = exc
             continue
-        if constraints != pins:
+        if constraints != kept:
             log.warning("%s: the previous lock's versions no longer resolve together; "
                         "some pinned versions changed", target.label)
         return resolution
@@ -191,19 +202,21 @@ def _previous_pins(existing: Lock | None, target: Target, request: LockRequest) 
             if p.name not in released and (p.built_from is None or "sdist" in p.built_from)}
 
 
-def _direct_names(files: list[RequirementsFile]) -> set[str]:
+def _direct_requirements(files: list[RequirementsFile]) -> dict[str, list[Requirement]]:
+    """The requirements (and constraints) the user wrote, by canonical name."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    names = set()
+    found: dict[str, list[Requirement]] = {}
     for f in files:
         for line in f.lines:
             if line.startswith("-"):
                 continue
             try:
-                names.add(canonical_name(Requirement(line.split(" --", 1)[0]).name))
+                req = Requirement(line.split(" --", 1)[0])
             except InvalidRequirement:
                 continue
-    return names
+            found.setdefault(canonical_name(req.name), []).append(req)
+    return found
 
 
 def _unique_id(env: Environment, existing: list[Environment]) -> Environment:

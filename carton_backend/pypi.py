@@ -85,7 +85,8 @@ class PublicIndex:
             return {}
         if resp.status != 200:
             raise IndexLookupError(f"{url} answered HTTP {resp.status}")
-        final_url = resp.geturl() or url
+        # urllib3 2 reports the final URL without scheme and host after redirects.
+        final_url = urljoin(url, resp.geturl() or url)
         ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         body = resp.data
         if ctype.endswith("+json") or ctype == "application/json":

@@ -90,9 +90,20 @@ def resolve(root: Path, requirements: str, target: Target, *, constraints: Mappi
 
 
 def pip_error(output: str) -> str:
-    """The lines of pip's output that say what went wrong, folded into one line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+    """The lines of pip's output that say what went wrong, folded into one line: each
+    `ERROR:` line with the indented details pip prints under it (which package, which
+    hashes)."""
+    lines = [line.rstrip() for line in output.splitlines() if line.strip()]
+    errors: list[str] = []
+    details = 0
+    for line in lines:
+        if line.startswith("ERROR:"):
+            errors.append(line.removeprefix("ERROR:").strip())
+            details = 0
+        elif errors and line[:1].isspace() and details < 6:
+            errors[-1] += " " + line.strip()
+            details += 1
+    lines = [line.strip() for line in lines]
     if "No module named pip" in output:
         errors.insert(0, f"pip is not installed in {sys.executable}")
     return " | ".join(errors or lines[-3:] or ["no output"])

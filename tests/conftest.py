@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,6 +55,15 @@ def use_hermetic_env(hermetic_env: dict[str, str], monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv(key)
     for key, value in hermetic_env.items():
         monkeypatch.setenv(key, value)
+
+
+def runnable_python(version: str) -> bool:
+    """True if `python{version}` is on PATH and really runs (pyenv shims may not)."""
+    exe = shutil.which(f"python{version}")
+    if exe is None:
+        return False
+    proc = subprocess.run([exe, "-c", "pass"], capture_output=True, check=False)
+    return proc.returncode == 0
 
 
 def run_cli(env: dict[str, str], *args: str | os.PathLike[str],

@@ -1,0 +1,105 @@
+"""Sessions: `nox` runs lint, typecheck, tests on every Python, integration and reproducibility.
+
+`nox -s quickstart` builds the example model; CI runs plain `nox`, as the README does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+ROOT = Path(__file__).parent
+EXAMPLE = ROOT / "examples" / "quickstart"
+
+nox.options.sessions = ["lint", "typecheck", "tests", "integration", "reproducibility"]
+# A Python that is not installed is skipped, not failed, also where CI=true.
+nox.options.error_on_missing_interpreters = False
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", "mypy", "tomli", "pytest", "nox")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Hermetic tests: loopback indexes only, frontends run with --no-isolation."""
+    session.install(".", "pytest", "build", "wheel")
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Against the real package index: real wheels, sdists and isolated frontends."""
+    session.install(".", "pytest", "build")
+    wheelhouse = _own_wheel(session)
+    session.run("pytest", "integration", *session.posargs,
+                env={"CARTON_TEST_WHEELHOUSE": str(wheelhouse)})
+
+
+@nox.session
+def reproducibility(session: nox.Session) -> None:
+    """Build the example twice, from two folders at two times, with a real isolated
+    `python -m build`; fail unless the two `.carton` files are byte-identical."""
+    session.install("build")
+    wheelhouse = _own_wheel(session)
+    digests = []
+    with tempfile.TemporaryDirectory(prefix="carton-repro-") as tmp:
+        for n in (1, 2):
+            folder = Path(tmp) / f"copy-{n}" / "quickstart"
+            shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns(".carton", "dist"))
+            now = time.time() + n * 3600  # different file times, as a later checkout has
+            for path in folder.rglob("*"):
+                os.utime(path, (now, now))
+            session.run("python", "-m", "build", "--outdir", str(folder / "dist"), str(folder),
+                        env=_find_links(wheelhouse))
+            (carton,) = (folder / "dist").glob("*.carton")
+            digests.append(hashlib.sha256(carton.read_bytes()).hexdigest())
+            session.log(f"build {n}: {carton.name} sha256={digests[-1]}")
+            time.sleep(2)
+    if digests[0] != digests[1]:
+        session.error(f"the two builds differ: {digests[0]} != {digests[1]}")
+    session.log("reproducible: both builds have the same sha256")
+
+
+@nox.session
+def quickstart(session: nox.Session) -> None:
+    """Build the example model with `python -m build`, then show what the carton holds."""
+    session.install("build")
+    wheelhouse = _own_wheel(session)
+    session.run("python", "-m", "build", str(EXAMPLE), env=_find_links(wheelhouse))
+    (carton,) = (EXAMPLE / "dist").glob("*.carton")
+    session.run("python", "-m", "zipfile", "-l", str(carton))
+    session.log(f"built {carton}")
+
+
+def _own_wheel(session: nox.Session) -> Path:
+    """Build carton-backend's wheel into a folder that frontends can use as find-links."""
+    wheelhouse = Path(session.create_tmp()) / "wheelhouse"
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    session.install("build")
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(wheelhouse), str(ROOT),
+                silent=True)
+    return wheelhouse
+
+
+def _find_links(wheelhouse: Path) -> dict[str, str]:
+    """pip (in the isolated build environment) finds carton-backend in the wheelhouse,
+    beside whatever find-links the machine already configures."""
+    existing = os.environ.get("PIP_FIND_LINKS", "")
+    return {"PIP_FIND_LINKS": " ".join(filter(None, [str(wheelhouse), existing]))}
