@@ -1,0 +1,125 @@
+"""The PEP 517 hooks, driven by real frontends (`python -m build`, `pip wheel`) without
+build isolation, and directly."""
+
+from __future__ import annotations
+
+import email.parser
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import carton_backend
+from carton_backend import locking
+
+from .factory import make_sdist, make_wheel, write_model
+from .indexserver import PackageIndex
+
+
+@pytest.fixture
+def model(tmp_path: Path, pypi: PackageIndex, private: PackageIndex) -> Path:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    private.add(make_sdist(tmp_path / "s", "gamma", "1.0"))
+    return write_model(tmp_path / "model", "alpha\ngamma\n",
+                       files={"helpers/__init__.py": "X = 1\n", "weights.json": "{}"})
+
+
+def build(env: dict[str, str], model: Path, out: Path,
+          *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out),
+                           *args, str(model)], env=env, capture_output=True, text=True,
+                          check=False)
+
+
+def test_python_m_build_leaves_sdist_wheel_and_carton(
+        model: Path, tmp_path: Path, hermetic_env: dict[str, str]) -> None:
+    out = tmp_path / "dist"
+    proc = build(hermetic_env, model, out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo_model-0.1.0-py3-none-any.whl", "demo_model-0.1.0.carton",
+        "demo_model-0.1.0.tar.gz"]
+    with tarfile.open(out / "demo_model-0.1.0.tar.gz") as tar:
+        names = tar.getnames()
+    assert "demo_model-0.1.0/PKG-INFO" in names
+    assert "demo_model-0.1.0/.carton/carton.lock" in names
+    assert any(n.endswith("gamma-1.0-py3-none-any.whl") for n in names)
+    with zipfile.ZipFile(out / "demo_model-0.1.0-py3-none-any.whl") as zf:
+        wheel_names = set(zf.namelist())
+        meta = email.parser.BytesParser().parsebytes(
+            zf.read("demo_model-0.1.0.dist-info/METADATA"))
+        scripts = zf.read("demo_model-0.1.0.dist-info/entry_points.txt").decode()
+    assert {"model.py", "helpers/__init__.py"} <= wheel_names
+    assert "weights.json" not in wheel_names
+    assert not [n for n in wheel_names if n.startswith(".carton")]
+    assert sorted(meta.get_all("Requires-Dist")) == ["alpha==1.0", "gamma==1.0"]
+    assert "demo-model = model:main" in scripts
+
+
+def test_carton_from_frontend_equals_carton_from_cli(
+        model: Path, tmp_path: Path, hermetic_env: dict[str, str]) -> None:
+    """The wheel step builds from the unpacked sdist (with PKG-INFO added): the carton
+    must not depend on that."""
+    proc = build(hermetic_env, model, tmp_path / "dist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cli = subprocess.run([sys.executable, "-m", "carton_backend", "pack", str(model), "-o",
+                          str(tmp_path / "cli")], env=hermetic_env, capture_output=True,
+                         text=True, check=False)
+    assert cli.returncode == 0, cli.stderr
+    assert (tmp_path / "dist" / "demo_model-0.1.0.carton").read_bytes() == \
+        (tmp_path / "cli" / "demo_model-0.1.0.carton").read_bytes()
+
+
+def test_pip_wheel_drives_the_backend(model: Path, tmp_path: Path,
+                                      hermetic_env: dict[str, str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation",
+                           "--no-deps", "--wheel-dir", str(tmp_path / "wh"), str(model)],
+                          env=hermetic_env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [p.name for p in (tmp_path / "wh").iterdir()] == ["demo_model-0.1.0-py3-none-any.whl"]
+    assert (model / ".carton" / "carton.lock").is_file()
+
+
+def test_wheel_from_the_sdist_reuses_its_lock(
+        model: Path, tmp_path: Path, hermetic_env: dict[str, str], pypi: PackageIndex,
+        private: PackageIndex, use_hermetic_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = build(hermetic_env, model, tmp_path / "dist", "--sdist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with tarfile.open(tmp_path / "dist" / "demo_model-0.1.0.tar.gz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    pypi.stop()
+    private.stop()
+
+    def no_resolver(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the wheel step re-resolved")
+
+    monkeypatch.setattr(locking, "resolve", no_resolver)
+    monkeypatch.chdir(tmp_path / "unpacked" / "demo_model-0.1.0")
+    assert carton_backend.get_requires_for_build_wheel() == []
+    name = carton_backend.build_wheel(str(tmp_path / "out"))
+    assert name == "demo_model-0.1.0-py3-none-any.whl"
+    assert (tmp_path / "out" / "demo_model-0.1.0.carton").is_file()
+
+
+def test_get_requires_asks_for_pip_only_when_resolving(
+        model: Path, use_hermetic_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(model)
+    assert carton_backend.get_requires_for_build_sdist() == ["pip>=23.0"]
+    meta = carton_backend.prepare_metadata_for_build_wheel(str(model.parent / "meta"))
+    assert meta == "demo_model-0.1.0.dist-info"
+    assert carton_backend.get_requires_for_build_sdist() == []
+    assert carton_backend.get_requires_for_build_wheel() == []
+
+
+def test_hook_error_is_one_line_without_traceback(tmp_path: Path,
+                                                  hermetic_env: dict[str, str]) -> None:
+    model = write_model(tmp_path / "model", "no-such-package\n")
+    proc = build(hermetic_env, model, tmp_path / "dist")
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "carton: error:" in output and "no-such-package" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
