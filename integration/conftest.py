@@ -1,0 +1,41 @@
+"""Integration tests use the real package index, through pip's own configuration.
+
+They are not hermetic on purpose: they check what users get from PyPI. Run them with
+`nox -s integration`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding carton-backend's own wheel, for frontends' find-links."""
+    given = os.environ.get("CARTON_TEST_WHEELHOUSE")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("wheelhouse")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+def real_env(tmp_path: Path) -> dict[str, str]:
+    """The machine's environment (its pip configuration included), with a private cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTON_")}
+    env["CARTON_HOME"] = str(tmp_path / "carton-home")
+    return env
+
+
+def carton(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "carton_backend", *map(str, args)], env=env,
+                          capture_output=True, text=True, check=False)
