@@ -48,7 +48,7 @@ def make_wheel(
     if files is None:
         files = {f"{dist}/__init__.py": f"__version__ = {version!r}\n"}
     dist_info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     contents: dict[str, bytes] = {
         path: (data.encode() if isinstance(data, str) else data) for path, data in files.items()
@@ -111,7 +111,8 @@ BACKEND = textwrap.dedent('''
             if p.is_file():
                 files[p.relative_to("src").as_posix()] = p.read_bytes()
         files[di + "/METADATA"] = _meta().encode()
-        files[di + "/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+        files[di + "/WHEEL"] = (b"Wheel-Version: 1.0\\nGenerator: t\\n"
+                                b"Root-Is-Purelib: true\\nTag: py3-none-any\\n")
         rows = []
         for k, v in files.items():
             h = base64.urlsafe_b64encode(hashlib.sha256(v).digest()).rstrip(b"=").decode()
@@ -138,7 +139,7 @@ def write_source_tree(directory: Path, name: str, version: str = "1.0",
     dist = normalize(name)
     files = files or {f"{dist}/__init__.py": f"__version__ = {version!r}\n"}
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "pyproject.toml").write_text(textwrap.dedent(f"""
+    (directory / "pyproject.toml").write_text(textwrap.dedent("""
         [build-system]
         requires = []
         build-backend = "intree_backend"
