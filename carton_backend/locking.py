@@ -28,11 +28,11 @@ from carton_hook.lockfile import (
     LOCK_PATH,
     Environment,
     Lock,
+    canonical_name,
     dump_lock,
     load_lock,
     parse_lock,
 )
-from carton_hook.wheelcheck import canonical_name
 
 from . import atomic
 from .collect import Collector

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ArchiveError
+from .wheelcheck import name_problem
 
 ARCHIVE_FORMAT = 1
 CARTON_TOML = "carton.toml"
@@ -58,17 +60,23 @@ def parse_manifest(raw: bytes, where: str) -> dict[str, str]:
 
 def format_carton_toml(info: CartonInfo) -> bytes:
     """carton.toml's bytes. Values are JSON strings, which TOML reads as basic strings."""
-    import json
-
     fields = {
         "format": str(ARCHIVE_FORMAT),
-        "name": json.dumps(info.name),
-        "version": json.dumps(info.version),
-        "entrypoint": json.dumps(info.entrypoint),
-        "requires-python": json.dumps(info.requires_python),
-        "created-by": json.dumps(info.created_by),
+        "name": _toml_string(info.name),
+        "version": _toml_string(info.version),
+        "entrypoint": _toml_string(info.entrypoint),
+        "requires-python": _toml_string(info.requires_python),
+        "created-by": _toml_string(info.created_by),
     }
     return "".join(f"{k} = {v}\n" for k, v in fields.items()).encode("utf-8")
+
+
+def _toml_string(value: str) -> str:
+    import json
+
+    # Not ensure_ascii: JSON would escape characters beyond the BMP as surrogate pairs,
+    # which TOML refuses. JSON leaves DEL raw, which TOML refuses too.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
@@ -81,7 +89,7 @@ def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
         data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ArchiveError(where, f"carton.toml is not valid TOML ({exc})") from exc
-    if data.get("format") != ARCHIVE_FORMAT:
+    if type(data.get("format")) is not int or data["format"] != ARCHIVE_FORMAT:
         raise ArchiveError(where, f"carton.toml format {data.get('format')!r} is not supported "
                                   f"(this carton reads {ARCHIVE_FORMAT}); upgrade carton")
     values = {}
@@ -102,6 +110,9 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
+            for member in zf.infolist():
+                if member.flag_bits & 0x1:
+                    raise ArchiveError(where, f"{member.filename!r} is encrypted")
             if len(set(names)) != len(names):
                 raise ArchiveError(where, "an archive member appears twice")
             for required in (CARTON_TOML, MANIFEST):
@@ -114,15 +125,19 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
                 extra = sorted(members ^ set(manifest))[0]
                 raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
             for name in sorted(members):
-                if not name.startswith(MODEL_PREFIX):
-                    raise ArchiveError(where, f"{name!r} is outside model/")
+                problem = name_problem(name)
+                if problem or not name.startswith(MODEL_PREFIX):
+                    raise ArchiveError(where, f"member {name!r} is outside model/ or unsafe "
+                                              f"({problem or 'not below model/'})")
                 digest = hashlib.sha256()
                 with zf.open(name) as stream:
                     for chunk in iter(lambda: stream.read(1 << 20), b""):
                         digest.update(chunk)
                 if digest.hexdigest() != manifest[name]:
                     raise ArchiveError(where, f"{name} does not match its MANIFEST hash")
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        # zlib.error and EOFError: corrupt member data; NotImplementedError: a compression
+        # method or feature zipfile cannot read.
         raise ArchiveError(where, f"not a .carton archive ({exc})") from exc
     except OSError as exc:
         raise ArchiveError(where, f"cannot read: {exc}") from exc

@@ -181,7 +181,7 @@ class _Reader:
         return value
 
     def sha256(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not _SHA256.match(value):
+        if not isinstance(value, str) or not _SHA256.fullmatch(value):
             raise self.fail(key, "expected 64 lowercase hexadecimal digits")
         return value
 
@@ -224,7 +224,7 @@ class _Reader:
             self.package(p, f"{key}.packages[{i}]")
             for i, p in enumerate(self.array(env.get("packages"), f"{key}.packages"))
         )
-        names = [p.name for p in packages]
+        names = [canonical_name(p.name) for p in packages]
         if len(set(names)) != len(names):
             raise self.fail(f"{key}.packages", "a package is listed twice")
         return Environment(
@@ -289,12 +289,21 @@ def url_problem(url: Any) -> str | None:
     """Why a locked URL may not be fetched, or None: https anywhere, plain http only to loopback."""
     if not isinstance(url, str):
         return "expected a string"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        return f"{url!r} is not a valid URL ({exc})"
     if parts.scheme == "https" and parts.hostname:
         return None
     if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
         return None
     return f"{url!r}: only https URLs (or http to a loopback host) may be locked"
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalisation (packaging.utils.canonicalize_name's rule): `Foo_Bar` and
+    `foo-bar` are one distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _major(version: Any) -> int | None:

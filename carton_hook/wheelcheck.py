@@ -9,10 +9,12 @@ This is stricter than pip, which does not check RECORD at all.
 
 from __future__ import annotations
 
+import csv
 import re
 import stat
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from .errors import WheelError
 from .importnames import import_names
+from .lockfile import canonical_name
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without
 # downloading the wheel. License files and the like are left out.
@@ -37,6 +40,9 @@ _WHEEL_NAME = re.compile(
     r"-(?P<tags>[^\s-]+?-[^\s-]+?-[^\s-]+?)\.whl$"
 )
 _UNSAFE_CHAR = re.compile(r"[\x00-\x1f\x7f\\:]")
+# Names Windows opens as devices whatever their extension (`con.py`, `aux.txt`).
+_WINDOWS_DEVICE = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)"
+                             r"( *\..*)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -49,11 +55,6 @@ class WheelInfo:
     dist_info: str
     imports: tuple[str, ...]
     metadata: dict[str, bytes] = field(repr=False)
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalisation (the same rule as packaging.utils.canonicalize_name)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def parse_filename(filename: str) -> tuple[str, str]:
@@ -74,7 +75,9 @@ def check_wheel(path: Path, filename: str | None = None) -> WheelInfo:
     try:
         with zipfile.ZipFile(path) as zf:
             return _check_open(zf, filename, dist, version, path.stat().st_size)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        # zlib.error and EOFError: corrupt member data; NotImplementedError: a compression
+        # method or feature zipfile cannot read.
         raise WheelError(filename, f"not a valid zip archive ({exc})") from exc
     except OSError as exc:
         raise WheelError(filename, f"cannot read: {exc}") from exc
@@ -83,6 +86,10 @@ def check_wheel(path: Path, filename: str | None = None) -> WheelInfo:
 def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
                 compressed: int) -> WheelInfo:
     infos = zf.infolist()
+    for info in infos:
+        # Without the flag, zipfile reads the name as cp437 and other tools as UTF-8.
+        if not info.flag_bits & 0x800 and not info.filename.isascii():
+            raise WheelError(filename, f"member name {info.filename!r} is not marked as UTF-8")
     check_member_names(filename, [i.filename for i in infos])
     files = [i for i in infos if not i.is_dir()]
     check_member_types(filename, files)
@@ -115,7 +122,7 @@ def check_member_names(filename: str, names: Iterable[str]) -> None:
     dirs: set[str] = set()
     files: set[str] = set()
     for name in names:
-        problem = _name_problem(name)
+        problem = name_problem(name)
         if problem:
             raise WheelError(filename, f"unsafe member name {name!r}: {problem}")
         bare = name.rstrip("/")
@@ -134,7 +141,8 @@ def check_member_names(filename: str, names: Iterable[str]) -> None:
         raise WheelError(filename, f"{sorted(clash)[0]!r} is both a file and a folder")
 
 
-def _name_problem(name: str) -> str | None:
+def name_problem(name: str) -> str | None:
+    """Why a member name is unsafe to write on some OS, or None."""
     if not name or name.startswith("/"):
         return "absolute or empty path"
     if _UNSAFE_CHAR.search(name):
@@ -146,15 +154,19 @@ def _name_problem(name: str) -> str | None:
         return "empty, '.' or '..' path component"
     if any(p.endswith((".", " ")) for p in parts):
         return "component ending in a dot or space"
+    if any(_WINDOWS_DEVICE.fullmatch(p) for p in parts):
+        return "reserved device name on Windows"
     return None
 
 
 def check_member_types(filename: str, infos: Iterable[zipfile.ZipInfo]) -> None:
-    """Only regular files may be unpacked: no symlinks, devices or FIFOs."""
+    """Only regular files may be unpacked: no symlinks, devices, FIFOs or encrypted data."""
     for info in infos:
         mode = info.external_attr >> 16
         if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
             raise WheelError(filename, f"member {info.filename!r} is not a regular file")
+        if info.flag_bits & 0x1:
+            raise WheelError(filename, f"member {info.filename!r} is encrypted")
 
 
 def check_sizes(filename: str, infos: list[zipfile.ZipInfo], compressed: int) -> None:
@@ -232,7 +244,7 @@ def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
     try:
         text = zf.read(record_name).decode("utf-8")
         rows = list(parse_record_file(text.splitlines()))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, InvalidRecordEntry, csv.Error) as exc:
         raise WheelError(filename, f"RECORD cannot be parsed ({exc})") from exc
     entries: dict[str, RecordEntry] = {}
     for row in rows:
