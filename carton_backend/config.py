@@ -52,6 +52,13 @@ class ModelConfig:
         """The name as it appears in file names (`my-model` -> `my_model`)."""
         return re.sub(r"[-_.]+", "_", self.name).lower()
 
+    @property
+    def file_version(self) -> str:
+        """The version as it appears in file names: normalised (`1.0-rc1` -> `1.0rc1`)."""
+        from packaging.version import Version
+
+        return str(Version(self.version))
+
 
 def load_config(root: Path) -> ModelConfig:
     """Read and validate `root/pyproject.toml`; each problem is one `ConfigError`."""
@@ -84,8 +91,8 @@ def load_config(root: Path) -> ModelConfig:
     _check_version(version, where)
 
     requires_python = project.get("requires-python")
-    if requires_python is not None and not isinstance(requires_python, str):
-        raise ConfigError(where, "project.requires-python", "must be a string")
+    if requires_python is not None:
+        _check_specifier(requires_python, where)
 
     entrypoint = _string(tool, "entrypoint", "tool.carton", where)
     _check_entrypoint(entrypoint, root, where)
@@ -162,6 +169,18 @@ def _check_version(version: str, where: str) -> None:
     except InvalidVersion:
         raise ConfigError(where, "project.version",
                           f"{version!r} is not a valid version (PEP 440)") from None
+
+
+def _check_specifier(value: Any, where: str) -> None:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if not isinstance(value, str):
+        raise ConfigError(where, "project.requires-python", "must be a string")
+    try:
+        SpecifierSet(value)
+    except InvalidSpecifier:
+        raise ConfigError(where, "project.requires-python",
+                          f"{value!r} is not a version specifier like \">=3.10\"") from None
 
 
 def _check_entrypoint(entrypoint: str, root: Path, where: str) -> None:

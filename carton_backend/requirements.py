@@ -19,6 +19,8 @@ from .errors import RequirementsError
 
 _INCLUDE = re.compile(r"^(-r|-c|--requirement|--constraint)(=|\s+|(?=\S))(?P<path>\S.*)$")
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_EDITABLE = re.compile(r"^(-e|--editable)(=|\s+|(?=\S))")
+_COMMENT = re.compile(r"(^|\s+)#")
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,10 @@ def build_code_lines(files: list[RequirementsFile]) -> list[tuple[RequirementsFi
     found = []
     for f in files:
         for line in f.lines:
-            if line.startswith("-"):
+            spec = _EDITABLE.sub("", line, count=1)  # an editable is always built
+            if spec.startswith("-"):
                 continue
-            spec = re.split(r"\s+--?[a-z]", line, maxsplit=1)[0]
+            spec = re.split(r"\s+--?[a-z]", spec, maxsplit=1)[0]
             try:
                 target = Requirement(spec).url
             except InvalidRequirement:
@@ -82,6 +85,12 @@ def _read(root: Path, path: Path, out: list[RequirementsFile], stack: tuple[Path
     shown = str(path)
     if resolved in stack:
         raise RequirementsError(shown, "includes itself (an -r/-c cycle)")
+    if relpath.startswith("../") or relpath == "..":
+        # The sdist and the archive carry the model folder only: a wheel built from the
+        # sdist could not hash this file again.
+        raise RequirementsError(str(stack[-1]) if stack else shown,
+                                f"includes {shown}, which is outside the model folder {root}; "
+                                "copy it into the folder")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -101,7 +110,10 @@ def _read(root: Path, path: Path, out: list[RequirementsFile], stack: tuple[Path
         match = _INCLUDE.match(line)
         if not match:
             continue
-        target = shlex.split(match["path"])[0] if match["path"] else ""
+        try:
+            target = shlex.split(match["path"])[0] if match["path"] else ""
+        except ValueError as exc:  # an unclosed quote
+            raise RequirementsError(shown, f"cannot read the include {line!r} ({exc})") from None
         if _REMOTE.match(target):
             raise RequirementsError(shown, f"includes {target!r} from the network; carton "
                                            "hashes every include, so copy it into the folder")
@@ -109,14 +121,18 @@ def _read(root: Path, path: Path, out: list[RequirementsFile], stack: tuple[Path
 
 
 def _logical_lines(text: str) -> list[str]:
-    """pip's line handling: join backslash continuations, drop comments and blanks."""
+    """pip's line handling: join backslash continuations, drop comments and blanks.
+
+    As in pip, a comment line never continues onto the next one, and it ends (as a
+    comment) a continuation it follows."""
     joined: list[str] = []
     buffer = ""
     for raw in text.splitlines():
-        if raw.endswith("\\"):
+        is_comment = _COMMENT.match(raw) is not None
+        if raw.endswith("\\") and not is_comment:
             buffer += raw[:-1]
             continue
-        joined.append(buffer + raw)
+        joined.append(buffer + (" " + raw if is_comment else raw))
         buffer = ""
     if buffer:
         joined.append(buffer)

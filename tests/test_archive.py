@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -137,7 +138,10 @@ def test_carton_toml_round_trip_with_odd_values(value: str) -> None:
 
 
 def test_carton_toml_is_read_by_a_real_toml_parser() -> None:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
 
     info = CartonInfo("demo", "1.0", "pkg.mod:main", ">=3.10,<4", "carton 0.1.0 ☃ \U0001f680")
     data = tomllib.loads(format_carton_toml(info).decode("utf-8"))
