@@ -40,7 +40,7 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Hermetic tests: loopback indexes only, frontends run with --no-isolation."""
     session.install(".", "pytest", "build", "wheel")
-    session.run("pytest", "tests", *session.posargs)
+    session.run("pytest", *(session.posargs or ["tests"]))
 
 
 @nox.session
@@ -48,7 +48,7 @@ def integration(session: nox.Session) -> None:
     """Against the real package index: real wheels, sdists and isolated frontends."""
     session.install(".", "pytest", "build")
     wheelhouse = _own_wheel(session)
-    session.run("pytest", "integration", *session.posargs,
+    session.run("pytest", *(session.posargs or ["integration"]),
                 env={"CARTON_TEST_WHEELHOUSE": str(wheelhouse)})
 
 

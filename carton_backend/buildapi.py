@@ -9,7 +9,6 @@ print one line and exit non-zero instead of a traceback, unless `CARTON_VERBOSE=
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from carton_hook.errors import CartonError
 
 from .config import load_config
 from .locking import lock_is_current, lock_model
-from .logsetup import setup_logging
+from .logsetup import setup_logging, verbose_from_env
 from .modelwheel import write_metadata, write_wheel
 from .pack import write_carton
 from .sdist import write_sdist
@@ -37,7 +36,7 @@ def _edge(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CartonError as exc:
-            if os.environ.get("CARTON_VERBOSE"):
+            if verbose_from_env():
                 raise
             print(f"carton: error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None

@@ -21,9 +21,11 @@ _IMPLEMENTATION_PREFIX = {"cpython": "cp", "pypy": "pp", "graalpy": "gp"}
 
 @dataclass(frozen=True)
 class Target:
-    """An interpreter to resolve for: the building one (`executable` None) or one on PATH."""
+    """An interpreter to resolve for: the building one, or a `[tool.carton] python`
+    version, found on PATH as `python3.X` (None when it is not there)."""
 
     python_version: str
+    building: bool = False
     executable: str | None = None
 
     @property
@@ -33,26 +35,29 @@ class Target:
 
 
 def targets(config: ModelConfig) -> list[Target]:
-    """The building interpreter first, then each `[tool.carton] python` version found on PATH."""
+    """The building interpreter first, then each `[tool.carton] python` version.
+
+    An interpreter that is not installed is an error only when its section has to be
+    resolved (`check_interpreter`): a complete lock packs without it.
+    """
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    out = [Target(here)]
+    out = [Target(here, building=True)]
     for version in config.python:
-        if version == here:
-            continue
-        exe = shutil.which(f"python{version}")
-        if exe is None:
-            raise ConfigError(str(config.pyproject), "tool.carton.python",
-                              f"lists {version}, but no python{version} is on PATH; "
-                              f"install Python {version} or remove it from the list")
-        out.append(Target(version, exe))
+        if version != here:
+            out.append(Target(version, executable=shutil.which(f"python{version}")))
     return out
 
 
 def check_interpreter(target: Target, config: ModelConfig) -> None:
     """Make sure a target found on PATH really runs and is the version it claims (a pyenv
     shim for a version that is not active is on PATH but fails when run)."""
-    if target.executable is None:
+    if target.building:
         return
+    if target.executable is None:
+        raise ConfigError(str(config.pyproject), "tool.carton.python",
+                          f"lists {target.python_version}, but no python{target.python_version} "
+                          f"is on PATH; install Python {target.python_version} or remove it "
+                          "from the list")
     try:
         proc = subprocess.run(
             [target.executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -102,7 +107,7 @@ def section_for(lock: Lock, target: Target) -> Environment | None:
     from packaging.markers import InvalidMarker, Marker
 
     menv = current_marker_environment()
-    if target.executable is not None:
+    if not target.building:
         menv["python_version"] = target.python_version
         menv["python_full_version"] = target.python_version + ".0"
     for section in lock.environments:
@@ -111,7 +116,7 @@ def section_for(lock: Lock, target: Target) -> Environment | None:
                 continue
         except InvalidMarker:
             continue
-        if target.executable is None and not wheels_installable_here(section):
+        if target.building and not wheels_installable_here(section):
             continue
         return section
     return None

@@ -83,7 +83,14 @@ def lock_model(config: ModelConfig, request: LockRequest | None = None) -> Lock:
             log.debug("%s is current; nothing to resolve", config.root / LOCK_PATH)
             assert plan.existing is not None
             return plan.existing
-        return _relock(config, request, plan)
+        for target in plan.todo:
+            check_interpreter(target, config)
+        try:
+            return _relock(config, request, plan)
+        except BaseException:
+            # Leave the folder as the previous lock describes it: no orphaned wheels.
+            _collect_garbage(config.root, plan.existing)
+            raise
 
 
 def lock_is_current(config: ModelConfig) -> bool:
@@ -124,7 +131,6 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
     environments = list(plan.keep)
     with tempfile.TemporaryDirectory(prefix="carton-lock-") as work:
         for target in plan.todo:
-            check_interpreter(target, config)
             pins = _previous_pins(plan.existing, target, request)
             resolution = _resolve_keeping_pins(config, target, pins, direct)
             collector = Collector(config.root, target, downloader, index, Path(work))
@@ -137,13 +143,15 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
         kept = {e.id for e in environments}
         for old in plan.existing.environments:
             if old.id not in kept:
-                log.warning("dropped lock section %s: this machine cannot resolve for it; "
-                            "lock again on a machine that can", old.id)
+                log.warning("dropped lock section %s: it is not among this build's targets "
+                            "(the building Python and [tool.carton] python); lock again where "
+                            "it is", old.id)
     lock = Lock(
         requirements_path=config.requirements,
         requirements_sha256=plan.sha256,
         environments=tuple(environments),
         created_by=CREATED_BY,
+        extra=plan.existing.extra if plan.existing is not None else {},
     )
     data = dump_lock(lock)
     parse_lock(data, str(config.root / LOCK_PATH))  # never publish a lock we cannot read
@@ -239,10 +247,10 @@ def _files_present(root: Path, lock: Lock) -> bool:
     return True
 
 
-def _collect_garbage(root: Path, lock: Lock) -> None:
-    """Remove bundled wheels and metadata that the lock no longer names, and leftovers
-    of interrupted runs. Runs only after the new lock is published."""
-    used = {p.wheel.sha256 for e in lock.environments for p in e.packages}
+def _collect_garbage(root: Path, lock: Lock | None) -> None:
+    """Remove bundled wheels and metadata that `lock` (the published one) does not name,
+    and leftovers of interrupted runs."""
+    used = {p.wheel.sha256 for e in lock.environments for p in e.packages} if lock else set()
     for folder in (root / BUNDLED_DIR, root / DIST_INFO_DIR):
         if not folder.is_dir():
             continue

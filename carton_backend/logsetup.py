@@ -8,6 +8,11 @@ import os
 LOGGER = "carton"
 
 
+def verbose_from_env() -> bool:
+    """`CARTON_VERBOSE` set to anything but empty, 0, false or no."""
+    return os.environ.get("CARTON_VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def setup_logging(level: int | None = None) -> None:
     """Attach one stderr handler to the `carton` logger (idempotent).
 
@@ -15,7 +20,7 @@ def setup_logging(level: int | None = None) -> None:
     """
     logger = logging.getLogger(LOGGER)
     if level is None:
-        level = logging.DEBUG if os.environ.get("CARTON_VERBOSE") else logging.INFO
+        level = logging.DEBUG if verbose_from_env() else logging.INFO
     logger.setLevel(level)
     if not any(getattr(h, "_carton", False) for h in logger.handlers):
         handler = logging.StreamHandler()

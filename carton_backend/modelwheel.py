@@ -25,11 +25,11 @@ TAG = "py3-none-any"
 
 
 def wheel_name(config: ModelConfig) -> str:
-    return f"{config.dist_name}-{config.version}-{TAG}.whl"
+    return f"{config.dist_name}-{config.file_version}-{TAG}.whl"
 
 
 def dist_info_name(config: ModelConfig) -> str:
-    return f"{config.dist_name}-{config.version}.dist-info"
+    return f"{config.dist_name}-{config.file_version}.dist-info"
 
 
 def metadata_files(config: ModelConfig, lock: Lock) -> dict[str, bytes]:

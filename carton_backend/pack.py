@@ -23,7 +23,7 @@ from carton_hook.archive import (
     format_carton_toml,
     format_manifest,
 )
-from carton_hook.lockfile import BUNDLED_DIR, LOCK_PATH, Lock
+from carton_hook.lockfile import BUNDLED_DIR, DIST_INFO_DIR, LOCK_PATH, Lock
 
 from . import atomic, detzip
 from .config import ModelConfig
@@ -36,7 +36,7 @@ log = logging.getLogger("carton")
 
 
 def carton_name(config: ModelConfig) -> str:
-    return f"{config.dist_name}-{config.version}{SUFFIX}"
+    return f"{config.dist_name}-{config.file_version}{SUFFIX}"
 
 
 def write_carton(config: ModelConfig, lock: Lock, out_dir: Path) -> Path:
@@ -75,9 +75,12 @@ def write_carton(config: ModelConfig, lock: Lock, out_dir: Path) -> Path:
 
 
 def _check_complete(config: ModelConfig, lock: Lock, files: Mapping[str, object]) -> None:
-    """The lock and every bundled wheel it names must be packed (not excluded)."""
-    needed = [LOCK_PATH] + [p.wheel.path for e in lock.environments for p in e.packages
-                            if p.wheel.path]
+    """The lock, every bundled wheel it names and every wheel's recorded metadata must be
+    packed (not excluded)."""
+    wheels = [p.wheel for e in lock.environments for p in e.packages]
+    needed = [LOCK_PATH] + [w.path for w in wheels if w.path]
+    packed_metadata = {f.split("/")[2] for f in files if f.startswith(DIST_INFO_DIR + "/")}
+    needed += [f"{DIST_INFO_DIR}/{w.sha256}/" for w in wheels if w.sha256 not in packed_metadata]
     for relpath in needed:
         if relpath not in files:
             raise BuildError(f"{config.root / relpath} is needed by the lock but is missing "

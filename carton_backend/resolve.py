@@ -63,8 +63,8 @@ def resolve(root: Path, requirements: str, target: Target, *, constraints: Mappi
     with tempfile.TemporaryDirectory(prefix="carton-resolve-") as tmp:
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "pip"]
-        if target.executable:
-            cmd += ["--python", target.executable]
+        if not target.building:
+            cmd += ["--python", str(target.executable)]
         cmd += ["install", "--dry-run", "--ignore-installed", "--quiet", "--no-input",
                 "--disable-pip-version-check", "--report", str(report), "-r", requirements]
         if constraints:

@@ -21,7 +21,7 @@ from .modelfiles import model_files
 
 
 def sdist_name(config: ModelConfig) -> str:
-    return f"{config.dist_name}-{config.version}.tar.gz"
+    return f"{config.dist_name}-{config.file_version}.tar.gz"
 
 
 def write_sdist(config: ModelConfig, lock: Lock, out_dir: Path) -> str:

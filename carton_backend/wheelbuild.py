@@ -27,8 +27,8 @@ def build_wheel(source: str, target: Target, out_dir: Path, *, cwd: Path) -> Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wheel-", dir=out_dir) as tmp:
         cmd = [sys.executable, "-m", "pip"]
-        if target.executable:
-            cmd += ["--python", target.executable]
+        if not target.building:
+            cmd += ["--python", str(target.executable)]
         cmd += ["wheel", "--no-deps", "--no-cache-dir", "--quiet", "--no-input",
                 "--disable-pip-version-check", "--wheel-dir", tmp, source]
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(source_date_epoch()), "PIP_NO_INPUT": "1"}

@@ -123,3 +123,13 @@ def test_hook_error_is_one_line_without_traceback(tmp_path: Path,
     assert "carton: error:" in output and "no-such-package" in output
     assert "Traceback" not in output
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+
+
+def test_unnormalised_version_gives_valid_file_names(tmp_path: Path,
+                                                     hermetic_env: dict[str, str]) -> None:
+    model = write_model(tmp_path / "model", "", version="1.0-RC1")
+    proc = build(hermetic_env, model, tmp_path / "dist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == [
+        "demo_model-1.0rc1-py3-none-any.whl", "demo_model-1.0rc1.carton",
+        "demo_model-1.0rc1.tar.gz"]

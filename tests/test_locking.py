@@ -44,7 +44,7 @@ def assert_nothing_written(model: Path) -> None:
     """After a failure: no lock, no bundled wheel, no archive, no temp leftovers."""
     assert not (model / ".carton" / "carton.lock").exists()
     assert not list(model.rglob("*.whl"))
-    assert not list(model.rglob("*.carton"))
+    assert not [p for p in model.rglob("*.carton") if p.is_file()]
     assert not list(model.rglob(".carton-tmp-*"))
 
 
@@ -370,3 +370,20 @@ def test_in_process_upgrade_request(tmp_path: Path, pypi: PackageIndex,
     lock = lock_model(config, LockRequest(upgrade_packages=("ALPHA",)))
     assert lock.environments[0].packages[0].version == "1.1"
     assert load_lock(model / ".carton" / "carton.lock") == lock
+
+
+def test_failed_build_leaves_no_orphaned_bundled_wheels(
+        tmp_path: Path, private: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    private.add(make_wheel(tmp_path / "w", "beta", "2.0"))
+    model = write_model(tmp_path / "model", "beta\n./libs/broken\n")
+    tree = write_source_tree(model / "libs" / "broken", "broken")
+    backend = tree / "intree_backend.py"
+    backend.write_text(backend.read_text().replace(
+        "def build_wheel(directory, config_settings=None, metadata_directory=None):\n",
+        "def build_wheel(directory, config_settings=None, metadata_directory=None):\n"
+        "    raise RuntimeError('this project does not build')\n"))
+    proc = run_cli(hermetic_env, "lock", model)
+    assert proc.returncode == 1
+    assert_one_line_error(proc.stderr, "cannot build a wheel", "broken")
+    assert_nothing_written(model)
+    assert not list((model / ".carton").rglob("METADATA"))
