@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from carton_hook.errors import CartonError
+from carton_hook.lockfile import Lock
 
-from .config import load_config
+from .config import ModelConfig, load_config
 from .locking import lock_is_current, lock_model
 from .logsetup import setup_logging, verbose_from_env
 from .modelwheel import write_metadata, write_wheel
@@ -49,9 +50,8 @@ def get_requires_for_build_sdist(config_settings: dict[str, Any] | None = None) 
     return [] if lock_is_current(load_config(Path.cwd())) else list(RESOLVER_REQUIRES)
 
 
-@_edge
-def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
-    return [] if lock_is_current(load_config(Path.cwd())) else list(RESOLVER_REQUIRES)
+# The same question for both: does building have to resolve?
+get_requires_for_build_wheel = get_requires_for_build_sdist
 
 
 @_edge
@@ -63,20 +63,19 @@ def prepare_metadata_for_build_wheel(metadata_directory: str,
 
 @_edge
 def build_sdist(sdist_directory: str, config_settings: dict[str, Any] | None = None) -> str:
-    config = load_config(Path.cwd())
-    lock = lock_model(config)
-    out = Path(sdist_directory)
-    name = write_sdist(config, lock, out)
-    write_carton(config, lock, out)
-    return name
+    return _build_beside_carton(write_sdist, Path(sdist_directory))
 
 
 @_edge
 def build_wheel(wheel_directory: str, config_settings: dict[str, Any] | None = None,
                 metadata_directory: str | None = None) -> str:
+    return _build_beside_carton(write_wheel, Path(wheel_directory))
+
+
+def _build_beside_carton(writer: Callable[[ModelConfig, Lock, Path], str], out: Path) -> str:
+    """Lock, write the frontend's artefact with `writer`, and the `.carton` beside it."""
     config = load_config(Path.cwd())
     lock = lock_model(config)
-    out = Path(wheel_directory)
-    name = write_wheel(config, lock, out)
+    name = writer(config, lock, out)
     write_carton(config, lock, out)
     return name
