@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,23 @@ def test_failed_build_leaves_no_orphaned_bundled_wheels(
     assert_one_line_error(proc.stderr, "cannot build a wheel", "broken")
     assert_nothing_written(model)
     assert not list((model / ".carton").rglob("METADATA"))
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_vcs_requirement_is_built_at_its_commit(tmp_path: Path,
+                                                hermetic_env: dict[str, str]) -> None:
+    repo = write_source_tree(tmp_path / "repo", "epsilon", "0.5")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(repo)]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "first"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    model = write_model(tmp_path / "model", f"git+file://{repo}#egg=epsilon\n")
+    lock_ok(hermetic_env, model)
+    pkg = packages(model)["epsilon"]
+    vcs = pkg["tool"]["carton"]["built-from"]["vcs"]
+    assert vcs["type"] == "git"
+    assert vcs["commit-id"] == commit
+    assert vcs["path"] == str(repo)
+    assert (model / pkg["wheels"][0]["path"]).is_file()
+    assert pkg["tool"]["carton"]["imports"] == ["epsilon"]
