@@ -131,8 +131,8 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
     environments = list(plan.keep)
     with tempfile.TemporaryDirectory(prefix="carton-lock-") as work:
         for target in plan.todo:
-            pins = _previous_pins(plan.existing, target, request)
-            resolution = _resolve_keeping_pins(config, target, pins, direct)
+            pins, own = _preferred_versions(plan.existing, environments, target, request)
+            resolution = _resolve_keeping_pins(config, target, pins, direct, warn=own)
             collector = Collector(config.root, target, downloader, index, Path(work))
             env = _environment(resolution, target, collector)
             env = _unique_id(env, environments)
@@ -174,10 +174,11 @@ def _environment(resolution: Resolution, target: Target, collector: Collector) -
 
 
 def _resolve_keeping_pins(config: ModelConfig, target: Target, pins: dict[str, str],
-                          direct: dict[str, list[Requirement]]) -> Resolution:
-    """Resolve with the previous versions held. Pins the requirements now contradict are
+                          direct: dict[str, list[Requirement]], *, warn: bool) -> Resolution:
+    """Resolve with the preferred versions held. Pins the requirements now contradict are
     let go first (the user changed those lines); if the rest still do not resolve, the
-    packages the requirements name are let go, and as a last resort all of them."""
+    packages the requirements name are let go, and as a last resort all of them. `warn`:
+    the pins are this target's own previous versions, so letting them go is news."""
     kept = {n: v for n, v in pins.items()
             if all(r.specifier.contains(v, prereleases=True) for r in direct.get(n, []))}
     tiers = [kept, {n: v for n, v in kept.items() if n not in direct}, {}]
@@ -193,7 +194,7 @@ def _resolve_keeping_pins(config: ModelConfig, target: Target, pins: dict[str, s
         except ResolveError as exc:
             last = exc
             continue
-        if constraints != kept:
+        if constraints != kept and warn:
             log.warning("%s: the previous lock's versions no longer resolve together; "
                         "some pinned versions changed", target.label)
         return resolution
@@ -201,13 +202,24 @@ def _resolve_keeping_pins(config: ModelConfig, target: Target, pins: dict[str, s
     raise last
 
 
-def _previous_pins(existing: Lock | None, target: Target, request: LockRequest) -> dict[str, str]:
-    if existing is None or request.upgrade or not existing.environments:
-        return {}
-    section = section_for(existing, target) or existing.environments[0]
+def _preferred_versions(existing: Lock | None, done: list[Environment], target: Target,
+                        request: LockRequest) -> tuple[dict[str, str], bool]:
+    """The versions to hold while resolving `target`, and whether they are its own.
+
+    Its own section of the previous lock comes first (nothing changes a pinned version
+    but `--upgrade`); failing that, the first section already in the new lock, so that
+    the environments of one carton agree where they can.
+    """
+    own = None
+    if existing is not None and not request.upgrade:
+        own = section_for(existing, target)
+    section = own or (done[0] if done else None)
+    if section is None:
+        return {}, False
     released = {canonical_name(n) for n in request.upgrade_packages}
-    return {p.name: p.version for p in section.packages
+    pins = {p.name: p.version for p in section.packages
             if p.name not in released and (p.built_from is None or "sdist" in p.built_from)}
+    return pins, own is not None
 
 
 def _direct_requirements(files: list[RequirementsFile]) -> dict[str, list[Requirement]]:

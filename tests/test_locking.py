@@ -242,11 +242,14 @@ def test_new_environment_keeps_the_old_section(tmp_path: Path, pypi: PackageInde
     model = write_model(tmp_path / "model", "alpha\n")
     lock_ok(hermetic_env, model)
     (first,) = lock_json(model)["environments"]
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "2.0"))  # newer, but the lock chose 1.0
     pyproject = model / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + 'python = ["3.12"]\n')
-    lock_ok(hermetic_env, model)
+    stderr = lock_ok(hermetic_env, model)
     envs = lock_json(model)["environments"]
     assert envs[0] == first
+    assert [p["version"] for p in envs[1]["packages"]] == ["1.0"]
+    assert "no longer resolve" not in stderr
     assert [e["marker-environment"]["python_version"] for e in envs][1] == "3.12"
     assert envs[1]["id"].startswith("cp312-")
     pypi.reset_counts()
