@@ -64,20 +64,19 @@ class Collector:
         if res.yanked:
             log.warning("%s %s is yanked on its index; consider another version",
                         res.name, res.version)
-        hit = None
-        if self.index is not None and built_from is None:
-            hit = self.index.find(res.name, filename, sha256)
-            if hit is None and filename in self.index.files(res.name):
-                log.warning("%s differs from the file of the same name on %s; bundling it",
-                            filename, self.index.base_url)
-        if hit is not None:
+        index = self.index if built_from is None else None
+        hit = index.find(res.name, filename, sha256) if index is not None else None
+        if index is not None and hit is None and filename in index.files(res.name):
+            log.warning("%s differs from the file of the same name on %s; bundling it",
+                        filename, index.base_url)
+        if index is not None and hit is not None:
             wheel = Wheel(name=filename, sha256=sha256, size=size, url=hit.url)
-            if hit.yanked:
-                log.warning("%s is yanked on %s", filename, self.index.base_url)  # type: ignore[union-attr]
+            if hit.yanked and not res.yanked:
+                log.warning("%s is yanked on %s", filename, index.base_url)
         else:
-            wheel = Wheel(name=filename, sha256=sha256, size=size,
-                          path=bundled_path(sha256, filename))
-            self._bundle(local, wheel.path)  # type: ignore[arg-type]
+            relpath = bundled_path(sha256, filename)
+            wheel = Wheel(name=filename, sha256=sha256, size=size, path=relpath)
+            self._bundle(local, relpath)
         self._keep_metadata(sha256, info)
         return Package(
             name=res.key,
@@ -87,7 +86,7 @@ class Collector:
             dependencies=tuple(dependencies),
             imports=info.imports,
             built_from=built_from,
-            index=self.index.base_url if hit is not None and self.index is not None else None,
+            index=index.base_url if index is not None and hit is not None else None,
         )
 
     def _build(self, res: Resolved) -> tuple[Path, dict[str, Any]]:
