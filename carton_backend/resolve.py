@@ -75,7 +75,9 @@ def resolve(root: Path, requirements: str, target: Target, *, constraints: Mappi
         if only_binary:
             cmd += ["--only-binary", ":all:"]
         log.debug("running %s", " ".join(cmd))
-        env = {**os.environ, "PIP_NO_INPUT": "1"}
+        # A dry run installs nothing, so a pip configured to insist on a virtualenv may
+        # still resolve from anywhere.
+        env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_REQUIRE_VIRTUALENV": "0"}
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
                               check=False)
         if proc.returncode != 0:

@@ -411,3 +411,32 @@ def test_vcs_requirement_is_built_at_its_commit(tmp_path: Path,
     assert vcs["path"] == str(repo)
     assert (model / pkg["wheels"][0]["path"]).is_file()
     assert pkg["tool"]["carton"]["imports"] == ["epsilon"]
+
+
+def test_resolves_where_pip_insists_on_a_virtualenv(tmp_path: Path, pypi: PackageIndex,
+                                                   hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    model = write_model(tmp_path / "model", "alpha\n")
+    lock_ok({**hermetic_env, "PIP_REQUIRE_VIRTUALENV": "1"}, model)
+    assert packages(model)["alpha"]["version"] == "1.0"
+
+
+def test_two_runs_on_one_folder_at_once(tmp_path: Path, pypi: PackageIndex,
+                                        private: PackageIndex,
+                                        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    private.add(make_sdist(tmp_path / "s", "gamma", "1.0"))
+    model = write_model(tmp_path / "model", "alpha\ngamma\n")
+    procs = [subprocess.Popen([sys.executable, "-m", "carton_backend", "pack", str(model),
+                               "-o", str(tmp_path / f"out{n}")], env=hermetic_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(3)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    cartons = {(tmp_path / f"out{n}" / "demo_model-0.1.0.carton").read_bytes() for n in range(3)}
+    assert len(cartons) == 1, "the three runs must agree byte for byte"
+    assert set(packages(model)) == {"alpha", "gamma"}
+    assert not list(model.rglob(".carton-tmp-*"))
+    bundled = list((model / ".carton" / "bundled_wheels").rglob("*.whl"))
+    assert len(bundled) == 1
