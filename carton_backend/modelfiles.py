@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from carton_hook.wheelcheck import name_problem
+
 from .config import DEFAULT_EXCLUDES, ModelConfig
 from .errors import BuildError
 
@@ -94,11 +96,14 @@ def model_files(config: ModelConfig) -> list[ModelFile]:
 
 
 def _check_name(relpath: str, root: Path) -> None:
-    if any(c in relpath for c in "\n\r\\"):
-        raise BuildError(f"{root / relpath}: file names may not contain newlines or "
-                         "backslashes; rename it or exclude it")
+    """The archive's readers apply the wheel member-name rules to model files; refuse
+    here, at pack time, what they would refuse."""
     try:
         relpath.encode("utf-8")
     except UnicodeEncodeError:
         raise BuildError(f"{root}: a file name is not valid UTF-8 ({relpath!r}); "
                          "rename it or exclude it") from None
+    problem = name_problem(relpath)
+    if problem:
+        raise BuildError(f"{root / relpath}: this file name cannot be packed ({problem}); "
+                         "rename it or exclude it")

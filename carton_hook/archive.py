@@ -54,6 +54,8 @@ def parse_manifest(raw: bytes, where: str) -> dict[str, str]:
         path, sep, sha = line.rpartition("=")
         if not sep or not path or len(sha) != 64:
             raise ArchiveError(where, f"MANIFEST line {number} is not `path=sha256`")
+        if path in entries:
+            raise ArchiveError(where, f"MANIFEST lists {path!r} twice")
         entries[path] = sha
     return entries
 

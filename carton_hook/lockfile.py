@@ -180,6 +180,12 @@ class _Reader:
             raise self.fail(f"{key}.{name}" if key else name, "expected a non-empty string")
         return value
 
+    def boolean(self, table: Mapping[str, Any], name: str, key: str) -> bool:
+        value = table.get(name, False)
+        if not isinstance(value, bool):
+            raise self.fail(f"{key}.{name}", "expected true or false")
+        return value
+
     def sha256(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not _SHA256.fullmatch(value):
             raise self.fail(key, "expected 64 lowercase hexadecimal digits")
@@ -255,7 +261,7 @@ class _Reader:
             name=self.string(pkg, "name", key),
             version=self.string(pkg, "version", key),
             wheel=self.wheel(wheels[0], f"{key}.wheels[0]"),
-            requested=bool(pkg.get("requested", False)),
+            requested=self.boolean(pkg, "requested", key),
             dependencies=tuple(deps),
             imports=tuple(imports),
             built_from=built_from,

@@ -39,7 +39,8 @@ _WHEEL_NAME = re.compile(
     r"^(?P<name>[^\s-]+?)-(?P<version>[^\s-]+?)(-(?P<build>\d[^-]*))?"
     r"-(?P<tags>[^\s-]+?-[^\s-]+?-[^\s-]+?)\.whl$"
 )
-_UNSAFE_CHAR = re.compile(r"[\x00-\x1f\x7f\\:]")
+# Control characters, and what Windows cannot have in a file name.
+_UNSAFE_CHAR = re.compile(r'[\x00-\x1f\x7f\\:*?"<>|]')
 # Names Windows opens as devices whatever their extension (`con.py`, `aux.txt`).
 _WINDOWS_DEVICE = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)"
                              r"( *\..*)?", re.IGNORECASE)
@@ -146,7 +147,7 @@ def name_problem(name: str) -> str | None:
     if not name or name.startswith("/"):
         return "absolute or empty path"
     if _UNSAFE_CHAR.search(name):
-        return "control character, backslash or colon"
+        return "control character, backslash, colon, or one of * ? \" < > |"
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
         return "invisible or unassigned character"
     parts = name.rstrip("/").split("/")

@@ -297,3 +297,10 @@ def test_archive_error_is_a_carton_error_and_a_value_error(tmp_path: Path) -> No
     err = refused(path, "not a .carton archive")
     assert isinstance(err, CartonError)
     assert isinstance(err, ValueError)
+
+
+def test_duplicate_manifest_line_is_refused() -> None:
+    sha = "a" * 64
+    raw = f"model/x={sha}\nmodel/x={sha}\n".encode()
+    with pytest.raises(ArchiveError, match="lists 'model/x' twice"):
+        parse_manifest(raw, "demo.carton")

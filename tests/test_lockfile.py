@@ -484,3 +484,11 @@ def test_lock_error_is_a_carton_error_and_a_value_error() -> None:
     err = refused({"lock-version": 9})
     assert isinstance(err, CartonError)
     assert isinstance(err, ValueError)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_requested_must_be_a_boolean(value: Any) -> None:
+    data = sample_json()
+    data["environments"][0]["packages"][0]["requested"] = value
+    assert_names_key(refused(data), "environments[0].packages[0].requested",
+                     "expected true or false")
