@@ -1,0 +1,98 @@
+"""The shared, content-addressed package cache: one installed wheel per `<sha256>/`.
+
+Publishing follows one recipe: take the wheel's file lock, look again, fill a work
+folder in `.tmp/` on the same filesystem, write the completion marker, rename the tree
+into place. A reader trusts an entry only with its marker, so a process killed at any
+point leaves nothing that is trusted; the lock (flock) dies with its holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import CartonError
+from .paths import COMPLETE
+
+LOCK_TIMEOUT = float(os.environ.get("CARTON_LOCK_TIMEOUT", "600"))
+STALE_TMP_SECONDS = 24 * 3600
+
+
+class CacheError(CartonError, OSError):
+    """The cache could not be filled."""
+
+
+def is_complete(entry: Path, sha256: str) -> bool:
+    try:
+        marker = json.loads((entry / COMPLETE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("sha256") == sha256
+
+
+def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
+    """The entry for `sha256`, filled by `fill(work_dir, tree)` if it is not there yet.
+
+    `fill` must leave the installed tree at `tree` (inside `work_dir`).
+    """
+    from filelock import FileLock, Timeout
+
+    entry = root / sha256
+    if is_complete(entry, sha256):
+        return entry
+    for sub in (".locks", ".tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / ".locks" / f"{sha256}.lock"))
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        raise CacheError(f"waited {LOCK_TIMEOUT:.0f} s for another process to install "
+                         f"{sha256} into {root}; is one stuck?") from None
+    try:
+        if is_complete(entry, sha256):
+            return entry
+        if entry.exists() or entry.is_symlink():
+            # No valid marker: an interrupted or foreign entry. Move it aside, never trust it.
+            aside = Path(tempfile.mkdtemp(prefix="corrupt-", dir=root / ".tmp"))
+            os.rename(entry, aside / "entry")
+            shutil.rmtree(aside, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{sha256[:12]}-", dir=root / ".tmp"))
+        try:
+            tree = work / "tree"
+            fill(work, tree)
+            with open(tree / COMPLETE, "x") as f:
+                json.dump({"format": 1, "sha256": sha256}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tree, entry)
+            _fsync_dir(root)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        _sweep(root / ".tmp")
+        return entry
+    finally:
+        lock.release()
+
+
+def _sweep(tmp: Path) -> None:
+    """Remove work folders that interrupted runs left more than a day ago."""
+    now = time.time()
+    for child in tmp.iterdir():
+        with contextlib.suppress(OSError):
+            if now - child.stat().st_mtime > STALE_TMP_SECONDS:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

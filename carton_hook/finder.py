@@ -1,0 +1,190 @@
+"""The `sys.meta_path` finder: locked wheels are imported from the cache, installed on
+the first import of a name they provide and not before.
+
+It answers only for the names in the plan's index and returns None for everything else
+at the cost of one dict lookup, so the standard library and the model's own modules go
+through the normal import system. For a locked top-level name, the model's own module of
+that name wins (a local `six.py`), but a stray folder without code (`yaml/` holding data)
+does not, which is what plain Python would do.
+
+A spec for a wheel not installed yet carries a loader that installs the wheel (through
+the worker) in `create_module` and then hands over to the real loader: `find_spec` alone
+never downloads, and after the import `__loader__`, `__file__` and `__path__` are what
+a normal import from the cache would give.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from importlib.machinery import ModuleSpec, PathFinder
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import CartonError
+from .paths import COMPLETE
+
+
+class CartonImportError(ImportError):
+    """A locked wheel could not be installed; `__cause__` says why."""
+
+
+class NamespacePath:
+    """`__path__` of a namespace package split over several wheels (`google`): the
+    portions present now, recomputed on each use, so a portion installed later joins in.
+    Its repr contains `NamespacePath`, which `importlib.resources` looks for."""
+
+    def __init__(self, name: str, finder: CartonFinder, shas: Sequence[str]) -> None:
+        self._parts = name.split(".")
+        self._finder = finder
+        self._shas = list(shas)
+        self._extra: list[str] = []
+
+    def _paths(self) -> list[str]:
+        found = []
+        for base in self._finder.local_paths:
+            candidate = Path(base, *self._parts)
+            if candidate.is_dir():
+                found.append(str(candidate))
+        for sha in self._shas:
+            candidate = self._finder.cache_root.joinpath(sha, *self._parts)
+            if candidate.is_dir():
+                found.append(str(candidate))
+        return found + self._extra
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths())
+
+    def __len__(self) -> int:
+        return len(self._paths())
+
+    def __getitem__(self, index: int) -> str:
+        return self._paths()[index]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._paths()
+
+    def append(self, item: str) -> None:
+        self._extra.append(item)
+
+    def __repr__(self) -> str:
+        return f"NamespacePath({self._paths()!r})"
+
+
+class CartonFinder:
+    """Finds locked modules in the cache; installs their wheels on first import."""
+
+    def __init__(self, plan: dict[str, Any], cache_root: Path,
+                 install: Callable[[list[str]], None]) -> None:
+        self.plan = plan
+        self.imports: dict[str, str] = plan["imports"]
+        self.namespaces: dict[str, list[str]] = plan["namespaces"]
+        self.cache_root = cache_root
+        self.local_paths = [plan["model"]]
+        self._install = install
+        self._lock = threading.Lock()
+
+    # -- the meta path protocol --------------------------------------------------------
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        sha = self.imports.get(fullname)
+        if sha is None:
+            shas = self.namespaces.get(fullname)
+            if shas is None:
+                return None
+            spec = ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = NamespacePath(fullname, self, shas)  # type: ignore[assignment]
+            return spec
+        if "." not in fullname:
+            local = PathFinder.find_spec(fullname, self.local_paths)
+            if local is not None and local.loader is not None:
+                return local
+        entry = self.cache_root / sha
+        if (entry / COMPLETE).is_file():
+            return self._real_spec(fullname, entry)
+        return ModuleSpec(fullname, _InstallingLoader(self, sha), origin=None)  # type: ignore[arg-type]
+
+    def invalidate_caches(self) -> None:
+        """Nothing is cached here; `importlib.invalidate_caches()` may call this."""
+
+    def find_distributions(self, context: Any = None) -> list[Any]:
+        """Locked distributions for `importlib.metadata`, from pack-time metadata."""
+        from .metadata import distributions
+
+        name = getattr(context, "name", None)
+        return distributions(self.plan, self.cache_root, name)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _real_spec(self, fullname: str, entry: Path) -> ModuleSpec | None:
+        parent = entry.joinpath(*fullname.split(".")[:-1])
+        return PathFinder.find_spec(fullname, [str(parent)])
+
+    def ensure_installed(self, sha: str) -> Path:
+        """Install the wheel `sha` and the wheels it depends on (prefetched together)."""
+        entry = self.cache_root / sha
+        with self._lock:
+            if not (entry / COMPLETE).is_file():
+                missing = [s for s in closure(self.plan, [sha])
+                           if not (self.cache_root / s / COMPLETE).is_file()]
+                self._install(missing)
+                for s in missing:
+                    _forget_negative_cache(self.cache_root / s)
+        return entry
+
+
+def closure(plan: dict[str, Any], shas: list[str]) -> list[str]:
+    """`shas` and every wheel they depend on, in the lock's dependency graph: the wheels
+    the first import will need, fetched together."""
+    seen: list[str] = []
+    stack = list(shas)
+    while stack:
+        sha = stack.pop()
+        if sha in seen or sha not in plan["wheels"]:
+            continue
+        seen.append(sha)
+        stack.extend(plan["wheels"][sha]["deps"])
+    return seen
+
+
+def _forget_negative_cache(entry: Path) -> None:
+    """PathFinder remembers folders that did not exist yet; forget those under `entry`."""
+    prefix = str(entry)
+    for key in [k for k in sys.path_importer_cache if k.startswith(prefix)]:
+        del sys.path_importer_cache[key]
+
+
+class _InstallingLoader:
+    """Installs the wheel, then turns the spec into the real one and delegates."""
+
+    def __init__(self, finder: CartonFinder, sha: str) -> None:
+        self._finder = finder
+        self._sha = sha
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        wheel = self._finder.plan["wheels"][self._sha]
+        try:
+            entry = self._finder.ensure_installed(self._sha)
+        except CartonError as exc:
+            raise CartonImportError(f"cannot import {spec.name}: {exc}",
+                                    name=spec.name) from exc
+        real = self._finder._real_spec(spec.name, entry)
+        if real is None or real.loader is None:
+            raise CartonImportError(f"{wheel['name']} was installed but provides no module "
+                                    f"{spec.name}", name=spec.name)
+        spec.loader = real.loader
+        spec.origin = real.origin
+        spec.loader_state = real.loader_state
+        spec.submodule_search_locations = real.submodule_search_locations
+        spec.has_location = real.has_location
+        create = getattr(real.loader, "create_module", None)
+        return create(spec) if create else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        # Reached only if the import system kept this loader; hand over to the real one.
+        spec = module.__spec__
+        assert spec is not None and spec.loader is not None
+        spec.loader.exec_module(module)

@@ -1,0 +1,54 @@
+"""`importlib.metadata` for locked distributions, answered from the metadata recorded at
+pack time: `version`, `requires`, `entry_points` and `files` work without downloading.
+
+Imported only when something asks for metadata (importlib.metadata is not cheap).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import Distribution
+from pathlib import Path
+from typing import Any
+
+
+class CartonDistribution(Distribution):
+    """A locked distribution: metadata from the carton, files in the cache entry."""
+
+    def __init__(self, dist_info: Path, entry: Path) -> None:
+        self._dist_info = dist_info
+        self._entry = entry
+
+    def read_text(self, filename: str) -> str | None:
+        try:
+            return (self._dist_info / filename).read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    read_text.__doc__ = Distribution.read_text.__doc__
+
+    def locate_file(self, path: str | os.PathLike[str]) -> Path:
+        return self._entry / path
+
+    @property
+    def _normalized_name(self) -> str:
+        import re
+
+        return re.sub(r"[-_.]+", "_", self.metadata["Name"] or "").lower()
+
+    def __repr__(self) -> str:
+        return f"<CartonDistribution {self._dist_info.name} in {self._entry}>"
+
+
+def distributions(plan: dict[str, Any], root: Path, name: str | None) -> list[Distribution]:
+    """The locked distributions (one named `name`, or all), each exactly once."""
+    import re
+
+    wanted = re.sub(r"[-_.]+", "-", name).lower() if name else None
+    found: list[Distribution] = []
+    for sha, wheel in plan["wheels"].items():
+        if wheel["dist_info"] is None:
+            continue
+        if wanted is None or wanted == wheel["dist"]:
+            found.append(CartonDistribution(Path(wheel["dist_info"]), root / sha))
+    return found

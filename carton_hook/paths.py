@@ -1,0 +1,34 @@
+"""Where the runtime keeps things: `$CARTON_HOME` (default `~/.carton`) and its layout.
+
+    pythonpackages/py{MAJOR}{MINOR}/<sha256>/   one installed wheel, never changed once published
+    pythonpackages/py{MAJOR}{MINOR}/.locks/     one lock file per wheel (never deleted)
+    pythonpackages/py{MAJOR}{MINOR}/.tmp/       work folders; a killed run leaves them here
+    models/<manifest-sha256>/                   the model folder of a .carton, extracted once
+    plans/<key>.json                            the answer of selection for one carton and
+                                                one interpreter, read on the warm path
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+COMPLETE = ".carton-complete"
+
+
+def carton_home() -> Path:
+    return Path(os.environ.get("CARTON_HOME") or Path.home() / ".carton")
+
+
+def packages_dir(home: Path | None = None) -> Path:
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    return (home or carton_home()) / "pythonpackages" / tag
+
+
+def models_dir(home: Path | None = None) -> Path:
+    return (home or carton_home()) / "models"
+
+
+def plans_dir(home: Path | None = None) -> Path:
+    return (home or carton_home()) / "plans"

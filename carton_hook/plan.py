@@ -1,0 +1,72 @@
+"""Find the plan for a model on this interpreter, or have the worker make it.
+
+The plan is the answer of selection (which lock section, which wheel provides which
+import name, where each wheel's metadata is), kept in `plans/<key>.json`. The key
+covers the model's identity (path and the stat of the files that define it) and the
+interpreter, so the warm path is: stat, read one small file, done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .paths import COMPLETE, plans_dir
+from .workerclient import BASE_EXECUTABLE, run_worker
+
+PLAN_FORMAT = 1
+
+
+def plan_key(model: Path) -> str:
+    """A key that changes whenever the model or the interpreter does."""
+    if model.is_file():
+        defining = [model]
+    elif (model / "carton.toml").is_file():
+        defining = [model / "carton.toml", model / "MANIFEST", model / "model" / ".carton" /
+                    "carton.lock"]
+    else:
+        defining = [model / "pyproject.toml", model / ".carton" / "carton.lock"]
+    parts = [str(model), BASE_EXECUTABLE, sys.version, sys.platform]
+    for path in defining:
+        try:
+            st = path.stat()
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+        except OSError:
+            parts.append("-")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def get_plan(model: Path, home: Path) -> dict[str, Any]:
+    """The plan for `model` (absolute), made by the worker on the first run."""
+    path = plan_path(model, home)
+    plan = _read(path)
+    if plan is None:
+        run_worker("plan", str(model), str(path))
+        plan = _read(path)
+        if plan is None:
+            raise OSError(f"the worker wrote no readable plan at {path}")
+    return plan
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        plan: dict[str, Any] = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if plan.get("format") != PLAN_FORMAT:
+        return None
+    root = Path(plan["model"])
+    if plan.get("archive") and not (root / COMPLETE).is_file():
+        return None  # the extracted model was removed: make the plan again
+    if not root.is_dir():
+        return None
+    plan["_file"] = str(path)
+    return plan
+
+
+def plan_path(model: Path, home: Path) -> Path:
+    return plans_dir(home) / f"{plan_key(model)}.json"
+

@@ -1,0 +1,113 @@
+"""Choose the lock section for this interpreter, and compute the plan the warm path reads.
+
+A section applies when its marker holds here AND every one of its wheels is installable
+here (markers cannot tell glibc levels, musl or ABIs apart; tags can). The first that
+applies wins. This runs in the worker, which may import `packaging`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import CartonError
+from .lockfile import DIST_INFO_DIR, Environment, Lock, load_lock
+from .source import Model
+
+PLAN_FORMAT = 1
+
+
+class NoEnvironmentError(CartonError, LookupError):
+    """The lock has no section for this interpreter."""
+
+    def __init__(self, model: Model, lock: Lock, reason: str) -> None:
+        here = (f"CPython {sys.version_info[0]}.{sys.version_info[1]} on {sys.platform} "
+                f"{_machine()}")
+        have = ", ".join(e.id for e in lock.environments) or "none"
+        self.sections = [e.id for e in lock.environments]
+        super().__init__(
+            f"{model.lock_path}: no lock section for {here} (the lock has: {have}); {reason}")
+
+
+def _machine() -> str:
+    import platform
+
+    return platform.machine()
+
+
+def applicable(lock: Lock) -> Environment | None:
+    """The first section whose marker holds here and whose wheels all install here."""
+    from packaging.markers import InvalidMarker, Marker, default_environment
+    from packaging.tags import sys_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    menv = {k: str(v) for k, v in default_environment().items()}
+    supported = set(sys_tags())
+    for section in lock.environments:
+        try:
+            if not Marker(section.marker).evaluate(menv):
+                continue
+        except InvalidMarker:
+            continue
+        try:
+            if all(not supported.isdisjoint(parse_wheel_filename(p.wheel.name)[3])
+                   for p in section.packages):
+                return section
+        except InvalidWheelFilename:
+            continue
+    return None
+
+
+def make_plan(model: Model) -> dict[str, Any]:
+    """What the warm path needs, and nothing more: the import index, the wheels and
+    where their pack-time metadata lives."""
+    lock = load_lock(model.lock_path)
+    section = applicable(lock)
+    if section is None:
+        raise NoEnvironmentError(model, lock, "lock it for this interpreter: "
+                                              "python -m carton_backend lock MODEL_DIR")
+    by_name = {p.name: p for p in section.packages}
+    wheels: dict[str, Any] = {}
+    imports: dict[str, str] = {}
+    owners: dict[str, list[str]] = {}
+    for package in section.packages:
+        sha = package.wheel.sha256
+        dist_info = _dist_info(model.root / DIST_INFO_DIR / sha)
+        wheels[sha] = {
+            "name": package.wheel.name,
+            "dist": package.name,
+            "version": package.version,
+            "size": package.wheel.size,
+            "url": package.wheel.url,
+            "bundled": package.wheel.path,
+            "dist_info": str(dist_info) if dist_info else None,
+            "deps": sorted(by_name[d].wheel.sha256 for d in package.dependencies
+                           if d in by_name),
+        }
+        for name in package.imports:
+            if name in imports:
+                continue  # the first wheel in the lock's order keeps a contested name
+            imports[name] = sha
+            parts = name.split(".")
+            for i in range(1, len(parts)):
+                owners.setdefault(".".join(parts[:i]), []).append(sha)
+    namespaces = {n: sorted(set(shas)) for n, shas in owners.items() if n not in imports}
+    return {
+        "format": PLAN_FORMAT,
+        "model": str(model.root),
+        "name": model.name,
+        "version": model.version,
+        "entrypoint": model.entrypoint,
+        "archive": str(model.archive) if model.archive else None,
+        "section": section.id,
+        "wheels": wheels,
+        "imports": imports,
+        "namespaces": namespaces,
+    }
+
+
+def _dist_info(folder: Path) -> Path | None:
+    found = sorted(folder.glob("*.dist-info")) if folder.is_dir() else []
+    return found[0] if found else None
+

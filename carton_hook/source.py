@@ -1,0 +1,131 @@
+"""Open what `python -m carton_hook MODEL` names: a `.carton` file, an unpacked carton
+folder (carton.toml + MANIFEST + model/), or a model folder with its `.carton/` lock.
+
+A `.carton` file's model folder is extracted once, verified member by member against
+MANIFEST, into `models/<sha256 of MANIFEST>/` and published by one rename; bundled wheels
+stay in the archive (the cache reads them from there when they are first imported).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archive import CARTON_TOML, MANIFEST, MODEL_PREFIX, parse_carton_toml, parse_manifest
+from .errors import ArchiveError, CartonError
+from .lockfile import BUNDLED_DIR, LOCK_PATH
+from .paths import COMPLETE, models_dir
+from .wheelcheck import name_problem
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model ready to load: its folder on disk and what carton.toml (or pyproject) says."""
+
+    root: Path
+    name: str
+    version: str
+    entrypoint: str
+    archive: Path | None = None  # the .carton file that bundled wheels are read from
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_PATH
+
+
+def open_model(path: Path, home: Path) -> Model:
+    """Open MODEL, extracting a `.carton` file on first use."""
+    if path.is_file():
+        return _open_archive(path, home)
+    if (path / CARTON_TOML).is_file() and (path / MANIFEST).is_file():
+        info = parse_carton_toml((path / CARTON_TOML).read_bytes(), str(path))
+        return Model(path / "model", info.name, info.version, info.entrypoint)
+    if (path / "pyproject.toml").is_file():
+        return _open_folder(path)
+    if path.exists():
+        raise CartonError(f"{path}: not a .carton file, an unpacked carton or a model folder "
+                          "(no carton.toml or pyproject.toml)")
+    raise CartonError(f"{path}: no such file or folder")
+
+
+def _open_folder(path: Path) -> Model:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    where = path / "pyproject.toml"
+    try:
+        data = tomllib.loads(where.read_text(encoding="utf-8"))
+        project = data["project"]
+        entrypoint = data["tool"]["carton"]["entrypoint"]
+        name, version = project["name"], project["version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CartonError(f"{where}: not a carton model folder ({exc!r} is missing or wrong); "
+                          "see docs/configuration.md") from exc
+    return Model(path, str(name), str(version), str(entrypoint))
+
+
+def _open_archive(path: Path, home: Path) -> Model:
+    where = str(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            for required in (CARTON_TOML, MANIFEST):
+                if required not in names:
+                    raise ArchiveError(where, f"{required} is missing; is this a .carton file?")
+            raw_manifest = zf.read(MANIFEST)
+            info = parse_carton_toml(zf.read(CARTON_TOML), where)
+            root = models_dir(home) / hashlib.sha256(raw_manifest).hexdigest()
+            if not (root / COMPLETE).is_file():
+                _extract(zf, parse_manifest(raw_manifest, where), names, root, where)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(where, f"not a .carton archive ({exc})") from exc
+    except OSError as exc:
+        raise ArchiveError(where, f"cannot read: {exc}") from exc
+    return Model(root, info.name, info.version, info.entrypoint, archive=path)
+
+
+def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], root: Path,
+             where: str) -> None:
+    """Extract model/ (but its bundled wheels) into `root`, checking every member."""
+    if names - {CARTON_TOML, MANIFEST} != set(manifest):
+        extra = sorted((names - {CARTON_TOML, MANIFEST}) ^ set(manifest))[0]
+        raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
+    try:
+        for member, expected in sorted(manifest.items()):
+            problem = name_problem(member)
+            if problem or not member.startswith(MODEL_PREFIX):
+                reason = problem or "outside model/"
+                raise ArchiveError(where, f"member {member!r} is unsafe ({reason})")
+            relpath = member[len(MODEL_PREFIX):]
+            if relpath.startswith(BUNDLED_DIR + "/"):
+                continue  # read from the archive when the cache needs it
+            info = zf.getinfo(member)
+            target = work / relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            with zf.open(info) as src, open(target, "xb") as out:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != expected:
+                raise ArchiveError(where, f"{member} does not match its MANIFEST hash")
+            mode = (info.external_attr >> 16) & 0o777
+            target.chmod(0o755 if mode & 0o111 else 0o644)
+        (work / COMPLETE).write_text(json.dumps({"format": 1}))
+        try:
+            os.rename(work, root)
+        except OSError:
+            if not (root / COMPLETE).is_file():
+                raise  # not a lost race: something else is in the way
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

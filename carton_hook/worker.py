@@ -1,0 +1,113 @@
+"""The runtime's worker: a short-lived subprocess that does every cold-path job.
+
+    python -m carton_hook.worker plan MODEL PLANFILE
+    python -m carton_hook.worker install PLANFILE INTERPRETER SHA256 [SHA256 ...]
+
+Selection needs `packaging`, fetching `urllib3`, locking `filelock`, unpacking
+`installer`. The model's process must never import them under their public names (a
+model may lock other versions of them), so they are imported here, in another process.
+A failure prints one JSON line `{"error": ...}` on stderr and exits 3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .cache import ensure
+from .errors import CartonError
+from .fetch import FetchError, fetch
+from .paths import carton_home, packages_dir
+from .select import NoEnvironmentError, make_plan
+from .source import open_model
+from .unpack import install_wheel
+
+WORKERS = 4
+EXIT_ERROR = 3
+
+
+def write_plan(model_arg: str, plan_file: str) -> None:
+    """Open the model (extracting a .carton), select its section, write the plan."""
+    model = open_model(Path(model_arg), carton_home())
+    plan = make_plan(model)
+    target = Path(plan_file)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    tmp.write_text(json.dumps(plan, sort_keys=True))
+    os.replace(tmp, target)
+
+
+def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
+    """Make sure each wheel is in the cache, several at a time."""
+    plan = json.loads(Path(plan_file).read_text())
+    root = packages_dir()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for future in [pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas]:
+            future.result()
+
+
+def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str) -> None:
+    wheel = plan["wheels"][sha]
+    what = f"{wheel['dist']} {wheel['version']} ({wheel['name']})"
+
+    def fill(work: Path, tree: Path) -> None:
+        local = work / wheel["name"]
+        if wheel["url"]:
+            fetch(wheel["url"], sha, wheel["size"], local, what=what)
+        else:
+            _copy_bundled(plan, wheel["bundled"], sha, local, what)
+        entry = root / sha
+        destdir = work / "dest"
+        install_wheel(local, wheel["name"], entry, destdir, interpreter)
+        os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
+
+    ensure(root, sha, fill)
+
+
+def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what: str) -> None:
+    """Copy a bundled wheel out of the archive (or the model folder), checking its sha256."""
+    digest = hashlib.sha256()
+    if plan["archive"]:
+        with zipfile.ZipFile(plan["archive"]) as zf, zf.open(f"model/{relpath}") as src, \
+                dest.open("xb") as out:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+    else:
+        with (Path(plan["model"]) / relpath).open("rb") as src, dest.open("xb") as out:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+    if digest.hexdigest() != sha:
+        raise FetchError(f"{what}: the bundled wheel {relpath} does not match its lock "
+                         f"sha256 ({digest.hexdigest()}); the carton was tampered with")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["plan"] and len(argv) == 3:
+            write_plan(argv[1], argv[2])
+        elif argv[:1] == ["install"] and len(argv) >= 4:
+            install(argv[1], argv[2], argv[3:])
+        else:
+            print(json.dumps({"error": f"usage: {__doc__}"}), file=sys.stderr)
+            return 2
+    except CartonError as exc:
+        kind = "no-environment" if isinstance(exc, NoEnvironmentError) else type(exc).__name__
+        print(json.dumps({"error": str(exc), "kind": kind}), file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "kind": "internal"}),
+              file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

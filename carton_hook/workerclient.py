@@ -1,0 +1,54 @@
+"""Run the worker subprocess (`carton_hook.worker`) and turn its failures into errors.
+
+The worker runs with the interpreter that started this process, before isolation, with
+this package's folder on its path, so it finds carton_hook and its dependencies even
+though the model's own `sys.path` no longer has them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import CartonError
+
+# Captured at import, before anything changes sys.executable or sys.path.
+BASE_EXECUTABLE = sys.executable
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+class WorkerError(CartonError):
+    """The worker reported a failure; `kind` says which (e.g. "no-environment")."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+def run_worker(*args: str) -> None:
+    """Run `python -m carton_hook.worker ARGS`; raise WorkerError on failure."""
+    import subprocess
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT,
+                                                      env.get("PYTHONPATH", "")]))
+    proc = subprocess.run([BASE_EXECUTABLE, "-m", "carton_hook.worker", *args], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode == 0:
+        if proc.stderr:
+            sys.stderr.write(proc.stderr)
+        return
+    lines = proc.stderr.strip().splitlines()
+    try:
+        report = json.loads(lines[-1])
+        message, kind = str(report["error"]), str(report.get("kind", ""))
+        if lines[:-1]:
+            sys.stderr.write("\n".join(lines[:-1]) + "\n")
+    except (IndexError, ValueError, KeyError, TypeError):
+        message = (lines[-1] if lines else f"exit status {proc.returncode}")
+        kind = "crash"
+        sys.stderr.write(proc.stderr)
+    raise WorkerError(message, kind)
