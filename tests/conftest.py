@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +71,29 @@ def run_cli(env: dict[str, str], *args: str | os.PathLike[str],
     """`python -m carton_backend ARGS` in a subprocess."""
     return subprocess.run([sys.executable, "-m", "carton_backend", *map(str, args)],
                           env=env, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def run_hook(env: dict[str, str], *args: str | os.PathLike[str],
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m carton_hook ARGS` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "carton_hook", *map(str, args)],
+                          env=env, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def build_carton(tmp_path: Path, use_hermetic_env: None) -> Callable[..., Path]:
+    """Lock and pack a model folder in-process; returns the `.carton` path."""
+    from carton_backend.config import load_config
+    from carton_backend.locking import lock_model
+    from carton_backend.pack import write_carton
+
+    from .factory import write_model
+
+    def build(requirements: str, files: dict[str, str] | None = None, *,
+              entrypoint: str = "model:main", name: str = "demo-model") -> Path:
+        folder = write_model(tmp_path / "models" / name, requirements, name=name,
+                             carton=f'entrypoint = "{entrypoint}"\n', files=files)
+        config = load_config(folder)
+        return write_carton(config, lock_model(config), tmp_path / "dist")
+
+    return build

@@ -1,0 +1,208 @@
+"""`python -m carton_hook MODEL [ARGS...]` end to end: real cartons, a loopback index,
+a fresh cache, real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_hook
+from .factory import make_wheel
+from .indexserver import PackageIndex
+
+ALPHA = {"alpha/__init__.py": "VALUE = 'alpha 1.0'\n"}
+
+
+@pytest.fixture
+def alpha(tmp_path: Path, pypi: PackageIndex) -> Path:
+    return pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", ALPHA))
+
+
+def test_runs_function_entrypoint_with_argv_and_exit_code(
+        alpha: Path, build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    carton = build_carton("alpha\n", {"model.py": (
+        "import sys, alpha\n"
+        "def main():\n"
+        "    print(alpha.VALUE, sys.argv)\n"
+        "    return 3\n")})
+    proc = run_hook(hermetic_env, carton, "one", "--two")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.strip() == f"alpha 1.0 {[str(carton), 'one', '--two']}"
+
+
+@pytest.mark.parametrize(("entrypoint", "files"), [
+    ("app", {"app.py": "import sys, alpha\nif __name__ == '__main__':\n"
+                       "    print('module', alpha.VALUE, sys.argv[1:])\n"}),
+    ("pkg", {"pkg/__init__.py": "", "pkg/__main__.py":
+             "import sys, alpha\nprint('package', alpha.VALUE, sys.argv[1:])\n"}),
+    ("scripts/run.py", {"scripts/run.py": "import sys, alpha\nprint('script', alpha.VALUE, "
+                                          "sys.argv[1:], __name__)\n"}),
+])
+def test_module_package_and_script_entrypoints(
+        entrypoint: str, files: dict[str, str], alpha: Path, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    carton = build_carton("alpha\n", files, entrypoint=entrypoint)
+    proc = run_hook(hermetic_env, carton, "x")
+    assert proc.returncode == 0, proc.stderr
+    kind = {"app": "module", "pkg": "package"}.get(entrypoint, "script")
+    expected = f"{kind} alpha 1.0 ['x']" + (" __main__" if kind == "script" else "")
+    assert proc.stdout.strip() == expected
+
+
+def test_model_files_are_readable_relative_to_file(
+        alpha: Path, build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    carton = build_carton("alpha\n", {
+        "data/weights.json": '{"w": 42}',
+        "model.py": "import json, pathlib\n"
+                    "def main():\n"
+                    "    p = pathlib.Path(__file__).parent / 'data' / 'weights.json'\n"
+                    "    print(json.loads(p.read_text())['w'])\n"})
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "42"), proc.stderr
+
+
+def test_warm_run_opens_no_socket_and_needs_no_index(
+        alpha: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    carton = build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
+                                                  "    print(alpha.VALUE)\n"})
+    pypi.reset_counts()
+    assert run_hook(hermetic_env, carton).returncode == 0
+    assert sum("/files/" in r for r in pypi.requests) == 1
+    pypi.stop()
+    guard = ("import socket\n"
+             "def refuse(*a, **k):\n    raise AssertionError('a socket was opened')\n"
+             "socket.create_connection = refuse\n")
+    sitecustomize = Path(hermetic_env["CARTON_HOME"]).parent / "guard"
+    sitecustomize.mkdir()
+    (sitecustomize / "sitecustomize.py").write_text(guard)
+    env = {**hermetic_env, "PYTHONPATH": str(sitecustomize), "CARTON_OFFLINE": "1"}
+    proc = run_hook(env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "alpha 1.0"), proc.stderr
+
+
+def test_only_imported_wheels_are_fetched(
+        tmp_path: Path, alpha: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    unused = pypi.add(make_wheel(tmp_path / "w", "unused", "1.0"))
+    carton = build_carton("alpha\nunused\n", {"model.py": "import alpha\ndef main():\n"
+                                                          "    return 0\n"})
+    pypi.reset_counts()
+    assert run_hook(hermetic_env, carton).returncode == 0
+    fetched = [r for r in pypi.requests if r.startswith("/files/")]
+    assert fetched == [f"/files/{alpha.name}"], fetched
+    assert unused.name not in str(fetched)
+    entries = [p for p in (Path(hermetic_env["CARTON_HOME"]) / "pythonpackages").glob("*/*")
+               if not p.name.startswith(".")]
+    assert len(entries) == 1
+
+
+def test_dependencies_are_prefetched_together(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "base", "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "top", "1.0", {"top/__init__.py": "import base\n"},
+                        requires=["base"]))
+    carton = build_carton("top\n", {"model.py": "import top\ndef main():\n    return 0\n"})
+    home = Path(hermetic_env["CARTON_HOME"])
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert len([p for p in home.glob("pythonpackages/*/*") if not p.name.startswith(".")]) == 2
+
+
+def test_bundled_wheel_is_installed_from_the_archive(
+        tmp_path: Path, private: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    private.add(make_wheel(tmp_path / "w", "secret", "2.0",
+                           {"secret.py": "WHO = 'bundled'\n"}))
+    carton = build_carton("secret\n", {"model.py": "import secret\ndef main():\n"
+                                                   "    print(secret.WHO)\n"})
+    private.stop()  # the wheel travels inside the carton
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "bundled"), proc.stderr
+
+
+def test_model_exception_prints_traceback_and_exits_1(
+        alpha: Path, build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    carton = build_carton("alpha\n", {"model.py": "def main():\n"
+                                                  "    raise ValueError('model broke')\n"})
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ValueError: model broke" in proc.stderr
+
+
+def test_unpacked_carton_and_model_folder_also_run(
+        tmp_path: Path, alpha: Path, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    files = {"model.py": "import alpha\ndef main():\n    print('ran', alpha.VALUE)\n"}
+    carton = build_carton("alpha\n", files)
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(carton) as zf:
+        zf.extractall(unpacked)
+    folder = tmp_path / "models" / "demo-model"  # where build_carton locked it
+    for model in (unpacked, folder):
+        proc = run_hook(hermetic_env, model)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "ran alpha 1.0"), proc.stderr
+
+
+def test_no_section_for_this_python_is_a_clear_error(
+        tmp_path: Path, alpha: Path, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    build_carton("alpha\n")
+    folder = tmp_path / "models" / "demo-model"
+    lock_path = folder / ".carton" / "carton.lock"
+    lock = json.loads(lock_path.read_text())
+    lock["environments"][0]["marker"] = "python_version == '2.7'"
+    lock["environments"][0]["id"] = "cp27-linux-x86_64"
+    lock_path.write_text(json.dumps(lock))
+    proc = run_hook(hermetic_env, folder)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("carton: error:") and "Traceback" not in proc.stderr
+    assert "no lock section" in proc.stderr and "cp27-linux-x86_64" in proc.stderr
+
+
+def test_bad_model_argument_is_a_clear_error(tmp_path: Path,
+                                             hermetic_env: dict[str, str]) -> None:
+    (tmp_path / "not.carton").write_bytes(b"this is not a zip")
+    for target, fragment in ((tmp_path / "missing.carton", "no such file"),
+                             (tmp_path / "not.carton", "not a .carton archive"),
+                             (tmp_path, "not a .carton file")):
+        proc = run_hook(hermetic_env, target)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("carton: error:") and fragment in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_usage(hermetic_env: dict[str, str]) -> None:
+    proc = run_hook(hermetic_env)
+    assert proc.returncode == 2 and "usage: python -m carton_hook" in proc.stderr
+    proc = run_hook(hermetic_env, "--help")
+    assert proc.returncode == 0 and "usage:" in proc.stdout
+    proc = run_hook(hermetic_env, "--bogus", "x")
+    assert proc.returncode == 2 and "unknown option --bogus" in proc.stderr
+
+
+def test_python_api_loads_into_a_running_process(
+        tmp_path: Path, alpha: Path, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    carton = build_carton("alpha\n", {"model.py": "import alpha\n"
+                                                  "def main():\n    return alpha.VALUE\n"})
+    script = tmp_path / "embed.py"
+    script.write_text(
+        "import sys, carton_hook\n"
+        f"c = carton_hook.load({str(carton)!r})\n"
+        "print(c.name, c.version, c.section.split('-')[0])\n"
+        "print(c.entrypoint()())\n")
+    proc = subprocess.run([sys.executable, str(script)], env=hermetic_env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("demo-model 0.1.0 cp")
+    assert lines[1] == "alpha 1.0"
+
