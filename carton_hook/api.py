@@ -84,5 +84,5 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
                     len(sys.meta_path))
     sys.meta_path.insert(position, finder)
-    isolate(str(plan["model"]), fallback=system_site_packages)
+    isolate(str(plan["model"]), plan["stdlib"], fallback=system_site_packages)
     return Carton(plan, finder)

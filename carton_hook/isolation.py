@@ -1,41 +1,44 @@
-"""Keep the model away from packages it did not lock: the interpreter's site-packages,
-the user site and `PYTHONPATH` leave `sys.path`, and what was already imported from them
-(by `.pth` files at start-up) leaves `sys.modules` and `sys.meta_path`."""
+"""Keep the model away from packages it did not lock.
+
+`sys.path` becomes the model folder plus the standard library, nothing else: the
+interpreter's site-packages, the user site, `PYTHONPATH` and whatever `.pth` files added
+(editable installs) all leave it, and what was already imported from there at start-up
+leaves `sys.modules` and `sys.meta_path`.
+"""
 
 from __future__ import annotations
 
 import os
-import site
 import sys
+from collections.abc import Sequence
 
-# This package and the standard library's own modules stay, wherever they live.
+# This package's own modules stay, wherever it is installed.
 _KEEP_PREFIXES = ("carton_hook",)
 
 
-def foreign_paths() -> list[str]:
-    """The `sys.path` entries that are not the standard library's."""
-    dirs = set(getattr(site, "getsitepackages", list)())
-    user = getattr(site, "getusersitepackages", lambda: None)()
-    if isinstance(user, str):
-        dirs.add(user)
-    dirs.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
-    return sorted({os.path.realpath(d) for d in dirs})
+def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) -> list[str]:
+    """Make `sys.path` the model folder plus the entries inside `stdlib` folders (and the
+    interpreter's zipped standard library), and forget modules imported from elsewhere.
 
-
-def isolate(model_dir: str, *, fallback: bool = False) -> list[str]:
-    """Make `sys.path` the model folder plus the standard library.
-
-    With `fallback`, the removed entries are put back at the end instead: locked
-    packages and the model still come first. Returns the removed entries.
+    With `fallback`, the other entries are put back at the end instead: the model and
+    its locked packages still come first. Returns the entries that were taken out.
     """
-    foreign = foreign_paths()
+    roots = [os.path.realpath(p) for p in stdlib]
+    site_dirs = [os.path.realpath(p) for p in _site_dirs()]
 
-    def is_foreign(entry: str) -> bool:
+    def inside(path: str, folders: list[str]) -> bool:
+        return any(path == f or path.startswith(f + os.sep) for f in folders)
+
+    def is_stdlib(entry: str) -> bool:
         real = os.path.realpath(entry or ".")
-        return any(real == d or real.startswith(d + os.sep) for d in foreign)
+        if inside(real, site_dirs):
+            return False
+        return inside(real, roots) or (real.endswith(".zip") and
+                                       inside(os.path.dirname(real), [os.path.dirname(r)
+                                                                      for r in roots]))
 
-    removed = [p for p in sys.path if is_foreign(p)]
-    kept = [p for p in sys.path if not is_foreign(p) and p not in ("", ".")]
+    kept = [p for p in sys.path if p and is_stdlib(p)]
+    removed = [p for p in sys.path if p not in kept]
     sys.path[:] = [model_dir, *kept, *(removed if fallback else [])]
     if fallback:
         return removed
@@ -44,14 +47,24 @@ def isolate(model_dir: str, *, fallback: bool = False) -> list[str]:
         if name.split(".")[0] in _KEEP_PREFIXES:
             return False
         location = getattr(sys.modules.get(name), "__file__", None)
-        return isinstance(location, str) and is_foreign(location)
+        return isinstance(location, str) and not is_stdlib(os.path.dirname(location))
 
     # Finders that site-packages installed (_distutils_hack, editable installs) go first,
     # while their modules can still be looked up, then the modules themselves.
     sys.meta_path[:] = [f for f in sys.meta_path
                         if not from_outside((f if isinstance(f, type) else type(f)).__module__)]
-    for key in [k for k in sys.path_importer_cache if is_foreign(k)]:
+    for key in [k for k in sys.path_importer_cache if not is_stdlib(k)]:
         del sys.path_importer_cache[key]
     for name in [n for n in sys.modules if from_outside(n)]:
         del sys.modules[name]
     return removed
+
+
+def _site_dirs() -> list[str]:
+    import site
+
+    dirs = list(getattr(site, "getsitepackages", list)())
+    user = getattr(site, "getusersitepackages", lambda: None)()
+    if isinstance(user, str):
+        dirs.append(user)
+    return dirs

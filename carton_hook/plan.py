@@ -17,7 +17,7 @@ from typing import Any
 from .paths import COMPLETE, plans_dir
 from .workerclient import BASE_EXECUTABLE, run_worker
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 
 
 def plan_key(model: Path) -> str:

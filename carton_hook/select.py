@@ -7,15 +7,15 @@ applies wins. This runs in the worker, which may import `packaging`.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from .errors import CartonError
 from .lockfile import DIST_INFO_DIR, Environment, Lock, load_lock
+from .plan import PLAN_FORMAT
 from .source import Model
-
-PLAN_FORMAT = 1
 
 
 class NoEnvironmentError(CartonError, LookupError):
@@ -95,6 +95,7 @@ def make_plan(model: Model) -> dict[str, Any]:
     namespaces = {n: sorted(set(shas)) for n, shas in owners.items() if n not in imports}
     return {
         "format": PLAN_FORMAT,
+        "stdlib": stdlib_paths(),
         "model": str(model.root),
         "name": model.name,
         "version": model.version,
@@ -105,6 +106,16 @@ def make_plan(model: Model) -> dict[str, Any]:
         "imports": imports,
         "namespaces": namespaces,
     }
+
+
+def stdlib_paths() -> list[str]:
+    """The folders of this interpreter's standard library (computed here, in the worker,
+    so that the model's process needs no `sysconfig` on its warm path)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib") if k in paths}
+    return sorted(found)
 
 
 def _dist_info(folder: Path) -> Path | None:

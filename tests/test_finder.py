@@ -1,0 +1,194 @@
+"""The finder's behaviour inside a loaded model, through real runs (IMPORTS.md's cases)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_hook
+from .factory import make_wheel
+from .indexserver import PackageIndex
+
+
+def model(body: str) -> dict[str, str]:
+    """A model.py whose main() runs `body` (indented by the caller's text)."""
+    lines = "".join(f"    {line}\n" for line in body.strip().splitlines())
+    return {"model.py": f"def main():\n{lines}"}
+
+
+def files_fetched(index: PackageIndex) -> list[str]:
+    return [r for r in index.requests if r.startswith("/files/")]
+
+
+def test_find_spec_and_metadata_download_nothing(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    ep = "[console_scripts]\nalpha-cli = alpha:cli\n[demo.plugins]\nfirst = alpha:plugin\n"
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.2", requires=["beta>=1"],
+                        files={"alpha/__init__.py": "", "alpha-1.2.dist-info/entry_points.txt":
+                               ep}))
+    pypi.add(make_wheel(tmp_path / "w", "beta", "1.0"))
+    carton = build_carton("alpha\n", model("""
+import importlib.util
+from importlib import metadata
+assert importlib.util.find_spec('alpha') is not None
+print(metadata.version('alpha'), metadata.version('beta'))
+print(metadata.requires('alpha'))
+print(sorted(e.name for e in metadata.entry_points(group='demo.plugins')))
+names = [d.metadata['Name'] for d in metadata.distributions()]
+print(sorted(names))
+print(metadata.packages_distributions().get('alpha'))
+"""))
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["1.2 1.0", "['beta>=1']", "['first']",
+                                        "['alpha', 'beta']", "['alpha']"]
+    assert files_fetched(pypi) == []
+
+
+def test_files_gives_real_paths_after_import(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", model("""
+import alpha
+from importlib import metadata
+init = [f for f in metadata.files('alpha') if f.name == '__init__.py'][0]
+print(init.locate().resolve() == __import__('pathlib').Path(alpha.__file__).resolve())
+"""))
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "True"), proc.stderr
+
+
+def test_namespace_split_over_two_wheels(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    proto = pypi.add(make_wheel(tmp_path / "w", "nsproto", "1.0",
+                                {"nsp/proto/__init__.py": "NAME = 'proto'\n",
+                                 "nsp/proto/data.txt": "hello"}))
+    api = pypi.add(make_wheel(tmp_path / "w", "nsapi", "1.0",
+                              {"nsp/api/__init__.py": "NAME = 'api'\n"}))
+    carton = build_carton("nsproto\nnsapi\n", model("""
+import importlib.resources
+import nsp
+import nsp.proto
+print(nsp.proto.NAME, importlib.resources.files('nsp.proto').joinpath('data.txt').read_text())
+import sys
+print(sys.argv[1] == 'first' and len(list(nsp.__path__)))
+if sys.argv[1] == 'second':
+    import nsp.api
+    print(nsp.api.NAME, len(list(nsp.__path__)))
+    print(sorted(p.name for p in importlib.resources.files('nsp').iterdir()))
+"""))
+    pypi.reset_counts()
+    first = run_hook(hermetic_env, carton, "first")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["proto hello", "1"]
+    assert files_fetched(pypi) == [f"/files/{proto.name}"], "nsp.api must not be fetched"
+    second = run_hook(hermetic_env, carton, "second")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[2:] == ["api 2", "['api', 'proto']"]
+    assert files_fetched(pypi) == [f"/files/{proto.name}", f"/files/{api.name}"]
+
+
+def test_model_module_beats_locked_one_but_a_stray_folder_does_not(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "six", "1.0", {"six.py": "WHO = 'locked six'\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "pyyaml", "1.0",
+                        {"yaml/__init__.py": "WHO = 'locked yaml'\n"}))
+    carton = build_carton("six\npyyaml\n", {
+        "six.py": "WHO = 'model six'\n",
+        "yaml/readme.txt": "a data folder that happens to be called yaml",
+        **model("import six, yaml\nprint(six.WHO, '|', yaml.WHO)")})
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "model six | locked yaml"), proc.stderr
+
+
+@pytest.mark.parametrize("name", ["urllib3", "filelock", "packaging", "installer"])
+def test_the_hooks_own_dependencies_never_shadow_locked_ones(
+        name: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", name, "0.0.1",
+                        {f"{name}/__init__.py": "__version__ = '0.0.1-locked'\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "other", "1.0"))
+    carton = build_carton(f"{name}\nother\n", model(f"""
+import other  # a cold install first: the hook uses its own {name} for it
+import {name}, sys
+print({name}.__version__, [m for m in sys.modules if m.startswith('{name}.')])
+"""))
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "0.0.1-locked []"), proc.stderr
+
+
+def test_install_failure_is_an_import_error_with_the_cause(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", model("""
+try:
+    import alpha
+except ImportError as exc:
+    print(type(exc).__name__, '|', exc)
+"""))
+    data = bytearray(wheel.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the server now serves other bytes of the same size
+    wheel.write_bytes(bytes(data))
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    kind, _, message = proc.stdout.strip().partition(" | ")
+    assert kind == "CartonImportError"
+    assert "cannot import alpha" in message and "sha256" in message
+    entries = Path(hermetic_env["CARTON_HOME"]).glob("pythonpackages/*/[0-9a-f]*")
+    assert list(entries) == [], "nothing may be left in the cache"
+
+
+def test_isolated_from_the_interpreters_site_packages(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    extra = tmp_path / "on-pythonpath"
+    (extra / "outsider").mkdir(parents=True)
+    (extra / "outsider" / "__init__.py").write_text("")
+    carton = build_carton("alpha\n", model("""
+for name in ('pytest', 'outsider'):
+    try:
+        __import__(name)
+        print(name, 'imported')
+    except ImportError:
+        print(name, 'blocked')
+"""))
+    env = {**hermetic_env, "PYTHONPATH": str(extra)}
+    proc = run_hook(env, carton)
+    assert proc.stdout.splitlines() == ["pytest blocked", "outsider blocked"], proc.stderr
+    proc = run_hook(env, "--system-site-packages", carton)
+    assert proc.stdout.splitlines() == ["pytest imported", "outsider imported"], proc.stderr
+
+
+def test_concurrent_cold_processes_download_each_wheel_once(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    for name in ("alpha", "beta", "gamma"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
+    carton = build_carton("alpha\nbeta\ngamma\n", model("""
+import threading
+threads = [threading.Thread(target=__import__, args=(n,)) for n in ('alpha', 'beta', 'gamma')]
+for t in threads: t.start()
+for t in threads: t.join()
+import alpha, beta, gamma
+print('ok')
+"""))
+    pypi.reset_counts()
+    procs = [subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
+                              env=hermetic_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert (proc.returncode, out.strip()) == (0, "ok"), err
+    assert sorted(files_fetched(pypi)) == sorted(
+        f"/files/{n}-1.0-py3-none-any.whl" for n in ("alpha", "beta", "gamma"))
