@@ -1,6 +1,6 @@
 """Sessions: `nox` runs lint, typecheck, tests on every Python, integration and reproducibility.
 
-`nox -s quickstart` builds the example model; CI runs plain `nox`, as the README does.
+`nox -s quickstart` builds and runs the example model; CI runs plain `nox`, as the README does.
 """
 
 from __future__ import annotations
@@ -79,13 +79,13 @@ def reproducibility(session: nox.Session) -> None:
 
 @nox.session
 def quickstart(session: nox.Session) -> None:
-    """Build the example model with `python -m build`, then show what the carton holds."""
-    session.install("build")
+    """Build the example model with `python -m build`, then run it with the runtime."""
+    session.install(".", "build")
     wheelhouse = _own_wheel(session)
     session.run("python", "-m", "build", str(EXAMPLE), env=_find_links(wheelhouse))
     (carton,) = (EXAMPLE / "dist").glob("*.carton")
-    session.run("python", "-m", "zipfile", "-l", str(carton))
-    session.log(f"built {carton}")
+    session.log(f"built {carton}; running it:")
+    session.run("python", "-m", "carton_hook", str(carton), "1", "2", "3")
 
 
 def _own_wheel(session: nox.Session) -> Path:
