@@ -33,7 +33,8 @@ def is_complete(entry: Path, sha256: str) -> bool:
         marker = json.loads((entry / COMPLETE).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(marker, dict) and marker.get("sha256") == sha256
+    return (isinstance(marker, dict) and marker.get("format") == 1
+            and marker.get("sha256") == sha256)
 
 
 def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
@@ -81,12 +82,15 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
 
 
 def _sweep(tmp: Path) -> None:
-    """Remove work folders that interrupted runs left more than a day ago."""
+    """Remove what interrupted runs left in `tmp` more than a day ago."""
     now = time.time()
     for child in tmp.iterdir():
         with contextlib.suppress(OSError):
-            if now - child.stat().st_mtime > STALE_TMP_SECONDS:
-                shutil.rmtree(child, ignore_errors=True)
+            if now - child.lstat().st_mtime > STALE_TMP_SECONDS:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -84,7 +84,11 @@ def _attempt(url: str, sha256: str, size: int, dest: Path, what: str, started: f
                 location = resp.headers.get("Location")
                 if not location:
                     raise FetchError(f"{what}: redirect without a Location from {current}")
-                current = urljoin(current, location)
+                target = urljoin(current, location)
+                if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
+                    raise FetchError(f"{what}: refusing to follow a redirect from https to "
+                                     f"{target!r}")
+                current = target
                 continue
             if resp.status in (429, 500, 502, 503, 504):
                 raise _Retry() from FetchError(f"HTTP {resp.status}")
