@@ -21,7 +21,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from .errors import WheelError
-from .importnames import import_names
+from .importnames import import_names, install_paths
 from .lockfile import canonical_name
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without
@@ -127,7 +127,8 @@ def check_member_names(filename: str, names: Iterable[str]) -> None:
         if problem:
             raise WheelError(filename, f"unsafe member name {name!r}: {problem}")
         bare = name.rstrip("/")
-        if bare.split("/")[0] in RESERVED_TOP_LEVEL:
+        installed = install_paths([bare])
+        if installed and installed[0].split("/")[0] in RESERVED_TOP_LEVEL:
             raise WheelError(filename, f"member {name!r} is reserved for carton's cache")
         key = unicodedata.normalize("NFC", bare).casefold()
         if key in seen and not (name.endswith("/") and seen[key].endswith("/")):

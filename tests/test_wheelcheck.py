@@ -207,6 +207,13 @@ def test_top_level_carton_complete_is_refused(tmp_path: Path) -> None:
     refused(path, "member '.carton-complete' is reserved for carton's cache")
 
 
+@pytest.mark.parametrize("scheme", ["purelib", "platlib"])
+def test_carton_complete_through_data_scheme_is_refused(tmp_path: Path, scheme: str) -> None:
+    member = f"demo-1.0.data/{scheme}/.carton-complete"
+    path = make_wheel(tmp_path, "demo", files={INIT: "", member: ""})
+    refused(path, f"member '{member}' is reserved for carton's cache")
+
+
 def test_top_level_carton_complete_folder_is_refused(tmp_path: Path) -> None:
     path = make_wheel(tmp_path, "demo", files={INIT: "", ".carton-complete/x": ""})
     refused(path, "is reserved for carton's cache")
