@@ -1,6 +1,6 @@
 """Load a carton into the running process: `carton_hook.load(MODEL)`.
 
-    carton = carton_hook.load("model.carton")   # plan, finder, isolation
+    carton = carton_hook.load("model.carton")   # plan, finder, isolation, subprocesses
     main = carton.entrypoint()                   # the entrypoint as a callable
     sys.exit(main())
 
@@ -17,13 +17,17 @@ from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any
 
+from . import workerclient
+from .envprefix import ensure_prefix
 from .errors import CartonError
 from .finder import CartonFinder
 from .isolation import isolate
 from .paths import carton_home, packages_dir
 from .plan import get_plan
 from .run import resolve_entrypoint
-from .workerclient import BASE_EXECUTABLE, WorkerError, run_worker
+from .workerclient import run_worker
+
+SYSTEM_SITE_ENV = "CARTON_SYSTEM_SITE_PACKAGES"
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Carton:
 
     plan: dict[str, Any]
     finder: CartonFinder
+    prefix: Path | None = None
 
     @property
     def name(self) -> str:
@@ -54,33 +59,46 @@ class Carton:
         return resolve_entrypoint(self.model_dir, str(self.plan["entrypoint"]))
 
 
-def _flag(name: str) -> bool:
+def flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = None) -> Carton:
-    """Make `model`'s locked packages importable in this process, isolated from the
-    interpreter's own site-packages unless `system_site_packages` (or
-    `CARTON_SYSTEM_SITE_PACKAGES=1`) lets them through as a fallback."""
+    """Make `model`'s locked packages importable in this process and in the subprocesses
+    it starts with `sys.executable`, isolated from the interpreter's own site-packages
+    unless `system_site_packages` (or `CARTON_SYSTEM_SITE_PACKAGES=1`) lets them through
+    as a fallback."""
+    if system_site_packages is None:
+        system_site_packages = flag(SYSTEM_SITE_ENV)
+    home = carton_home()
+    plan = get_plan(Path(model).resolve(), home)
+    worker_python = workerclient.WORKER_PYTHON
+    prefix = ensure_prefix(plan, home, worker_python)
+    carton = activate(plan, system_site_packages=system_site_packages)
+    carton.prefix = prefix
+    # Children started with sys.executable, `python` from PATH or multiprocessing run in
+    # the prefix, whose .pth boots the same plan there.
+    sys.executable = str(prefix / "bin" / "python")
+    os.environ["PATH"] = os.pathsep.join([str(prefix / "bin"), os.environ.get("PATH", "")])
+    if system_site_packages:
+        os.environ[SYSTEM_SITE_ENV] = "1"
+    if "multiprocessing.spawn" in sys.modules:
+        sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
+    return carton
+
+
+def activate(plan: dict[str, Any], *, system_site_packages: bool) -> Carton:
+    """Install the finder for `plan` and isolate `sys.path`: what a loaded carton and
+    each of its subprocesses do."""
     if any(isinstance(f, CartonFinder) for f in sys.meta_path):
         raise CartonError("a carton is already loaded in this process")
-    if system_site_packages is None:
-        system_site_packages = _flag("CARTON_SYSTEM_SITE_PACKAGES")
-    home = carton_home()
-    path = Path(model).resolve()
-    try:
-        plan = get_plan(path, home)
-    except WorkerError as exc:
-        if exc.kind == "no-environment":
-            raise CartonError(f"{exc}") from None
-        raise
     plan_file = plan["_file"]
 
     def install(shas: list[str]) -> None:
         if shas:
-            run_worker("install", plan_file, BASE_EXECUTABLE, *shas)
+            run_worker("install", plan_file, workerclient.WORKER_PYTHON, *shas)
 
-    finder = CartonFinder(plan, packages_dir(home), install)
+    finder = CartonFinder(plan, packages_dir(carton_home()), install)
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
                     len(sys.meta_path))
     sys.meta_path.insert(position, finder)

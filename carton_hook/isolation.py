@@ -12,8 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-# This package's own modules stay, wherever it is installed.
-_KEEP_PREFIXES = ("carton_hook",)
+from .paths import BOOT_MODULE
+
+# Stay, wherever they came from: this package, the main module (multiprocessing needs
+# it), and the prefix's boot module (purging it mid-import would break its import).
+_KEEP_PREFIXES = ("carton_hook", "__main__", "__mp_main__", BOOT_MODULE)
 
 
 def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) -> list[str]:

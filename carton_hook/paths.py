@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 COMPLETE = ".carton-complete"
+# The module that a subprocess prefix's .pth file imports to boot the finder.
+BOOT_MODULE = "_carton_boot"
 
 
 def carton_home() -> Path:

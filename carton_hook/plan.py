@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import workerclient
 from .paths import COMPLETE, plans_dir
-from .workerclient import BASE_EXECUTABLE, run_worker
+from .workerclient import run_worker
 
 PLAN_FORMAT = 2
 
@@ -29,7 +30,7 @@ def plan_key(model: Path) -> str:
                     "carton.lock"]
     else:
         defining = [model / "pyproject.toml", model / ".carton" / "carton.lock"]
-    parts = [str(model), BASE_EXECUTABLE, sys.version, sys.platform]
+    parts = [str(model), workerclient.WORKER_PYTHON, sys.version, sys.platform]
     for path in defining:
         try:
             st = path.stat()
@@ -49,6 +50,11 @@ def get_plan(model: Path, home: Path) -> dict[str, Any]:
         if plan is None:
             raise OSError(f"the worker wrote no readable plan at {path}")
     return plan
+
+
+def read_plan(path: Path) -> dict[str, Any] | None:
+    """The plan stored at `path`, or None if it is missing, stale or unreadable."""
+    return _read(path)
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from .errors import CartonError
 
-# Captured at import, before anything changes sys.executable or sys.path.
-BASE_EXECUTABLE = sys.executable
+# The interpreter that has carton's dependencies: captured at import, before anything
+# changes sys.executable; a subprocess of a loaded carton gets it set by its boot.
+WORKER_PYTHON = sys.executable
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -34,7 +35,7 @@ def run_worker(*args: str) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT,
                                                       env.get("PYTHONPATH", "")]))
-    proc = subprocess.run([BASE_EXECUTABLE, "-m", "carton_hook.worker", *args], env=env,
+    proc = subprocess.run([WORKER_PYTHON, "-m", "carton_hook.worker", *args], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           check=False)
     if proc.returncode == 0:
