@@ -43,7 +43,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["tests"]))
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def integration(session: nox.Session) -> None:
     """Against the real package index: real wheels, sdists and isolated frontends."""
     session.install(".", "pytest", "build")

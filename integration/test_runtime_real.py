@@ -1,0 +1,71 @@
+"""The runtime with real wheels from the real index, cold and then warm: C extensions
+with bundled libraries, a C loader, namespace packages across wheels, entry points and
+console scripts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import carton
+
+MODEL = '''
+import json, subprocess, sys
+from importlib import metadata
+
+def main():
+    out = {}
+    import numpy
+    out["inv"] = numpy.linalg.inv(numpy.array([[1.0, 2.0], [3.0, 4.0]])).round(3).tolist()
+    import yaml
+    out["yaml"] = yaml.load("a: [1, 2]", Loader=yaml.CLoader)
+    from google.protobuf import descriptor_pb2
+    from google.api import http_pb2
+    out["proto"] = [descriptor_pb2.FileDescriptorProto.__name__, http_pb2.HttpRule.__name__]
+    import google
+    out["google_path"] = len(list(google.__path__))
+    import zope.interface
+    class IThing(zope.interface.Interface):
+        pass
+    out["zope"] = IThing.__name__
+    out["plugins"] = sorted(e.name for e in metadata.entry_points(group="console_scripts")
+                            if e.dist and e.dist.metadata["Name"].lower() == "numpy")
+    script = subprocess.run(["f2py", "-v"], capture_output=True, text=True)
+    out["f2py"] = script.returncode
+    out["versions"] = {n: metadata.version(n) for n in ("numpy", "pyyaml", "protobuf")}
+    print(json.dumps(out))
+'''
+
+REQUIREMENTS = "numpy\npyyaml\nprotobuf\ngoogleapis-common-protos\nzope.interface\n"
+
+
+def test_real_wheels_cold_then_warm(tmp_path: Path, real_env: dict[str, str]) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "pyproject.toml").write_text(
+        '[project]\nname = "real-runtime"\nversion = "1.0"\n\n'
+        '[tool.carton]\nentrypoint = "model:main"\n')
+    (model / "requirements.txt").write_text(REQUIREMENTS)
+    (model / "model.py").write_text(MODEL)
+    proc = carton(real_env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    archive = model / "dist" / "real_runtime-1.0.carton"
+    results = []
+    for _ in ("cold", "warm"):
+        run = subprocess.run([sys.executable, "-m", "carton_hook", str(archive)], env=real_env,
+                             capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+        results.append(json.loads(run.stdout))
+    cold, warm = results
+    assert cold == warm
+    assert cold["inv"] == [[-2.0, 1.0], [1.5, -0.5]]
+    assert cold["yaml"] == {"a": [1, 2]}
+    assert cold["proto"] == ["FileDescriptorProto", "HttpRule"]
+    assert cold["google_path"] == 2
+    assert cold["zope"] == "IThing"
+    assert "f2py" in cold["plugins"] and cold["f2py"] == 0
+    lock = json.loads((model / ".carton" / "carton.lock").read_text())
+    locked = {p["name"]: p["version"] for p in lock["environments"][0]["packages"]}
+    assert cold["versions"] == {n: locked[n] for n in ("numpy", "pyyaml", "protobuf")}
