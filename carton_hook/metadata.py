@@ -15,14 +15,19 @@ from typing import Any
 class CartonDistribution(Distribution):
     """A locked distribution: metadata from the carton, files in the cache entry."""
 
-    def __init__(self, dist_info: Path, entry: Path) -> None:
+    def __init__(self, dist_info: Path, entry: Path, top_level: list[str]) -> None:
         self._dist_info = dist_info
         self._entry = entry
+        self._top_level = top_level
 
     def read_text(self, filename: str) -> str | None:
         try:
             return (self._dist_info / filename).read_text(encoding="utf-8")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            if filename == "top_level.txt" and self._top_level:
+                # Most wheels lack it; the import names carton computed at pack time say
+                # the same, and packages_distributions() on 3.10 reads nothing else.
+                return "".join(f"{name}\n" for name in self._top_level)
             return None
 
     read_text.__doc__ = Distribution.read_text.__doc__
@@ -50,5 +55,6 @@ def distributions(plan: dict[str, Any], root: Path, name: str | None) -> list[Di
         if wheel["dist_info"] is None:
             continue
         if wanted is None or wanted == wheel["dist"]:
-            found.append(CartonDistribution(Path(wheel["dist_info"]), root / sha))
+            found.append(CartonDistribution(Path(wheel["dist_info"]), root / sha,
+                                            wheel["top_level"]))
     return found

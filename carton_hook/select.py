@@ -84,6 +84,7 @@ def make_plan(model: Model) -> dict[str, Any]:
             "dist_info": str(dist_info) if dist_info else None,
             "deps": sorted(by_name[d].wheel.sha256 for d in package.dependencies
                            if d in by_name),
+            "top_level": sorted({n.split(".")[0] for n in package.imports}),
         }
         for name in package.imports:
             if name in imports:
