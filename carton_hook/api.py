@@ -22,10 +22,10 @@ from .envprefix import ensure_prefix
 from .errors import CartonError
 from .finder import CartonFinder
 from .isolation import isolate
-from .paths import carton_home, packages_dir
+from .paths import carton_home, env_flag, packages_dir
 from .plan import get_plan
 from .run import resolve_entrypoint
-from .workerclient import run_worker
+from .workerclient import WorkerError, run_worker
 
 SYSTEM_SITE_ENV = "CARTON_SYSTEM_SITE_PACKAGES"
 
@@ -59,19 +59,23 @@ class Carton:
         return resolve_entrypoint(self.model_dir, str(self.plan["entrypoint"]))
 
 
-def flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
 def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = None) -> Carton:
     """Make `model`'s locked packages importable in this process and in the subprocesses
     it starts with `sys.executable`, isolated from the interpreter's own site-packages
     unless `system_site_packages` (or `CARTON_SYSTEM_SITE_PACKAGES=1`) lets them through
     as a fallback."""
     if system_site_packages is None:
-        system_site_packages = flag(SYSTEM_SITE_ENV)
+        system_site_packages = env_flag(SYSTEM_SITE_ENV)
     home = carton_home()
-    plan = get_plan(Path(model).resolve(), home)
+    path = Path(model).resolve()
+    try:
+        plan = get_plan(path, home)
+    except WorkerError as exc:
+        if exc.kind != "no-environment":
+            raise
+        from .packing import pack_for_here
+
+        plan = pack_for_here(path, home, exc)
     worker_python = workerclient.WORKER_PYTHON
     prefix = ensure_prefix(plan, home, worker_python)
     carton = activate(plan, system_site_packages=system_site_packages)

@@ -15,8 +15,9 @@ from . import workerclient
 def boot(plan_file: str, worker_python: str) -> None:
     """Activate the plan at `plan_file`. On failure, say why and exit at once: a child
     that ran on without its locked packages would fail later and less clearly."""
-    from .api import SYSTEM_SITE_ENV, activate, flag
+    from .api import SYSTEM_SITE_ENV, activate
     from .errors import CartonError
+    from .paths import env_flag
     from .plan import read_plan
 
     workerclient.WORKER_PYTHON = worker_python
@@ -26,7 +27,7 @@ def boot(plan_file: str, worker_python: str) -> None:
               "environment is gone; run the carton again to restore it", file=sys.stderr)
         raise SystemExit(1)
     try:
-        activate(plan, system_site_packages=flag(SYSTEM_SITE_ENV))
+        activate(plan, system_site_packages=env_flag(SYSTEM_SITE_ENV))
     except CartonError as exc:
         print(f"carton: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .errors import CartonError
 from .lockfile import url_problem
+from .paths import env_flag
 
 CHUNK = 1 << 20
 ATTEMPTS = 4
@@ -29,7 +30,7 @@ class FetchError(CartonError, OSError):
 
 
 def offline() -> bool:
-    return os.environ.get("CARTON_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+    return env_flag("CARTON_OFFLINE")
 
 
 def fetch(url: str, sha256: str, size: int, dest: Path, *, what: str) -> None:

@@ -19,6 +19,11 @@ COMPLETE = ".carton-complete"
 BOOT_MODULE = "_carton_boot"
 
 
+def env_flag(name: str) -> bool:
+    """An on/off environment switch: anything but unset, empty, 0, false or no is on."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def carton_home() -> Path:
     return Path(os.environ.get("CARTON_HOME") or Path.home() / ".carton")
 

@@ -92,6 +92,34 @@ def _open_archive(path: Path, home: Path) -> Model:
     return Model(root, info.name, info.version, info.entrypoint, archive=path)
 
 
+def copy_model(path: Path, dest: Path, home: Path) -> None:
+    """A full, writable copy of MODEL's model folder, bundled wheels included, at `dest`
+    (published by one rename): where a carton is locked for a new interpreter."""
+    model = open_model(path, home)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
+    try:
+        tree = work / "model"
+        shutil.copytree(model.root, tree, ignore=shutil.ignore_patterns(COMPLETE))
+        if model.archive is not None:
+            with zipfile.ZipFile(model.archive) as zf:
+                for name in zf.namelist():
+                    relpath = name[len(MODEL_PREFIX):]
+                    if name.startswith(MODEL_PREFIX) and relpath.startswith(BUNDLED_DIR + "/"):
+                        target = tree / relpath
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(name) as src, target.open("xb") as out:
+                            shutil.copyfileobj(src, out, 1 << 20)
+        (tree / COMPLETE).write_text(json.dumps({"format": 1}))
+        try:
+            os.rename(tree, dest)
+        except OSError:
+            if not (dest / COMPLETE).is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], root: Path,
              where: str) -> None:
     """Extract model/ (but its bundled wheels) into `root`, checking every member."""

@@ -2,6 +2,7 @@
 
     python -m carton_hook.worker plan MODEL PLANFILE
     python -m carton_hook.worker install PLANFILE INTERPRETER SHA256 [SHA256 ...]
+    python -m carton_hook.worker derive MODEL DEST
 
 Selection needs `packaging`, fetching `urllib3`, locking `filelock`, unpacking
 `installer`. The model's process must never import them under their public names (a
@@ -25,7 +26,7 @@ from .errors import CartonError
 from .fetch import FetchError, fetch
 from .paths import carton_home, packages_dir
 from .select import NoEnvironmentError, make_plan
-from .source import open_model
+from .source import copy_model, open_model
 from .unpack import install_wheel
 
 WORKERS = 4
@@ -41,6 +42,11 @@ def write_plan(model_arg: str, plan_file: str) -> None:
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
     tmp.write_text(json.dumps(plan, sort_keys=True))
     os.replace(tmp, target)
+
+
+def derive(model_arg: str, dest: str) -> None:
+    """Copy MODEL's model folder, bundled wheels included, to `dest`."""
+    copy_model(Path(model_arg), Path(dest), carton_home())
 
 
 def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
@@ -93,6 +99,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["plan"] and len(argv) == 3:
             write_plan(argv[1], argv[2])
+        elif argv[:1] == ["derive"] and len(argv) == 3:
+            derive(argv[1], argv[2])
         elif argv[:1] == ["install"] and len(argv) >= 4:
             install(argv[1], argv[2], argv[3:])
         else:

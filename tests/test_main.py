@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from carton_backend.config import load_config
+from carton_backend.pack import write_carton
+from carton_hook.lockfile import load_lock
+
 from .conftest import run_hook
 from .factory import make_wheel
 from .indexserver import PackageIndex
@@ -161,10 +165,53 @@ def test_no_section_for_this_python_is_a_clear_error(
     lock["environments"][0]["marker"] = "python_version == '2.7'"
     lock["environments"][0]["id"] = "cp27-linux-x86_64"
     lock_path.write_text(json.dumps(lock))
+    for switch in ("CARTON_NO_PACK", "CARTON_OFFLINE"):
+        proc = run_hook({**hermetic_env, switch: "1"}, folder)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("carton: error:") and "Traceback" not in proc.stderr
+        assert "no lock section" in proc.stderr and "cp27-linux-x86_64" in proc.stderr
+        assert f"packing at load time is off ({switch} is set)" in proc.stderr
+
+
+def make_foreign(lock_path: Path) -> None:
+    """Make the lock's only section one for another Python, as if locked elsewhere."""
+    lock = json.loads(lock_path.read_text())
+    lock["environments"][0]["marker"] = "python_version == '2.7'"
+    lock["environments"][0]["id"] = "cp27-linux-x86_64"
+    lock_path.write_text(json.dumps(lock))
+
+
+def test_missing_section_is_packed_at_load_time_for_a_model_folder(
+        tmp_path: Path, alpha: Path, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
+                                         "    print(alpha.VALUE)\n"})
+    folder = tmp_path / "models" / "demo-model"
+    make_foreign(folder / ".carton" / "carton.lock")
     proc = run_hook(hermetic_env, folder)
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("carton: error:") and "Traceback" not in proc.stderr
-    assert "no lock section" in proc.stderr and "cp27-linux-x86_64" in proc.stderr
+    assert (proc.returncode, proc.stdout.strip()) == (0, "alpha 1.0"), proc.stderr
+    assert "carton: warning:" in proc.stderr and "locking" in proc.stderr
+    ids = [e["id"] for e in json.loads((folder / ".carton" / "carton.lock").read_text())
+           ["environments"]]
+    assert ids[0] == "cp27-linux-x86_64" and len(ids) == 2
+
+
+def test_missing_section_is_packed_at_load_time_for_an_archive(
+        tmp_path: Path, alpha: Path, private: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    private.add(make_wheel(tmp_path / "w", "secret", "2.0", {"secret.py": "WHO = 'bundled'\n"}))
+    build_carton("alpha\nsecret\n", {"model.py": "import alpha, secret\ndef main():\n"
+                                                 "    print(alpha.VALUE, secret.WHO)\n"})
+    folder = tmp_path / "models" / "demo-model"
+    lock_path = folder / ".carton" / "carton.lock"
+    make_foreign(lock_path)
+    carton = write_carton(load_config(folder), load_lock(lock_path), tmp_path / "foreign")
+    first = run_hook(hermetic_env, carton)
+    assert (first.returncode, first.stdout.strip()) == (0, "alpha 1.0 bundled"), first.stderr
+    assert "locking" in first.stderr
+    second = run_hook(hermetic_env, carton)
+    assert (second.returncode, second.stdout.strip()) == (0, "alpha 1.0 bundled")
+    assert "warning" not in second.stderr, "the second run must be warm"
 
 
 def test_bad_model_argument_is_a_clear_error(tmp_path: Path,

@@ -1,0 +1,53 @@
+"""Pack at load time: when the lock has no section for this interpreter, add one by
+running the build half as a subprocess (the runtime never imports it), then load.
+
+A model folder is locked in place. A `.carton` (or unpacked carton) cannot change, so
+its model folder is copied, bundled wheels included, to `models/packed-<key>/` and
+locked there; the carton's plan then points at that folder, so later runs are warm.
+`CARTON_NO_PACK=1` or `CARTON_OFFLINE=1` turn this off: the missing section is an error.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import workerclient
+from .errors import CartonError
+from .paths import COMPLETE, env_flag, models_dir
+from .plan import get_plan, plan_key, plan_path
+from .workerclient import WorkerError, run_worker
+
+
+def pack_for_here(model: Path, home: Path, missing: WorkerError) -> dict[str, Any]:
+    """Lock `model` for this interpreter and return its new plan, or raise why not."""
+    for switch in ("CARTON_NO_PACK", "CARTON_OFFLINE"):
+        if env_flag(switch):
+            raise CartonError(f"{missing}; packing at load time is off ({switch} is set)")
+    folder_form = (model / "pyproject.toml").is_file() and not (model / "carton.toml").exists()
+    target = model if folder_form else models_dir(home) / f"packed-{plan_key(model)}"
+    if not folder_form and not (target / COMPLETE).is_file():
+        run_worker("derive", str(model), str(target))
+    python = workerclient.WORKER_PYTHON
+    print(f"carton: warning: {missing}; locking {target} for this interpreter now "
+          f"(python -m carton_backend lock)", file=sys.stderr)
+    proc = subprocess.run([python, "-m", "carton_backend", "lock", str(target)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        if "No module named carton_backend" in proc.stderr:
+            raise CartonError(f"{missing}; packing at load time needs pip and carton-backend "
+                              f"in {python}: install them there (python -m pip install "
+                              "carton-backend), or lock the model for this Python where "
+                              "they are and pack it again")
+        raise CartonError(f"{missing}; locking for this interpreter failed: "
+                          f"{lines[-1] if lines else proc.returncode}")
+    plan = get_plan(target, home)
+    if target != model:
+        shutil.copyfile(plan["_file"], plan_path(model, home))
+        plan = get_plan(model, home)
+    return plan
