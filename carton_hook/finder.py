@@ -92,6 +92,8 @@ class CartonFinder:
                   target: ModuleType | None = None) -> ModuleSpec | None:
         sha = self.imports.get(fullname)
         if sha is None:
+            if fullname == "distutils" and self.plan.get("distutils_shim") and path is None:
+                return _distutils_from_setuptools(fullname)
             shas = self.namespaces.get(fullname)
             if shas is None:
                 return None
@@ -134,6 +136,21 @@ class CartonFinder:
                 for s in missing:
                     _forget_negative_cache(self.cache_root / s)
         return entry
+
+
+def _distutils_from_setuptools(fullname: str) -> ModuleSpec | None:
+    """What setuptools' `distutils-precedence.pth` arranges for a pip-installed
+    setuptools: `import distutils` gives `setuptools._distutils` (unless
+    SETUPTOOLS_USE_DISTUTILS=stdlib). The shim's own finder decides."""
+    import os
+
+    if os.environ.get("SETUPTOOLS_USE_DISTUTILS", "local") != "local":
+        return None
+    import importlib
+
+    hack = importlib.import_module("_distutils_hack")  # installs setuptools if need be
+    spec: ModuleSpec | None = hack.DistutilsMetaFinder().find_spec(fullname, None)
+    return spec
 
 
 def closure(plan: dict[str, Any], shas: list[str]) -> list[str]:

@@ -106,6 +106,9 @@ def make_plan(model: Model) -> dict[str, Any]:
         "wheels": wheels,
         "imports": imports,
         "namespaces": namespaces,
+        # setuptools' distutils-precedence.pth would install this shim; carton runs no
+        # .pth file, so the finder asks the shim itself when `distutils` is imported.
+        "distutils_shim": "_distutils_hack" in imports,
     }
 
 

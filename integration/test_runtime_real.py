@@ -69,3 +69,25 @@ def test_real_wheels_cold_then_warm(tmp_path: Path, real_env: dict[str, str]) ->
     lock = json.loads((model / ".carton" / "carton.lock").read_text())
     locked = {p["name"]: p["version"] for p in lock["environments"][0]["packages"]}
     assert cold["versions"] == {n: locked[n] for n in ("numpy", "pyyaml", "protobuf")}
+
+
+def test_distutils_comes_from_locked_setuptools(tmp_path: Path,
+                                                real_env: dict[str, str]) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "pyproject.toml").write_text(
+        '[project]\nname = "distutils-user"\nversion = "1.0"\n\n'
+        '[tool.carton]\nentrypoint = "model:main"\n')
+    (model / "requirements.txt").write_text("setuptools\n")
+    (model / "model.py").write_text(
+        "def main():\n"
+        "    from distutils.version import LooseVersion\n"
+        "    import distutils\n"
+        "    newer = LooseVersion('1.10') > LooseVersion('1.9')\n"
+        "    print(newer, 'setuptools' in distutils.__file__)\n")
+    proc = carton(real_env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run([sys.executable, "-m", "carton_hook",
+                          str(model / "dist" / "distutils_user-1.0.carton")], env=real_env,
+                         capture_output=True, text=True, check=False)
+    assert (run.returncode, run.stdout.strip()) == (0, "True True"), run.stderr
