@@ -192,3 +192,77 @@ print('ok')
         assert (proc.returncode, out.strip()) == (0, "ok"), err
     assert sorted(files_fetched(pypi)) == sorted(
         f"/files/{n}-1.0-py3-none-any.whl" for n in ("alpha", "beta", "gamma"))
+
+
+def test_modules_behave_as_if_imported_normally(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "class Point:\n    def __init__(self, x):\n        self.x = x\n"
+                             "def answer():\n    return 42\n"}))
+    carton = build_carton("alpha\n", model("""
+import importlib, inspect, pickle
+import alpha
+print(type(alpha.__loader__).__name__, alpha.__spec__.origin == alpha.__file__)
+print(inspect.getsource(alpha.answer).split()[1])
+print(pickle.loads(pickle.dumps(alpha.Point(3))).x)
+importlib.invalidate_caches()
+print(importlib.reload(alpha).answer())
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == ["SourceFileLoader True", "answer():", "3", "42"]
+
+
+GUARD = """
+import builtins, os
+HOME = os.path.realpath(os.environ["CARTON_HOME"])
+def _inside(path):
+    try:
+        return os.path.realpath(os.fspath(path)).startswith(HOME)
+    except TypeError:
+        return False
+def _refuse(what, path):
+    raise PermissionError(13, f"read-only cache: {what}", str(path))
+_open = builtins.open
+def guarded_open(file, mode="r", *args, **kwargs):
+    if any(c in mode for c in "wxa+") and _inside(file):
+        _refuse("open", file)
+    return _open(file, mode, *args, **kwargs)
+builtins.open = guarded_open
+for name in ("mkdir", "makedirs", "rename", "replace", "remove", "unlink", "rmdir", "symlink"):
+    original = getattr(os, name)
+    def guarded(*args, _original=original, _name=name, **kwargs):
+        if args and _inside(args[0]):
+            _refuse(_name, args[0])
+        return _original(*args, **kwargs)
+    setattr(os, name, guarded)
+"""
+
+
+def test_warm_run_writes_nothing_so_a_read_only_cache_works(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", model("import alpha, subprocess, sys\nprint('ok')\n"
+                                           "subprocess.run([sys.executable, '-c', 'import alpha'],"
+                                           " check=True)"))
+    assert run_hook(hermetic_env, carton).returncode == 0
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD)
+    env = {**hermetic_env, "PYTHONPATH": str(guard), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = run_hook(env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr
+
+
+def test_pyc_files_are_compiled_before_publishing(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", model("import alpha, sys\nprint(alpha.__cached__)"))
+    proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).is_file(), "the .pyc must exist although bytecode " \
+                                                "writing is off"
