@@ -16,15 +16,13 @@ library and fails to import locked packages, cleanly, instead of finding the sys
 from __future__ import annotations
 
 import configparser
-import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .paths import BOOT_MODULE, COMPLETE
+from .paths import BOOT_MODULE
+from .publish import is_published, publishing
 
 _BOOT_SOURCE = '''\
 """Boot carton's finder in a subprocess of a loaded carton (generated; see carton_hook)."""
@@ -53,22 +51,10 @@ if __name__ == "__main__":
 
 def ensure_prefix(plan: dict[str, Any], home: Path, worker_python: str) -> Path:
     """The prefix for `plan`, made on first use and published by one rename."""
-    key = Path(plan["_file"]).stem
-    root = home / "envs" / key
-    if (root / COMPLETE).is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
-    try:
-        _fill(work, root, plan, worker_python)
-        (work / COMPLETE).write_text(json.dumps({"format": 1}))
-        try:
-            os.rename(work, root)
-        except OSError:
-            if not (root / COMPLETE).is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    root = home / "envs" / Path(plan["_file"]).stem
+    if not is_published(root):
+        with publishing(root) as tree:
+            _fill(tree, root, plan, worker_python)
     return root
 
 

@@ -9,11 +9,8 @@ stay in the archive (the cache reads them from there when they are first importe
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from .archive import CARTON_TOML, MANIFEST, MODEL_PREFIX, parse_carton_toml, par
 from .errors import ArchiveError, CartonError
 from .lockfile import BUNDLED_DIR, LOCK_PATH
 from .paths import COMPLETE, models_dir
+from .publish import is_published, publishing
 from .wheelcheck import name_problem
 
 
@@ -83,7 +81,7 @@ def _open_archive(path: Path, home: Path) -> Model:
             raw_manifest = zf.read(MANIFEST)
             info = parse_carton_toml(zf.read(CARTON_TOML), where)
             root = models_dir(home) / hashlib.sha256(raw_manifest).hexdigest()
-            if not (root / COMPLETE).is_file():
+            if not is_published(root):
                 _extract(zf, parse_manifest(raw_manifest, where), names, root, where)
     except zipfile.BadZipFile as exc:
         raise ArchiveError(where, f"not a .carton archive ({exc})") from exc
@@ -96,11 +94,9 @@ def copy_model(path: Path, dest: Path, home: Path) -> None:
     """A full, writable copy of MODEL's model folder, bundled wheels included, at `dest`
     (published by one rename): where a carton is locked for a new interpreter."""
     model = open_model(path, home)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
-    try:
-        tree = work / "model"
-        shutil.copytree(model.root, tree, ignore=shutil.ignore_patterns(COMPLETE))
+    with publishing(dest) as tree:
+        shutil.copytree(model.root, tree, ignore=shutil.ignore_patterns(COMPLETE),
+                        dirs_exist_ok=True)
         if model.archive is not None:
             with zipfile.ZipFile(model.archive) as zf:
                 for name in zf.namelist():
@@ -110,14 +106,6 @@ def copy_model(path: Path, dest: Path, home: Path) -> None:
                         target.parent.mkdir(parents=True, exist_ok=True)
                         with zf.open(name) as src, target.open("xb") as out:
                             shutil.copyfileobj(src, out, 1 << 20)
-        (tree / COMPLETE).write_text(json.dumps({"format": 1}))
-        try:
-            os.rename(tree, dest)
-        except OSError:
-            if not (dest / COMPLETE).is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], root: Path,
@@ -126,9 +114,7 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
     if names - {CARTON_TOML, MANIFEST} != set(manifest):
         extra = sorted((names - {CARTON_TOML, MANIFEST}) ^ set(manifest))[0]
         raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
-    try:
+    with publishing(root) as work:
         for member, expected in sorted(manifest.items()):
             problem = name_problem(member)
             if problem or not member.startswith(MODEL_PREFIX):
@@ -149,11 +135,3 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
                 raise ArchiveError(where, f"{member} does not match its MANIFEST hash")
             mode = (info.external_attr >> 16) & 0o777
             target.chmod(0o755 if mode & 0o111 else 0o644)
-        (work / COMPLETE).write_text(json.dumps({"format": 1}))
-        try:
-            os.rename(work, root)
-        except OSError:
-            if not (root / COMPLETE).is_file():
-                raise  # not a lost race: something else is in the way
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

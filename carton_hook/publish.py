@@ -1,0 +1,43 @@
+"""Publish a folder by one rename: readers see all of it or nothing.
+
+For folders any process may build the same way (an extracted model, a subprocess
+prefix): no lock is taken; two racing builders each fill their own temporary folder,
+one rename wins, the loser's copy is discarded. The completion marker is written before
+the rename, so a folder without it is never trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .paths import COMPLETE
+
+
+def is_published(final: Path) -> bool:
+    return (final / COMPLETE).is_file()
+
+
+@contextlib.contextmanager
+def publishing(final: Path) -> Iterator[Path]:
+    """Yield an empty folder to fill; on clean exit it becomes `final` (unless another
+    process published `final` first); on error, it is removed."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    try:
+        tree = work / "tree"
+        tree.mkdir()
+        yield tree
+        (tree / COMPLETE).write_text(json.dumps({"format": 1}))
+        try:
+            os.rename(tree, final)
+        except OSError:
+            if not is_published(final):
+                raise  # not a lost race: something else is in the way
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
