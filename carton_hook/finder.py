@@ -81,6 +81,7 @@ class CartonFinder:
         self.plan = plan
         self.imports: dict[str, str] = plan["imports"]
         self.namespaces: dict[str, list[str]] = plan["namespaces"]
+        self.shared: dict[str, list[str]] = plan["shared"]
         self.cache_root = cache_root
         self.local_paths = [plan["model"]]
         self._install = install
@@ -104,10 +105,10 @@ class CartonFinder:
             local = PathFinder.find_spec(fullname, self.local_paths)
             if local is not None and local.loader is not None:
                 return local
-        entry = self.cache_root / sha
-        if (entry / COMPLETE).is_file():
-            return self._real_spec(fullname, entry)
-        return ModuleSpec(fullname, _InstallingLoader(self, sha), origin=None)  # type: ignore[arg-type]
+        shas = self.shared.get(fullname) or [sha]
+        if all((self.cache_root / s / COMPLETE).is_file() for s in shas):
+            return self._real_spec(fullname, self.cache_root / sha)
+        return ModuleSpec(fullname, _InstallingLoader(self, shas), origin=None)  # type: ignore[arg-type]
 
     def invalidate_caches(self) -> None:
         """Nothing is cached here; `importlib.invalidate_caches()` may call this."""
@@ -122,20 +123,29 @@ class CartonFinder:
     # -- helpers -----------------------------------------------------------------------
 
     def _real_spec(self, fullname: str, entry: Path) -> ModuleSpec | None:
-        parent = entry.joinpath(*fullname.split(".")[:-1])
-        return PathFinder.find_spec(fullname, [str(parent)])
+        parts = fullname.split(".")
+        spec = PathFinder.find_spec(fullname, [str(entry.joinpath(*parts[:-1]))])
+        locations = spec.submodule_search_locations if spec is not None else None
+        if locations is not None:
+            # A package other wheels provide too: its __path__ spans all of them, and a
+            # pkgutil.extend_path() in its __init__ keeps what it is given.
+            for other in self.shared.get(fullname, ()):
+                folder = str(self.cache_root.joinpath(other, *parts))
+                if folder not in locations and Path(folder).is_dir():
+                    locations.append(folder)
+        return spec
 
-    def ensure_installed(self, sha: str) -> Path:
-        """Install the wheel `sha` and the wheels it depends on (prefetched together)."""
-        entry = self.cache_root / sha
+    def ensure_installed(self, shas: list[str]) -> Path:
+        """Install the wheels `shas` and the wheels they depend on (prefetched together);
+        returns the first one's entry."""
         with self._lock:
-            if not (entry / COMPLETE).is_file():
-                missing = [s for s in closure(self.plan, [sha])
-                           if not (self.cache_root / s / COMPLETE).is_file()]
+            missing = [s for s in closure(self.plan, shas)
+                       if not (self.cache_root / s / COMPLETE).is_file()]
+            if missing:
                 self._install(missing)
                 for s in missing:
                     _forget_negative_cache(self.cache_root / s)
-        return entry
+        return self.cache_root / shas[0]
 
 
 def _distutils_from_setuptools(fullname: str) -> ModuleSpec | None:
@@ -177,14 +187,14 @@ def _forget_negative_cache(entry: Path) -> None:
 class _InstallingLoader:
     """Installs the wheel, then turns the spec into the real one and delegates."""
 
-    def __init__(self, finder: CartonFinder, sha: str) -> None:
+    def __init__(self, finder: CartonFinder, shas: list[str]) -> None:
         self._finder = finder
-        self._sha = sha
+        self._shas = shas
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        wheel = self._finder.plan["wheels"][self._sha]
+        wheel = self._finder.plan["wheels"][self._shas[0]]
         try:
-            entry = self._finder.ensure_installed(self._sha)
+            entry = self._finder.ensure_installed(self._shas)
         except CartonError as exc:
             raise CartonImportError(f"cannot import {spec.name}: {exc}",
                                     name=spec.name) from exc

@@ -71,6 +71,7 @@ def make_plan(model: Model) -> dict[str, Any]:
     wheels: dict[str, Any] = {}
     imports: dict[str, str] = {}
     owners: dict[str, list[str]] = {}
+    shared: dict[str, list[str]] = {}
     for package in section.packages:
         sha = package.wheel.sha256
         dist_info = _dist_info(model.root / DIST_INFO_DIR / sha)
@@ -88,7 +89,10 @@ def make_plan(model: Model) -> dict[str, Any]:
         }
         for name in package.imports:
             if name in imports:
-                continue  # the first wheel in the lock's order keeps a contested name
+                # Several wheels provide one package (pkgutil-style namespaces): the first
+                # in the lock's order provides its __init__, all provide its __path__.
+                shared.setdefault(name, [imports[name]]).append(sha)
+                continue
             imports[name] = sha
             parts = name.split(".")
             for i in range(1, len(parts)):
@@ -106,6 +110,7 @@ def make_plan(model: Model) -> dict[str, Any]:
         "wheels": wheels,
         "imports": imports,
         "namespaces": namespaces,
+        "shared": shared,
         # setuptools' distutils-precedence.pth would install this shim; carton runs no
         # .pth file, so the finder asks the shim itself when `distutils` is imported.
         "distutils_shim": "_distutils_hack" in imports,

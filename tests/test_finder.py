@@ -266,3 +266,20 @@ def test_pyc_files_are_compiled_before_publishing(
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).is_file(), "the .pyc must exist although bytecode " \
                                                 "writing is off"
+
+
+def test_pkgutil_style_namespace_across_two_wheels(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    init = "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+    pypi.add(make_wheel(tmp_path / "w", "zpkg-a", "1.0",
+                        {"zpkg/__init__.py": init, "zpkg/a.py": "NAME = 'a'\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "zpkg-b", "1.0",
+                        {"zpkg/__init__.py": init, "zpkg/b.py": "NAME = 'b'\n"}))
+    carton = build_carton("zpkg-a\nzpkg-b\n", model("""
+import zpkg.a, zpkg.b
+print(zpkg.a.NAME, zpkg.b.NAME, len(zpkg.__path__))
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "a b 2"), (run, proc.stderr)
