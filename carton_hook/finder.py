@@ -125,6 +125,8 @@ class CartonFinder:
     def _real_spec(self, fullname: str, entry: Path) -> ModuleSpec | None:
         parts = fullname.split(".")
         spec = PathFinder.find_spec(fullname, [str(entry.joinpath(*parts[:-1]))])
+        if fullname == "pkg_resources" and spec is not None and spec.loader is not None:
+            spec.loader = _WorkingSetLoader(spec.loader, self._metadata_folders())  # type: ignore[assignment]
         locations = spec.submodule_search_locations if spec is not None else None
         if locations is not None:
             # A package other wheels provide too: its __path__ spans all of them, and a
@@ -134,6 +136,11 @@ class CartonFinder:
                 if folder not in locations and Path(folder).is_dir():
                     locations.append(folder)
         return spec
+
+    def _metadata_folders(self) -> list[str]:
+        """The folders holding each locked wheel's pack-time `.dist-info`."""
+        return sorted({str(Path(w["dist_info"]).parent) for w in self.plan["wheels"].values()
+                       if w["dist_info"]})
 
     def ensure_installed(self, shas: list[str]) -> Path:
         """Install the wheels `shas` and the wheels they depend on (prefetched together);
@@ -182,6 +189,29 @@ def _forget_negative_cache(entry: Path) -> None:
     prefix = str(entry)
     for key in [k for k in sys.path_importer_cache if k.startswith(prefix)]:
         del sys.path_importer_cache[key]
+
+
+class _WorkingSetLoader:
+    """pkg_resources' loader, plus one step: its working set is built from `sys.path`
+    and cannot see locked distributions, so their metadata folders are added to it."""
+
+    def __init__(self, loader: Any, folders: list[str]) -> None:
+        self._loader = loader
+        self._folders = folders
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        working_set = getattr(module, "working_set", None)
+        for folder in self._folders:
+            if working_set is not None and folder not in working_set.entries:
+                working_set.add_entry(folder)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)  # get_source, get_resource_reader, ...
 
 
 class _InstallingLoader:

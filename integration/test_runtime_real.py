@@ -91,3 +91,29 @@ def test_distutils_comes_from_locked_setuptools(tmp_path: Path,
                           str(model / "dist" / "distutils_user-1.0.carton")], env=real_env,
                          capture_output=True, text=True, check=False)
     assert (run.returncode, run.stdout.strip()) == (0, "True True"), run.stderr
+
+
+def test_pkg_resources_of_an_older_locked_setuptools_sees_locked_packages(
+        tmp_path: Path, real_env: dict[str, str]) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "pyproject.toml").write_text(
+        '[project]\nname = "old-code"\nversion = "1.0"\n\n'
+        '[tool.carton]\nentrypoint = "model:main"\n')
+    (model / "requirements.txt").write_text("setuptools==69.5.1\nsix==1.16.0\n")
+    (model / "model.py").write_text(
+        "import warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "def main():\n"
+        "    import pkg_resources\n"
+        "    print(pkg_resources.get_distribution('six').version,\n"
+        "          pkg_resources.get_distribution('setuptools').version)\n"
+        "    eps = {ep.name: ep for ep in pkg_resources.iter_entry_points('distutils.commands')}\n"
+        "    print(eps['build_py'].load().__name__)\n")
+    proc = carton(real_env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run([sys.executable, "-m", "carton_hook",
+                          str(model / "dist" / "old_code-1.0.carton")], env=real_env,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["1.16.0 69.5.1", "build_py"]
