@@ -117,3 +117,66 @@ def test_pkg_resources_of_an_older_locked_setuptools_sees_locked_packages(
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == ["1.16.0 69.5.1", "build_py"]
+
+
+def pack_and_run(tmp_path: Path, env: dict[str, str], name: str, requirements: str,
+                 body: str) -> list[str]:
+    """Pack a one-function model and run it twice (cold, then warm); its output lines."""
+    model = tmp_path / name
+    model.mkdir()
+    (model / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "1.0"\n\n'
+        '[tool.carton]\nentrypoint = "model:main"\n')
+    (model / "requirements.txt").write_text(requirements)
+    lines = "".join(f"    {line}\n" for line in body.strip().splitlines())
+    (model / "model.py").write_text(f"def main():\n{lines}")
+    proc = carton(env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    outputs = []
+    for _ in ("cold", "warm"):
+        run = subprocess.run([sys.executable, "-m", "carton_hook",
+                              str(model / "dist" / f"{name.replace('-', '_')}-1.0.carton")],
+                             env=env, capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+        outputs.append(run.stdout.splitlines())
+    assert outputs[0] == outputs[1]
+    return outputs[0]
+
+
+def test_locked_versions_of_the_hooks_own_dependencies_win(
+        tmp_path: Path, real_env: dict[str, str]) -> None:
+    out = pack_and_run(tmp_path, real_env, "old-deps",
+                       "urllib3==1.26.20\nfilelock==3.12.4\npackaging==21.3\nsix==1.16.0\n", """
+import six  # a cold install: the hook's own urllib3, filelock and packaging do the work
+import urllib3, filelock, packaging
+print(urllib3.__version__, filelock.__version__, packaging.__version__)
+""")
+    assert out == ["1.26.20 3.12.4 21.3"]
+
+
+def test_protobuf_with_nspkg_pth_beside_a_pep420_sibling(
+        tmp_path: Path, real_env: dict[str, str]) -> None:
+    out = pack_and_run(tmp_path, real_env, "old-proto",
+                       "protobuf==3.20.3\ngoogleapis-common-protos==1.56.4\n", """
+from google.protobuf import descriptor_pb2
+from google.type import date_pb2
+print(descriptor_pb2.FileDescriptorProto.__name__, date_pb2.Date(year=2026).year)
+""")
+    assert out == ["FileDescriptorProto 2026"]
+
+
+def test_the_quickstart_example_runs_cold_and_warm(tmp_path: Path,
+                                                   real_env: dict[str, str]) -> None:
+    import shutil
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
+    model = tmp_path / "quickstart"
+    shutil.copytree(example, model, ignore=shutil.ignore_patterns(".carton", "dist"))
+    proc = carton(real_env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    for _ in ("cold", "warm"):
+        run = subprocess.run([sys.executable, "-m", "carton_hook",
+                              str(model / "dist" / "quickstart-0.1.0.carton"), "1", "2"],
+                             env=real_env, capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip().endswith("predict([1.0, 2.0]) = [2.5, 4.5]")
