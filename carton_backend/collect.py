@@ -78,6 +78,10 @@ class Collector:
             wheel = Wheel(name=filename, sha256=sha256, size=size, path=relpath)
             self._bundle(local, relpath)
         self._keep_metadata(sha256, info)
+        for pth in info.pth_with_code:
+            if pth != "distutils-precedence.pth" and not pth.endswith("-nspkg.pth"):
+                log.warning("%s: %s runs code at start-up when pip-installed; carton never "
+                            "runs it (its path lines are honoured)", filename, pth)
         return Package(
             name=res.key,
             version=res.version,
@@ -85,6 +89,7 @@ class Collector:
             requested=res.requested,
             dependencies=tuple(dependencies),
             imports=info.imports,
+            roots=info.roots,
             built_from=built_from,
             index=index.base_url if index is not None and hit is not None else None,
         )

@@ -124,7 +124,9 @@ class CartonFinder:
 
     def _real_spec(self, fullname: str, entry: Path) -> ModuleSpec | None:
         parts = fullname.split(".")
-        spec = PathFinder.find_spec(fullname, [str(entry.joinpath(*parts[:-1]))])
+        roots = self.plan["wheels"][entry.name]["roots"]  # "" and .pth path lines
+        spec = PathFinder.find_spec(fullname, [str(entry.joinpath(root, *parts[:-1]))
+                                               for root in roots])
         if fullname == "pkg_resources" and spec is not None and spec.loader is not None:
             spec.loader = _WorkingSetLoader(spec.loader, self._metadata_folders())  # type: ignore[assignment]
         locations = spec.submodule_search_locations if spec is not None else None

@@ -62,6 +62,34 @@ def import_names(members: Iterable[str]) -> list[str]:
     return sorted(n for n in names if n.split(".")[0] not in stdlib)
 
 
+def parse_pth(text: str) -> tuple[list[str], bool]:
+    """The path lines of a `.pth` file (extra import roots, relative to site-packages),
+    and whether it also has import lines (code that `site` would run at start-up).
+    Only relative paths that stay inside the wheel's tree are returned."""
+    roots: list[str] = []
+    runs_code = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(("import ", "import\t")):
+            runs_code = True
+            continue
+        parts = line.replace("\\", "/").strip("/").split("/")
+        if line.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            continue
+        root = "/".join(parts)
+        if root not in roots:
+            roots.append(root)
+    return roots, runs_code
+
+
+def rooted_import_names(members: Iterable[str], root: str) -> list[str]:
+    """The import names found below an extra import root that a `.pth` path line adds."""
+    prefix = root + "/"
+    return import_names(p[len(prefix):] for p in install_paths(members) if p.startswith(prefix))
+
+
 def shadowed_stdlib_names(members: Iterable[str]) -> list[str]:
     """Top-level names the wheel provides that the standard library already has."""
     tree = _Tree()

@@ -68,9 +68,13 @@ class Package:
     imports: tuple[str, ...] = ()
     built_from: Mapping[str, Any] | None = None
     index: str | None = None
+    # Extra import roots (relative folders) that path lines of the wheel's .pth files add.
+    roots: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         carton: dict[str, Any] = {"imports": list(self.imports)}
+        if self.roots:
+            carton["path-roots"] = list(self.roots)
         if self.built_from is not None:
             carton["built-from"] = dict(self.built_from)
         data: dict[str, Any] = {
@@ -251,6 +255,12 @@ class _Reader:
         deps = self.array(pkg.get("dependencies", []), f"{key}.dependencies")
         if not all(isinstance(i, str) and i for i in [*imports, *deps]):
             raise self.fail(key, "imports and dependencies must be non-empty strings")
+        roots = self.array(carton.get("path-roots", []), f"{key}.tool.carton.path-roots")
+        for root in roots:
+            if (not isinstance(root, str) or not root or root.startswith("/") or "\\" in root
+                    or any(p in ("", ".", "..") for p in root.split("/"))):
+                raise self.fail(f"{key}.tool.carton.path-roots",
+                                f"{root!r} is not a relative folder inside the wheel")
         built_from = carton.get("built-from")
         if built_from is not None:
             built_from = self.table(built_from, f"{key}.tool.carton.built-from")
@@ -266,6 +276,7 @@ class _Reader:
             imports=tuple(imports),
             built_from=built_from,
             index=index,
+            roots=tuple(roots),
         )
 
     def wheel(self, data: Any, key: str) -> Wheel:

@@ -18,7 +18,7 @@ from . import workerclient
 from .paths import COMPLETE, plans_dir
 from .workerclient import run_worker
 
-PLAN_FORMAT = 5
+PLAN_FORMAT = 6
 
 
 def plan_key(model: Path) -> str:

@@ -86,6 +86,7 @@ def make_plan(model: Model) -> dict[str, Any]:
             "deps": sorted(by_name[d].wheel.sha256 for d in package.dependencies
                            if d in by_name),
             "top_level": sorted({n.split(".")[0] for n in package.imports}),
+            "roots": ["", *package.roots],
         }
         for name in package.imports:
             if name in imports:

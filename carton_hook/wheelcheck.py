@@ -21,7 +21,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from .errors import WheelError
-from .importnames import import_names, install_paths
+from .importnames import import_names, install_paths, parse_pth, rooted_import_names
 from .lockfile import canonical_name
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without
@@ -56,6 +56,10 @@ class WheelInfo:
     dist_info: str
     imports: tuple[str, ...]
     metadata: dict[str, bytes] = field(repr=False)
+    # Extra import roots named by path lines of the wheel's .pth files, in order.
+    roots: tuple[str, ...] = ()
+    # .pth files with import lines: code that site would run and carton never does.
+    pth_with_code: tuple[str, ...] = ()
 
 
 def parse_filename(filename: str) -> tuple[str, str]:
@@ -106,14 +110,48 @@ def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
     check_record(zf, filename, dist_info, files)
     metadata = {n: zf.read(f"{dist_info}/{n}") for n in METADATA_FILES
                 if f"{dist_info}/{n}" in names}
+    roots, with_code = _pth_roots(zf, names)
+    imports = set(import_names(names))
+    for root in roots:
+        imports.update(rooted_import_names(names, root))
     return WheelInfo(
         filename=filename,
         name=dist,
         version=version,
         dist_info=dist_info,
-        imports=tuple(import_names(names)),
+        imports=tuple(sorted(imports)),
         metadata=metadata,
+        roots=tuple(roots),
+        pth_with_code=tuple(with_code),
     )
+
+
+def _pth_roots(zf: zipfile.ZipFile, names: set[str]) -> tuple[list[str], list[str]]:
+    """Path lines of the `.pth` files that land in site-packages, and the files that
+    also hold import lines."""
+    roots: list[str] = []
+    with_code: list[str] = []
+    installed: dict[str, str] = {}  # where a member lands -> the member
+    for member in names:
+        landed = install_paths([member])
+        if landed:
+            installed[landed[0]] = member
+    present_dirs = {p.rsplit("/", 1)[0] for p in installed if "/" in p}
+    for path, member in sorted(installed.items()):
+        if "/" in path or not path.endswith(".pth"):
+            continue
+        try:
+            text = zf.read(member).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        found, runs_code = parse_pth(text)
+        if runs_code:
+            with_code.append(path)
+        for root in found:
+            if root not in roots and any(d == root or d.startswith(root + "/")
+                                         for d in present_dirs):
+                roots.append(root)
+    return roots, with_code
 
 
 def check_member_names(filename: str, names: Iterable[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -283,3 +284,23 @@ print(zpkg.a.NAME, zpkg.b.NAME, len(zpkg.__path__))
     for run in ("cold", "warm"):
         proc = run_hook(hermetic_env, carton)
         assert (proc.returncode, proc.stdout.strip()) == (0, "a b 2"), (run, proc.stderr)
+
+
+def test_pth_path_lines_are_honoured_and_pth_code_never_runs(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    flag = tmp_path / "pth-code-ran"
+    pth = f"vendored\nimport pathlib; pathlib.Path({str(flag)!r}).touch()\n"
+    pypi.add(make_wheel(tmp_path / "w", "oldstyle", "1.0", {
+        "oldstyle.pth": pth, "vendored/helper.py": "WHO = 'from a .pth path line'\n"}))
+    carton = build_carton("oldstyle\n", model("import helper\nprint(helper.WHO)"))
+    lock = json.loads((tmp_path / "models" / "demo-model" / ".carton" / "carton.lock")
+                      .read_text())
+    (package,) = lock["environments"][0]["packages"]
+    assert package["tool"]["carton"] == {"imports": ["helper", "vendored.helper"],
+                                         "path-roots": ["vendored"]}
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "from a .pth path line"), \
+            (run, proc.stderr)
+    assert not flag.exists(), "an import line of a wheel's .pth file must never run"

@@ -191,3 +191,13 @@ def test_check_wheel_reports_the_same_names(tmp_path: Path) -> None:
     })
     assert check_wheel(path).imports == ("google._upb._message", "google.protobuf",
                                          "protobuf_extra")
+
+
+def test_parse_pth_path_lines_and_code() -> None:
+    from carton_hook.importnames import parse_pth
+
+    roots, runs_code = parse_pth("# comment\n\nsrc\nlib/extra/\nimport os\n../escape\n/abs\n"
+                                 "src\n")
+    assert roots == ["src", "lib/extra"]
+    assert runs_code is True
+    assert parse_pth("only_a_path\n") == (["only_a_path"], False)
