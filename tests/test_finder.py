@@ -304,3 +304,60 @@ def test_pth_path_lines_are_honoured_and_pth_code_never_runs(
         assert (proc.returncode, proc.stdout.strip()) == (0, "from a .pth path line"), \
             (run, proc.stderr)
     assert not flag.exists(), "an import line of a wheel's .pth file must never run"
+
+
+def test_kill_9_mid_download_then_a_retry_succeeds(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    import os
+    import signal
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "", "alpha/blob.bin": os.urandom(2_000_000)}))
+    carton = build_carton("alpha\n", model("import alpha\nprint('ok')"))
+    data = wheel.read_bytes()
+    started = threading.Event()
+    slow = {"on": True}
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(0, len(data), 65536):
+                if slow["on"]:
+                    started.set()
+                    time.sleep(0.2)
+                try:
+                    self.wfile.write(data[i:i + 65536])
+                except OSError:
+                    return
+
+    # Serve the wheel at the URL the lock recorded: stop the index, listen on its port.
+    port = int(pypi.url.split(":")[2].split("/")[0])
+    pypi.stop()
+    slow_server = ThreadingHTTPServer(("127.0.0.1", port), Slow)
+    threading.Thread(target=slow_server.serve_forever, daemon=True).start()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
+                                env=hermetic_env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert started.wait(60), "the download never started"
+        os.killpg(proc.pid, signal.SIGKILL)  # the model and its worker, mid-download
+        proc.wait(10)
+        root = next(Path(hermetic_env["CARTON_HOME"]).glob("pythonpackages/py*"))
+        assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
+        slow["on"] = False
+        started_at = time.monotonic()
+        again = run_hook(hermetic_env, carton)
+        assert (again.returncode, again.stdout.strip()) == (0, "ok"), again.stderr
+        assert time.monotonic() - started_at < 30, "a lock of the killed run was still held"
+    finally:
+        slow_server.shutdown()
+        slow_server.server_close()
