@@ -80,7 +80,7 @@ class Downloader:
             part = work / filename
             digest = hashlib.sha256()
             try:
-                resp = self._client.get(url, stream=True)
+                resp, _ = self._client.get(url, stream=True)
                 try:
                     if resp.status != 200:
                         raise DownloadError(url, f"HTTP {resp.status}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3.util import Retry, Timeout
@@ -18,6 +18,7 @@ RETRY = Retry(total=5, backoff_factor=0.25, status_forcelist=(429, 500, 502, 503
               allowed_methods=("GET", "HEAD"), raise_on_status=False,
               respect_retry_after_header=True)
 TIMEOUT = Timeout(connect=15.0, read=60.0)
+MAX_REDIRECTS = 5
 
 
 class HttpClient:
@@ -42,9 +43,23 @@ class HttpClient:
             return self._proxies[proxy]
 
     def get(self, url: str, headers: dict[str, str] | None = None,
-            stream: bool = False) -> urllib3.BaseHTTPResponse:
-        """GET `url`; raises urllib3's errors for transport failures, returns any status."""
-        return self.pool(url).request(
-            "GET", url, headers={"Accept-Encoding": "identity", **(headers or {})},
-            preload_content=not stream, decode_content=False, redirect=True,
-        )
+            stream: bool = False) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """GET `url`, following up to 5 redirects but never from https to anything else.
+        Returns the final response (any status) and its URL; raises urllib3's errors for
+        transport failures."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self.pool(current).request(
+                "GET", current, headers={"Accept-Encoding": "identity", **(headers or {})},
+                preload_content=not stream, decode_content=False, redirect=False,
+            )
+            location = resp.headers.get("Location")
+            if resp.status not in (301, 302, 303, 307, 308) or not location:
+                return resp, current
+            resp.drain_conn()
+            target = urljoin(current, location)
+            if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
+                raise urllib3.exceptions.HTTPError(
+                    f"refusing a redirect from {current} to {target}: it leaves https")
+            current = target
+        raise urllib3.exceptions.HTTPError(f"more than {MAX_REDIRECTS} redirects from {url}")

@@ -74,7 +74,7 @@ class PublicIndex:
     def _fetch(self, project: str) -> dict[str, IndexFile]:
         url = urljoin(self.base_url, f"{project}/")
         try:
-            resp = self._client.get(url, headers={"Accept": ACCEPT})
+            resp, final_url = self._client.get(url, headers={"Accept": ACCEPT})
         except urllib3.exceptions.HTTPError as exc:
             raise IndexLookupError(
                 f"cannot reach the public index at {url} to check whether {project}'s files "
@@ -84,8 +84,6 @@ class PublicIndex:
             return {}
         if resp.status != 200:
             raise IndexLookupError(f"{url} answered HTTP {resp.status}")
-        # urllib3 2 reports the final URL without scheme and host after redirects.
-        final_url = urljoin(url, resp.geturl() or url)
         ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         body = resp.data
         if ctype.endswith("+json") or ctype == "application/json":

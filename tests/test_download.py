@@ -155,3 +155,56 @@ def test_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Downloader(HttpClient()).cache_dir == tmp_path / "home" / "build-cache" / "files"
     monkeypatch.delenv("CARTON_HOME")
     assert carton_home() == Path.home() / ".carton"
+
+
+def test_https_to_http_redirect_is_refused(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """THREATS N6 at pack time: a downgrade is refused before the http server is asked."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                    str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    seen: dict[str, list[str]] = {"http": [], "https": []}
+
+    def handler(kind: str, location: str | None) -> type[BaseHTTPRequestHandler]:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                seen[kind].append(self.path)
+                self.send_response(302 if location else 200)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+        return Handler
+
+    plain = ThreadingHTTPServer(("127.0.0.1", 0), handler("http", None))
+    target = f"http://127.0.0.1:{plain.server_address[1]}/x.whl"
+    secure = ThreadingHTTPServer(("127.0.0.1", 0), handler("https", target))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    secure.socket = ctx.wrap_socket(secure.socket, server_side=True)
+    for server in (plain, secure):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("CARTON_CA_BUNDLE", str(tmp_path / "cert.pem"))
+        url = f"https://127.0.0.1:{secure.server_address[1]}/x.whl"
+        with pytest.raises(DownloadError, match="refusing a redirect"):
+            Downloader(HttpClient(), tmp_path / "cache").fetch(url)
+        assert seen == {"http": [], "https": ["/x.whl"]}
+    finally:
+        for server in (plain, secure):
+            server.shutdown()
+            server.server_close()
