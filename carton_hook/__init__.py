@@ -11,13 +11,15 @@ called.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # importing typing costs milliseconds at every start
 
 __version__ = "0.1.0"
 
 CREATED_BY = f"carton {__version__}"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .api import Carton
 
 

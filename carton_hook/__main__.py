@@ -7,7 +7,6 @@ The entrypoint runs with `sys.argv = [MODEL, *ARGS]`; its return value is the ex
 from __future__ import annotations
 
 import sys
-import traceback
 
 USAGE = """\
 usage: python -m carton_hook [--system-site-packages] [--verbose] MODEL [ARGS...]
@@ -48,6 +47,8 @@ def main(argv: list[str]) -> int:
         entry = carton.entrypoint()
     except CartonError as exc:
         if "--verbose" in options:
+            import traceback
+
             traceback.print_exc()
         print(f"carton: error: {exc}", file=sys.stderr)
         return 1

@@ -12,31 +12,33 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.machinery import PathFinder
 from pathlib import Path
-from typing import Any
 
 from . import workerclient
-from .envprefix import ensure_prefix
 from .errors import CartonError
 from .finder import CartonFinder
 from .isolation import isolate
-from .paths import carton_home, env_flag, packages_dir
+from .paths import COMPLETE, carton_home, env_flag, packages_dir, prefix_dir
 from .plan import get_plan
 from .run import resolve_entrypoint
 from .workerclient import WorkerError, run_worker
 
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
+
 SYSTEM_SITE_ENV = "CARTON_SYSTEM_SITE_PACKAGES"
 
 
-@dataclass
 class Carton:
-    """A loaded carton: its plan, its finder and its model folder."""
+    """A loaded carton: its plan, its finder, its model folder and its prefix."""
 
-    plan: dict[str, Any]
-    finder: CartonFinder
-    prefix: Path | None = None
+    def __init__(self, plan: dict[str, Any], finder: CartonFinder,
+                 prefix: Path | None = None) -> None:
+        self.plan = plan
+        self.finder = finder
+        self.prefix = prefix
 
     @property
     def name(self) -> str:
@@ -76,8 +78,11 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
         from .packing import pack_for_here
 
         plan = pack_for_here(path, home, exc)
-    worker_python = workerclient.WORKER_PYTHON
-    prefix = ensure_prefix(plan, home, worker_python)
+    prefix = prefix_dir(plan, home)
+    if not (prefix / COMPLETE).is_file():
+        from .envprefix import ensure_prefix
+
+        ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
     carton = activate(plan, system_site_packages=system_site_packages)
     carton.prefix = prefix
     # Children started with sys.executable, `python` from PATH or multiprocessing run in

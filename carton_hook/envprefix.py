@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .paths import BOOT_MODULE
+from .paths import BOOT_MODULE, prefix_dir
 from .publish import is_published, publishing
 
 _BOOT_SOURCE = '''\
@@ -51,7 +51,7 @@ if __name__ == "__main__":
 
 def ensure_prefix(plan: dict[str, Any], home: Path, worker_python: str) -> Path:
     """The prefix for `plan`, made on first use and published by one rename."""
-    root = home / "envs" / Path(plan["_file"]).stem
+    root = prefix_dir(plan, home)
     if not is_published(root):
         with publishing(root) as tree:
             _fill(tree, root, plan, worker_python)

@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from .errors import CartonError
 from .paths import COMPLETE
+
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CartonImportError(ImportError):

@@ -9,7 +9,7 @@ locked there; the carton's plan then points at that folder, so later runs are wa
 
 from __future__ import annotations
 
-import shutil
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 from . import workerclient
 from .errors import CartonError
 from .paths import COMPLETE, env_flag, models_dir
-from .plan import get_plan, plan_key, plan_path
+from .plan import get_plan, plan_identity, plan_key, plan_path
 from .workerclient import WorkerError, run_worker
 
 
@@ -48,6 +48,9 @@ def pack_for_here(model: Path, home: Path, missing: WorkerError) -> dict[str, An
                           f"{lines[-1] if lines else proc.returncode}")
     plan = get_plan(target, home)
     if target != model:
-        shutil.copyfile(plan["_file"], plan_path(model, home))
+        # The carton's own plan key now leads to the locked copy.
+        copied = {k: v for k, v in plan.items() if k != "_file"}
+        copied["identity"] = plan_identity(model)
+        plan_path(model, home).write_text(json.dumps(copied, sort_keys=True))
         plan = get_plan(model, home)
     return plan

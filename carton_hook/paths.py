@@ -37,5 +37,10 @@ def models_dir(home: Path | None = None) -> Path:
     return (home or carton_home()) / "models"
 
 
+def prefix_dir(plan: dict[str, object], home: Path) -> Path:
+    """The subprocess prefix of a plan: one per plan file."""
+    return home / "envs" / Path(str(plan["_file"])).stem
+
+
 def plans_dir(home: Path | None = None) -> Path:
     return (home or carton_home()) / "plans"

@@ -8,21 +8,24 @@ interpreter, so the warm path is: stat, read one small file, done.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from . import workerclient
 from .paths import COMPLETE, plans_dir
 from .workerclient import run_worker
 
-PLAN_FORMAT = 6
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
+
+PLAN_FORMAT = 7
 
 
-def plan_key(model: Path) -> str:
-    """A key that changes whenever the model or the interpreter does."""
+def plan_identity(model: Path) -> str:
+    """What the plan depends on: the model's path and the stat of the files that define
+    it, and the interpreter."""
     if model.is_file():
         defining = [model]
     elif (model / "carton.toml").is_file():
@@ -37,16 +40,31 @@ def plan_key(model: Path) -> str:
             parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
         except OSError:
             parts.append("-")
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return "\n".join(parts)  # passed to the worker in argv: no NUL
+
+
+def plan_key(model: Path) -> str:
+    return _key(plan_identity(model))
+
+
+def _key(identity: str) -> str:
+    """The plan's file name: a checksum of its identity. zlib, not hashlib, because
+    hashlib loads OpenSSL (milliseconds) on the warm path; a collision cannot select a
+    wrong plan, because the plan stores its identity and `get_plan` compares it."""
+    import zlib
+
+    data = identity.encode()
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def get_plan(model: Path, home: Path) -> dict[str, Any]:
     """The plan for `model` (absolute), made by the worker on the first run."""
-    path = plan_path(model, home)
-    plan = _read(path)
+    identity = plan_identity(model)
+    path = plans_dir(home) / f"{_key(identity)}.json"
+    plan = _read(path, identity)
     if plan is None:
-        run_worker("plan", str(model), str(path))
-        plan = _read(path)
+        run_worker("plan", str(model), str(path), identity)
+        plan = _read(path, identity)
         if plan is None:
             raise OSError(f"the worker wrote no readable plan at {path}")
     return plan
@@ -54,15 +72,17 @@ def get_plan(model: Path, home: Path) -> dict[str, Any]:
 
 def read_plan(path: Path) -> dict[str, Any] | None:
     """The plan stored at `path`, or None if it is missing, stale or unreadable."""
-    return _read(path)
+    return _read(path, None)
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _read(path: Path, identity: str | None) -> dict[str, Any] | None:
     try:
         plan: dict[str, Any] = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
     if plan.get("format") != PLAN_FORMAT:
+        return None
+    if identity is not None and plan.get("identity") != identity:
         return None
     root = Path(plan["model"])
     if plan.get("archive") and not (root / COMPLETE).is_file():

@@ -9,10 +9,7 @@ the rename, so a folder without it is never trusted.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +24,10 @@ def is_published(final: Path) -> bool:
 def publishing(final: Path) -> Iterator[Path]:
     """Yield an empty folder to fill; on clean exit it becomes `final` (unless another
     process published `final` first); on error, it is removed."""
+    import json
+    import shutil
+    import tempfile
+
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
     try:

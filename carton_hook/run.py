@@ -13,9 +13,12 @@ import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from .errors import CartonError
+
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class EntrypointError(CartonError, LookupError):

@@ -1,6 +1,6 @@
 """The runtime's worker: a short-lived subprocess that does every cold-path job.
 
-    python -m carton_hook.worker plan MODEL PLANFILE
+    python -m carton_hook.worker plan MODEL PLANFILE IDENTITY
     python -m carton_hook.worker install PLANFILE INTERPRETER SHA256 [SHA256 ...]
     python -m carton_hook.worker derive MODEL DEST
 
@@ -33,10 +33,11 @@ WORKERS = 4
 EXIT_ERROR = 3
 
 
-def write_plan(model_arg: str, plan_file: str) -> None:
+def write_plan(model_arg: str, plan_file: str, identity: str) -> None:
     """Open the model (extracting a .carton), select its section, write the plan."""
     model = open_model(Path(model_arg), carton_home())
     plan = make_plan(model)
+    plan["identity"] = identity
     target = Path(plan_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
@@ -97,8 +98,8 @@ def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what
 
 def main(argv: list[str]) -> int:
     try:
-        if argv[:1] == ["plan"] and len(argv) == 3:
-            write_plan(argv[1], argv[2])
+        if argv[:1] == ["plan"] and len(argv) == 4:
+            write_plan(argv[1], argv[2], argv[3])
         elif argv[:1] == ["derive"] and len(argv) == 3:
             derive(argv[1], argv[2])
         elif argv[:1] == ["install"] and len(argv) >= 4:

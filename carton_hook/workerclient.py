@@ -7,7 +7,6 @@ though the model's own `sys.path` no longer has them.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -42,6 +41,8 @@ def run_worker(*args: str) -> None:
         if proc.stderr:
             sys.stderr.write(proc.stderr)
         return
+    import json
+
     lines = proc.stderr.strip().splitlines()
     try:
         report = json.loads(lines[-1])
