@@ -26,6 +26,7 @@ def main():
     out["proto"] = [descriptor_pb2.FileDescriptorProto.__name__, http_pb2.HttpRule.__name__]
     import google
     out["google_path"] = len(list(google.__path__))
+    out["google_dists"] = sorted(metadata.packages_distributions()["google"])
     import zope.interface
     class IThing(zope.interface.Interface):
         pass
@@ -64,6 +65,7 @@ def test_real_wheels_cold_then_warm(tmp_path: Path, real_env: dict[str, str]) ->
     assert cold["yaml"] == {"a": [1, 2]}
     assert cold["proto"] == ["FileDescriptorProto", "HttpRule"]
     assert cold["google_path"] == 2
+    assert cold["google_dists"] == ["googleapis-common-protos", "protobuf"]
     assert cold["zope"] == "IThing"
     assert "f2py" in cold["plugins"] and cold["f2py"] == 0
     lock = json.loads((model / ".carton" / "carton.lock").read_text())
