@@ -73,54 +73,6 @@ def test_real_wheels_cold_then_warm(tmp_path: Path, real_env: dict[str, str]) ->
     assert cold["versions"] == {n: locked[n] for n in ("numpy", "pyyaml", "protobuf")}
 
 
-def test_distutils_comes_from_locked_setuptools(tmp_path: Path,
-                                                real_env: dict[str, str]) -> None:
-    model = tmp_path / "m"
-    model.mkdir()
-    (model / "pyproject.toml").write_text(
-        '[project]\nname = "distutils-user"\nversion = "1.0"\n\n'
-        '[tool.carton]\nentrypoint = "model:main"\n')
-    (model / "requirements.txt").write_text("setuptools\n")
-    (model / "model.py").write_text(
-        "def main():\n"
-        "    from distutils.version import LooseVersion\n"
-        "    import distutils\n"
-        "    newer = LooseVersion('1.10') > LooseVersion('1.9')\n"
-        "    print(newer, 'setuptools' in distutils.__file__)\n")
-    proc = carton(real_env, "pack", model)
-    assert proc.returncode == 0, proc.stderr
-    run = subprocess.run([sys.executable, "-m", "carton_hook",
-                          str(model / "dist" / "distutils_user-1.0.carton")], env=real_env,
-                         capture_output=True, text=True, check=False)
-    assert (run.returncode, run.stdout.strip()) == (0, "True True"), run.stderr
-
-
-def test_pkg_resources_of_an_older_locked_setuptools_sees_locked_packages(
-        tmp_path: Path, real_env: dict[str, str]) -> None:
-    model = tmp_path / "m"
-    model.mkdir()
-    (model / "pyproject.toml").write_text(
-        '[project]\nname = "old-code"\nversion = "1.0"\n\n'
-        '[tool.carton]\nentrypoint = "model:main"\n')
-    (model / "requirements.txt").write_text("setuptools==69.5.1\nsix==1.16.0\n")
-    (model / "model.py").write_text(
-        "import warnings\n"
-        "warnings.simplefilter('ignore')\n"
-        "def main():\n"
-        "    import pkg_resources\n"
-        "    print(pkg_resources.get_distribution('six').version,\n"
-        "          pkg_resources.get_distribution('setuptools').version)\n"
-        "    eps = {ep.name: ep for ep in pkg_resources.iter_entry_points('distutils.commands')}\n"
-        "    print(eps['build_py'].load().__name__)\n")
-    proc = carton(real_env, "pack", model)
-    assert proc.returncode == 0, proc.stderr
-    run = subprocess.run([sys.executable, "-m", "carton_hook",
-                          str(model / "dist" / "old_code-1.0.carton")], env=real_env,
-                         capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == ["1.16.0 69.5.1", "build_py"]
-
-
 def pack_and_run(tmp_path: Path, env: dict[str, str], name: str, requirements: str,
                  body: str) -> list[str]:
     """Pack a one-function model and run it twice (cold, then warm); its output lines."""
@@ -143,6 +95,30 @@ def pack_and_run(tmp_path: Path, env: dict[str, str], name: str, requirements: s
         outputs.append(run.stdout.splitlines())
     assert outputs[0] == outputs[1]
     return outputs[0]
+
+
+def test_distutils_comes_from_locked_setuptools(tmp_path: Path,
+                                                real_env: dict[str, str]) -> None:
+    out = pack_and_run(tmp_path, real_env, "distutils-user", "setuptools\n", """
+from distutils.version import LooseVersion
+import distutils
+print(LooseVersion('1.10') > LooseVersion('1.9'), 'setuptools' in distutils.__file__)
+""")
+    assert out == ["True True"]
+
+
+def test_pkg_resources_of_an_older_locked_setuptools_sees_locked_packages(
+        tmp_path: Path, real_env: dict[str, str]) -> None:
+    out = pack_and_run(tmp_path, real_env, "old-code", "setuptools==69.5.1\nsix==1.16.0\n", """
+import warnings
+warnings.simplefilter('ignore')
+import pkg_resources
+print(pkg_resources.get_distribution('six').version,
+      pkg_resources.get_distribution('setuptools').version)
+eps = {ep.name: ep for ep in pkg_resources.iter_entry_points('distutils.commands')}
+print(eps['build_py'].load().__name__)
+""")
+    assert out == ["1.16.0 69.5.1", "build_py"]
 
 
 def test_locked_versions_of_the_hooks_own_dependencies_win(
