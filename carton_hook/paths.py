@@ -4,8 +4,10 @@
     pythonpackages/py{MAJOR}{MINOR}/.locks/     one lock file per wheel (never deleted)
     pythonpackages/py{MAJOR}{MINOR}/.tmp/       work folders; a killed run leaves them here
     models/<manifest-sha256>/                   the model folder of a .carton, extracted once
+    models/packed-<key>/                        a copy locked for a new interpreter at load time
     plans/<key>.json                            the answer of selection for one carton and
                                                 one interpreter, read on the warm path
+    envs/<key>/                                 the venv-like prefix its subprocesses run in
 """
 
 from __future__ import annotations
