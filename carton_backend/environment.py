@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from carton_hook.lockfile import Environment, Lock
+from carton_hook.lockfile import Environment, Lock, first_applicable
 
 from .config import ModelConfig
 from .errors import ConfigError
@@ -100,39 +100,11 @@ def section_for(lock: Lock, target: Target) -> Environment | None:
     """The section of `lock` that serves `target` on this machine, if any.
 
     For the building interpreter the section's marker must hold and every wheel must be
-    installable here (tags tell glibc levels and ABIs apart, markers do not). For another
-    interpreter the marker is evaluated with its Python version; its tags are checked
-    when the carton is loaded there.
+    installable here. For another interpreter the marker is evaluated with its Python
+    version; its tags are checked when the carton is loaded there.
     """
-    from packaging.markers import InvalidMarker, Marker
-
     menv = current_marker_environment()
     if not target.building:
         menv["python_version"] = target.python_version
         menv["python_full_version"] = target.python_version + ".0"
-    for section in lock.environments:
-        try:
-            if not Marker(section.marker).evaluate(menv):
-                continue
-        except InvalidMarker:
-            continue
-        if target.building and not wheels_installable_here(section):
-            continue
-        return section
-    return None
-
-
-def wheels_installable_here(section: Environment) -> bool:
-    """True if this interpreter supports a tag of every wheel in the section."""
-    from packaging.tags import sys_tags
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
-    supported = set(sys_tags())
-    for package in section.packages:
-        try:
-            tags = parse_wheel_filename(package.wheel.name)[3]
-        except InvalidWheelFilename:
-            return False
-        if supported.isdisjoint(tags):
-            return False
-    return True
+    return first_applicable(lock, menv, check_tags=target.building)

@@ -2,8 +2,9 @@
 
 Field names follow PEP 751 (`pylock.toml`) wherever PEP 751 has the concept, so that a
 section maps onto a `pylock.toml` mechanically. Both halves use this module: the build
-half writes locks with `dump_lock`, the runtime reads them with `load_lock`. It imports
-nothing third-party.
+half writes locks with `dump_lock`, the runtime reads them with `load_lock`, and both ask
+`first_applicable` which section fits an interpreter. Importing it loads nothing
+third-party (`first_applicable` imports `packaging` when called).
 """
 
 from __future__ import annotations
@@ -131,6 +132,29 @@ class Lock:
 
     def environment(self, env_id: str) -> Environment | None:
         return next((e for e in self.environments if e.id == env_id), None)
+
+
+def first_applicable(lock: Lock, marker_environment: Mapping[str, str], *,
+                     check_tags: bool) -> Environment | None:
+    """The first section whose marker holds in `marker_environment` and, with
+    `check_tags`, all of whose wheels install on the running interpreter: markers cannot
+    tell glibc levels, musl or ABIs apart; tags can. Imports `packaging`."""
+    from packaging.markers import InvalidMarker, Marker
+    from packaging.tags import sys_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    supported = set(sys_tags()) if check_tags else set()
+    for section in lock.environments:
+        try:
+            if not Marker(section.marker).evaluate(dict(marker_environment)):
+                continue
+            if check_tags and any(supported.isdisjoint(parse_wheel_filename(p.wheel.name)[3])
+                                  for p in section.packages):
+                continue
+        except (InvalidMarker, InvalidWheelFilename):
+            continue
+        return section
+    return None
 
 
 def dump_lock(lock: Lock) -> bytes:

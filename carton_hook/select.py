@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CartonError
-from .lockfile import DIST_INFO_DIR, Environment, Lock, load_lock
+from .lockfile import DIST_INFO_DIR, Environment, Lock, first_applicable, load_lock
 from .plan import PLAN_FORMAT
 from .source import Model
 
@@ -38,25 +38,10 @@ def _machine() -> str:
 
 def applicable(lock: Lock) -> Environment | None:
     """The first section whose marker holds here and whose wheels all install here."""
-    from packaging.markers import InvalidMarker, Marker, default_environment
-    from packaging.tags import sys_tags
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.markers import default_environment
 
     menv = {k: str(v) for k, v in default_environment().items()}
-    supported = set(sys_tags())
-    for section in lock.environments:
-        try:
-            if not Marker(section.marker).evaluate(menv):
-                continue
-        except InvalidMarker:
-            continue
-        try:
-            if all(not supported.isdisjoint(parse_wheel_filename(p.wheel.name)[3])
-                   for p in section.packages):
-                return section
-        except InvalidWheelFilename:
-            continue
-    return None
+    return first_applicable(lock, menv, check_tags=True)
 
 
 def make_plan(model: Model) -> dict[str, Any]:
