@@ -24,6 +24,7 @@ from carton_hook.wheelcheck import WheelInfo, check_wheel
 
 from .atomic import TEMP_PREFIX, copy_file
 from .download import Downloader, file_sha256
+from .elfdeps import scan_wheel
 from .environment import Target
 from .errors import BuildError
 from .pypi import PublicIndex
@@ -78,6 +79,7 @@ class Collector:
             wheel = Wheel(name=filename, sha256=sha256, size=size, path=relpath)
             self._bundle(local, relpath)
         self._keep_metadata(sha256, info)
+        libraries = scan_wheel(local)
         for pth in info.pth_with_code:
             if pth != "distutils-precedence.pth" and not pth.endswith("-nspkg.pth"):
                 log.warning("%s: %s runs code at start-up when pip-installed; carton never "
@@ -90,6 +92,8 @@ class Collector:
             dependencies=tuple(dependencies),
             imports=info.imports,
             roots=info.roots,
+            libraries=libraries.provides,
+            needs_libraries=libraries.needs,
             built_from=built_from,
             index=index.base_url if index is not None and hit is not None else None,
         )

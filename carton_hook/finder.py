@@ -89,6 +89,7 @@ class CartonFinder:
         self.local_paths = [plan["model"]]
         self._install = install
         self._lock = threading.Lock()
+        self._preloaded: set[str] = set()
 
     # -- the meta path protocol --------------------------------------------------------
 
@@ -132,6 +133,9 @@ class CartonFinder:
                                                for root in roots])
         if fullname == "pkg_resources" and spec is not None and spec.loader is not None:
             spec.loader = _WorkingSetLoader(spec.loader, self._metadata_folders())  # type: ignore[assignment]
+        if (spec is not None and spec.loader is not None and entry.name not in self._preloaded
+                and self.plan["wheels"][entry.name].get("preload")):
+            spec.loader = _PreloadingLoader(spec.loader, self, entry.name)  # type: ignore[assignment]
         locations = spec.submodule_search_locations if spec is not None else None
         if locations is not None:
             # A package other wheels provide too: its __path__ spans all of them, and a
@@ -194,6 +198,51 @@ def _forget_negative_cache(entry: Path) -> None:
     prefix = str(entry)
     for key in [k for k in sys.path_importer_cache if k.startswith(prefix)]:
         del sys.path_importer_cache[key]
+
+
+class _PreloadingLoader:
+    """The real loader, after loading the shared libraries that the wheel's extensions
+    link to in other wheels (torch to `nvidia-*`): one folder per wheel puts them where
+    no RPATH looks, and a library already loaded is found by its SONAME.
+
+    They are loaded with the default RTLD_LOCAL: the dynamic linker matches DT_NEEDED
+    entries by SONAME, and no symbol is put in the global scope that pip-installed
+    packages would not have there."""
+
+    def __init__(self, loader: Any, finder: CartonFinder, sha: str) -> None:
+        self._loader = loader
+        self._finder = finder
+        self._sha = sha
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        finder = self._finder
+        try:
+            finder.ensure_installed([self._sha])
+        except CartonError as exc:
+            raise CartonImportError(f"cannot import {spec.name}: {exc}", name=spec.name) from exc
+        with finder._lock:
+            if self._sha not in finder._preloaded:
+                import ctypes
+
+                for sha, path in finder.plan["wheels"][self._sha]["preload"]:
+                    library = finder.cache_root.joinpath(sha, path)
+                    try:
+                        ctypes.CDLL(str(library))
+                    except OSError as exc:
+                        raise CartonImportError(
+                            f"cannot import {spec.name}: loading {library.name} from "
+                            f"{finder.plan['wheels'][sha]['name']} failed: {exc}",
+                            name=spec.name) from exc
+                finder._preloaded.add(self._sha)
+        spec.loader = self._loader  # from here on, the module's loader is the real one
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
 
 
 class _WorkingSetLoader:

@@ -71,11 +71,22 @@ class Package:
     index: str | None = None
     # Extra import roots (relative folders) that path lines of the wheel's .pth files add.
     roots: tuple[str, ...] = ()
+    # Shared libraries the wheel provides: soname -> (path inside the installed wheel,
+    # sonames that library needs from outside the wheel).
+    libraries: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # Sonames the wheel's ELF files need that the wheel does not provide.
+    needs_libraries: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         carton: dict[str, Any] = {"imports": list(self.imports)}
         if self.roots:
             carton["path-roots"] = list(self.roots)
+        if self.libraries or self.needs_libraries:
+            carton["shared-libraries"] = {
+                "provides": {name: {"path": path, "needs": list(needs)}
+                             for name, (path, needs) in sorted(self.libraries.items())},
+                "needs": list(self.needs_libraries),
+            }
         if self.built_from is not None:
             carton["built-from"] = dict(self.built_from)
         data: dict[str, Any] = {
@@ -281,10 +292,9 @@ class _Reader:
             raise self.fail(key, "imports and dependencies must be non-empty strings")
         roots = self.array(carton.get("path-roots", []), f"{key}.tool.carton.path-roots")
         for root in roots:
-            if (not isinstance(root, str) or not root or root.startswith("/") or "\\" in root
-                    or any(p in ("", ".", "..") for p in root.split("/"))):
-                raise self.fail(f"{key}.tool.carton.path-roots",
-                                f"{root!r} is not a relative folder inside the wheel")
+            self.inside(root, f"{key}.tool.carton.path-roots")
+        libraries, needs = self.shared_libraries(carton.get("shared-libraries"),
+                                                 f"{key}.tool.carton.shared-libraries")
         built_from = carton.get("built-from")
         if built_from is not None:
             built_from = self.table(built_from, f"{key}.tool.carton.built-from")
@@ -301,7 +311,37 @@ class _Reader:
             built_from=built_from,
             index=index,
             roots=tuple(roots),
+            libraries=libraries,
+            needs_libraries=needs,
         )
+
+    def inside(self, path: Any, key: str) -> str:
+        """A relative path that stays inside the wheel's installed tree."""
+        if (not isinstance(path, str) or not path or path.startswith("/") or "\\" in path
+                or any(p in ("", ".", "..") for p in path.split("/"))):
+            raise self.fail(key, f"{path!r} is not a relative path inside the wheel")
+        return path
+
+    def names(self, value: Any, key: str) -> tuple[str, ...]:
+        items = self.array(value, key)
+        if not all(isinstance(i, str) and i and "/" not in i for i in items):
+            raise self.fail(key, "expected library names (non-empty, no '/')")
+        return tuple(items)
+
+    def shared_libraries(self, data: Any, key: str
+                         ) -> tuple[dict[str, tuple[str, tuple[str, ...]]], tuple[str, ...]]:
+        if data is None:
+            return {}, ()
+        table = self.table(data, key)
+        provides = self.table(table.get("provides", {}), f"{key}.provides")
+        libraries = {}
+        for name, lib in provides.items():
+            where = f"{key}.provides.{name}"
+            self.names([name], where)
+            lib = self.table(lib, where)
+            libraries[name] = (self.inside(lib.get("path"), f"{where}.path"),
+                               self.names(lib.get("needs", []), f"{where}.needs"))
+        return libraries, self.names(table.get("needs", []), f"{key}.needs")
 
     def wheel(self, data: Any, key: str) -> Wheel:
         whl = self.table(data, key)

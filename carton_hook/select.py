@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CartonError
-from .lockfile import DIST_INFO_DIR, Environment, Lock, first_applicable, load_lock
+from .lockfile import (
+    DIST_INFO_DIR,
+    Environment,
+    Lock,
+    Package,
+    first_applicable,
+    load_lock,
+)
 from .plan import PLAN_FORMAT
 from .source import Model
 
@@ -84,6 +91,9 @@ def make_plan(model: Model) -> dict[str, Any]:
             for i in range(1, len(parts)):
                 owners.setdefault(".".join(parts[:i]), []).append(sha)
     namespaces = {n: sorted(set(shas)) for n, shas in owners.items() if n not in imports}
+    for sha, order in preloads(section).items():
+        wheels[sha]["preload"] = order
+        wheels[sha]["deps"] = sorted({*wheels[sha]["deps"], *(s for s, _ in order)})
     return {
         "format": PLAN_FORMAT,
         "stdlib": stdlib_paths(),
@@ -101,6 +111,49 @@ def make_plan(model: Model) -> dict[str, Any]:
         # .pth file, so the finder asks the shim itself when `distutils` is imported.
         "distutils_shim": "_distutils_hack" in imports,
     }
+
+
+def preloads(section: Environment) -> dict[str, list[list[str]]]:
+    """For each wheel whose ELF files need a library that another wheel provides (torch
+    and `nvidia-*`), those libraries as `[sha256, path]`, in the order to load them
+    (a library after the ones it needs). A wheel's own libraries are found through its
+    RPATH and are never listed; neither are system libraries, which no wheel provides."""
+    by_name = {p.name: p for p in section.packages}
+    out: dict[str, list[list[str]]] = {}
+    for package in section.packages:
+        if not package.needs_libraries:
+            continue
+        # Providers: the wheel's dependencies first, nearest first; then any other wheel.
+        nearby, queue = [], [package]
+        while queue:
+            current = queue.pop(0)
+            if current not in nearby:
+                nearby.append(current)
+                queue.extend(by_name[d] for d in current.dependencies if d in by_name)
+        candidates = nearby + [p for p in section.packages if p not in nearby]
+        order: list[list[str]] = []
+        for soname in package.needs_libraries:
+            _visit(soname, package, (), candidates, order)
+        if order:
+            out[package.wheel.sha256] = order
+    return out
+
+
+def _visit(soname: str, needer: Package, trail: tuple[str, ...], candidates: list[Package],
+           order: list[list[str]]) -> None:
+    """Append the library `soname` (needed by a file of `needer`) to `order`, after the
+    libraries it needs itself."""
+    provider = next((p for p in candidates if p is not needer and soname in p.libraries),
+                    None)
+    if provider is None or soname in trail:
+        return
+    path, needs = provider.libraries[soname]
+    entry = [provider.wheel.sha256, path]
+    if entry in order:
+        return
+    for need in needs:
+        _visit(need, provider, (*trail, soname), candidates, order)
+    order.append(entry)
 
 
 def stdlib_paths() -> list[str]:

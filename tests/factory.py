@@ -191,3 +191,38 @@ def write_model(directory: Path, requirements: str = "", *, name: str = "demo-mo
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     return directory
+
+
+def c_compiler() -> str | None:
+    """A C compiler, or None (tests that need one skip, saying why)."""
+    import shutil
+
+    return shutil.which("cc") or shutil.which("gcc")
+
+
+def compile_shared(out: Path, source: str, *, soname: str | None = None,
+                   links: Sequence[Path] = (), runpath: str | None = None,
+                   python_extension: bool = False) -> bytes:
+    """Compile C `source` into the shared object `out` and return its bytes.
+
+    `links` are libraries to link against (recorded as DT_NEEDED by their SONAME),
+    `runpath` is written as-is (`$ORIGIN/...`), and `python_extension` adds Python's
+    include folder.
+    """
+    import subprocess
+    import sysconfig
+
+    compiler = c_compiler()
+    assert compiler is not None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.with_name(out.name.replace(".", "_") + ".c")
+    src.write_text(source)
+    cmd = [compiler, "-shared", "-fPIC", "-o", str(out), str(src), *map(str, links)]
+    if soname:
+        cmd.append(f"-Wl,-soname,{soname}")
+    if runpath:
+        cmd.append(f"-Wl,-rpath,{runpath}")
+    if python_extension:
+        cmd.append(f"-I{sysconfig.get_paths()['include']}")
+    subprocess.run(cmd, check=True, capture_output=True)
+    return out.read_bytes()

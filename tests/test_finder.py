@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import run_hook
-from .factory import make_wheel
+from .factory import c_compiler, compile_shared, make_wheel
 from .indexserver import PackageIndex
 
 
@@ -361,3 +362,64 @@ def test_kill_9_mid_download_then_a_retry_succeeds(
     finally:
         slow_server.shutdown()
         slow_server.server_close()
+
+
+@pytest.mark.skipif(c_compiler() is None or not sys.platform.startswith("linux"),
+                    reason="needs a C compiler and ELF (Linux)")
+def test_extension_links_a_library_from_another_wheel(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    # The torch -> nvidia-* pattern, one level deeper: usesfoo's extension needs
+    # libfoo.so.1 (wheel foolib), which needs libbar.so.2 (wheel barlib). Each finds the
+    # next through an RPATH that is right only when all share one site-packages.
+    from packaging.tags import sys_tags
+
+    tag = str(next(iter(sys_tags())))
+    ext = importlib.machinery.EXTENSION_SUFFIXES[0]
+    c = tmp_path / "c"
+    bar = compile_shared(c / "libbar.so.2", "int bar_base(void) { return 40; }",
+                         soname="libbar.so.2")
+    foo = compile_shared(c / "libfoo.so.1",
+                         "int bar_base(void); int foo_answer(void) { return bar_base() + 2; }",
+                         soname="libfoo.so.1", links=[c / "libbar.so.2"],
+                         runpath="$ORIGIN/../../barlib/lib")
+    module = compile_shared(c / f"_ext{ext}", """
+#include <Python.h>
+int foo_answer(void);
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(foo_answer()); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_ext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__ext(void) { return PyModule_Create(&mod); }
+""", links=[c / "libfoo.so.1"], runpath="$ORIGIN/../foolib/lib", python_extension=True)
+    wheels = tmp_path / "w"
+    for wheel in (
+        make_wheel(wheels, "barlib", "1.0", tag=tag,
+                   files={"barlib/__init__.py": "", "barlib/lib/libbar.so.2": bar}),
+        make_wheel(wheels, "foolib", "1.0", tag=tag, requires=["barlib"],
+                   files={"foolib/__init__.py": "", "foolib/lib/libfoo.so.1": foo}),
+        make_wheel(wheels, "usesfoo", "1.0", tag=tag, requires=["foolib"],
+                   files={"usesfoo/__init__.py": "from ._ext import answer\n",
+                          f"usesfoo/_ext{ext}": module}),
+    ):
+        pypi.add(wheel)
+    # The control: pip-installed into one folder, the wheels work as they are.
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links",
+                    str(wheels), "--target", str(target), "usesfoo"], check=True,
+                   env=hermetic_env)
+    control = subprocess.run([sys.executable, "-c", "import usesfoo; print(usesfoo.answer())"],
+                             env={**hermetic_env, "PYTHONPATH": str(target)},
+                             capture_output=True, text=True, check=False)
+    assert control.stdout == "42\n", control.stderr
+    carton = build_carton("usesfoo\n", model("""
+import sys
+import barlib
+print('libfoo loaded early:', any('libfoo' in line for line in open('/proc/self/maps')))
+import usesfoo
+print(usesfoo.answer(), type(usesfoo.__loader__).__name__)
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == ["libfoo loaded early: False",
+                                            "42 SourceFileLoader"], run

@@ -51,6 +51,8 @@ def sample_lock() -> Lock:
         dependencies=("six",),
         imports=("demo_pkg", "google.protobuf"),
         built_from={"sdist": "demo-pkg-2.0.tar.gz", "note": "naïve ☃"},
+        libraries={"libdemo.so.1": ("demo_pkg.libs/libdemo.so.1", ("libz.so.1",))},
+        needs_libraries=("libc.so.6", "libz.so.1"),
     )
     linux = Environment(
         id="cp311-manylinux_2_17_x86_64",
@@ -417,6 +419,19 @@ def test_duplicate_environment_ids_are_refused() -> None:
      f"{PKG0}.tool.carton", "expected a table"),
     (lambda d: d["environments"][0]["packages"][0]["tool"]["carton"].update(
         {"built-from": "sdist"}), f"{PKG0}.tool.carton.built-from", "expected a table"),
+    (lambda d: d["environments"][0]["packages"][0]["tool"]["carton"]["shared-libraries"][
+        "provides"]["libdemo.so.1"].update(path="../../escape.so"),
+     f"{PKG0}.tool.carton.shared-libraries.provides.libdemo.so.1.path",
+     "not a relative path inside the wheel"),
+    (lambda d: d["environments"][0]["packages"][0]["tool"]["carton"]["shared-libraries"][
+        "provides"]["libdemo.so.1"].update(path="/usr/lib/libz.so"),
+     f"{PKG0}.tool.carton.shared-libraries.provides.libdemo.so.1.path",
+     "not a relative path inside the wheel"),
+    (lambda d: d["environments"][0]["packages"][0]["tool"]["carton"]["shared-libraries"]
+     .update(needs=["a/b.so"]), f"{PKG0}.tool.carton.shared-libraries.needs",
+     "expected library names"),
+    (lambda d: d["environments"][0]["packages"][0]["tool"]["carton"].update(
+        {"shared-libraries": []}), f"{PKG0}.tool.carton.shared-libraries", "expected a table"),
     (lambda d: d["environments"][0]["packages"][1].update(index=1),
      "environments[0].packages[1].index", "expected a string"),
     (lambda d: d["environments"][0]["packages"][0]["wheels"].__setitem__(0, WHEEL_B),
