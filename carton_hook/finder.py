@@ -114,6 +114,12 @@ class CartonFinder:
             return self._real_spec(fullname, self.cache_root / sha)
         return ModuleSpec(fullname, _InstallingLoader(self, shas), origin=None)  # type: ignore[arg-type]
 
+    def iter_modules(self, prefix: str = "") -> Iterator[tuple[str, bool]]:
+        """The locked top-level modules and packages, for `pkgutil.iter_modules()`
+        (which asks each meta path finder that has this method); installs nothing."""
+        for name, ispkg in self.plan["listed"].items():
+            yield prefix + name, ispkg
+
     def invalidate_caches(self) -> None:
         """Nothing is cached here; `importlib.invalidate_caches()` may call this."""
 

@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for
 if TYPE_CHECKING:
     from typing import Any
 
-PLAN_FORMAT = 8
+PLAN_FORMAT = 9
 
 
 def plan_identity(model: Path) -> str:

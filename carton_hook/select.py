@@ -91,6 +91,7 @@ def make_plan(model: Model) -> dict[str, Any]:
             for i in range(1, len(parts)):
                 owners.setdefault(".".join(parts[:i]), []).append(sha)
     namespaces = {n: sorted(set(shas)) for n, shas in owners.items() if n not in imports}
+    listed = _top_level_listing(imports, namespaces, wheels)
     for sha, order in preloads(section).items():
         wheels[sha]["preload"] = order
         wheels[sha]["deps"] = sorted({*wheels[sha]["deps"], *(s for s, _ in order)})
@@ -107,10 +108,53 @@ def make_plan(model: Model) -> dict[str, Any]:
         "imports": imports,
         "namespaces": namespaces,
         "shared": shared,
+        "listed": listed,
         # setuptools' distutils-precedence.pth would install this shim; carton runs no
         # .pth file, so the finder asks the shim itself when `distutils` is imported.
         "distutils_shim": "_distutils_hack" in imports,
     }
+
+
+def _top_level_listing(imports: dict[str, str], namespaces: dict[str, list[str]],
+                       wheels: dict[str, Any]) -> dict[str, bool]:
+    """Every top-level name the lock provides, and whether it is a package: what
+    `pkgutil.iter_modules()` lists for it, known without installing anything."""
+    listed = {name: True for name in namespaces if "." not in name}
+    folders: dict[str, set[str]] = {}
+    for name, sha in imports.items():
+        if "." in name:
+            continue
+        if sha not in folders:
+            folders[sha] = _installed_folders(wheels[sha])
+        listed[name] = name in folders[sha]
+    return dict(sorted(listed.items()))
+
+
+def _installed_folders(wheel: dict[str, Any]) -> set[str]:
+    """The top-level folders of a wheel's installed tree (below each import root), from
+    its pack-time RECORD."""
+    import csv
+
+    from .importnames import install_paths
+
+    if not wheel["dist_info"]:
+        return set()
+    try:
+        with open(os.path.join(wheel["dist_info"], "RECORD"), encoding="utf-8",
+                  newline="") as f:
+            rows = [row[0] for row in csv.reader(f) if row]
+    except OSError:
+        return set()
+    found = set()
+    for path in install_paths(rows):
+        for root in wheel["roots"]:
+            rest = path[len(root) + 1:] if root and path.startswith(root + "/") else path
+            if root and rest is path:
+                continue
+            head, sep, _ = rest.partition("/")
+            if sep:
+                found.add(head)
+    return found
 
 
 def preloads(section: Environment) -> dict[str, list[list[str]]]:

@@ -423,3 +423,24 @@ print(usesfoo.answer(), type(usesfoo.__loader__).__name__)
         assert proc.returncode == 0, (run, proc.stderr)
         assert proc.stdout.splitlines() == ["libfoo loaded early: False",
                                             "42 SourceFileLoader"], run
+
+
+def test_pkgutil_iter_modules_lists_locked_names_without_installing(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", requires=["single", "nsportion"]))
+    pypi.add(make_wheel(tmp_path / "w", "single", "1.0", files={"single.py": "X = 1\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "nsportion", "1.0",
+                        files={"nsdemo/portion/__init__.py": ""}))
+    carton = build_carton("alpha\n", {**model("""
+import pkgutil
+found = {m.name: m.ispkg for m in pkgutil.iter_modules()}
+print(sorted((n, found[n]) for n in ('alpha', 'single', 'nsdemo', 'helper')))
+print('pytest' in found)
+"""), "helper.py": ""})
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "[('alpha', True), ('helper', False), ('nsdemo', True), ('single', False)]", "False"]
+    assert files_fetched(pypi) == []
