@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from importlib.machinery import PathFinder
-from pathlib import Path
 
 from . import workerclient
 from .errors import CartonError
@@ -26,6 +24,8 @@ from .workerclient import WorkerError, run_worker
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
     from typing import Any
 
 SYSTEM_SITE_ENV = "CARTON_SYSTEM_SITE_PACKAGES"
@@ -35,10 +35,17 @@ class Carton:
     """A loaded carton: its plan, its finder, its model folder and its prefix."""
 
     def __init__(self, plan: dict[str, Any], finder: CartonFinder,
-                 prefix: Path | None = None) -> None:
+                 prefix: str | None = None) -> None:
         self.plan = plan
         self.finder = finder
-        self.prefix = prefix
+        self._prefix = prefix
+
+    @property
+    def prefix(self) -> Path | None:
+        """The venv-like folder its subprocesses run in (None when only activated)."""
+        from pathlib import Path  # not at import: pathlib costs milliseconds at start-up
+
+        return Path(self._prefix) if self._prefix else None
 
     @property
     def name(self) -> str:
@@ -50,6 +57,8 @@ class Carton:
 
     @property
     def model_dir(self) -> Path:
+        from pathlib import Path
+
         return Path(self.plan["model"])
 
     @property
@@ -58,7 +67,7 @@ class Carton:
 
     def entrypoint(self) -> Callable[[], Any]:
         """The entrypoint as a callable; its return value is meant as the exit code."""
-        return resolve_entrypoint(self.model_dir, str(self.plan["entrypoint"]))
+        return resolve_entrypoint(self.plan["model"], str(self.plan["entrypoint"]))
 
 
 def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = None) -> Carton:
@@ -69,7 +78,7 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     if system_site_packages is None:
         system_site_packages = env_flag(SYSTEM_SITE_ENV)
     home = carton_home()
-    path = Path(model).resolve()
+    path = os.path.realpath(os.fspath(model))
     try:
         plan = get_plan(path, home)
     except WorkerError as exc:
@@ -79,16 +88,17 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
 
         plan = pack_for_here(path, home, exc)
     prefix = prefix_dir(plan, home)
-    if not (prefix / COMPLETE).is_file():
+    if not os.path.isfile(os.path.join(prefix, COMPLETE)):
         from .envprefix import ensure_prefix
 
         ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
     carton = activate(plan, system_site_packages=system_site_packages)
-    carton.prefix = prefix
+    carton._prefix = prefix
     # Children started with sys.executable, `python` from PATH or multiprocessing run in
     # the prefix, whose .pth boots the same plan there.
-    sys.executable = str(prefix / "bin" / "python")
-    os.environ["PATH"] = os.pathsep.join([str(prefix / "bin"), os.environ.get("PATH", "")])
+    bindir = os.path.join(prefix, "bin")
+    sys.executable = os.path.join(bindir, "python")
+    os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     if system_site_packages:
         os.environ[SYSTEM_SITE_ENV] = "1"
     if "multiprocessing.spawn" in sys.modules:

@@ -7,7 +7,6 @@ plan, finder and isolation. It imports only the standard library and this packag
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from . import workerclient
 
@@ -21,7 +20,7 @@ def boot(plan_file: str, worker_python: str) -> None:
     from .plan import read_plan
 
     workerclient.WORKER_PYTHON = worker_python
-    plan = read_plan(Path(plan_file))
+    plan = read_plan(plan_file)
     if plan is None:
         print(f"carton: error: {sys.executable}: the plan {plan_file} of this carton's "
               "environment is gone; run the carton again to restore it", file=sys.stderr)

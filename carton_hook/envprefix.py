@@ -49,9 +49,9 @@ if __name__ == "__main__":
 '''
 
 
-def ensure_prefix(plan: dict[str, Any], home: Path, worker_python: str) -> Path:
+def ensure_prefix(plan: dict[str, Any], home: str | Path, worker_python: str) -> Path:
     """The prefix for `plan`, made on first use and published by one rename."""
-    root = prefix_dir(plan, home)
+    root = Path(prefix_dir(plan, home))
     if not is_published(root):
         with publishing(root) as tree:
             _fill(tree, root, plan, worker_python)

@@ -15,19 +15,25 @@ a normal import from the cache would give.
 
 from __future__ import annotations
 
+import _thread
+import os
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
 from importlib.machinery import ModuleSpec, PathFinder
-from pathlib import Path
-from types import ModuleType
 
 from .errors import CartonError
 from .paths import COMPLETE
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from types import ModuleType
     from typing import Any
+
+# Paths are strings and the lock is _thread's: pathlib and threading cost milliseconds
+# at every start, and this module is on the warm path.
+_join = os.path.join
+_isdir = os.path.isdir
+_isfile = os.path.isfile
 
 
 class CartonImportError(ImportError):
@@ -48,13 +54,13 @@ class NamespacePath:
     def _paths(self) -> list[str]:
         found = []
         for base in self._finder.local_paths:
-            candidate = Path(base, *self._parts)
-            if candidate.is_dir():
-                found.append(str(candidate))
+            candidate = _join(base, *self._parts)
+            if _isdir(candidate):
+                found.append(candidate)
         for sha in self._shas:
-            candidate = self._finder.cache_root.joinpath(sha, *self._parts)
-            if candidate.is_dir():
-                found.append(str(candidate))
+            candidate = _join(self._finder.cache_root, sha, *self._parts)
+            if _isdir(candidate):
+                found.append(candidate)
         return found + self._extra
 
     def __iter__(self) -> Iterator[str]:
@@ -79,7 +85,7 @@ class NamespacePath:
 class CartonFinder:
     """Finds locked modules in the cache; installs their wheels on first import."""
 
-    def __init__(self, plan: dict[str, Any], cache_root: Path,
+    def __init__(self, plan: dict[str, Any], cache_root: str,
                  install: Callable[[list[str]], None]) -> None:
         self.plan = plan
         self.imports: dict[str, str] = plan["imports"]
@@ -88,7 +94,7 @@ class CartonFinder:
         self.cache_root = cache_root
         self.local_paths = [plan["model"]]
         self._install = install
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._preloaded: set[str] = set()
 
     # -- the meta path protocol --------------------------------------------------------
@@ -110,8 +116,8 @@ class CartonFinder:
             if local is not None and local.loader is not None:
                 return local
         shas = self.shared.get(fullname) or [sha]
-        if all((self.cache_root / s / COMPLETE).is_file() for s in shas):
-            return self._real_spec(fullname, self.cache_root / sha)
+        if all(_isfile(_join(self.cache_root, s, COMPLETE)) for s in shas):
+            return self._real_spec(fullname, sha)
         return ModuleSpec(fullname, _InstallingLoader(self, shas), origin=None)  # type: ignore[arg-type]
 
     def iter_modules(self, prefix: str = "") -> Iterator[tuple[str, bool]]:
@@ -132,42 +138,41 @@ class CartonFinder:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _real_spec(self, fullname: str, entry: Path) -> ModuleSpec | None:
+    def _real_spec(self, fullname: str, sha: str) -> ModuleSpec | None:
         parts = fullname.split(".")
-        roots = self.plan["wheels"][entry.name]["roots"]  # "" and .pth path lines
-        spec = PathFinder.find_spec(fullname, [str(entry.joinpath(root, *parts[:-1]))
+        entry = _join(self.cache_root, sha)
+        roots = self.plan["wheels"][sha]["roots"]  # "" and .pth path lines
+        spec = PathFinder.find_spec(fullname, [_join(entry, *filter(None, (root, *parts[:-1])))
                                                for root in roots])
         if fullname == "pkg_resources" and spec is not None and spec.loader is not None:
             spec.loader = _WorkingSetLoader(spec.loader, self._metadata_folders())  # type: ignore[assignment]
-        if (spec is not None and spec.loader is not None and entry.name not in self._preloaded
-                and self.plan["wheels"][entry.name].get("preload")):
-            spec.loader = _PreloadingLoader(spec.loader, self, entry.name)  # type: ignore[assignment]
+        if (spec is not None and spec.loader is not None and sha not in self._preloaded
+                and self.plan["wheels"][sha].get("preload")):
+            spec.loader = _PreloadingLoader(spec.loader, self, sha)  # type: ignore[assignment]
         locations = spec.submodule_search_locations if spec is not None else None
         if locations is not None:
             # A package other wheels provide too: its __path__ spans all of them, and a
             # pkgutil.extend_path() in its __init__ keeps what it is given.
             for other in self.shared.get(fullname, ()):
-                folder = str(self.cache_root.joinpath(other, *parts))
-                if folder not in locations and Path(folder).is_dir():
+                folder = _join(self.cache_root, other, *parts)
+                if folder not in locations and _isdir(folder):
                     locations.append(folder)
         return spec
 
     def _metadata_folders(self) -> list[str]:
         """The folders holding each locked wheel's pack-time `.dist-info`."""
-        return sorted({str(Path(w["dist_info"]).parent) for w in self.plan["wheels"].values()
+        return sorted({os.path.dirname(w["dist_info"]) for w in self.plan["wheels"].values()
                        if w["dist_info"]})
 
-    def ensure_installed(self, shas: list[str]) -> Path:
-        """Install the wheels `shas` and the wheels they depend on (prefetched together);
-        returns the first one's entry."""
+    def ensure_installed(self, shas: list[str]) -> None:
+        """Install the wheels `shas` and the wheels they depend on (prefetched together)."""
         with self._lock:
             missing = [s for s in closure(self.plan, shas)
-                       if not (self.cache_root / s / COMPLETE).is_file()]
+                       if not _isfile(_join(self.cache_root, s, COMPLETE))]
             if missing:
                 self._install(missing)
                 for s in missing:
-                    _forget_negative_cache(self.cache_root / s)
-        return self.cache_root / shas[0]
+                    _forget_negative_cache(_join(self.cache_root, s))
 
 
 def _distutils_from_setuptools(fullname: str) -> ModuleSpec | None:
@@ -199,9 +204,9 @@ def closure(plan: dict[str, Any], shas: list[str]) -> list[str]:
     return seen
 
 
-def _forget_negative_cache(entry: Path) -> None:
+def _forget_negative_cache(entry: str) -> None:
     """PathFinder remembers folders that did not exist yet; forget those under `entry`."""
-    prefix = str(entry)
+    prefix = entry
     for key in [k for k in sys.path_importer_cache if k.startswith(prefix)]:
         del sys.path_importer_cache[key]
 
@@ -231,12 +236,12 @@ class _PreloadingLoader:
                 import ctypes
 
                 for sha, path in finder.plan["wheels"][self._sha]["preload"]:
-                    library = finder.cache_root.joinpath(sha, path)
+                    library = _join(finder.cache_root, sha, path)
                     try:
-                        ctypes.CDLL(str(library))
+                        ctypes.CDLL(library)
                     except OSError as exc:
                         raise CartonImportError(
-                            f"cannot import {spec.name}: loading {library.name} from "
+                            f"cannot import {spec.name}: loading {os.path.basename(library)} from "
                             f"{finder.plan['wheels'][sha]['name']} failed: {exc}",
                             name=spec.name) from exc
                 finder._preloaded.add(self._sha)
@@ -284,11 +289,11 @@ class _InstallingLoader:
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         wheel = self._finder.plan["wheels"][self._shas[0]]
         try:
-            entry = self._finder.ensure_installed(self._shas)
+            self._finder.ensure_installed(self._shas)
         except CartonError as exc:
             raise CartonImportError(f"cannot import {spec.name}: {exc}",
                                     name=spec.name) from exc
-        real = self._finder._real_spec(spec.name, entry)
+        real = self._finder._real_spec(spec.name, self._shas[0])
         if real is None or real.loader is None:
             raise CartonImportError(f"{wheel['name']} was installed but provides no module "
                                     f"{spec.name}", name=spec.name)

@@ -32,8 +32,17 @@ def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) ->
     def inside(path: str, folders: list[str]) -> bool:
         return any(path == f or path.startswith(f + os.sep) for f in folders)
 
+    known: dict[str, bool] = {}
+
     def is_stdlib(entry: str) -> bool:
-        real = os.path.realpath(entry or ".")
+        # Most modules share a few folders: resolve each folder once (realpath is lstat
+        # calls, and this runs at every start).
+        answer = known.get(entry)
+        if answer is None:
+            answer = known[entry] = _is_stdlib(os.path.realpath(entry or "."))
+        return answer
+
+    def _is_stdlib(real: str) -> bool:
         if inside(real, site_dirs):
             return False
         return inside(real, roots) or (real.endswith(".zip") and

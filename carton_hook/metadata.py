@@ -45,7 +45,7 @@ class CartonDistribution(Distribution):
         return f"<CartonDistribution {self._dist_info.name} in {self._entry}>"
 
 
-def distributions(plan: dict[str, Any], root: Path, name: str | None) -> list[Distribution]:
+def distributions(plan: dict[str, Any], root: str, name: str | None) -> list[Distribution]:
     """The locked distributions (one named `name`, or all), each exactly once."""
     import re
 
@@ -55,6 +55,6 @@ def distributions(plan: dict[str, Any], root: Path, name: str | None) -> list[Di
         if wheel["dist_info"] is None:
             continue
         if wanted is None or wanted == wheel["dist"]:
-            found.append(CartonDistribution(Path(wheel["dist_info"]), root / sha,
+            found.append(CartonDistribution(Path(wheel["dist_info"]), Path(root, sha),
                                             wheel["top_level"]))
     return found

@@ -9,7 +9,6 @@ locked there; the carton's plan then points at that folder, so later runs are wa
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,17 +17,18 @@ from typing import Any
 from . import workerclient
 from .errors import CartonError
 from .paths import COMPLETE, env_flag, models_dir
-from .plan import get_plan, plan_identity, plan_key, plan_path
+from .plan import dump_plan, get_plan, plan_identity, plan_key, plan_path
 from .workerclient import WorkerError, run_worker
 
 
-def pack_for_here(model: Path, home: Path, missing: WorkerError) -> dict[str, Any]:
-    """Lock `model` for this interpreter and return its new plan, or raise why not."""
+def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str, Any]:
+    """Lock `model_path` for this interpreter and return its new plan, or raise why not."""
+    model = Path(model_path)
     for switch in ("CARTON_NO_PACK", "CARTON_OFFLINE"):
         if env_flag(switch):
             raise CartonError(f"{missing}; packing at load time is off ({switch} is set)")
     folder_form = (model / "pyproject.toml").is_file() and not (model / "carton.toml").exists()
-    target = model if folder_form else models_dir(home) / f"packed-{plan_key(model)}"
+    target = model if folder_form else Path(models_dir(home), f"packed-{plan_key(model_path)}")
     if not folder_form and not (target / COMPLETE).is_file():
         run_worker("derive", str(model), str(target))
     python = workerclient.WORKER_PYTHON
@@ -46,11 +46,11 @@ def pack_for_here(model: Path, home: Path, missing: WorkerError) -> dict[str, An
                               "they are and pack it again")
         raise CartonError(f"{missing}; locking for this interpreter failed: "
                           f"{lines[-1] if lines else proc.returncode}")
-    plan = get_plan(target, home)
+    plan = get_plan(str(target), home)
     if target != model:
         # The carton's own plan key now leads to the locked copy.
         copied = {k: v for k, v in plan.items() if k != "_file"}
-        copied["identity"] = plan_identity(model)
-        plan_path(model, home).write_text(json.dumps(copied, sort_keys=True))
-        plan = get_plan(model, home)
+        copied["identity"] = plan_identity(model_path)
+        Path(plan_path(model_path, home)).write_bytes(dump_plan(copied))
+        plan = get_plan(model_path, home)
     return plan

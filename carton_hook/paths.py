@@ -5,7 +5,7 @@
     pythonpackages/py{MAJOR}{MINOR}/.tmp/       work folders; a killed run leaves them here
     models/<manifest-sha256>/                   the model folder of a .carton, extracted once
     models/packed-<key>/                        a copy locked for a new interpreter at load time
-    plans/<key>.json                            the answer of selection for one carton and
+    plans/<key>.plan                            the answer of selection for one carton and
                                                 one interpreter, read on the warm path
     envs/<key>/                                 the venv-like prefix its subprocesses run in
 """
@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+# Paths here are strings: pathlib (and the re, fnmatch, urllib it imports) costs
+# milliseconds at every start, and this module is on the warm path.
 
 COMPLETE = ".carton-complete"
 # The module that a subprocess prefix's .pth file imports to boot the finder.
 BOOT_MODULE = "_carton_boot"
+# The plan files' suffix (marshal: the warm path reads it without importing json).
+PLAN_SUFFIX = ".plan"
 
 
 def env_flag(name: str) -> bool:
@@ -26,23 +30,24 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def carton_home() -> Path:
-    return Path(os.environ.get("CARTON_HOME") or Path.home() / ".carton")
+def carton_home() -> str:
+    return os.environ.get("CARTON_HOME") or os.path.join(os.path.expanduser("~"), ".carton")
 
 
-def packages_dir(home: Path | None = None) -> Path:
+def packages_dir(home: str | os.PathLike[str] | None = None) -> str:
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return (home or carton_home()) / "pythonpackages" / tag
+    return os.path.join(home or carton_home(), "pythonpackages", tag)
 
 
-def models_dir(home: Path | None = None) -> Path:
-    return (home or carton_home()) / "models"
+def models_dir(home: str | os.PathLike[str] | None = None) -> str:
+    return os.path.join(home or carton_home(), "models")
 
 
-def prefix_dir(plan: dict[str, object], home: Path) -> Path:
+def prefix_dir(plan: dict[str, object], home: str | os.PathLike[str]) -> str:
     """The subprocess prefix of a plan: one per plan file."""
-    return home / "envs" / Path(str(plan["_file"])).stem
+    stem = os.path.splitext(os.path.basename(str(plan["_file"])))[0]
+    return os.path.join(home, "envs", stem)
 
 
-def plans_dir(home: Path | None = None) -> Path:
-    return (home or carton_home()) / "plans"
+def plans_dir(home: str | os.PathLike[str] | None = None) -> str:
+    return os.path.join(home or carton_home(), "plans")

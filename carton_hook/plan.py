@@ -8,12 +8,12 @@ interpreter, so the warm path is: stat, read one small file, done.
 
 from __future__ import annotations
 
-import json
+import marshal
+import os
 import sys
-from pathlib import Path
 
 from . import workerclient
-from .paths import COMPLETE, plans_dir
+from .paths import COMPLETE, PLAN_SUFFIX, plans_dir
 from .workerclient import run_worker
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
@@ -23,76 +23,86 @@ if TYPE_CHECKING:
 PLAN_FORMAT = 9
 
 
-def plan_identity(model: Path) -> str:
+def plan_identity(model: str) -> str:
     """What the plan depends on: the model's path and the stat of the files that define
     it, and the interpreter."""
-    if model.is_file():
+    join = os.path.join
+    if os.path.isfile(model):
         defining = [model]
-    elif (model / "carton.toml").is_file():
-        defining = [model / "carton.toml", model / "MANIFEST", model / "model" / ".carton" /
-                    "carton.lock"]
+    elif os.path.isfile(join(model, "carton.toml")):
+        defining = [join(model, "carton.toml"), join(model, "MANIFEST"),
+                    join(model, "model", ".carton", "carton.lock")]
     else:
-        defining = [model / "pyproject.toml", model / ".carton" / "carton.lock"]
-    parts = [str(model), workerclient.WORKER_PYTHON, sys.version, sys.platform]
+        defining = [join(model, "pyproject.toml"), join(model, ".carton", "carton.lock")]
+    parts = [model, workerclient.WORKER_PYTHON, sys.version, sys.platform]
     for path in defining:
         try:
-            st = path.stat()
+            st = os.stat(path)
             parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
         except OSError:
             parts.append("-")
     return "\n".join(parts)  # passed to the worker in argv: no NUL
 
 
-def plan_key(model: Path) -> str:
+def plan_key(model: str) -> str:
     return _key(plan_identity(model))
 
 
 def _key(identity: str) -> str:
-    """The plan's file name: a checksum of its identity. zlib, not hashlib, because
-    hashlib loads OpenSSL (milliseconds) on the warm path; a collision cannot select a
-    wrong plan, because the plan stores its identity and `get_plan` compares it."""
-    import zlib
+    """The plan's file name: a 64-bit FNV-1a checksum of its identity, computed here
+    because zlib and hashlib are extension modules that cost half a millisecond or more
+    to load on the warm path. A collision cannot select a wrong plan: the plan stores
+    its identity and `get_plan` compares it. The format is part of the key, so that a
+    carton of another plan format never reads this one (nor boots its subprocess prefix)."""
+    h = 0xCBF29CE484222325
+    for byte in f"{PLAN_FORMAT}\n{identity}".encode():
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
 
-    data = identity.encode()
-    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
-
-def get_plan(model: Path, home: Path) -> dict[str, Any]:
+def get_plan(model: str, home: str) -> dict[str, Any]:
     """The plan for `model` (absolute), made by the worker on the first run."""
     identity = plan_identity(model)
-    path = plans_dir(home) / f"{_key(identity)}.json"
+    path = os.path.join(plans_dir(home), _key(identity) + PLAN_SUFFIX)
     plan = _read(path, identity)
     if plan is None:
-        run_worker("plan", str(model), str(path), identity)
+        run_worker("plan", model, path, identity)
         plan = _read(path, identity)
         if plan is None:
             raise OSError(f"the worker wrote no readable plan at {path}")
     return plan
 
 
-def read_plan(path: Path) -> dict[str, Any] | None:
+def read_plan(path: str) -> dict[str, Any] | None:
     """The plan stored at `path`, or None if it is missing, stale or unreadable."""
     return _read(path, None)
 
 
-def _read(path: Path, identity: str | None) -> dict[str, Any] | None:
+def dump_plan(plan: dict[str, Any]) -> bytes:
+    """A plan's bytes. marshal, because the warm path reads it without importing json;
+    the plan's key covers the interpreter, so marshal's version never differs."""
+    return marshal.dumps({k: v for k, v in plan.items() if k != "_file"})
+
+
+def _read(path: str, identity: str | None) -> dict[str, Any] | None:
     try:
-        plan: dict[str, Any] = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            # The cache's own file, written by the worker: as trusted as its .pyc files.
+            plan = marshal.loads(f.read())  # noqa: S302
+    except (OSError, ValueError, EOFError, TypeError):
         return None
-    if plan.get("format") != PLAN_FORMAT:
+    if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT:
         return None
     if identity is not None and plan.get("identity") != identity:
         return None
-    root = Path(plan["model"])
-    if plan.get("archive") and not (root / COMPLETE).is_file():
+    root = plan["model"]
+    if plan.get("archive") and not os.path.isfile(os.path.join(root, COMPLETE)):
         return None  # the extracted model was removed: make the plan again
-    if not root.is_dir():
+    if not os.path.isdir(root):
         return None
-    plan["_file"] = str(path)
+    plan["_file"] = path
     return plan
 
 
-def plan_path(model: Path, home: Path) -> Path:
-    return plans_dir(home) / f"{plan_key(model)}.json"
-
+def plan_path(model: str, home: str) -> str:
+    return os.path.join(plans_dir(home), plan_key(model) + PLAN_SUFFIX)

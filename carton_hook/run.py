@@ -8,16 +8,16 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import os
 import sys
 import types
-from collections.abc import Callable
-from pathlib import Path
 
 from .errors import CartonError
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from importlib.machinery import ModuleSpec
     from typing import Any
 
 
@@ -25,12 +25,12 @@ class EntrypointError(CartonError, LookupError):
     """The entrypoint names something that is not there."""
 
 
-def resolve_entrypoint(model_dir: Path, entrypoint: str) -> Callable[[], Any]:
+def resolve_entrypoint(model_dir: str | os.PathLike[str],
+                       entrypoint: str) -> Callable[[], Any]:
     """A callable that runs the entrypoint and returns what should become the exit code."""
     if entrypoint.endswith(".py"):
-        script = model_dir / entrypoint
-        return lambda: _run_main(compile(script.read_bytes(), str(script), "exec"),
-                                 str(script), None)
+        script = os.path.join(model_dir, entrypoint)
+        return lambda: _run_main(compile(_read(script), script, "exec"), script, None)
     module_name, _, attrs = entrypoint.partition(":")
     if attrs:
         module = importlib.import_module(module_name)
@@ -44,11 +44,13 @@ def resolve_entrypoint(model_dir: Path, entrypoint: str) -> Callable[[], Any]:
         if not callable(target):
             raise EntrypointError(f"entrypoint {entrypoint!r} is not callable")
         return target  # type: ignore[no-any-return]
-    spec = importlib.util.find_spec(module_name)
+    from importlib.util import find_spec  # this form only (`python -m` has imported it)
+
+    spec = find_spec(module_name)
     if spec is None or spec.loader is None:
         raise EntrypointError(f"entrypoint {entrypoint!r}: no module {module_name}")
     if spec.submodule_search_locations is not None:  # a package: run its __main__
-        spec = importlib.util.find_spec(f"{module_name}.__main__")
+        spec = find_spec(f"{module_name}.__main__")
         if spec is None or spec.loader is None:
             raise EntrypointError(f"entrypoint {entrypoint!r} is a package without __main__")
     code = spec.loader.get_code(spec.name)  # type: ignore[union-attr]
@@ -57,7 +59,7 @@ def resolve_entrypoint(model_dir: Path, entrypoint: str) -> Callable[[], Any]:
 
 
 def _run_main(code: types.CodeType, filename: str | None,
-              spec: importlib.machinery.ModuleSpec | None) -> None:
+              spec: ModuleSpec | None) -> None:
     """Execute `code` as the `__main__` module, as `python -m`/`python script.py` do."""
     main = types.ModuleType("__main__")
     main.__file__ = filename
@@ -67,3 +69,8 @@ def _run_main(code: types.CodeType, filename: str | None,
     main.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = main
     exec(code, main.__dict__)  # noqa: S102 - running the model's own code is the point
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()

@@ -80,7 +80,7 @@ def _open_archive(path: Path, home: Path) -> Model:
                     raise ArchiveError(where, f"{required} is missing; is this a .carton file?")
             raw_manifest = zf.read(MANIFEST)
             info = parse_carton_toml(zf.read(CARTON_TOML), where)
-            root = models_dir(home) / hashlib.sha256(raw_manifest).hexdigest()
+            root = Path(models_dir(home), hashlib.sha256(raw_manifest).hexdigest())
             if not is_published(root):
                 _extract(zf, parse_manifest(raw_manifest, where), names, root, where)
     except zipfile.BadZipFile as exc:

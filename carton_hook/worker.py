@@ -25,6 +25,7 @@ from .cache import ensure
 from .errors import CartonError
 from .fetch import FetchError, fetch
 from .paths import carton_home, packages_dir
+from .plan import dump_plan, read_plan
 from .select import NoEnvironmentError, make_plan
 from .source import copy_model, open_model
 from .unpack import install_wheel
@@ -35,25 +36,32 @@ EXIT_ERROR = 3
 
 def write_plan(model_arg: str, plan_file: str, identity: str) -> None:
     """Open the model (extracting a .carton), select its section, write the plan."""
-    model = open_model(Path(model_arg), carton_home())
+    model = open_model(Path(model_arg), Path(carton_home()))
     plan = make_plan(model)
     plan["identity"] = identity
+    write_plan_file(plan_file, plan)
+
+
+def write_plan_file(plan_file: str, plan: dict[str, Any]) -> None:
+    """Publish a plan: written beside its place, then renamed over it."""
     target = Path(plan_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-    tmp.write_text(json.dumps(plan, sort_keys=True))
+    tmp.write_bytes(dump_plan(plan))
     os.replace(tmp, target)
 
 
 def derive(model_arg: str, dest: str) -> None:
     """Copy MODEL's model folder, bundled wheels included, to `dest`."""
-    copy_model(Path(model_arg), Path(dest), carton_home())
+    copy_model(Path(model_arg), Path(dest), Path(carton_home()))
 
 
 def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
     """Make sure each wheel is in the cache, several at a time."""
-    plan = json.loads(Path(plan_file).read_text())
-    root = packages_dir()
+    plan = read_plan(plan_file)
+    if plan is None:
+        raise CartonError(f"the plan {plan_file} is gone or unreadable; run the carton again")
+    root = Path(packages_dir())
     with ThreadPoolExecutor(WORKERS) as pool:
         for future in [pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas]:
             future.result()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from .errors import CartonError
 
 # The interpreter that has carton's dependencies: captured at import, before anything
 # changes sys.executable; a subprocess of a loaded carton gets it set by its boot.
 WORKER_PYTHON = sys.executable
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 class WorkerError(CartonError):

@@ -107,7 +107,7 @@ def test_a_broken_boot_fails_fast_with_a_message(
     carton = build_carton("alpha\n", {"model.py": f"""
 import pathlib, subprocess, sys
 def main():
-    for plan in pathlib.Path({hermetic_env['CARTON_HOME']!r}, 'plans').glob('*.json'):
+    for plan in pathlib.Path({hermetic_env['CARTON_HOME']!r}, 'plans').glob('*.plan'):
         plan.unlink()
     out = subprocess.run([sys.executable, '-c', 'print("ran on")'], capture_output=True,
                          text=True, timeout=60)

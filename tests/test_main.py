@@ -3,6 +3,7 @@ a fresh cache, real subprocesses."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -253,3 +254,23 @@ def test_python_api_loads_into_a_running_process(
     assert lines[0].startswith("demo-model 0.1.0 cp")
     assert lines[1] == "alpha 1.0"
 
+
+
+def test_warm_path_imports_nothing_costly(
+        alpha: Path, build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    # Each of these costs from half a millisecond (zlib) to several (pathlib with re,
+    # fnmatch and urllib): the warm path must not be what imports them. Compared with
+    # what the same interpreter loads for `python -m` before any carton code runs.
+    costly = {"pathlib", "json", "threading", "zlib", "hashlib", "subprocess", "typing", "re",
+              "fnmatch", "urllib", "ctypes", "tempfile", "shutil", "zipfile"}
+    carton = build_carton("alpha\n", {"model.py": "import sys\ndef main():\n"
+                                                  "    print(sorted(sys.modules))\n"})
+    assert run_hook(hermetic_env, carton).returncode == 0  # the cold run
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    seen = {m.split(".")[0] for m in ast.literal_eval(proc.stdout)}
+    baseline = subprocess.run([sys.executable, "-c", "import runpy, importlib.util, sys; "
+                               "print(sorted(sys.modules))"], env=hermetic_env,
+                              capture_output=True, text=True, check=True)
+    before = {m.split(".")[0] for m in ast.literal_eval(baseline.stdout)}
+    assert (seen - before) & costly == set()
