@@ -10,10 +10,16 @@ import sys
 
 from . import workerclient
 
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
 
-def boot(plan_file: str, worker_python: str) -> None:
-    """Activate the plan at `plan_file`. On failure, say why and exit at once: a child
-    that ran on without its locked packages would fail later and less clearly."""
+
+def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
+    """Activate the plan at `plan_file`. A plan removed since the parent loaded it (a
+    cache cleaned while the model runs) is made again from `model`, as the parent's
+    first run made it. On failure, say why and exit at once: a child that ran on
+    without its locked packages would fail later and less clearly."""
     from .api import SYSTEM_SITE_ENV, activate
     from .errors import CartonError
     from .paths import env_flag
@@ -21,12 +27,31 @@ def boot(plan_file: str, worker_python: str) -> None:
 
     workerclient.WORKER_PYTHON = worker_python
     plan = read_plan(plan_file)
+    if plan is None and model:
+        plan = _remake(plan_file, model)
     if plan is None:
         print(f"carton: error: {sys.executable}: the plan {plan_file} of this carton's "
-              "environment is gone; run the carton again to restore it", file=sys.stderr)
+              f"environment is gone and {model or 'its model'} no longer gives the same "
+              "one; run the carton again", file=sys.stderr)
         raise SystemExit(1)
     try:
         activate(plan, system_site_packages=env_flag(SYSTEM_SITE_ENV))
     except CartonError as exc:
         print(f"carton: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _remake(plan_file: str, model: str) -> dict[str, Any] | None:
+    """The plan of `model`, made again, if it is the very plan the parent used (same
+    key: same model file, same stat, same interpreter); None otherwise."""
+    import os
+
+    from .errors import CartonError
+    from .plan import get_plan
+
+    home = os.path.dirname(os.path.dirname(plan_file))  # $CARTON_HOME/plans/<key>.plan
+    try:
+        plan = get_plan(model, home)
+    except (CartonError, OSError):
+        return None
+    return plan if plan["_file"] == plan_file else None

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import BOOT_MODULE, prefix_dir
+from .plan import model_of
 from .publish import is_published, publishing
 
 _BOOT_SOURCE = '''\
@@ -34,7 +35,7 @@ def _boot():
         import carton_hook.boot
     finally:
         sys.path.remove({hook_parent!r})
-    carton_hook.boot.boot({plan_file!r}, {worker_python!r})
+    carton_hook.boot.boot({plan_file!r}, {worker_python!r}, {model!r})
 
 _boot()
 del _boot
@@ -73,7 +74,8 @@ def _fill(work: Path, final: Path, plan: dict[str, Any], worker_python: str) -> 
     site_packages.mkdir(parents=True)
     hook_parent = str(Path(__file__).resolve().parent.parent)
     (site_packages / f"{BOOT_MODULE}.py").write_text(_BOOT_SOURCE.format(
-        hook_parent=hook_parent, plan_file=plan["_file"], worker_python=worker_python))
+        hook_parent=hook_parent, plan_file=plan["_file"], worker_python=worker_python,
+        model=model_of(plan)))
     (site_packages / f"{BOOT_MODULE}.pth").write_text(f"import {BOOT_MODULE}\n")
     python = final / "bin" / "python"
     for name, target in sorted(console_scripts(plan).items()):

@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for
 if TYPE_CHECKING:
     from typing import Any
 
-PLAN_FORMAT = 9
+PLAN_FORMAT = 10
 
 
 def plan_identity(model: str) -> str:
@@ -42,6 +42,12 @@ def plan_identity(model: str) -> str:
         except OSError:
             parts.append("-")
     return "\n".join(parts)  # passed to the worker in argv: no NUL
+
+
+def model_of(plan: dict[str, Any]) -> str:
+    """The MODEL argument (a .carton, an unpacked carton or a model folder) that a plan
+    was made for: the first line of its identity."""
+    return str(plan["identity"]).split("\n", 1)[0]
 
 
 def plan_key(model: str) -> str:

@@ -101,21 +101,29 @@ if __name__ == '__main__':
     assert proc.stdout.strip() == "[(4, 'alpha 1.0'), (9, 'alpha 1.0')]"
 
 
-def test_a_broken_boot_fails_fast_with_a_message(
+def test_a_removed_plan_is_made_again_and_a_lost_model_fails_fast(
         alpha_wheel: Path, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
     carton = build_carton("alpha\n", {"model.py": f"""
 import pathlib, subprocess, sys
+def child():
+    out = subprocess.run([sys.executable, '-c', 'import alpha; print(alpha.VALUE)'],
+                         capture_output=True, text=True, timeout=60)
+    print(out.returncode, out.stdout.strip() or '-', 'plan' in out.stderr)
 def main():
+    plans = list(pathlib.Path({hermetic_env['CARTON_HOME']!r}, 'plans').glob('*.plan'))
+    assert plans
+    for plan in plans:
+        plan.unlink()
+    child()  # the cache was cleaned while the model runs: the child makes the plan again
     for plan in pathlib.Path({hermetic_env['CARTON_HOME']!r}, 'plans').glob('*.plan'):
         plan.unlink()
-    out = subprocess.run([sys.executable, '-c', 'print("ran on")'], capture_output=True,
-                         text=True, timeout=60)
-    print(out.returncode, out.stdout.strip() or '-', 'plan' in out.stderr)
+    pathlib.Path(sys.argv[0]).unlink()
+    child()  # and the carton is gone too: a clear message, at once
 """})
     proc = run_hook(hermetic_env, carton)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "1 - True"
+    assert proc.stdout.splitlines() == ["0 alpha 1.0 False", "1 - True"]
 
 
 def test_prefix_is_made_once_and_reused(alpha_wheel: Path, build_carton: Callable[..., Path],
