@@ -36,17 +36,21 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
+# trustme makes the test CA and certificates of the loopback HTTPS servers.
+TEST_DEPS = ["pytest", "trustme"]
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Hermetic tests: loopback indexes only, frontends run with --no-isolation."""
-    session.install(".", "pytest", "build", "wheel")
+    session.install(".", *TEST_DEPS, "build", "wheel")
     session.run("pytest", *(session.posargs or ["tests"]))
 
 
 @nox.session(python=PYTHONS)
 def integration(session: nox.Session) -> None:
     """Against the real package index: real wheels, sdists and isolated frontends."""
-    session.install(".", "pytest", "build")
+    session.install(".", *TEST_DEPS, "build")
     wheelhouse = _own_wheel(session)
     session.run("pytest", *(session.posargs or ["integration"]),
                 env={"CARTON_TEST_WHEELHOUSE": str(wheelhouse)})

@@ -1,5 +1,5 @@
-"""fetch(): one locked wheel over loopback HTTP, checked while streaming (THREATS H1, H3,
-H4, N1, N3, N4, N6, N8)."""
+"""fetch(): one locked wheel over loopback HTTP(S), checked while streaming (THREATS H1, H3,
+H4, N1-N8, C5)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,6 +23,17 @@ from carton_hook import fetch as fetch_mod
 from carton_hook.fetch import FetchError, fetch
 
 from .factory import make_wheel
+from .faultserver import (
+    ConnectProxy,
+    FaultServer,
+    bad_range,
+    fault_server,
+    ignore_range,
+    stall,
+    status,
+    truncate,
+    wrong_bytes,
+)
 from .indexserver import PackageIndex
 
 BODY = bytes(range(256)) * 64  # 16 KiB
@@ -270,7 +282,7 @@ def test_short_body_is_retried_then_fails(tmp_path: Path, serve: Serve,
     with pytest.raises(FetchError, match="cannot download") as info:
         fetch(f"{server.base}/f", SHA, len(BODY), dest, what=WHAT)
     assert WHAT in str(info.value)
-    assert len(server.requests) == fetch_mod.ATTEMPTS == 4
+    assert len(server.requests) == fetch_mod.ATTEMPTS == 5
     assert not dest.exists()
 
 
@@ -320,8 +332,8 @@ def test_503_every_time_gives_up_after_the_attempts(
     dest = tmp_path / "demo.whl"
     with pytest.raises(FetchError, match="HTTP 503"):
         fetch(f"{server.base}/f", SHA, len(BODY), dest, what=WHAT)
-    assert len(server.requests) == 4
-    assert sleeps == [0.5, 1.0, 2.0]
+    assert len(server.requests) == fetch_mod.ATTEMPTS
+    assert sleeps == [0.5, 1.0, 2.0, 4.0]
     assert not dest.exists()
 
 
@@ -356,7 +368,7 @@ def test_stalled_server_is_retried_then_fails(tmp_path: Path,
     with pytest.raises(FetchError, match="cannot download") as info:
         fetch(f"{server.base}/f", SHA, len(BODY), dest, what=WHAT)
     assert "timed out" in str(info.value).lower()
-    assert len(server.requests) == 4
+    assert len(server.requests) == fetch_mod.ATTEMPTS
     assert not dest.exists()
 
 
@@ -584,4 +596,207 @@ def test_url_that_may_not_be_fetched_uses_no_network(tmp_path: Path, net: Net,
         fetch(url, SHA, len(BODY), dest, what=WHAT)
     assert WHAT in str(info.value)
     assert net.lookups == [] and net.connects == []
+    assert not dest.exists()
+
+
+# ---------------------------------------------------------------- resuming (N1, N2, N4)
+# Against the fault server: HTTPS with a test CA, Range and If-Range honoured.
+
+DATA = bytes(range(251)) * 400  # 100 400 bytes, so a cut at 70 000 leaves a tail
+DATA_SHA = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
+    with fault_server(tmp_path / "tls") as server:
+        assert server.ca_file is not None
+        monkeypatch.setenv("CARTON_CA_BUNDLE", str(server.ca_file))
+        yield server
+
+
+def test_cut_transfer_resumes_with_range_and_if_range(tmp_path: Path,
+                                                      files: FaultServer) -> None:
+    url = files.add("/w.whl", DATA, etag='"v1"')
+    files.script("/w.whl", truncate(70_000))
+    dest = tmp_path / "w.whl"
+    fetch(url, DATA_SHA, len(DATA), dest, what=WHAT)
+    assert dest.read_bytes() == DATA
+    first, second = files.requests
+    assert "Range" not in first.headers
+    assert second.headers["Range"] == "bytes=70000-"
+    assert second.headers["If-Range"] == '"v1"'
+
+
+def test_stall_past_the_read_timeout_resumes(tmp_path: Path, files: FaultServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch_mod, "READ_TIMEOUT", 0.3)
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", stall(5_000))
+    dest = tmp_path / "w.whl"
+    fetch(url, DATA_SHA, len(DATA), dest, what=WHAT)
+    assert dest.read_bytes() == DATA
+    assert [r.headers.get("Range") for r in files.requests] == [None, "bytes=5000-"]
+
+
+def test_range_ignored_restarts_from_zero(tmp_path: Path, files: FaultServer) -> None:
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", truncate(70_000), ignore_range())
+    dest = tmp_path / "w.whl"
+    fetch(url, DATA_SHA, len(DATA), dest, what=WHAT)
+    assert dest.read_bytes() == DATA
+    assert files.count() == 2
+
+
+def test_file_changed_between_attempts_is_a_mismatch(tmp_path: Path,
+                                                      files: FaultServer) -> None:
+    url = files.add("/w.whl", DATA, etag='"v1"')
+    files.script("/w.whl", truncate(70_000))
+    dest = tmp_path / "w.whl"
+    real_stream = fetch_mod._stream
+
+    def swap_then_stream(*args: Any, **kwargs: Any) -> None:
+        try:
+            real_stream(*args, **kwargs)
+        finally:  # after the cut, the server gets another file (a new ETag)
+            files.add("/w.whl", DATA[::-1], etag='"v2"')
+
+    fetch_mod._stream = swap_then_stream  # type: ignore[assignment]
+    try:
+        with pytest.raises(FetchError, match="sha256"):
+            fetch(url, DATA_SHA, len(DATA), dest, what=WHAT)
+    finally:
+        fetch_mod._stream = real_stream  # type: ignore[assignment]
+    # If-Range did its job: the server sent the whole new file, which is not the locked one.
+    assert files.requests[1].headers["If-Range"] == '"v1"'
+    assert not dest.exists()
+
+
+def test_resume_at_the_wrong_offset_is_refused(tmp_path: Path, files: FaultServer) -> None:
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", truncate(70_000), bad_range(0))
+    dest = tmp_path / "w.whl"
+    with pytest.raises(FetchError, match="resume at byte 70000"):
+        fetch(url, DATA_SHA, len(DATA), dest, what=WHAT)
+    assert files.count() == 2
+    assert not dest.exists()
+
+
+# ---------------------------------------------------------------- Retry-After (N3)
+
+
+@pytest.mark.parametrize("code", [429, 503])
+def test_retry_after_is_honoured(tmp_path: Path, files: FaultServer,
+                                 monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", status(code, retry_after="3"))
+    fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
+    assert sleeps == [3.0]
+    assert files.count() == 2
+
+
+def test_retry_after_as_an_http_date(tmp_path: Path, files: FaultServer,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from email.utils import formatdate
+
+    sleeps: list[float] = []
+    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", status(503, retry_after=formatdate(time.time() + 20, usegmt=True)))
+    fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
+    assert len(sleeps) == 1 and 15 <= sleeps[0] <= 21
+
+
+def test_retry_after_past_the_deadline_gives_up_at_once(
+        tmp_path: Path, files: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    monkeypatch.setattr(fetch_mod, "DEADLINE", 60.0)
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", status(503, retry_after="86400"))
+    with pytest.raises(FetchError, match="deadline"):
+        fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
+    assert sleeps == []
+    assert files.count() == 1
+
+
+# ---------------------------------------------------------------- TLS and proxies (N5, N7)
+
+
+def test_certificate_for_another_host_fails_without_retry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fault_server(tmp_path / "tls", hostname="example.org") as server:
+        assert server.ca_file is not None
+        monkeypatch.setenv("CARTON_CA_BUNDLE", str(server.ca_file))
+        url = server.add("/w.whl", DATA)
+        with pytest.raises(FetchError, match="TLS failure"):
+            fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
+        assert server.count() == 0
+
+
+def test_ssl_cert_file_is_honoured(tmp_path: Path, files: FaultServer,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    assert files.ca_file is not None
+    monkeypatch.delenv("CARTON_CA_BUNDLE")
+    monkeypatch.setenv("SSL_CERT_FILE", str(files.ca_file))
+    url = files.add("/w.whl", DATA)
+    fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
+    assert files.count() == 1
+
+
+def test_https_proxy_is_used_and_no_proxy_bypasses_it(
+        tmp_path: Path, files: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = ConnectProxy().start()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        url = files.add("/w.whl", DATA)
+        fetch(url, DATA_SHA, len(DATA), tmp_path / "a.whl", what=WHAT)
+        assert proxy.tunnels == [urlsplit(url).netloc]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.setattr(fetch_mod, "_POOLS", {})
+        fetch(url, DATA_SHA, len(DATA), tmp_path / "b.whl", what=WHAT)
+        assert len(proxy.tunnels) == 1
+        assert files.count() == 2
+    finally:
+        proxy.stop()
+
+
+def test_a_mirror_serving_other_bytes_is_a_mismatch(tmp_path: Path,
+                                                     files: FaultServer) -> None:
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", wrong_bytes())
+    with pytest.raises(FetchError, match="sha256"):
+        fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
+    assert files.count() == 1  # a wrong file is not retried
+
+
+def test_disk_full_mid_write_is_a_clear_error_and_leaves_nothing(
+        tmp_path: Path, files: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import io
+
+    url = files.add("/w.whl", DATA)
+    real_open = Path.open
+
+    class Full(io.FileIO):
+        written = 0
+
+        def write(self, data: Any) -> int:
+            Full.written += len(data)
+            if Full.written > 50_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    def open_full(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if self.name == "w.whl" and mode == "xb":
+            return Full(str(self), "xb")
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_full)
+    monkeypatch.setattr(fetch_mod, "CHUNK", 16384)
+    dest = tmp_path / "w.whl"
+    with pytest.raises(FetchError, match="No space left"):
+        fetch(url, DATA_SHA, len(DATA), dest, what=WHAT)
+    assert files.count() == 1  # a full disk is not retried
     assert not dest.exists()
