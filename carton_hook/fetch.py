@@ -129,6 +129,7 @@ def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
             raise FetchError(f"{what}: TLS failure for {current}: {exc}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise _Retry() from exc
+        done = False
         try:
             if resp.status in (301, 302, 303, 307, 308):
                 location = resp.headers.get("Location")
@@ -157,8 +158,13 @@ def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
                 raise FetchError(f"{what}: HTTP {resp.status} from {current}")
             partial.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
             _stream(resp, sha256, size, partial, what, started)
+            done = True
             return
         finally:
+            if not done:
+                # A body left unread (a redirect, an error, a cut) would break the next
+                # request on this keep-alive connection; draining it could take forever.
+                resp.close()
             resp.release_conn()
     raise FetchError(f"{what}: more than {MAX_REDIRECTS} redirects from {url}")
 
@@ -194,6 +200,7 @@ def _stream(resp: Any, sha256: str, size: int, partial: _Partial, what: str,
             started: float) -> None:
     import urllib3
 
+    before = partial.received
     try:
         out = partial.open()
         for chunk in _chunks(resp):
@@ -214,7 +221,15 @@ def _stream(resp: Any, sha256: str, size: int, partial: _Partial, what: str,
             raise FetchError(f"{what}: cannot write {partial.dest}: {exc}") from exc
         raise _Retry() from exc
     if partial.received < size:
-        raise _Retry() from FetchError(f"got {partial.received} of {size} bytes")
+        declared = resp.headers.get("Content-Length")
+        if declared is None or not declared.isdigit() or partial.received - before != int(
+                declared):
+            # Cut short (or no length to tell): ask for the rest.
+            raise _Retry() from FetchError(f"got {partial.received} of {size} bytes")
+        # A complete response, shorter than the locked file: another file, not a cut one.
+        raise FetchError(f"{what}: the server sent a complete file of {partial.received} "
+                         f"bytes, the lock says {size}; the file on the server is not the "
+                         "locked one")
     actual = partial.digest.hexdigest()
     if actual != sha256:
         raise FetchError(f"{what}: sha256 of the download is {actual}, the lock says "
