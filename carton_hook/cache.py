@@ -9,6 +9,7 @@ point leaves nothing that is trusted; the lock (flock) dies with its holder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -42,11 +43,24 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
 
     `fill` must leave the installed tree at `tree` (inside `work_dir`).
     """
-    from filelock import FileLock, Timeout
 
     entry = root / sha256
     if is_complete(entry, sha256):
         return entry
+    try:
+        return _fill_locked(root, sha256, fill)
+    except CartonError:
+        raise
+    except OSError as exc:
+        # A full disk, a read-only or foreign-owned cache: say where, and what to do.
+        raise CacheError(f"cannot install {sha256} into the cache {root}: {exc}; free some "
+                         "space, or point CARTON_HOME at a writable folder") from exc
+
+
+def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
+    from filelock import FileLock, Timeout
+
+    entry = root / sha256
     for sub in (".locks", ".tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(root / ".locks" / f"{sha256}.lock"))
@@ -60,9 +74,7 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
             return entry
         if entry.exists() or entry.is_symlink():
             # No valid marker: an interrupted or foreign entry. Move it aside, never trust it.
-            aside = Path(tempfile.mkdtemp(prefix="corrupt-", dir=root / ".tmp"))
-            os.rename(entry, aside / "entry")
-            shutil.rmtree(aside, ignore_errors=True)
+            _move_aside(root, entry)
         work = Path(tempfile.mkdtemp(prefix=f"{sha256[:12]}-", dir=root / ".tmp"))
         try:
             tree = work / "tree"
@@ -71,7 +83,7 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
                 json.dump({"format": 1, "sha256": sha256}, f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.rename(tree, entry)
+            _rename(tree, entry)
             _fsync_dir(root)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -79,6 +91,56 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
         return entry
     finally:
         lock.release()
+
+
+def remove(root: Path, sha256: str) -> bool:
+    """Take the entry for `sha256` out of the cache (under its lock), e.g. one that
+    `verify --cache` found edited; the next run installs it again. False if absent.
+    Processes that already imported from it keep their open files."""
+    from filelock import FileLock, Timeout
+
+    entry = root / sha256
+    if not (entry.exists() or entry.is_symlink()):
+        return False
+    (root / ".tmp").mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / ".locks" / f"{sha256}.lock"))
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        raise CacheError(f"waited {LOCK_TIMEOUT:.0f} s for the lock of {sha256} in {root}; "
+                         "is a process stuck installing it?") from None
+    try:
+        if not (entry.exists() or entry.is_symlink()):
+            return False
+        _move_aside(root, entry)
+        _fsync_dir(root)
+        return True
+    finally:
+        lock.release()
+
+
+def _move_aside(root: Path, entry: Path) -> None:
+    aside = Path(tempfile.mkdtemp(prefix="corrupt-", dir=root / ".tmp"))
+    _rename(entry, aside / "entry")
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+# Errors a rename may give for a moment (a virus scanner or indexer holding the folder,
+# a network filesystem), worth a few short retries. ENOTEMPTY/EEXIST are not among them:
+# under the lock, a target that exists is a bug to report, never to overwrite.
+_TRANSIENT_RENAME = frozenset({errno.EBUSY, errno.EACCES, errno.EPERM, errno.EAGAIN})
+RENAME_ATTEMPTS = 5
+
+
+def _rename(source: Path, target: Path) -> None:
+    for attempt in range(RENAME_ATTEMPTS):
+        try:
+            os.rename(source, target)
+            return
+        except OSError as exc:
+            if exc.errno not in _TRANSIENT_RENAME or attempt == RENAME_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2 ** attempt)
 
 
 def _sweep(tmp: Path) -> None:

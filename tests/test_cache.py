@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from carton_hook import cache
-from carton_hook.cache import ensure, is_complete
+from carton_hook.cache import CacheError, ensure, is_complete, remove
 from carton_hook.paths import COMPLETE
 
 SHA = "ab" * 32
@@ -117,8 +117,9 @@ def test_fill_that_raises_leaves_nothing(tmp_path: Path) -> None:
 
 def test_fill_that_leaves_no_tree_publishes_nothing(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CacheError) as info:
         ensure(root, SHA, lambda work, tree: None)
+    assert isinstance(info.value.__cause__, FileNotFoundError)
     assert not (root / SHA).exists()
     assert tmp_children(root) == []
 
@@ -131,8 +132,9 @@ def test_fill_cannot_fake_the_marker(tmp_path: Path) -> None:
         tree.mkdir()
         (tree / COMPLETE).write_text(json.dumps({"format": 1, "sha256": SHA}))
 
-    with pytest.raises(FileExistsError):
+    with pytest.raises(CacheError) as info:
         ensure(root, SHA, sneaky)
+    assert isinstance(info.value.__cause__, FileExistsError)
     assert not (root / SHA).exists()
     assert tmp_children(root) == []
 
@@ -369,3 +371,104 @@ def test_stale_tmp_entries_are_swept_and_fresh_ones_kept(tmp_path: Path) -> None
     os.utime(almost, (recent, recent))
     ensure(root, SHA, make_fill())
     assert tmp_children(root) == ["almost-stale", "fresh-dir"]
+
+
+# ------------------------------------------------ disk and permissions (C4, C5)
+
+
+def test_transient_rename_errors_are_retried(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    real_rename = os.rename
+    failures = [errno.EBUSY, errno.EBUSY]
+
+    def flaky(src: object, dst: object) -> None:
+        if failures and Path(str(dst)).name == SHA:
+            raise OSError(failures.pop(0), "Device or resource busy")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache.os, "rename", flaky)
+    monkeypatch.setattr(cache.time, "sleep", lambda s: None)
+    root = tmp_path / "cache"
+    entry = ensure(root, SHA, make_fill())
+    assert failures == [] and is_complete(entry, SHA)
+    assert tmp_children(root) == []
+
+
+def test_rename_onto_an_existing_entry_is_never_forced(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def not_empty(src: object, dst: object) -> None:
+        raise OSError(errno.ENOTEMPTY, "Directory not empty")
+
+    monkeypatch.setattr(cache.os, "rename", not_empty)
+    root = tmp_path / "cache"
+    with pytest.raises(CacheError, match="Directory not empty"):
+        ensure(root, SHA, make_fill())
+
+
+def test_disk_full_while_filling_is_a_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
+    import errno
+
+    def full(work: Path, tree: Path) -> None:
+        tree.mkdir()
+        (tree / "half.py").write_text("x = 1\n")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    root = tmp_path / "cache"
+    with pytest.raises(CacheError) as info:
+        ensure(root, SHA, full)
+    message = str(info.value)
+    assert SHA in message and "No space left" in message and "CARTON_HOME" in message
+    assert not (root / SHA).exists()
+    assert tmp_children(root) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only modes")
+def test_read_only_cache_root_is_a_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        with pytest.raises(CacheError, match="writable"):
+            ensure(root, SHA, make_fill())
+    finally:
+        root.chmod(0o755)
+
+
+def test_read_only_cache_root_as_root_is_a_clear_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root ignores modes, so the refusal a read-only mount gives is injected."""
+    import errno
+
+    real_mkdir = Path.mkdir
+
+    def read_only(self: Path, *args: object, **kwargs: object) -> None:
+        if self.parent == tmp_path / "cache":
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(CacheError, match=r"Read-only file system.*writable"):
+        ensure(tmp_path / "cache", SHA, make_fill())
+
+
+def test_a_cache_path_with_spaces_and_non_ascii_works(tmp_path: Path) -> None:
+    root = tmp_path / "my cache ünïcødé 模型" / "py311"
+    entry = ensure(root, SHA, make_fill())
+    assert is_complete(entry, SHA)
+    assert (entry / "pkg" / "__init__.py").is_file()
+
+
+def test_remove_takes_an_entry_out_under_its_lock(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    ensure(root, SHA, make_fill())
+    assert remove(root, SHA) is True
+    assert not (root / SHA).exists()
+    assert tmp_children(root) == []
+    assert remove(root, SHA) is False
+    calls: list[Path] = []
+    ensure(root, SHA, make_fill(calls))
+    assert len(calls) == 1
