@@ -10,6 +10,7 @@ The build half writes archives to this layout; both halves read them through her
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import zipfile
 import zlib
@@ -103,12 +104,30 @@ def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
     return CartonInfo(**values)
 
 
+def check_end_record(path: Path) -> None:
+    """A `.carton` ends with its zip end record (carton writes no archive comment). A cut
+    file does not, and zipfile would take the end record of a bundled wheel inside it
+    for the archive's own; refuse it here, with a message that says what happened."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 22))
+            tail = f.read(22)
+    except OSError as exc:
+        raise ArchiveError(str(path), f"cannot read: {exc}") from exc
+    if len(tail) < 22 or tail[:4] != b"PK\x05\x06" or tail[20:22] != b"\0\0":
+        raise ArchiveError(str(path), "not a .carton archive (no zip end record at the end of "
+                                      "the file: truncated, or not a zip file)")
+
+
 def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
     """Open a `.carton` file, check every member against MANIFEST, and return its header.
 
     Raises `ArchiveError` for a file that is not a zip, lacks a part, or does not match.
     """
     where = str(path)
+    check_end_record(path)
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()

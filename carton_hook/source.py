@@ -15,7 +15,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import CARTON_TOML, MANIFEST, MODEL_PREFIX, parse_carton_toml, parse_manifest
+from .archive import (
+    CARTON_TOML,
+    MANIFEST,
+    MODEL_PREFIX,
+    check_end_record,
+    parse_carton_toml,
+    parse_manifest,
+)
 from .errors import ArchiveError, CartonError
 from .lockfile import BUNDLED_DIR, LOCK_PATH
 from .paths import COMPLETE, models_dir
@@ -72,6 +79,7 @@ def _open_folder(path: Path) -> Model:
 
 def _open_archive(path: Path, home: Path) -> Model:
     where = str(path)
+    check_end_record(path)
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
