@@ -1,4 +1,5 @@
-"""Sessions: `nox` runs lint, typecheck, tests on every Python, integration and reproducibility.
+"""Sessions: `nox` runs lint, typecheck, tests on every Python, integration, stress and
+reproducibility.
 
 `nox -s quickstart` builds and runs the example model; CI runs plain `nox`, as the README does.
 """
@@ -18,7 +19,8 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 ROOT = Path(__file__).parent
 EXAMPLE = ROOT / "examples" / "quickstart"
 
-nox.options.sessions = ["lint", "typecheck", "tests", "integration", "reproducibility"]
+nox.options.sessions = ["lint", "typecheck", "tests", "integration", "stress",
+                        "reproducibility"]
 # A Python that is not installed is skipped, not failed, also where CI=true.
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_existing_virtualenvs = True
@@ -45,6 +47,18 @@ def tests(session: nox.Session) -> None:
     """Hermetic tests: loopback indexes only, frontends run with --no-isolation."""
     session.install(".", *TEST_DEPS, "build", "wheel")
     session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session
+def stress(session: nox.Session) -> None:
+    """Races and SIGKILL trials on a cold cache (tests marked `stress`): 16 processes
+    times 3 rounds, and CARTON_STRESS_KILLS kills (50 unless set). The figures land in
+    CARTON_STRESS_REPORT (default: .nox/stress-report.json)."""
+    session.install(".", *TEST_DEPS, "build", "wheel")
+    report = os.environ.get("CARTON_STRESS_REPORT") or str(ROOT / ".nox" / "stress-report.json")
+    session.run("pytest", "-m", "stress", *(session.posargs or ["tests/test_stress.py"]),
+                env={"CARTON_STRESS_REPORT": report})
+    session.log(f"figures: {report}")
 
 
 @nox.session(python=PYTHONS)

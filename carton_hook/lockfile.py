@@ -226,9 +226,11 @@ class _Reader:
         return value
 
     def sha256(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not _SHA256.fullmatch(value):
-            raise self.fail(key, "expected 64 lowercase hexadecimal digits")
-        return value
+        # Upper case is the same digest (pip compares in lower case too); it is
+        # normalised, so that cache keys and bundled paths have one spelling.
+        if not isinstance(value, str) or not _SHA256.fullmatch(value.lower()):
+            raise self.fail(key, "expected 64 hexadecimal digits")
+        return value.lower()
 
     def lock(self, data: Any) -> Lock:
         top = self.table(data, "(top)")

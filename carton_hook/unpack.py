@@ -6,8 +6,11 @@ afterwards, and `PYTHONDONTWRITEBYTECODE` would stop Python from writing them la
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any, BinaryIO
 
+from .errors import WheelError
 from .wheelcheck import check_wheel
 
 
@@ -16,13 +19,12 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
     """Install `wheel` as if into `final`, writing below `destdir` (paths embedded in
     `.pyc` and scripts name `final`, where the tree is renamed to afterwards)."""
     from installer import install
-    from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
 
     check_wheel(wheel, filename)
     schemes = {"purelib": final, "platlib": final, "scripts": final / "bin",
                "headers": final / "include", "data": final / "data"}
-    destination = SchemeDictionaryDestination(
+    destination = _safe_destination_class()(
         {k: str(v) for k, v in schemes.items()},
         interpreter=interpreter,
         script_kind="posix",
@@ -31,3 +33,30 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
     )
     with WheelFile.open(wheel) as source:
         install(source, destination, additional_metadata={"INSTALLER": b"carton\n"})
+
+
+def _safe_destination_class() -> type[Any]:
+    """installer's destination, writing each file as pip and uv should: created new
+    (`O_EXCL`), never through a symlink (`O_NOFOLLOW`), in a folder that resolves inside
+    the work folder. Nobody else writes in that folder, but if something did plant a
+    link there, this fails instead of writing where the link points (THREATS A4)."""
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.records import Hash, RecordEntry
+    from installer.utils import copyfileobj_with_hashing
+
+    class SafeDestination(SchemeDictionaryDestination):
+        def write_to_fs(self, scheme: Any, path: str, stream: BinaryIO,
+                        is_executable: bool) -> Any:
+            target = Path(self._path_with_destdir(scheme, path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            root = os.path.realpath(self.destdir or os.sep)
+            if not os.path.realpath(target.parent).startswith(root + os.sep):
+                raise WheelError(path, f"its folder resolves outside {root} (a symlink was "
+                                       "planted in the work folder)")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(target, flags, 0o755 if is_executable else 0o644)
+            with os.fdopen(fd, "wb") as f:
+                digest, size = copyfileobj_with_hashing(stream, f, self.hash_algorithm)
+            return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
+
+    return SafeDestination

@@ -205,3 +205,33 @@ def test_unlisted_member_writes_nothing(tmp_path: Path) -> None:
         install_wheel(wheel, wheel.name, tmp_path / "entry", destdir, INTERPRETER)
     assert not destdir.exists()
     assert not (tmp_path / "entry").exists()
+
+
+# ---------------------------------------------------------------- planted links (A4)
+
+
+@pytest.mark.parametrize("plant", ["file", "folder"])
+def test_a_symlink_planted_in_the_work_folder_is_never_written_through(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str) -> None:
+    wheel = make_wheel(tmp_path / "w", "demo", "1.0",
+                       files={"demo/__init__.py": "VALUE = 1\n", "demo/sub/mod.py": "X = 2\n"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "mod.py").write_text("untouched\n")
+    final, destdir = tmp_path / "final", tmp_path / "dest"
+    real_mkdir = Path.mkdir
+
+    def mkdir_then_plant(self: Path, *args: object, **kwargs: object) -> None:
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+        if plant == "file" and self.name == "sub" and self.parent.name == "demo":
+            (self / "mod.py").symlink_to(outside / "mod.py")
+        if (plant == "folder" and self.name == "demo" and destdir in self.parents
+                and not self.is_symlink()):
+            self.rmdir()
+            self.symlink_to(outside, target_is_directory=True)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_plant)
+    with pytest.raises((FileExistsError, WheelError)):
+        install_wheel(wheel, wheel.name, final, destdir, sys.executable)
+    assert (outside / "mod.py").read_text() == "untouched\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["mod.py"]
