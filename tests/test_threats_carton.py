@@ -93,6 +93,9 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
             first_wheel(lock).pop("url"),
             first_wheel(lock).update(path="../../../../etc/alpha-1.0-py3-none-any.whl")))),
         "expected '.carton/bundled_wheels/"),
+    "md5-instead-of-sha256": (
+        lambda c: repack(c, edit_lock(lambda lock: first_wheel(lock).update(
+            hashes={"sha256": "md5:" + "0" * 32}))), "expected 64 hexadecimal digits"),
     "member-escapes": (
         lambda c: repack(c, lambda m: m.update({"model/../evil.py": b"print('evil')\n"})),
         "unsafe"),
