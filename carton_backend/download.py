@@ -22,6 +22,7 @@ from .errors import DownloadError, HashMismatch
 from .httpclient import HttpClient
 
 CHUNK = 1 << 20
+BODY_ATTEMPTS = 3
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -78,23 +79,19 @@ class Downloader:
         work = Path(tempfile.mkdtemp(dir=tmp_root))
         try:
             part = work / filename
-            digest = hashlib.sha256()
-            try:
-                resp, _ = self._client.get(url, stream=True)
+            # urllib3 retries connections and 5xx/429 (with Retry-After), not a body cut
+            # short: that is retried here, from the start.
+            for attempt in range(BODY_ATTEMPTS):
                 try:
-                    if resp.status != 200:
-                        raise DownloadError(url, f"HTTP {resp.status}")
-                    with part.open("xb") as out:
-                        for chunk in resp.stream(CHUNK, decode_content=False):
-                            digest.update(chunk)
-                            out.write(chunk)
-                        out.flush()
-                        os.fsync(out.fileno())
-                finally:
-                    resp.release_conn()
-            except urllib3.exceptions.HTTPError as exc:
-                raise DownloadError(url, f"download failed ({exc})") from exc
-            actual = digest.hexdigest()
+                    actual = self._attempt(url, part)
+                    break
+                except (urllib3.exceptions.ProtocolError,
+                        urllib3.exceptions.ReadTimeoutError) as exc:
+                    part.unlink(missing_ok=True)
+                    if attempt == BODY_ATTEMPTS - 1:
+                        raise DownloadError(url, f"download failed ({exc})") from exc
+                except urllib3.exceptions.HTTPError as exc:
+                    raise DownloadError(url, f"download failed ({exc})") from exc
             if sha256 is not None and actual != sha256:
                 raise HashMismatch(url, sha256, actual)
             final = self.cache_dir / actual / filename
@@ -103,3 +100,24 @@ class Downloader:
             return final
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _attempt(self, url: str, part: Path) -> str:
+        """Stream `url` into `part`; returns its sha256."""
+        digest = hashlib.sha256()
+        resp, _ = self._client.get(url, stream=True)
+        done = False
+        try:
+            if resp.status != 200:
+                raise DownloadError(url, f"HTTP {resp.status}")
+            with part.open("xb") as out:
+                for chunk in resp.stream(CHUNK, decode_content=False):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            done = True
+        finally:
+            if not done:
+                resp.close()  # an unread body would break the next request on this connection
+            resp.release_conn()
+        return digest.hexdigest()

@@ -14,9 +14,11 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.util import Retry, Timeout
 
-RETRY = Retry(total=5, backoff_factor=0.25, status_forcelist=(429, 500, 502, 503, 504),
-              allowed_methods=("GET", "HEAD"), raise_on_status=False,
-              respect_retry_after_header=True)
+# other=0: a TLS failure (untrusted CA, wrong host name) is not retried; it will not
+# get better by asking again.
+RETRY = Retry(total=5, other=0, backoff_factor=0.25,
+              status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
+              raise_on_status=False, respect_retry_after_header=True)
 TIMEOUT = Timeout(connect=15.0, read=60.0)
 MAX_REDIRECTS = 5
 

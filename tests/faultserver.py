@@ -102,11 +102,22 @@ class FaultServer:
     scripts: dict[str, list[Fault]] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
     ca_file: Path | None = None
+    connections: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> FaultServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        owner = self
+
+        class Server(ThreadingHTTPServer):
+            def get_request(self) -> tuple[socket.socket, object]:
+                # Counted before the TLS handshake, so that a refused certificate still
+                # shows up as one connection (and a retry as two).
+                with owner._lock:
+                    owner.connections += 1
+                return super().get_request()  # type: ignore[return-value]
+
+        server = Server(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         if self.cert_dir is not None:
             import trustme

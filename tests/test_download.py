@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,16 @@ from carton_backend.errors import BuildError, DownloadError, HashMismatch
 from carton_backend.httpclient import HttpClient
 
 from .factory import make_wheel
+from .faultserver import (
+    ConnectProxy,
+    Fault,
+    FaultServer,
+    fault_server,
+    gzip_encoded,
+    status,
+    truncate,
+    wrong_bytes,
+)
 from .indexserver import PackageIndex
 
 
@@ -208,3 +220,69 @@ def test_https_to_http_redirect_is_refused(tmp_path: Path,
         for server in (plain, secure):
             server.shutdown()
             server.server_close()
+
+
+# ---------------------------------------------------------------- the build half's network
+# rows (THREATS H1, H3, N1, N3, N5, N7), against the fault-injecting HTTPS server.
+
+DATA = bytes(range(251)) * 400
+DATA_SHA = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
+    for var in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    with fault_server(tmp_path / "tls") as server:
+        assert server.ca_file is not None
+        monkeypatch.setenv("CARTON_CA_BUNDLE", str(server.ca_file))
+        yield server
+
+
+def test_build_half_retries_a_cut_body(files: FaultServer, cache: Path) -> None:
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", truncate(70_000))
+    path = Downloader(HttpClient(), cache).fetch(url, DATA_SHA)
+    assert path.read_bytes() == DATA
+    assert files.count() == 2
+
+
+def test_build_half_honours_retry_after(files: FaultServer, cache: Path) -> None:
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", status(503, retry_after="1"))
+    started = time.monotonic()
+    Downloader(HttpClient(), cache).fetch(url, DATA_SHA)
+    assert time.monotonic() - started >= 0.9
+    assert files.count() == 2
+
+
+@pytest.mark.parametrize("fault", [wrong_bytes(), gzip_encoded()], ids=["wrong", "gzip"])
+def test_build_half_refuses_other_bytes(files: FaultServer, cache: Path, fault: Fault) -> None:
+    url = files.add("/w.whl", DATA)
+    files.script("/w.whl", fault)
+    with pytest.raises(HashMismatch):
+        Downloader(HttpClient(), cache).fetch(url, DATA_SHA)
+    assert files.requests[0].headers["Accept-Encoding"] == "identity"
+    assert not (cache / DATA_SHA).exists()
+
+
+def test_build_half_does_not_retry_an_untrusted_certificate(
+        files: FaultServer, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CARTON_CA_BUNDLE")
+    url = files.add("/w.whl", DATA)
+    with pytest.raises(DownloadError, match="certificate"):
+        Downloader(HttpClient(), cache).fetch(url, DATA_SHA)
+    assert files.count() == 0
+    assert files.connections == 1  # one handshake, no retry
+
+
+def test_build_half_goes_through_https_proxy(files: FaultServer, cache: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = ConnectProxy().start()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        url = files.add("/w.whl", DATA)
+        Downloader(HttpClient(), cache).fetch(url, DATA_SHA)
+        assert len(proxy.tunnels) == 1
+    finally:
+        proxy.stop()

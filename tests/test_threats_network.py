@@ -52,6 +52,7 @@ class Served:
     def run(self, *faults: Fault, env: dict[str, str] | None = None) -> tuple[str, str]:
         self.server.script(self.path, *faults)
         self.server.reset()
+        self.server.connections = 0
         proc = run_hook({**self.env, **(env or {})}, self.model)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout.strip(), proc.stderr
@@ -144,6 +145,7 @@ def test_an_untrusted_certificate_fails_without_a_request(served: Served) -> Non
     out, _ = served.run()
     assert out.startswith("CartonImportError | ") and "TLS failure" in out
     assert served.server.count() == 0
+    assert served.server.connections == 1  # one handshake, no retry
 
 
 def test_the_proxy_in_https_proxy_is_used(served: Served) -> None:
