@@ -23,7 +23,8 @@ def project_of(filename: str) -> str:
 
 class PackageIndex:
     """Serves the files put in it. `json=False` makes it answer HTML only, like the index
-    these machines reach; `wrong_hashes` advertises a false sha256 for a file."""
+    these machines reach; `wrong_hashes` advertises a false sha256 for a file, `yanked`
+    marks files as yanked."""
 
     def __init__(self, root: Path, *, json: bool = True) -> None:
         self.root = root
@@ -31,6 +32,7 @@ class PackageIndex:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.json = json
         self.wrong_hashes: dict[str, str] = {}
+        self.yanked: set[str] = set()  # file names served as yanked (PEP 592)
         self.requests: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -97,10 +99,13 @@ class PackageIndex:
                 if index.json and JSON_TYPE in (self.headers.get("Accept") or ""):
                     data = {"meta": {"api-version": "1.0"}, "name": project, "files": [
                         {"filename": f.name, "url": f"../../files/{quote(f.name)}",
-                         "hashes": {"sha256": index._sha(f)}} for f in files]}
+                         "hashes": {"sha256": index._sha(f)},
+                         **({"yanked": True} if f.name in index.yanked else {})}
+                        for f in files]}
                     return self._send(200, JSON_TYPE, json.dumps(data).encode())
                 links = "".join(
-                    f'<a href="../../files/{quote(f.name)}#sha256={index._sha(f)}">'
+                    f'<a href="../../files/{quote(f.name)}#sha256={index._sha(f)}"'
+                    f'{" data-yanked" if f.name in index.yanked else ""}>'
                     f"{html.escape(f.name)}</a><br/>\n" for f in files)
                 body = f"<!DOCTYPE html><html><body>\n{links}</body></html>\n"
                 self._send(200, "text/html", body.encode())

@@ -444,3 +444,21 @@ print('pytest' in found)
     assert proc.stdout.splitlines() == [
         "[('alpha', True), ('helper', False), ('nsdemo', True), ('single', False)]", "False"]
     assert files_fetched(pypi) == []
+
+
+def test_a_wheel_that_ships_a_stdlib_name_never_shadows_it(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """THREATS S1: a top-level `json.py` in a wheel, and a `.pth` that would write a flag."""
+    flag = tmp_path / "pth-code-ran"
+    pypi.add(make_wheel(tmp_path / "w", "sneaky", "1.0", {
+        "sneaky/__init__.py": "", "json.py": "HIJACKED = True\n",
+        "sneaky.pth": f"import pathlib; pathlib.Path({str(flag)!r}).touch()\n"}))
+    carton = build_carton("sneaky\n", model("""
+import json, sneaky, sysconfig
+print(hasattr(json, 'HIJACKED'), json.__file__.startswith(sysconfig.get_paths()['stdlib']))
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "False True"), (run, proc.stderr)
+    assert not flag.exists()

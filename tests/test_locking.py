@@ -440,3 +440,15 @@ def test_two_runs_on_one_folder_at_once(tmp_path: Path, pypi: PackageIndex,
     assert not list(model.rglob(".carton-tmp-*"))
     bundled = list((model / ".carton" / "bundled_wheels").rglob("*.whl"))
     assert len(bundled) == 1
+
+
+def test_a_pinned_yanked_wheel_is_locked_with_a_warning(tmp_path: Path, pypi: PackageIndex,
+                                                        hermetic_env: dict[str, str]) -> None:
+    """THREATS S2: PEP 592 lets a lock pin a yanked file; the pack says so."""
+    wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    pypi.yanked.add(wheel.name)
+    model = write_model(tmp_path / "model", "alpha==1.0\n")
+    proc = run_cli(hermetic_env, "lock", model)
+    assert proc.returncode == 0, proc.stderr
+    assert "yanked" in proc.stderr and "alpha" in proc.stderr
+    assert packages(model)["alpha"]["version"] == "1.0"
