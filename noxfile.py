@@ -38,15 +38,16 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
-# trustme makes the test CA and certificates of the loopback HTTPS servers.
-TEST_DEPS = ["pytest", "trustme"]
+# trustme makes the test CA and certificates of the loopback HTTPS servers; pytest-xdist
+# runs the hermetic tests three at a time (they mostly wait on subprocesses and sockets).
+TEST_DEPS = ["pytest", "pytest-xdist", "trustme"]
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Hermetic tests: loopback indexes only, frontends run with --no-isolation."""
     session.install(".", *TEST_DEPS, "build", "wheel")
-    session.run("pytest", *(session.posargs or ["tests"]))
+    session.run("pytest", *(session.posargs or ["-n", "3", "tests"]))
 
 
 @nox.session
