@@ -42,7 +42,7 @@ del _boot
 '''
 
 _SCRIPT = '''\
-#!{python}
+{shebang}
 import sys
 from {module} import {head}
 if __name__ == "__main__":
@@ -83,10 +83,21 @@ def _fill(work: Path, final: Path, plan: dict[str, Any], worker_python: str) -> 
         if not attrs or "/" in name or name.startswith("python"):
             continue
         script = bindir / name
-        script.write_text(_SCRIPT.format(python=python, module=module.strip(),
+        script.write_text(_SCRIPT.format(shebang=shebang(str(python)), module=module.strip(),
                                          head=attrs.strip().split(".")[0],
                                          call=attrs.strip()))
         script.chmod(0o755)
+
+
+def shebang(python: str) -> str:
+    """The first line(s) of a script run by `python`. A kernel splits a `#!` line at the
+    first space and truncates it at 127 bytes or so; such a path goes through /bin/sh,
+    as pip's scripts do, in lines that Python reads as a string and skips."""
+    if " " not in python and len(python.encode()) < 120:
+        return f"#!{python}"
+    import shlex
+
+    return f"#!/bin/sh\n'''exec' {shlex.quote(python)} \"$0\" \"$@\"\n' '''"
 
 
 def console_scripts(plan: dict[str, Any]) -> dict[str, str]:

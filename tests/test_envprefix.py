@@ -141,3 +141,24 @@ def test_prefix_is_made_once_and_reused(alpha_wheel: Path, build_carton: Callabl
     assert envs == [prefix]
     shutil.rmtree(prefix)  # a removed prefix is made again
     assert run_hook(hermetic_env, carton).stdout == first.stdout
+
+
+def test_a_cache_path_with_spaces_and_non_ascii_runs_everything(
+        alpha_wheel: Path, build_carton: Callable[..., Path], tmp_path: Path,
+        hermetic_env: dict[str, str]) -> None:
+    """THREATS C5: the cache, the prefix, its console scripts and its children all live
+    under CARTON_HOME, here a path with spaces and non-ASCII characters."""
+    carton = build_carton("alpha\n", {"model.py": """
+import subprocess, sys
+def main():
+    script = subprocess.run(['alpha-hello'], capture_output=True, text=True)
+    child = subprocess.run([sys.executable, '-c', 'import alpha; print(alpha.VALUE)'],
+                           capture_output=True, text=True)
+    print(script.returncode, script.stdout.strip(), '|', child.stdout.strip(),
+          script.stderr[-200:], child.stderr[-200:])
+"""})
+    env = {**hermetic_env, "CARTON_HOME": str(tmp_path / "a cache dir ünïcødé 模型")}
+    for run in ("cold", "warm"):
+        proc = run_hook(env, carton)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "7 hello from alpha 1.0 | alpha 1.0", (run, proc.stdout)
