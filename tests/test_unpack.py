@@ -235,3 +235,30 @@ def test_a_symlink_planted_in_the_work_folder_is_never_written_through(
         install_wheel(wheel, wheel.name, final, destdir, sys.executable)
     assert (outside / "mod.py").read_text() == "untouched\n"
     assert sorted(p.name for p in outside.iterdir()) == ["mod.py"]
+
+
+def test_setuid_and_odd_modes_become_plain_modes(tmp_path: Path) -> None:
+    """THREATS A3: only the exec bit of a member's mode survives."""
+    from .test_wheelcheck import members, write_zip
+
+    entries: list[tuple[str | zipfile.ZipInfo, bytes]] = []
+    for name, data in members({"demo/__init__.py": b"", "demo/tool.py": b"",
+                               "demo/plain.py": b""}):
+        info = zipfile.ZipInfo(name)
+        info.external_attr = {"demo/tool.py": 0o106777, "demo/plain.py": 0}.get(
+            name, 0o100644) << 16
+        entries.append((info, data))
+    wheel = write_zip(tmp_path / "w" / "demo-1.0-py3-none-any.whl", entries)
+    final, destdir = tmp_path / "final", tmp_path / "dest"
+    install_wheel(wheel, wheel.name, final, destdir, sys.executable)
+    tree = destdir / final.relative_to(final.anchor)
+    tool = os.stat(tree / "demo" / "tool.py").st_mode
+    assert tool & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX) == 0
+    assert tool & 0o777 == 0o755 & ~current_umask()
+    assert os.stat(tree / "demo" / "plain.py").st_mode & 0o777 == 0o644 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
