@@ -1,0 +1,196 @@
+"""`nox -s bench`: carton beside a plain venv, shiv, pex, pip and uv, in one run.
+
+    python bench/bench.py [--out docs/performance.md] [--runs 30] [--cold-runs 10]
+
+Builds every workload's contenders from the same wheels (downloaded once, then served
+from a loopback index), times them alternating, and writes the markdown report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT)]
+
+from contenders import PY, Builder  # noqa: E402
+from report import Report  # noqa: E402
+from timing import Command, Result, alternate, clean_env, run_once  # noqa: E402
+from workloads import MANY, NUMERIC, REQUESTS, Workload, download, write_model  # noqa: E402
+
+from tests.factory import make_wheel  # noqa: E402
+from tests.indexserver import PackageIndex  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--runs", type=int, default=30, help="warm runs per contender")
+    parser.add_argument("--cold-runs", type=int, default=10, help="cold runs per contender")
+    parser.add_argument("--work", type=Path, help="keep the work folder here")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="carton-bench-"))
+    started = time.monotonic()
+    wheelhouse = work / "wheelhouse"
+    print(f"bench: downloading the workloads' wheels into {wheelhouse}", flush=True)
+    download((REQUESTS, NUMERIC, MANY), wheelhouse, PY)
+    index = PackageIndex(work / "index", json=False)
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        index.add(wheel)
+    index.start()
+    report = Report(machine=machine(), runs=args.runs, cold_runs=args.cold_runs)
+    try:
+        startup(report, REQUESTS, work, wheelhouse, index.url, args, args.cold_runs)
+        # Cold runs of numpy + pandas take seconds each, six contenders over: fewer of them.
+        startup(report, NUMERIC, work, wheelhouse, index.url, args, max(3, args.cold_runs // 2))
+        laziness(report, work, wheelhouse, index.url, args)
+        packing(report, work / "numeric", index.url, args)
+        finder(report, work / "requests")
+        memory(report, work, index, args)
+    finally:
+        index.stop()
+    report.seconds = time.monotonic() - started
+    args.out.write_text(report.markdown())
+    print(f"bench: wrote {args.out} in {report.seconds / 60:.1f} min", flush=True)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, index_url: str,
+            args: argparse.Namespace, cold_runs: int) -> None:
+    print(f"bench: workload {workload.name}: building contenders", flush=True)
+    b = Builder(workload, work / workload.name, wheelhouse, index_url)
+    venv = b.venv()
+    carton_warm, carton_cold, _ = b.carton()
+    shiv_warm, shiv_cold = b.shiv()
+    pex_warm, pex_cold = b.pex(venv=False)
+    pexv_warm, pexv_cold = b.pex(venv=True)
+    print(f"bench: workload {workload.name}: timing", flush=True)
+    warm = alternate([venv, carton_warm, shiv_warm, pex_warm, pexv_warm], args.runs)
+    cold = alternate([carton_cold, shiv_cold, pex_cold, pexv_cold, b.pip_then_run(),
+                      b.uv_then_run()], cold_runs, warmup=0)
+    report.add_table(workload.name, f"Workload: {workload.title}", warm + cold, base="plain venv")
+
+
+def laziness(report: Report, work: Path, wheelhouse: Path, index_url: str,
+             args: argparse.Namespace) -> None:
+    print("bench: workload laziness", flush=True)
+    b = Builder(MANY, work / MANY.name, wheelhouse, index_url)
+    venv = b.venv()
+    carton_warm, carton_cold, folder = b.carton()
+    shiv_warm, shiv_cold = b.shiv()
+    locked = json.loads((folder / ".carton" / "carton.lock").read_text())
+    count = len(locked["environments"][0]["packages"])
+    warm = alternate([venv, carton_warm, shiv_warm], args.runs)
+    cold = alternate([carton_cold, shiv_cold], args.cold_runs, warmup=0)
+    report.add_table(MANY.name, f"Workload: {MANY.title} ({count} locked)", warm + cold,
+                     base="plain venv")
+
+
+def packing(report: Report, numeric: Path, index_url: str, args: argparse.Namespace) -> None:
+    print("bench: packing", flush=True)
+    folder = numeric / "model"
+    env = {"CARTON_PYPI_URL": index_url, "PIP_INDEX_URL": index_url,
+           "PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "",
+           "CARTON_HOME": str(numeric / "carton-build-home")}
+    out = numeric / "repack"
+    repack = Command("re-pack, valid lock", [PY, "-m", "carton_backend", "pack", "-q",
+                                             str(folder), "-o", str(out)], env)
+
+    def forget_lock() -> None:
+        shutil.rmtree(folder / ".carton", ignore_errors=True)
+
+    fresh = Command("fresh lock and pack (numpy + pandas)",
+                    [PY, "-m", "carton_backend", "pack", "-q", str(folder), "-o", str(out)],
+                    env, prepare=forget_lock)
+    results = alternate([repack], args.cold_runs)
+    results += alternate([fresh], max(3, args.cold_runs // 3), warmup=0)
+    report.add_table("packing", "Workload: packing", results, base=None)
+
+
+def finder(report: Report, requests_work: Path) -> None:
+    print("bench: the finder alone", flush=True)
+    archive = next((requests_work / "dist").glob("*.carton"))
+    proc = subprocess.run([PY, str(HERE / "finder_micro.py"), str(archive)], check=True,
+                          capture_output=True, text=True,
+                          env=clean_env({"CARTON_HOME": str(requests_work / "carton-warm")}))
+    report.finder = json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory(report: Report, work: Path, index: PackageIndex, args: argparse.Namespace) -> None:
+    """Peak memory of a cold import of a large wheel, against the warm run."""
+    print("bench: memory of a cold import of a large wheel", flush=True)
+    big = make_wheel(work / "big-wheel", "bigblob", "1.0", files={
+        "bigblob/__init__.py": "SIZE = 150\n", "bigblob/blob.bin": os.urandom(150 << 20)})
+    index.add(big)
+    workload = Workload("memory", "a 150 MB wheel", ("bigblob",),
+                        "import bigblob\nprint('big', bigblob.SIZE)", "big 150")
+    folder = write_model(workload, work / "memory" / "model", index.url)
+    env = {"CARTON_PYPI_URL": index.url, "PIP_INDEX_URL": index.url,
+           "PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "",
+           "CARTON_HOME": str(work / "memory" / "build-home")}
+    subprocess.run([PY, "-m", "carton_backend", "pack", "-q", str(folder), "-o",
+                    str(work / "memory" / "dist")], check=True, env=clean_env(env))
+    archive = next((work / "memory" / "dist").glob("*.carton"))
+    warm_home, cold_home = work / "memory" / "warm", work / "memory" / "cold"
+    argv = [PY, "-m", "carton_hook", str(archive)]
+    warm = Command("carton warm", argv, {"CARTON_HOME": str(warm_home)}, expect="big 150")
+    cold = Command("carton cold", argv, {"CARTON_HOME": str(cold_home)},
+                   prepare=lambda: shutil.rmtree(cold_home, ignore_errors=True),
+                   expect="big 150")
+    run_once(warm)
+    results = [Result("carton warm"), Result("carton cold")]
+    for _ in range(3):
+        for command, result in zip((warm, cold), results, strict=True):
+            seconds, rss = run_once(command)
+            result.seconds.append(seconds)
+            result.peak_rss_kb.append(rss)
+    report.memory = results
+    report.big_wheel_mb = big.stat().st_size / (1 << 20)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    def version(module: str) -> str:
+        proc = subprocess.run([PY, "-m", module, "--version"], capture_output=True, text=True,
+                              check=False)
+        return (proc.stdout or proc.stderr).strip().splitlines()[0] if proc.returncode == 0 \
+            else "unavailable"
+
+    uv = shutil.which("uv") or str(Path(PY).parent / "uv")
+    uv_version = subprocess.run([uv, "--version"], capture_output=True, text=True,
+                                check=False).stdout.strip()
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"CPython {platform.python_version()}",
+        "carton": version("carton_backend"),
+        "pip": version("pip"),
+        "shiv": version("shiv"),
+        "pex": version("pex"),
+        "uv": uv_version or "unavailable",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The contenders, each built once from the same wheels, and the commands that run them
+warm (caches filled) and cold (every cache empty before each run)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from timing import Command, clean_env
+from workloads import Workload, model_source, write_model
+
+PY = sys.executable
+
+
+def _fresh(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Builder:
+    """Builds every contender of one workload below `root`."""
+
+    def __init__(self, workload: Workload, root: Path, wheelhouse: Path, index_url: str) -> None:
+        self.w = workload
+        self.root = root
+        self.wheelhouse = wheelhouse
+        self.index_url = index_url
+        self.src = root / "src"
+        self.src.mkdir(parents=True, exist_ok=True)
+        (self.src / "model.py").write_text(model_source(workload))
+        self.script = self.src / "model.py"
+
+    def _run(self, *argv: str, env: dict[str, str] | None = None) -> None:
+        subprocess.run(argv, check=True, env=clean_env(env or {}), stdout=subprocess.DEVNULL)
+
+    def venv(self) -> Command:
+        target = self.root / "venv"
+        self._run(PY, "-m", "venv", "--without-pip", str(target))
+        self._run(PY, "-m", "pip", "--python", str(target / "bin" / "python"), "install", "-q",
+                  "--no-index", "-f", str(self.wheelhouse), *self.w.requirements)
+        return Command("plain venv", [str(target / "bin" / "python"), str(self.script)],
+                       expect=self.w.expect)
+
+    def carton(self) -> tuple[Command, Command, Path]:
+        folder = write_model(self.w, self.root / "model", self.index_url)
+        env = {"CARTON_PYPI_URL": self.index_url, "PIP_INDEX_URL": self.index_url,
+               "PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "",
+               "CARTON_HOME": str(self.root / "carton-build-home")}
+        self._run(PY, "-m", "carton_backend", "pack", str(folder), "-o", str(self.root / "dist"),
+                  env=env)
+        archive = next((self.root / "dist").glob("*.carton"))
+        warm_home, cold_home = self.root / "carton-warm", self.root / "carton-cold"
+        argv = [PY, "-m", "carton_hook", str(archive)]
+        warm = Command("carton warm", argv, {"CARTON_HOME": str(warm_home)},
+                       expect=self.w.expect)
+        cold = Command("carton cold", argv, {"CARTON_HOME": str(cold_home)},
+                       prepare=lambda: _fresh(cold_home), expect=self.w.expect)
+        return warm, cold, folder
+
+    def shiv(self) -> tuple[Command, Command]:
+        target = self.root / "model.pyz"
+        self._run(PY, "-m", "shiv", "-q", "--no-index", "-f", str(self.wheelhouse),
+                  "--site-packages", str(self.src), "-e", "model:main", "-o", str(target),
+                  *self.w.requirements)
+        warm_root, cold_root = self.root / "shiv-warm", self.root / "shiv-cold"
+        warm = Command("shiv warm", [PY, str(target)], {"SHIV_ROOT": str(warm_root)},
+                       expect=self.w.expect)
+        cold = Command("shiv cold", [PY, str(target)], {"SHIV_ROOT": str(cold_root)},
+                       prepare=lambda: _fresh(cold_root), expect=self.w.expect)
+        return warm, cold
+
+    def pex(self, venv: bool) -> tuple[Command, Command]:
+        label = "pex --venv" if venv else "pex"
+        target = self.root / ("model-venv.pex" if venv else "model.pex")
+        self._run(PY, "-m", "pex", "--no-pypi", "-f", str(self.wheelhouse), "-D", str(self.src),
+                  "-e", "model:main", *(["--venv"] if venv else []), "-o", str(target),
+                  *self.w.requirements)
+        tag = "venv" if venv else "zip"
+        warm_root, cold_root = self.root / f"pex-{tag}-warm", self.root / f"pex-{tag}-cold"
+        warm = Command(f"{label} warm", [PY, str(target)], {"PEX_ROOT": str(warm_root)},
+                       expect=self.w.expect)
+        cold = Command(f"{label} cold", [PY, str(target)], {"PEX_ROOT": str(cold_root)},
+                       prepare=lambda: _fresh(cold_root), expect=self.w.expect)
+        return warm, cold
+
+    def pip_then_run(self) -> Command:
+        target = self.root / "pip-fresh"
+        python = target / "bin" / "python"
+        line = (f"{PY} -m venv --without-pip {target} && "
+                f"{PY} -m pip --python {python} install -q --no-cache-dir --no-index "
+                f"-f {self.wheelhouse} {' '.join(self.w.requirements)} && {python} {self.script}")
+        return Command("pip install, then run", [line], shell=True,
+                       prepare=lambda: _fresh(target), expect=self.w.expect)
+
+    def uv_then_run(self) -> Command:
+        target, cache = self.root / "uv-fresh", self.root / "uv-cache"
+        python = target / "bin" / "python"
+        uv = shutil.which("uv") or str(Path(PY).parent / "uv")
+        line = (f"{uv} venv -q --python {PY} {target} && "
+                f"{uv} pip install -q --python {python} --no-index -f {self.wheelhouse} "
+                f"{' '.join(self.w.requirements)} && {python} {self.script}")
+
+        def prepare() -> None:
+            _fresh(target)
+            _fresh(cache)
+
+        return Command("uv pip install, then run", [line], {"UV_CACHE_DIR": str(cache)},
+                       shell=True, prepare=prepare, expect=self.w.expect)

@@ -1,0 +1,70 @@
+"""The workloads: what each model locks and what its entrypoint does, and the wheels for
+them, downloaded once from the package index into a wheelhouse that a loopback index
+then serves (no internet in the measured part)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    requirements: tuple[str, ...]
+    body: str  # the body of the entrypoint `model:main`
+    expect: str  # a line its output contains
+
+
+REQUESTS = Workload(
+    "requests", "`import requests` (5 wheels)", ("requests",),
+    "import requests\nprint('requests', requests.__version__)", "requests ")
+
+NUMERIC = Workload(
+    "numeric", "numpy + pandas, one small computation", ("numpy", "pandas"),
+    "import numpy, pandas\n"
+    "frame = pandas.DataFrame({'x': numpy.arange(10.0)})\n"
+    "print('sum', float((frame.x * 2).sum()))", "sum 90.0")
+
+# 30+ locked distributions; the entrypoint imports one small one.
+MANY = Workload(
+    "laziness", "30+ locked packages, the entrypoint imports one small one",
+    ("six", "requests", "rich", "jinja2", "pyyaml", "click", "attrs", "python-dateutil",
+     "pytz", "tzdata", "packaging", "tomli", "filelock", "platformdirs", "tqdm",
+     "prettytable", "docutils", "pyparsing", "decorator", "toolz", "cloudpickle", "msgpack",
+     "simplejson", "colorama", "typing-extensions", "wcwidth", "markdown"),
+    "import six\nprint('six', six.__version__)", "six ")
+
+WORKLOADS = (REQUESTS, NUMERIC, MANY)
+
+
+def model_source(workload: Workload) -> str:
+    lines = "".join(f"    {line}\n" for line in workload.body.splitlines())
+    return f"def main():\n{lines}\n\nif __name__ == '__main__':\n    main()\n"
+
+
+def download(workloads: tuple[Workload, ...], wheelhouse: Path, python: str) -> None:
+    """Every wheel the workloads need, for `python`, from the configured index."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    reqs = sorted({r for w in workloads for r in w.requirements})
+    subprocess.run([python, "-m", "pip", "download", "--only-binary", ":all:", "-q",
+                    "-d", str(wheelhouse), *reqs], check=True)
+
+
+def write_model(workload: Workload, folder: Path, index_url: str) -> Path:
+    """A carton model folder for `workload`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["carton-backend"]\nbuild-backend = "carton_backend"\n\n'
+        f'[project]\nname = "bench-{workload.name}"\nversion = "1.0"\n\n'
+        '[tool.carton]\nentrypoint = "model:main"\n')
+    (folder / "requirements.txt").write_text("\n".join(workload.requirements) + "\n")
+    (folder / "model.py").write_text(model_source(workload))
+    return folder
+
+
+def python_tag() -> str:
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
