@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -262,6 +261,8 @@ _POOLS: dict[str | None, Any] = {}
 def _pool(url: str) -> Any:
     """A urllib3 pool for `url`: through `HTTPS_PROXY` unless `NO_PROXY` says otherwise
     (urllib3 reads neither), with `CARTON_CA_BUNDLE` as the CA bundle if set."""
+    import urllib.request  # for the proxy rules only; it costs ~20 ms to import
+
     import urllib3
 
     parts = urlsplit(url)

@@ -123,6 +123,7 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
         extra = sorted((names - {CARTON_TOML, MANIFEST}) ^ set(manifest))[0]
         raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
     with publishing(root) as work:
+        made: set[Path] = set()  # one mkdir per folder, not one per file
         for member, expected in sorted(manifest.items()):
             problem = name_problem(member)
             if problem or not member.startswith(MODEL_PREFIX):
@@ -133,7 +134,9 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
                 continue  # read from the archive when the cache needs it
             info = zf.getinfo(member)
             target = work / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             digest = hashlib.sha256()
             with zf.open(info) as src, open(target, "xb") as out:
                 for chunk in iter(lambda: src.read(1 << 20), b""):

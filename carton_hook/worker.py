@@ -21,14 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .cache import ensure
 from .errors import CartonError
-from .fetch import FetchError, fetch
 from .paths import carton_home, packages_dir
 from .plan import dump_plan, read_plan
-from .select import NoEnvironmentError, make_plan
-from .source import copy_model, open_model
-from .unpack import install_wheel
+
+# Each command imports what it needs when it runs: the plan command, on every cold
+# start, has no use for urllib3, installer or filelock (tens of milliseconds).
 
 WORKERS = 4
 EXIT_ERROR = 3
@@ -36,6 +34,9 @@ EXIT_ERROR = 3
 
 def write_plan(model_arg: str, plan_file: str, identity: str) -> None:
     """Open the model (extracting a .carton), select its section, write the plan."""
+    from .select import make_plan
+    from .source import open_model
+
     model = open_model(Path(model_arg), Path(carton_home()))
     plan = make_plan(model)
     plan["identity"] = identity
@@ -53,6 +54,8 @@ def write_plan_file(plan_file: str, plan: dict[str, Any]) -> None:
 
 def derive(model_arg: str, dest: str) -> None:
     """Copy MODEL's model folder, bundled wheels included, to `dest`."""
+    from .source import copy_model
+
     copy_model(Path(model_arg), Path(dest), Path(carton_home()))
 
 
@@ -68,6 +71,10 @@ def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
 
 
 def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str) -> None:
+    from .cache import ensure
+    from .fetch import fetch
+    from .unpack import install_wheel
+
     wheel = plan["wheels"][sha]
     what = f"{wheel['dist']} {wheel['version']} ({wheel['name']})"
 
@@ -87,6 +94,8 @@ def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str) -
 
 def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what: str) -> None:
     """Copy a bundled wheel out of the archive (or the model folder), checking its sha256."""
+    from .fetch import FetchError
+
     digest = hashlib.sha256()
     if plan["archive"]:
         with zipfile.ZipFile(plan["archive"]) as zf, zf.open(f"model/{relpath}") as src, \
@@ -116,7 +125,9 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"error": f"usage: {__doc__}"}), file=sys.stderr)
             return 2
     except CartonError as exc:
-        kind = "no-environment" if isinstance(exc, NoEnvironmentError) else type(exc).__name__
+        # NoEnvironmentError, by name: importing select here would cost every command.
+        kind = ("no-environment" if type(exc).__name__ == "NoEnvironmentError"
+                else type(exc).__name__)
         print(json.dumps({"error": str(exc), "kind": kind}), file=sys.stderr)
         return EXIT_ERROR
     except (OSError, zipfile.BadZipFile, KeyError) as exc:

@@ -262,3 +262,22 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_big_wheel_is_compiled_by_several_processes(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from carton_hook import unpack
+
+    monkeypatch.setattr(unpack, "PARALLEL_COMPILE_FROM", 5)
+    monkeypatch.setattr(unpack.os, "cpu_count", lambda: 2)
+    files = {f"many/m{i:02d}.py": f"VALUE = {i}\n" for i in range(12)}
+    files["many/__init__.py"] = ""
+    files["many/broken.py"] = "def (:\n"  # does not compile: skipped, as pip does
+    wheel = make_wheel(tmp_path / "w", "many", "1.0", files)
+    final, destdir = tmp_path / "final", tmp_path / "dest"
+    install_wheel(wheel, wheel.name, final, destdir, sys.executable)
+    tree = destdir / final.relative_to(final.anchor)
+    for i in range(12):
+        compiled = pyc(tree / "many" / f"m{i:02d}.py")
+        assert code_filename(compiled) == str(final / "many" / f"m{i:02d}.py")
+    assert not list((tree / "many" / "__pycache__").glob("broken.*"))
