@@ -169,6 +169,11 @@ class CartonFinder:
         with self._lock:
             missing = [s for s in closure(self.plan, shas)
                        if not _isfile(_join(self.cache_root, s, COMPLETE))]
+            # What this run's plan step already failed to install: say why at once.
+            failed = self.plan.get("_prefetch_failed") or {}
+            for s in missing:
+                if s in failed:
+                    raise CartonError(failed[s])
             if missing:
                 self._install(missing)
                 for s in missing:

@@ -72,10 +72,17 @@ def get_plan(model: str, home: str) -> dict[str, Any]:
     path = os.path.join(plans_dir(home), _key(identity) + PLAN_SUFFIX)
     plan = _read(path, identity)
     if plan is None:
-        run_worker("plan", model, path, identity)
+        # With the interpreter: also install what the model's source imports (predict.py).
+        out = run_worker("plan", model, path, identity, workerclient.WORKER_PYTHON)
         plan = _read(path, identity)
         if plan is None:
             raise OSError(f"the worker wrote no readable plan at {path}")
+        last = out.strip().rpartition("\n")[2]
+        if last.startswith('{"prefetch-failed"'):
+            import json
+
+            # Kept in memory only: this run's imports report these, the next run retries.
+            plan["_prefetch_failed"] = json.loads(last)["prefetch-failed"]
     return plan
 
 

@@ -1,6 +1,6 @@
 """The runtime's worker: a short-lived subprocess that does every cold-path job.
 
-    python -m carton_hook.worker plan MODEL PLANFILE IDENTITY
+    python -m carton_hook.worker plan MODEL PLANFILE IDENTITY [INTERPRETER]
     python -m carton_hook.worker install PLANFILE INTERPRETER SHA256 [SHA256 ...]
     python -m carton_hook.worker derive MODEL DEST
 
@@ -32,7 +32,8 @@ WORKERS = 4
 EXIT_ERROR = 3
 
 
-def write_plan(model_arg: str, plan_file: str, identity: str) -> None:
+def write_plan(model_arg: str, plan_file: str, identity: str,
+               prefetch_for: str | None = None) -> None:
     """Open the model (extracting a .carton), select its section, write the plan."""
     from .select import make_plan
     from .source import open_model
@@ -41,6 +42,32 @@ def write_plan(model_arg: str, plan_file: str, identity: str) -> None:
     plan = make_plan(model)
     plan["identity"] = identity
     write_plan_file(plan_file, plan)
+    if prefetch_for:
+        prefetch(plan, str(model.root), model.entrypoint, prefetch_for)
+
+
+def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter: str) -> None:
+    """Install the wheels the model's source imports (and what they depend on) now, in
+    this run, together: the first run then starts no worker per first import. What could
+    not be installed is printed (one JSON line on stdout), so that the import that needs
+    it reports why at once instead of trying the same download again."""
+    from .finder import closure
+    from .predict import imported_names, predicted_wheels
+
+    shas = closure(plan, predicted_wheels(plan, imported_names(model_dir, entrypoint)))
+    if not shas:
+        return
+    root = Path(packages_dir())
+    failed: dict[str, str] = {}
+    with ThreadPoolExecutor(WORKERS) as pool:
+        futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas}
+        for sha, future in futures.items():
+            try:
+                future.result()
+            except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
+                failed[sha] = str(exc)
+    if failed:
+        print(json.dumps({"prefetch-failed": failed}))
 
 
 def write_plan_file(plan_file: str, plan: dict[str, Any]) -> None:
@@ -64,6 +91,10 @@ def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
     plan = read_plan(plan_file)
     if plan is None:
         raise CartonError(f"the plan {plan_file} is gone or unreadable; run the carton again")
+    _install_all(plan, shas, interpreter)
+
+
+def _install_all(plan: dict[str, Any], shas: list[str], interpreter: str) -> None:
     root = Path(packages_dir())
     with ThreadPoolExecutor(WORKERS) as pool:
         for future in [pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas]:
@@ -115,8 +146,8 @@ def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what
 
 def main(argv: list[str]) -> int:
     try:
-        if argv[:1] == ["plan"] and len(argv) == 4:
-            write_plan(argv[1], argv[2], argv[3])
+        if argv[:1] == ["plan"] and len(argv) in (4, 5):
+            write_plan(argv[1], argv[2], argv[3], argv[4] if len(argv) == 5 else None)
         elif argv[:1] == ["derive"] and len(argv) == 3:
             derive(argv[1], argv[2])
         elif argv[:1] == ["install"] and len(argv) >= 4:

@@ -26,8 +26,9 @@ class WorkerError(CartonError):
         super().__init__(message)
 
 
-def run_worker(*args: str) -> None:
-    """Run `python -m carton_hook.worker ARGS`; raise WorkerError on failure."""
+def run_worker(*args: str) -> str:
+    """Run `python -m carton_hook.worker ARGS` and return what it printed on stdout;
+    raise WorkerError on failure."""
     import subprocess
 
     env = dict(os.environ)
@@ -39,7 +40,7 @@ def run_worker(*args: str) -> None:
     if proc.returncode == 0:
         if proc.stderr:
             sys.stderr.write(proc.stderr)
-        return
+        return proc.stdout
     import json
 
     lines = proc.stderr.strip().splitlines()

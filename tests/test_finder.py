@@ -462,3 +462,44 @@ print(hasattr(json, 'HIJACKED'), json.__file__.startswith(sysconfig.get_paths()[
         proc = run_hook(hermetic_env, carton)
         assert (proc.returncode, proc.stdout.strip()) == (0, "False True"), (run, proc.stderr)
     assert not flag.exists()
+
+
+def test_the_first_run_installs_what_the_source_imports_before_the_model_starts(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    for name in ("alpha", "beta", "gamma"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
+    carton = build_carton("alpha\nbeta\ngamma\n", {"model.py": """
+import glob, os, sys
+def main():
+    entries = glob.glob(os.path.join(os.environ['CARTON_HOME'], 'pythonpackages', '*', '*',
+                                     '.carton-complete'))
+    print(len(entries))
+    import alpha
+    import beta
+    if len(sys.argv) > 1:
+        import gamma
+"""})
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "2"), proc.stderr
+    assert sorted(files_fetched(pypi)) == [f"/files/{n}-1.0-py3-none-any.whl"
+                                           for n in ("alpha", "beta")]
+    proc = run_hook(hermetic_env, carton, "and gamma")  # a conditional import: on first use
+    assert (proc.returncode, proc.stdout.strip()) == (0, "2"), proc.stderr
+    assert len(files_fetched(pypi)) == 3
+
+
+def test_a_failed_prefetch_is_reported_by_the_import_without_a_second_download(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
+    data = bytearray(wheel.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    wheel.write_bytes(bytes(data))
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 1
+    assert "CartonImportError: cannot import alpha" in proc.stderr and "sha256" in proc.stderr
+    assert len(files_fetched(pypi)) == 1
