@@ -4,6 +4,7 @@ measured ratios (met or missed, by how much)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from timing import Result
@@ -73,7 +74,10 @@ class Report:
                            f"{max(r.peak_rss_kb) / 1024:.0f} MB |")
             out.append("")
         out.append(NOTES)
-        return "\n".join(out) + "\n"
+        analysis = Path(__file__).with_name("analysis.md")
+        if analysis.is_file():
+            out.append(analysis.read_text(encoding="utf-8"))
+        return "\n".join(out).rstrip("\n") + "\n"
 
     def targets(self) -> list[tuple[str, str, bool]]:
         rows: list[tuple[str, str, bool]] = []
