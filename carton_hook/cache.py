@@ -9,7 +9,6 @@ point leaves nothing that is trusted; the lock (flock) dies with its holder.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from .errors import CartonError
 from .paths import COMPLETE
+from .publish import rename
 
 LOCK_TIMEOUT = float(os.environ.get("CARTON_LOCK_TIMEOUT", "600"))
 STALE_TMP_SECONDS = 24 * 3600
@@ -83,7 +83,7 @@ def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) ->
                 json.dump({"format": 1, "sha256": sha256}, f)
                 f.flush()
                 os.fsync(f.fileno())
-            _rename(tree, entry)
+            rename(tree, entry)
             _fsync_dir(root)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -121,26 +121,8 @@ def remove(root: Path, sha256: str) -> bool:
 
 def _move_aside(root: Path, entry: Path) -> None:
     aside = Path(tempfile.mkdtemp(prefix="corrupt-", dir=root / ".tmp"))
-    _rename(entry, aside / "entry")
+    rename(entry, aside / "entry")
     shutil.rmtree(aside, ignore_errors=True)
-
-
-# Errors a rename may give for a moment (a virus scanner or indexer holding the folder,
-# a network filesystem), worth a few short retries. ENOTEMPTY/EEXIST are not among them:
-# under the lock, a target that exists is a bug to report, never to overwrite.
-_TRANSIENT_RENAME = frozenset({errno.EBUSY, errno.EACCES, errno.EPERM, errno.EAGAIN})
-RENAME_ATTEMPTS = 5
-
-
-def _rename(source: Path, target: Path) -> None:
-    for attempt in range(RENAME_ATTEMPTS):
-        try:
-            os.rename(source, target)
-            return
-        except OSError as exc:
-            if exc.errno not in _TRANSIENT_RENAME or attempt == RENAME_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05 * 2 ** attempt)
 
 
 def _sweep(tmp: Path) -> None:

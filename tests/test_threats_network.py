@@ -18,11 +18,14 @@ from .faultserver import (
     ConnectProxy,
     Fault,
     FaultServer,
+    bad_range,
     endless,
     fault_server,
     gzip_encoded,
+    ignore_range,
     redirect,
     redirect_loop,
+    stall,
     status,
     truncate,
     wrong_bytes,
@@ -113,6 +116,25 @@ def test_a_cut_transfer_resumes(served: Served) -> None:
     assert out == "imported alpha 1.0"
     ranges = [r.headers.get("Range") for r in served.server.requests]
     assert ranges == [None, "bytes=70000-"]
+
+
+def test_a_server_that_ignores_range_restarts_the_file(served: Served) -> None:
+    out, _ = served.run(truncate(70_000), ignore_range())
+    assert out == "imported alpha 1.0"
+    assert served.server.count() == 2
+
+
+def test_a_resume_at_the_wrong_offset_is_refused(served: Served) -> None:
+    out, _ = served.run(truncate(70_000), bad_range(0))
+    assert out.startswith("CartonImportError | ") and "resume at byte 70000" in out
+    assert served.server.count() == 2
+    assert served.cache_entries() == []
+
+
+def test_a_stall_past_the_read_timeout_resumes(served: Served) -> None:
+    out, _ = served.run(stall(5_000), env={"CARTON_READ_TIMEOUT": "0.5"})
+    assert out == "imported alpha 1.0"
+    assert [r.headers.get("Range") for r in served.server.requests] == [None, "bytes=5000-"]
 
 
 def test_retry_after_then_success(served: Served) -> None:

@@ -1,0 +1,124 @@
+"""Local faults through the public path (THREATS A4, C4, C5): `python -m carton_hook`
+runs a model whose import installs a wheel, while a `sitecustomize` on `PYTHONPATH`
+injects the fault into the processes it starts (the worker installs there)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_hook
+from .factory import make_wheel
+from .indexserver import PackageIndex
+
+MODEL = {"model.py": """
+def main():
+    try:
+        import alpha
+    except ImportError as exc:
+        print(type(exc).__name__, '|', exc)
+        return 0
+    print('imported', alpha.VALUE)
+"""}
+
+
+@pytest.fixture
+def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]) -> Path:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", files={
+        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/more.py": "X = 1\n"}))
+    return build_carton("alpha\n", MODEL)
+
+
+def run_with(tmp_path: Path, env: dict[str, str], carton: Path, fault: str) -> str:
+    folder = tmp_path / "inject"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(fault)
+    proc = run_hook({**env, "PYTHONPATH": str(folder)}, carton)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def entries(env: dict[str, str]) -> list[Path]:
+    return list(Path(env["CARTON_HOME"]).glob("pythonpackages/*/[0-9a-f]*"))
+
+
+def work_folders(env: dict[str, str]) -> list[Path]:
+    return list(Path(env["CARTON_HOME"]).glob("pythonpackages/*/.tmp/*"))
+
+
+def test_a_link_planted_while_unpacking_is_never_written_through(
+        tmp_path: Path, carton: Path, hermetic_env: dict[str, str]) -> None:
+    """A4: the moment the package folder is made, a link to a file outside appears in it."""
+    target = tmp_path / "outside.py"
+    target.write_text("untouched\n")
+    fault = f"""
+import pathlib
+_mkdir = pathlib.Path.mkdir
+def mkdir(self, *args, **kwargs):
+    _mkdir(self, *args, **kwargs)
+    if self.name == 'alpha' and '.tmp' in self.parts and not (self / '__init__.py').exists():
+        (self / '__init__.py').symlink_to({str(target)!r})
+pathlib.Path.mkdir = mkdir
+"""
+    out = run_with(tmp_path, hermetic_env, carton, fault)
+    assert out.startswith("CartonImportError | cannot import alpha"), out
+    assert target.read_text() == "untouched\n"
+    assert entries(hermetic_env) == []
+
+
+def test_a_busy_rename_is_retried(tmp_path: Path, carton: Path,
+                                  hermetic_env: dict[str, str]) -> None:
+    """C4: each rename that publishes a content-addressed folder (the extracted model,
+    the wheel's cache entry) fails twice with EBUSY, then works."""
+    fault = """
+import errno, os, re
+_rename, _busy = os.rename, {}
+def rename(src, dst, *args, **kwargs):
+    name = os.path.basename(str(dst))
+    if re.fullmatch('[0-9a-f]{64}', name) and _busy.setdefault(name, 2):
+        _busy[name] -= 1
+        raise OSError(errno.EBUSY, 'Device or resource busy')
+    return _rename(src, dst, *args, **kwargs)
+os.rename = rename
+"""
+    assert run_with(tmp_path, hermetic_env, carton, fault) == "imported alpha 1.0"
+    assert len(entries(hermetic_env)) == 1
+
+
+def test_a_full_disk_while_unpacking_is_a_clear_error_and_leaves_nothing(
+        tmp_path: Path, carton: Path, hermetic_env: dict[str, str]) -> None:
+    """C5: writing the unpacked files fails with ENOSPC."""
+    fault = """
+import errno, os
+_open = os.open
+def full(path, flags, *args, **kwargs):
+    if '/.tmp/' in str(path) and '/dest/' in str(path) and flags & os.O_CREAT:
+        raise OSError(errno.ENOSPC, 'No space left on device', str(path))
+    return _open(path, flags, *args, **kwargs)
+os.open = full
+"""
+    out = run_with(tmp_path, hermetic_env, carton, fault)
+    assert out.startswith("CartonImportError | cannot import alpha"), out
+    assert "No space left on device" in out and "CARTON_HOME" in out
+    assert entries(hermetic_env) == []
+    assert work_folders(hermetic_env) == []
+
+
+def test_a_read_only_cache_is_a_clear_error(tmp_path: Path, carton: Path,
+                                            hermetic_env: dict[str, str]) -> None:
+    """C5: the cache's folder cannot be written (a read-only mount, injected: the tests
+    may run as root, which ignores modes)."""
+    fault = """
+import errno, os
+_mkdir = os.mkdir
+def read_only(path, *args, **kwargs):
+    if 'pythonpackages' in str(path):
+        raise OSError(errno.EROFS, 'Read-only file system', str(path))
+    return _mkdir(path, *args, **kwargs)
+os.mkdir = read_only
+"""
+    out = run_with(tmp_path, hermetic_env, carton, fault)
+    assert out.startswith("CartonImportError | cannot import alpha"), out
+    assert "Read-only file system" in out and "writable" in out
