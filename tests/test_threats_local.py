@@ -31,6 +31,8 @@ def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]
     return build_carton("alpha\n", MODEL)
 
 
+# The replacements are instances of a class, not functions: Python 3.10's pathlib keeps
+# os functions as class attributes, and a function there would be bound as a method.
 def run_with(tmp_path: Path, env: dict[str, str], carton: Path, fault: str) -> str:
     folder = tmp_path / "inject"
     folder.mkdir(exist_ok=True)
@@ -75,13 +77,14 @@ def test_a_busy_rename_is_retried(tmp_path: Path, carton: Path,
     fault = """
 import errno, os, re
 _rename, _busy = os.rename, {}
-def rename(src, dst, *args, **kwargs):
-    name = os.path.basename(str(dst))
-    if re.fullmatch('[0-9a-f]{64}', name) and _busy.setdefault(name, 2):
-        _busy[name] -= 1
-        raise OSError(errno.EBUSY, 'Device or resource busy')
-    return _rename(src, dst, *args, **kwargs)
-os.rename = rename
+class Rename:
+    def __call__(self, src, dst, *args, **kwargs):
+        name = os.path.basename(str(dst))
+        if re.fullmatch('[0-9a-f]{64}', name) and _busy.setdefault(name, 2):
+            _busy[name] -= 1
+            raise OSError(errno.EBUSY, 'Device or resource busy')
+        return _rename(src, dst, *args, **kwargs)
+os.rename = Rename()
 """
     assert run_with(tmp_path, hermetic_env, carton, fault) == "imported alpha 1.0"
     assert len(entries(hermetic_env)) == 1
@@ -93,11 +96,12 @@ def test_a_full_disk_while_unpacking_is_a_clear_error_and_leaves_nothing(
     fault = """
 import errno, os
 _open = os.open
-def full(path, flags, *args, **kwargs):
-    if '/.tmp/' in str(path) and '/dest/' in str(path) and flags & os.O_CREAT:
-        raise OSError(errno.ENOSPC, 'No space left on device', str(path))
-    return _open(path, flags, *args, **kwargs)
-os.open = full
+class Full:
+    def __call__(self, path, flags, *args, **kwargs):
+        if '/.tmp/' in str(path) and '/dest/' in str(path) and flags & os.O_CREAT:
+            raise OSError(errno.ENOSPC, 'No space left on device', str(path))
+        return _open(path, flags, *args, **kwargs)
+os.open = Full()
 """
     out = run_with(tmp_path, hermetic_env, carton, fault)
     assert out.startswith("CartonImportError | cannot import alpha"), out
@@ -113,11 +117,12 @@ def test_a_read_only_cache_is_a_clear_error(tmp_path: Path, carton: Path,
     fault = """
 import errno, os
 _mkdir = os.mkdir
-def read_only(path, *args, **kwargs):
-    if 'pythonpackages' in str(path):
-        raise OSError(errno.EROFS, 'Read-only file system', str(path))
-    return _mkdir(path, *args, **kwargs)
-os.mkdir = read_only
+class ReadOnly:
+    def __call__(self, path, *args, **kwargs):
+        if 'pythonpackages' in str(path):
+            raise OSError(errno.EROFS, 'Read-only file system', str(path))
+        return _mkdir(path, *args, **kwargs)
+os.mkdir = ReadOnly()
 """
     out = run_with(tmp_path, hermetic_env, carton, fault)
     assert out.startswith("CartonImportError | cannot import alpha"), out
