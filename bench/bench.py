@@ -26,7 +26,15 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 from contenders import PY, Builder  # noqa: E402
 from report import Report  # noqa: E402
 from timing import Command, Result, alternate, clean_env, run_once  # noqa: E402
-from workloads import MANY, NUMERIC, REQUESTS, Workload, download, write_model  # noqa: E402
+from workloads import (  # noqa: E402
+    MANY,
+    NUMERIC,
+    REQUESTS,
+    Workload,
+    download,
+    pack_env,
+    write_model,
+)
 
 from tests.factory import make_wheel  # noqa: E402
 from tests.indexserver import PackageIndex  # noqa: E402
@@ -101,9 +109,7 @@ def laziness(report: Report, work: Path, wheelhouse: Path, index_url: str,
 def packing(report: Report, numeric: Path, index_url: str, args: argparse.Namespace) -> None:
     print("bench: packing", flush=True)
     folder = numeric / "model"
-    env = {"CARTON_PYPI_URL": index_url, "PIP_INDEX_URL": index_url,
-           "PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "",
-           "CARTON_HOME": str(numeric / "carton-build-home")}
+    env = pack_env(index_url, numeric / "carton-build-home")
     out = numeric / "repack"
     repack = Command("re-pack, valid lock", [PY, "-m", "carton_backend", "pack", "-q",
                                              str(folder), "-o", str(out)], env)
@@ -136,10 +142,8 @@ def memory(report: Report, work: Path, index: PackageIndex, args: argparse.Names
     index.add(big)
     workload = Workload("memory", "a 150 MB wheel", ("bigblob",),
                         "import bigblob\nprint('big', bigblob.SIZE)", "big 150")
-    folder = write_model(workload, work / "memory" / "model", index.url)
-    env = {"CARTON_PYPI_URL": index.url, "PIP_INDEX_URL": index.url,
-           "PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "",
-           "CARTON_HOME": str(work / "memory" / "build-home")}
+    folder = write_model(workload, work / "memory" / "model")
+    env = pack_env(index.url, work / "memory" / "build-home")
     subprocess.run([PY, "-m", "carton_backend", "pack", "-q", str(folder), "-o",
                     str(work / "memory" / "dist")], check=True, env=clean_env(env))
     archive = next((work / "memory" / "dist").glob("*.carton"))

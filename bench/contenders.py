@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from timing import Command, clean_env
-from workloads import Workload, model_source, write_model
+from workloads import Workload, model_source, pack_env, write_model
 
 PY = sys.executable
 
@@ -43,10 +43,8 @@ class Builder:
                        expect=self.w.expect)
 
     def carton(self) -> tuple[Command, Command, Path]:
-        folder = write_model(self.w, self.root / "model", self.index_url)
-        env = {"CARTON_PYPI_URL": self.index_url, "PIP_INDEX_URL": self.index_url,
-               "PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "",
-               "CARTON_HOME": str(self.root / "carton-build-home")}
+        folder = write_model(self.w, self.root / "model")
+        env = pack_env(self.index_url, self.root / "carton-build-home")
         self._run(PY, "-m", "carton_backend", "pack", str(folder), "-o", str(self.root / "dist"),
                   env=env)
         archive = next((self.root / "dist").glob("*.carton"))

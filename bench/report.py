@@ -32,6 +32,9 @@ class Report:
     def add_table(self, key: str, title: str, results: list[Result], base: str | None) -> None:
         self.tables.append(Table(key, title, results, base))
 
+    def has(self, key: str) -> bool:
+        return any(t.key == key for t in self.tables)
+
     def result(self, key: str, name: str) -> Result:
         table = next(t for t in self.tables if t.key == key)
         return next(r for r in table.results if r.name == name)
@@ -82,13 +85,13 @@ class Report:
     def targets(self) -> list[tuple[str, str, bool]]:
         rows: list[tuple[str, str, bool]] = []
         for key in ("requests", "numeric"):
-            if not any(t.key == key for t in self.tables):
+            if not self.has(key):
                 continue
             ratio = (self.result(key, "carton warm").median
                      / self.result(key, "plain venv").median)
             rows.append((f"warm start ({key}) <= 1.01x the plain venv", f"{ratio:.3f}x",
                          ratio <= 1.01))
-        if any(t.key == "requests" for t in self.tables):
+        if self.has("requests"):
             cold = self.result("requests", "carton cold").median
             shiv = self.result("requests", "shiv cold").median
             uv = self.result("requests", "uv pip install, then run").median
@@ -96,7 +99,7 @@ class Report:
                          f"{cold / shiv:.2f}x ({_ms(cold)} vs {_ms(shiv)})", cold / shiv <= 0.6))
             rows.append(("cold start (requests) <= uv's install-then-run",
                          f"{cold / uv:.2f}x ({_ms(cold)} vs {_ms(uv)})", cold <= uv))
-        if any(t.key == "laziness" for t in self.tables):
+        if self.has("laziness"):
             cold = self.result("laziness", "carton cold").median
             warm = self.result("laziness", "carton warm").median
             shiv = self.result("laziness", "shiv cold").median
@@ -104,7 +107,7 @@ class Report:
                          f"{cold / warm:.2f}x", cold / warm <= 1.15))
             rows.append(("laziness: cold <= 0.15x shiv's cold start", f"{cold / shiv:.2f}x",
                          cold / shiv <= 0.15))
-        if any(t.key == "packing" for t in self.tables):
+        if self.has("packing"):
             repack = self.result("packing", "re-pack, valid lock").median
             rows.append(("re-pack with a valid lock < 0.3 s", _ms(repack), repack < 0.3))
         if self.finder:

@@ -54,7 +54,7 @@ def download(workloads: tuple[Workload, ...], wheelhouse: Path, python: str) -> 
                     "-d", str(wheelhouse), *reqs], check=True)
 
 
-def write_model(workload: Workload, folder: Path, index_url: str) -> Path:
+def write_model(workload: Workload, folder: Path) -> Path:
     """A carton model folder for `workload`."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pyproject.toml").write_text(
@@ -64,6 +64,13 @@ def write_model(workload: Workload, folder: Path, index_url: str) -> Path:
     (folder / "requirements.txt").write_text("\n".join(workload.requirements) + "\n")
     (folder / "model.py").write_text(model_source(workload))
     return folder
+
+
+def pack_env(index_url: str, home: Path) -> dict[str, str]:
+    """The environment to lock and pack in: the loopback index is both pip's only index
+    and "PyPI" (so its wheels are recorded by URL, not bundled)."""
+    return {"CARTON_PYPI_URL": index_url, "PIP_INDEX_URL": index_url,
+            "PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "CARTON_HOME": str(home)}
 
 
 def python_tag() -> str:

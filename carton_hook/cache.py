@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import CartonError
@@ -43,7 +43,6 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
 
     `fill` must leave the installed tree at `tree` (inside `work_dir`).
     """
-
     entry = root / sha256
     if is_complete(entry, sha256):
         return entry
@@ -57,10 +56,11 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
                          "space, or point CARTON_HOME at a writable folder") from exc
 
 
-def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
+@contextlib.contextmanager
+def _locked(root: Path, sha256: str) -> Iterator[None]:
+    """Hold the file lock of `sha256`'s entry (flock: it dies with its holder)."""
     from filelock import FileLock, Timeout
 
-    entry = root / sha256
     for sub in (".locks", ".tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(root / ".locks" / f"{sha256}.lock"))
@@ -70,6 +70,14 @@ def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) ->
         raise CacheError(f"waited {LOCK_TIMEOUT:.0f} s for another process to install "
                          f"{sha256} into {root}; is one stuck?") from None
     try:
+        yield
+    finally:
+        lock.release()
+
+
+def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
+    entry = root / sha256
+    with _locked(root, sha256):
         if is_complete(entry, sha256):
             return entry
         if entry.exists() or entry.is_symlink():
@@ -89,34 +97,21 @@ def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) ->
             shutil.rmtree(work, ignore_errors=True)
         _sweep(root / ".tmp")
         return entry
-    finally:
-        lock.release()
 
 
 def remove(root: Path, sha256: str) -> bool:
     """Take the entry for `sha256` out of the cache (under its lock), e.g. one that
     `verify --cache` found edited; the next run installs it again. False if absent.
     Processes that already imported from it keep their open files."""
-    from filelock import FileLock, Timeout
-
     entry = root / sha256
     if not (entry.exists() or entry.is_symlink()):
         return False
-    (root / ".tmp").mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / ".locks" / f"{sha256}.lock"))
-    try:
-        lock.acquire(timeout=LOCK_TIMEOUT)
-    except Timeout:
-        raise CacheError(f"waited {LOCK_TIMEOUT:.0f} s for the lock of {sha256} in {root}; "
-                         "is a process stuck installing it?") from None
-    try:
+    with _locked(root, sha256):
         if not (entry.exists() or entry.is_symlink()):
             return False
         _move_aside(root, entry)
         _fsync_dir(root)
         return True
-    finally:
-        lock.release()
 
 
 def _move_aside(root: Path, entry: Path) -> None:

@@ -148,12 +148,11 @@ def _installed_folders(wheel: dict[str, Any]) -> set[str]:
     found = set()
     for path in install_paths(rows):
         for root in wheel["roots"]:
-            rest = path[len(root) + 1:] if root and path.startswith(root + "/") else path
-            if root and rest is path:
-                continue
-            head, sep, _ = rest.partition("/")
-            if sep:
-                found.add(head)
+            prefix = f"{root}/" if root else ""
+            if path.startswith(prefix):
+                head, sep, _ = path[len(prefix):].partition("/")
+                if sep:
+                    found.add(head)
     return found
 
 

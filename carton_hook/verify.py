@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import marshal
 import os
 import tempfile
@@ -278,16 +277,15 @@ def _hash_file(path: Path, algorithm: str) -> hashlib._Hash:
 
 def format_report(model: Path, report: Report, *, cache: bool) -> str:
     """The summary line a person reads last."""
-    out = io.StringIO()
     parts = [f"{report.files} files against MANIFEST" if report.files else None,
              f"{report.wheels} bundled wheels",
              f"{report.entries} cache entries" if cache else None]
     checked = ", ".join(p for p in parts if p)
     verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
-    out.write(f"carton: verify {model}: {verdict} ({checked} checked)")
+    line = f"carton: verify {model}: {verdict} ({checked} checked)"
     if report.removed:
-        out.write(f"; removed {len(report.removed)} bad cache entries")
-    return out.getvalue()
+        line += f"; removed {len(report.removed)} bad cache entries"
+    return line
 
 
 def _main() -> None:

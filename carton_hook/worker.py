@@ -57,17 +57,9 @@ def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter:
     shas = closure(plan, predicted_wheels(plan, imported_names(model_dir, entrypoint)))
     if not shas:
         return
-    root = Path(packages_dir())
-    failed: dict[str, str] = {}
-    with ThreadPoolExecutor(WORKERS) as pool:
-        futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas}
-        for sha, future in futures.items():
-            try:
-                future.result()
-            except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
-                failed[sha] = str(exc)
+    failed = _install_each(plan, shas, interpreter)
     if failed:
-        print(json.dumps({"prefetch-failed": failed}))
+        print(json.dumps({"prefetch-failed": {sha: str(exc) for sha, exc in failed.items()}}))
 
 
 def write_plan_file(plan_file: str, plan: dict[str, Any]) -> None:
@@ -95,10 +87,24 @@ def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
 
 
 def _install_all(plan: dict[str, Any], shas: list[str], interpreter: str) -> None:
+    failed = _install_each(plan, shas, interpreter)
+    if failed:
+        raise next(iter(failed.values()))
+
+
+def _install_each(plan: dict[str, Any], shas: list[str],
+                  interpreter: str) -> dict[str, Exception]:
+    """Install the wheels `shas`, several at a time; what failed, in `shas` order."""
     root = Path(packages_dir())
+    failed: dict[str, Exception] = {}
     with ThreadPoolExecutor(WORKERS) as pool:
-        for future in [pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas]:
-            future.result()
+        futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas}
+        for sha, future in futures.items():
+            try:
+                future.result()
+            except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
+                failed[sha] = exc
+    return failed
 
 
 def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str) -> None:

@@ -19,7 +19,7 @@ from carton_hook.lockfile import bundled_path
 from .conftest import run_cli, run_hook
 from .factory import make_wheel, write_model
 from .indexserver import PackageIndex
-from .test_wheelcheck import record, write_zip
+from .test_wheelcheck import members, metadata, wheel_file, write_zip
 
 NAME, VERSION = "secret", "2.0"
 FILENAME = f"{NAME}-{VERSION}-py3-none-any.whl"
@@ -28,15 +28,9 @@ DIST_INFO = f"{NAME}-{VERSION}.dist-info"
 
 def good_members(extra: dict[str, bytes] | None = None, *,
                  wheel_version: str = "1.0") -> list[tuple[str, bytes]]:
-    files = {"secret.py": b"WHO = 'bundled'\n", **(extra or {})}
-    files[f"{DIST_INFO}/METADATA"] = f"Metadata-Version: 2.1\nName: {NAME}\nVersion: 2.0\n".encode()
-    files[f"{DIST_INFO}/WHEEL"] = (f"Wheel-Version: {wheel_version}\nGenerator: t\n"
-                                   "Root-Is-Purelib: true\nTag: py3-none-any\n").encode()
-    from .factory import record_row
-
-    rows = [record_row(n, d) for n, d in files.items()] + [[f"{DIST_INFO}/RECORD", "", ""]]
-    files[f"{DIST_INFO}/RECORD"] = record(rows)
-    return list(files.items())
+    """The members of a good secret-2.0 wheel (with `extra` files), RECORD computed."""
+    return members({"secret.py": b"WHO = 'bundled'\n", **(extra or {})}, dist_info=DIST_INFO,
+                   meta=metadata(NAME, VERSION), wheel=wheel_file(wheel_version))
 
 
 def with_files(extra: dict[str, bytes]) -> Callable[[Path], Path]:

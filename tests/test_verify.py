@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import py_compile
 import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -167,8 +166,7 @@ def test_cache_entries_are_rehashed_and_edits_found(
     assert any("alpha/data.txt: edited" in line for line in lines)
     assert any("alpha/planted.py: not in RECORD" in line for line in lines)
     assert any("__init__" in line and "differs from its source" in line for line in lines)
-    assert lines[-1].endswith("3 problem(s) (3 files against MANIFEST, 1 bundled wheels, "
-                              "2 cache entries checked)") or "3 problem(s)" in lines[-1]
+    assert "3 problem(s)" in lines[-1] and "2 cache entries checked" in lines[-1]
     proc = verify(hermetic_env, "--cache", "--remove", carton)
     assert proc.returncode == 1 and "removed 1 bad cache entries" in proc.stdout
     assert not alpha.exists()
@@ -179,7 +177,7 @@ def test_cache_entries_are_rehashed_and_edits_found(
     assert verify(hermetic_env, "--cache", carton).returncode == 0
 
 
-def test_a_pyc_that_crashes_the_checker_is_a_finding(
+def test_a_pyc_that_is_not_compiled_code_is_a_finding(
         carton: Path, hermetic_env: dict[str, str]) -> None:
     assert run_hook(hermetic_env, carton).returncode == 0
     alpha = next(e for e in entries(hermetic_env) if (e / "alpha").is_dir())
@@ -187,8 +185,8 @@ def test_a_pyc_that_crashes_the_checker_is_a_finding(
     real_pyc.write_bytes(real_pyc.read_bytes()[:16] + b"\xff" * 64)  # not marshal data
     proc = verify(hermetic_env, "--cache", carton)
     assert proc.returncode == 1
-    assert "__init__" in proc.stdout and ("unreadable" in proc.stdout
-                                          or "checking its compiled files" in proc.stdout)
+    assert "alpha/__pycache__/__init__" in proc.stdout
+    assert "unreadable compiled code" in proc.stdout
 
 
 def test_usage_errors(hermetic_env: dict[str, str], carton: Path) -> None:
@@ -205,4 +203,3 @@ def test_a_model_named_like_the_command_still_runs(
     named.write_bytes(carton.read_bytes())
     proc = run_hook(hermetic_env, "./verify", cwd=tmp_path)
     assert (proc.returncode, proc.stdout.strip()) == (0, "alpha 1.0 bundled"), proc.stderr
-    assert sys.executable  # the same interpreter ran both
