@@ -36,34 +36,13 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
     compile_sources(getattr(destination, "sources", []))
 
 
-# Below this many modules, starting worker processes costs more than it saves.
-PARALLEL_COMPILE_FROM = 150
-
-
 def compile_sources(sources: list[tuple[str, str]]) -> None:
     """Write the `.pyc` of each `(path, final path)` as installer would (errors in
     modules that do not compile are ignored, as pip does), naming the final path in the
-    code objects. A big wheel (pandas: 1500 modules) is compiled by a process per core:
-    compiling holds the GIL, so threads would not help."""
-    cores = os.cpu_count() or 1
-    if len(sources) < PARALLEL_COMPILE_FROM or cores < 2:
-        for source in sources:
-            _compile_one(source)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    code objects, on every core (`bytecode`)."""
+    from .bytecode import compiler
 
-    # spawn: the worker runs threads, and fork() of a threaded process may deadlock.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(cores, 8), mp_context=context) as pool:
-        list(pool.map(_compile_one, sources, chunksize=32))
-
-
-def _compile_one(source: tuple[str, str]) -> None:
-    import compileall
-
-    path, final = source
-    compileall.compile_file(path, ddir=os.path.dirname(final), quiet=2, optimize=0)
+    compiler().compile(sources)
 
 
 def _safe_destination_class() -> type[Any]:

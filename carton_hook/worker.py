@@ -28,7 +28,9 @@ from .plan import dump_plan, read_plan
 # Each command imports what it needs when it runs: the plan command, on every cold
 # start, has no use for urllib3, installer or filelock (tens of milliseconds).
 
-WORKERS = 4
+# Downloads wait on the network, so every wheel of a first run starts at once; the
+# CPU work (checks, unpacking) shares the GIL, and compiling goes to `bytecode`'s helpers.
+WORKERS = 8
 EXIT_ERROR = 3
 
 
@@ -38,6 +40,10 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     from .select import make_plan
     from .source import open_model
 
+    if prefetch_for:
+        from .bytecode import compiler
+
+        compiler().start()  # a first run compiles soon: its helpers start meanwhile
     model = open_model(Path(model_arg), Path(carton_home()))
     plan = make_plan(model)
     plan["identity"] = identity
@@ -95,7 +101,12 @@ def _install_all(plan: dict[str, Any], shas: list[str], interpreter: str) -> Non
 def _install_each(plan: dict[str, Any], shas: list[str],
                   interpreter: str) -> dict[str, Exception]:
     """Install the wheels `shas`, several at a time; what failed, in `shas` order."""
+    from .bytecode import compiler
+    from .cache import is_complete
+
     root = Path(packages_dir())
+    if not all(is_complete(root / sha, sha) for sha in shas):
+        compiler().start()  # the helpers start while the first wheels download
     failed: dict[str, Exception] = {}
     with ThreadPoolExecutor(WORKERS) as pool:
         futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas}

@@ -12,6 +12,7 @@ import os
 import stat
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -264,20 +265,67 @@ def current_umask() -> int:
     return mask
 
 
-def test_a_big_wheel_is_compiled_by_several_processes(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from carton_hook import unpack
+def test_modules_are_compiled_by_helper_processes_too(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Helpers compile beside the installing thread; each .pyc names the final path."""
+    from carton_hook import bytecode
 
-    monkeypatch.setattr(unpack, "PARALLEL_COMPILE_FROM", 5)
-    monkeypatch.setattr(unpack.os, "cpu_count", lambda: 2)
-    files = {f"many/m{i:02d}.py": f"VALUE = {i}\n" for i in range(12)}
+    compiler = bytecode.Compiler(helpers=2)
+    monkeypatch.setattr(bytecode, "_compiler", compiler)
+    compiler.start()
+    wait_for(lambda: compiler.ready == 2)
+    files = {f"many/m{i:03d}.py": f"VALUE = {i}\n" * 200 for i in range(120)}
     files["many/__init__.py"] = ""
     files["many/broken.py"] = "def (:\n"  # does not compile: skipped, as pip does
     wheel = make_wheel(tmp_path / "w", "many", "1.0", files)
     final, destdir = tmp_path / "final", tmp_path / "dest"
     install_wheel(wheel, wheel.name, final, destdir, sys.executable)
     tree = destdir / final.relative_to(final.anchor)
-    for i in range(12):
-        compiled = pyc(tree / "many" / f"m{i:02d}.py")
-        assert code_filename(compiled) == str(final / "many" / f"m{i:02d}.py")
+    assert compiler.helped > 0
+    for i in range(120):
+        compiled = pyc(tree / "many" / f"m{i:03d}.py")
+        assert code_filename(compiled) == str(final / "many" / f"m{i:03d}.py")
     assert not list((tree / "many" / "__pycache__").glob("broken.*"))
+
+
+def test_a_helper_that_dies_loses_no_module(tmp_path: Path) -> None:
+    from carton_hook import bytecode
+
+    compiler = bytecode.Compiler(helpers=1)
+    compiler.start()
+    wait_for(lambda: compiler.ready == 1)
+    compiler.compile([])  # nothing to do: returns at once
+    sources = []
+    for i in range(40):
+        path = tmp_path / f"m{i:02d}.py"
+        path.write_text(f"VALUE = {i}\n")
+        sources.append((str(path), f"/final/m{i:02d}.py"))
+    kill_helpers()
+    compiler.compile(sources)
+    assert compiler.helped == 0
+    for path, final in sources:
+        assert code_filename(pyc(Path(path))) == final
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def kill_helpers() -> None:
+    """SIGKILL this process's compile helpers (children running `python -I -S -c`)."""
+    import signal
+
+    mine = str(os.getpid())
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat_file.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if fields[1] == mine and b"-S" in cmdline and b"-I" in cmdline:
+            os.kill(int(stat_file.parent.name), signal.SIGKILL)
