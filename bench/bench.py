@@ -98,10 +98,14 @@ def laziness(report: Report, work: Path, wheelhouse: Path, index_url: str,
     venv = b.venv()
     carton_warm, carton_cold, folder = b.carton()
     shiv_warm, shiv_cold = b.shiv()
+    # The same model locking six alone: what the 34 unused packages add to a cold start.
+    alone = Workload("six-alone", "six alone", ("six",), MANY.body, MANY.expect)
+    _, alone_cold, _ = Builder(alone, work / alone.name, wheelhouse, index_url).carton()
+    alone_cold.name = "carton cold, six alone"
     locked = json.loads((folder / ".carton" / "carton.lock").read_text())
     count = len(locked["environments"][0]["packages"])
     warm = alternate([venv, carton_warm, shiv_warm], args.runs)
-    cold = alternate([carton_cold, shiv_cold], args.cold_runs, warmup=0)
+    cold = alternate([carton_cold, alone_cold, shiv_cold], args.cold_runs, warmup=0)
     report.add_table(MANY.name, f"Workload: {MANY.title} ({count} locked)", warm + cold,
                      base="plain venv")
 

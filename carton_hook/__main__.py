@@ -1,7 +1,9 @@
-"""`python -m carton_hook [OPTIONS] MODEL [ARGS...]`: run a packed model.
+"""`python -m carton_hook [OPTIONS] MODEL [ARGS...]`: run a packed model; or a command.
 
 MODEL is a `.carton` file, an unpacked carton folder, or a model folder with its lock.
 The entrypoint runs with `sys.argv = [MODEL, *ARGS]`; its return value is the exit code.
+Commands (`info`, `fetch`, `verify`, `cache`) are in `cli`; this module parses the few
+run options by hand, because argparse would cost every start milliseconds.
 """
 
 from __future__ import annotations
@@ -9,46 +11,75 @@ from __future__ import annotations
 import sys
 
 USAGE = """\
-usage: python -m carton_hook [--system-site-packages] [--verbose] MODEL [ARGS...]
-       python -m carton_hook verify [--cache [--remove]] [--verbose] MODEL
+usage: python -m carton_hook [OPTIONS] MODEL [ARGS...]
+       python -m carton_hook COMMAND [OPTIONS] ...
 
 Run MODEL (a .carton file, an unpacked carton, or a model folder with .carton/carton.lock)
 with exactly its locked packages. Options go before MODEL; everything after MODEL is
-passed to the model. A model file named like a command runs as ./NAME.
+passed to the model. A model whose file is named like a command runs as ./NAME (or
+after --).
 
+options:
   --system-site-packages  let the interpreter's own packages through, after the locked ones
-  -v, --verbose           show a traceback when carton itself fails
-  -h, --help              show this help
+  -v, --verbose           say more, and show a traceback when carton itself fails
+  -q, --quiet             say nothing but warnings and errors (no progress)
+  --version               print carton's version and exit
+  -h, --help              show this help and exit
 
-commands:
-  verify MODEL            check the archive against MANIFEST, the lock, and every bundled
-                          wheel against its hash and RECORD; runs nothing, fetches nothing
-    --cache               also re-hash the cache entries of the wheels the lock names
-    --remove              with --cache: take entries that fail out of the cache
+commands (each has --help):
+  info MODEL              what the carton holds and which lock section applies here
+  fetch MODEL             put every package of that section into the cache, in parallel
+  verify MODEL            check the archive, its lock and bundled wheels [--cache [--remove]]
+  cache list              what the cache holds, with size and last use
+  cache prune --older-than DAYS
+                          remove what no process used for DAYS days (none in use)
+  cache clear             remove everything no process uses now
+
+exit status: the model's own when it runs; 1 when carton fails (or a check finds a
+problem); 2 for a wrong command line.
 """
 
-VERIFY_OPTIONS = {"--cache", "--remove", "-v", "--verbose"}
+COMMANDS = ("info", "fetch", "verify", "cache")
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["verify"]:
-        return verify_main(argv[1:])
+    if argv[:1] and argv[0] in COMMANDS:
+        from .cli import main as command
+
+        return command(argv)
     options: set[str] = set()
+    dashdash = False
     while argv and argv[0].startswith("-"):
         option = argv.pop(0)
         if option in ("-h", "--help"):
             print(USAGE, end="")
             return 0
+        if option == "--version":
+            from . import CREATED_BY
+
+            print(CREATED_BY)
+            return 0
         if option == "--":
+            dashdash = True
             break
-        if option not in ("--system-site-packages", "-v", "--verbose"):
+        option = {"-v": "--verbose", "-q": "--quiet"}.get(option, option)
+        if option not in ("--system-site-packages", "--verbose", "--quiet"):
             print(f"carton: error: unknown option {option}\n\n{USAGE}", file=sys.stderr, end="")
             return 2
-        options.add("--verbose" if option == "-v" else option)
+        options.add(option)
     if not argv:
         print(USAGE, file=sys.stderr, end="")
         return 2
+    if argv[0] in COMMANDS and not dashdash:  # `-q cache clear`: options before a command
+        from .cli import main as command
+
+        return command([argv[0], *sorted(options - {"--system-site-packages"}), *argv[1:]])
     model, args = argv[0], argv[1:]
+    if options & {"--verbose", "--quiet"}:
+        import os
+
+        # The worker and the model's subprocesses say as much as this process.
+        os.environ["CARTON_VERBOSE" if "--verbose" in options else "CARTON_QUIET"] = "1"
 
     from .api import load
     from .errors import CartonError
@@ -68,41 +99,6 @@ def main(argv: list[str]) -> int:
     if result is None or isinstance(result, int):
         return result or 0
     sys.exit(result)  # a message: printed, exit status 1, as sys.exit does
-
-
-def verify_main(argv: list[str]) -> int:
-    """`verify [--cache [--remove]] MODEL`: exit 0 when all is well, 1 when a problem was
-    found (each printed on its own line), 2 for a usage error."""
-    options = {a for a in argv if a.startswith("-")}
-    models = [a for a in argv if not a.startswith("-")]
-    if "-h" in options or "--help" in options:
-        print(USAGE, end="")
-        return 0
-    unknown = options - VERIFY_OPTIONS
-    if unknown or len(models) != 1 or ("--remove" in options and "--cache" not in options):
-        why = (f"unknown option {sorted(unknown)[0]}" if unknown else
-               "--remove needs --cache" if len(models) == 1 else "verify takes one MODEL")
-        print(f"carton: error: {why}\n\n{USAGE}", file=sys.stderr, end="")
-        return 2
-    from pathlib import Path
-
-    from .errors import CartonError
-    from .verify import format_report, verify
-
-    model = Path(models[0])
-    try:
-        report = verify(model, cache="--cache" in options, remove_bad="--remove" in options)
-    except CartonError as exc:
-        if options & {"-v", "--verbose"}:
-            import traceback
-
-            traceback.print_exc()
-        print(f"carton: error: {exc}", file=sys.stderr)
-        return 1
-    for problem in report.problems:
-        print(problem)
-    print(format_report(model, report, cache="--cache" in options))
-    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

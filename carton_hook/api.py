@@ -16,8 +16,9 @@ from importlib.machinery import PathFinder
 from . import workerclient
 from .errors import CartonError
 from .finder import CartonFinder
+from .inuse import hold
 from .isolation import isolate
-from .paths import COMPLETE, carton_home, env_flag, packages_dir, prefix_dir
+from .paths import carton_home, env_flag, packages_dir, prefix_dir
 from .plan import get_plan
 from .run import resolve_entrypoint
 from .workerclient import WorkerError, run_worker
@@ -87,11 +88,17 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
         from .packing import pack_for_here
 
         plan = pack_for_here(path, home, exc)
+    if _extracted(plan, home) and not hold(plan["model"]):
+        # `cache clear` took the extracted model out since the plan was made: again.
+        _forget(plan["_file"])
+        plan = get_plan(path, home)
+        hold(plan["model"])
     prefix = prefix_dir(plan, home)
-    if not os.path.isfile(os.path.join(prefix, COMPLETE)):
+    if not hold(prefix):
         from .envprefix import ensure_prefix
 
         ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
+        hold(prefix)
     carton = activate(plan, system_site_packages=system_site_packages)
     carton._prefix = prefix
     # Children started with sys.executable, `python` from PATH or multiprocessing run in
@@ -104,6 +111,18 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     if "multiprocessing.spawn" in sys.modules:
         sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
     return carton
+
+
+def _extracted(plan: dict[str, Any], home: str) -> bool:
+    """Whether the plan's model folder is one the cache holds (extracted, or packed)."""
+    return str(plan["model"]).startswith(os.path.join(home, "models", ""))
+
+
+def _forget(plan_file: str) -> None:
+    try:  # noqa: SIM105 - contextlib costs the warm path a millisecond
+        os.remove(plan_file)
+    except FileNotFoundError:
+        pass
 
 
 def activate(plan: dict[str, Any], *, system_site_packages: bool) -> Carton:

@@ -21,6 +21,7 @@ import sys
 from importlib.machinery import ModuleSpec, PathFinder
 
 from .errors import CartonError
+from .inuse import hold
 from .paths import COMPLETE
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
@@ -116,7 +117,8 @@ class CartonFinder:
             if local is not None and local.loader is not None:
                 return local
         shas = self.shared.get(fullname) or [sha]
-        if all(_isfile(_join(self.cache_root, s, COMPLETE)) for s in shas):
+        # An entry counts with its marker; holding it keeps `cache prune` away from it.
+        if all(hold(_join(self.cache_root, s)) for s in shas):
             return self._real_spec(fullname, sha)
         return ModuleSpec(fullname, _InstallingLoader(self, shas), origin=None)  # type: ignore[arg-type]
 
@@ -298,6 +300,8 @@ class _InstallingLoader:
         except CartonError as exc:
             raise CartonImportError(f"cannot import {spec.name}: {exc}",
                                     name=spec.name) from exc
+        for sha in self._shas:
+            hold(_join(self._finder.cache_root, sha))
         real = self._finder._real_spec(spec.name, self._shas[0])
         if real is None or real.loader is None:
             raise CartonImportError(f"{wheel['name']} was installed but provides no module "

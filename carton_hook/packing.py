@@ -10,12 +10,12 @@ locked there; the carton's plan then points at that folder, so later runs are wa
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from . import workerclient
 from .errors import CartonError
+from .log import logger
 from .paths import COMPLETE, env_flag, models_dir
 from .plan import dump_plan, get_plan, plan_identity, plan_key, plan_path
 from .workerclient import WorkerError, run_worker
@@ -32,8 +32,8 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str,
     if not folder_form and not (target / COMPLETE).is_file():
         run_worker("derive", str(model), str(target))
     python = workerclient.WORKER_PYTHON
-    print(f"carton: warning: {missing}; locking {target} for this interpreter now "
-          f"(python -m carton_backend lock)", file=sys.stderr)
+    logger().warning("%s; locking %s for this interpreter now (python -m carton_backend "
+                     "lock)", missing, target)
     proc = subprocess.run([python, "-m", "carton_backend", "lock", str(target)],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, check=False)

@@ -194,7 +194,7 @@ def test_usage_errors(hermetic_env: dict[str, str], carton: Path) -> None:
     assert verify(hermetic_env, "--remove", carton).returncode == 2
     assert verify(hermetic_env, "--bogus", carton).returncode == 2
     proc = verify(hermetic_env, "--help")
-    assert proc.returncode == 0 and "verify MODEL" in proc.stdout
+    assert proc.returncode == 0 and "usage: python -m carton_hook verify" in proc.stdout
 
 
 def test_a_model_named_like_the_command_still_runs(
