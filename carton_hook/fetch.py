@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -38,8 +38,9 @@ def offline() -> bool:
 class _Partial:
     """What has arrived so far, kept across attempts so that a cut transfer resumes."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, on_bytes: Callable[[int], None] | None = None) -> None:
         self.dest = dest
+        self.on_bytes = on_bytes
         self.out: BinaryIO | None = None
         self.digest = hashlib.sha256()
         self.received = 0
@@ -56,6 +57,8 @@ class _Partial:
         out.seek(0)
         out.truncate()
         self.digest = hashlib.sha256()
+        if self.on_bytes is not None:
+            self.on_bytes(-self.received)
         self.received = 0
         self.validator = None
 
@@ -65,15 +68,17 @@ class _Partial:
             self.out = None
 
 
-def fetch(url: str, sha256: str, size: int, dest: Path, *, what: str) -> None:
-    """Write the file at `url` to `dest` (created, must not exist), or raise FetchError."""
+def fetch(url: str, sha256: str, size: int, dest: Path, *, what: str,
+          on_bytes: Callable[[int], None] | None = None) -> None:
+    """Write the file at `url` to `dest` (created, must not exist), or raise FetchError.
+    `on_bytes(n)` hears of every chunk (a negative n when a download starts over)."""
     if offline():
         raise FetchError(f"{what} is not in the cache and CARTON_OFFLINE is set; "
                          "run once online (or `python -m carton_hook` with the network) first")
     started = time.monotonic()
     last: BaseException | None = None
     wait = 0.0
-    partial = _Partial(dest)
+    partial = _Partial(dest, on_bytes)
     try:
         for attempt in range(ATTEMPTS):
             if attempt:
@@ -211,6 +216,8 @@ def _stream(resp: Any, sha256: str, size: int, partial: _Partial, what: str,
             partial.digest.update(chunk)
             out.write(chunk)
             partial.received += len(chunk)
+            if partial.on_bytes is not None:
+                partial.on_bytes(len(chunk))
         out.flush()
         os.fsync(out.fileno())
     except (urllib3.exceptions.HTTPError, OSError) as exc:

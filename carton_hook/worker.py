@@ -12,6 +12,7 @@ A failure prints one JSON line `{"error": ...}` on stderr and exits 3.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,11 +21,14 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CartonError
 from .paths import carton_home, packages_dir
 from .plan import dump_plan, read_plan
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 # Each command imports what it needs when it runs: the plan command, on every cold
 # start, has no use for urllib3, installer or filelock (tens of milliseconds).
@@ -116,60 +120,80 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
     after they started; what failed, in `shas` order."""
     from .bytecode import compiler
     from .cache import is_complete
+    from .progress import from_env
 
     root = Path(packages_dir())
-    if not all(is_complete(root / sha, sha) for sha in shas):
+    missing = [sha for sha in shas if not is_complete(root / sha, sha)]
+    progress = from_env() if missing else None
+    if missing:
         compiler().start()  # the helpers start while the first wheels download
+    if progress is not None:
+        size = sum(plan["wheels"][sha]["size"] for sha in missing)
+        progress.start(f"{plan['name']} {plan['version']}: installing {len(missing)} "
+                       f"packages ({size / 1e6:.1f} MB) into {root}", len(missing), size)
     failed: dict[str, Exception] = {}
-    with ThreadPoolExecutor(WORKERS) as pool:
-        futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter) for sha in shas}
-        meanwhile()
-        for sha, future in futures.items():
-            try:
-                future.result()
-            except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
-                failed[sha] = exc
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter, progress)
+                       for sha in shas}
+            meanwhile()
+            for sha, future in futures.items():
+                try:
+                    future.result()
+                except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
+                    failed[sha] = exc
+    finally:
+        if progress is not None:
+            progress.stop()
     return failed
 
 
-def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str) -> None:
+def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
+                 progress: Progress | None = None) -> None:
     from .cache import ensure
     from .fetch import fetch
     from .unpack import install_wheel
 
     wheel = plan["wheels"][sha]
     what = f"{wheel['dist']} {wheel['version']} ({wheel['name']})"
+    on_bytes = progress.advance if progress is not None else None
 
     def fill(work: Path, tree: Path) -> None:
         local = work / wheel["name"]
         if wheel["url"]:
-            fetch(wheel["url"], sha, wheel["size"], local, what=what)
+            fetch(wheel["url"], sha, wheel["size"], local, what=what, on_bytes=on_bytes)
         else:
-            _copy_bundled(plan, wheel["bundled"], sha, local, what)
+            _copy_bundled(plan, wheel["bundled"], sha, local, what, on_bytes)
+        if progress is not None:
+            progress.doing(f"unpacking {wheel['dist']}")
         entry = root / sha
         destdir = work / "dest"
         install_wheel(local, wheel["name"], entry, destdir, interpreter)
         os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
 
     ensure(root, sha, fill)
+    if progress is not None:
+        progress.finished_one()
 
 
-def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what: str) -> None:
+def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what: str,
+                  on_bytes: Callable[[int], None] | None = None) -> None:
     """Copy a bundled wheel out of the archive (or the model folder), checking its sha256."""
     from .fetch import FetchError
 
     digest = hashlib.sha256()
-    if plan["archive"]:
-        with zipfile.ZipFile(plan["archive"]) as zf, zf.open(f"model/{relpath}") as src, \
-                dest.open("xb") as out:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-    else:
-        with (Path(plan["model"]) / relpath).open("rb") as src, dest.open("xb") as out:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
+    with contextlib.ExitStack() as stack:
+        if plan["archive"]:
+            zf = stack.enter_context(zipfile.ZipFile(plan["archive"]))
+            src = stack.enter_context(zf.open(f"model/{relpath}"))
+        else:
+            src = stack.enter_context((Path(plan["model"]) / relpath).open("rb"))
+        out = stack.enter_context(dest.open("xb"))
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            digest.update(chunk)
+            out.write(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
     if digest.hexdigest() != sha:
         raise FetchError(f"{what}: the bundled wheel {relpath} does not match its lock "
                          f"sha256 ({digest.hexdigest()}); the carton was tampered with")

@@ -26,6 +26,21 @@ class WorkerError(CartonError):
         super().__init__(message)
 
 
+def _progress_terminal() -> int | None:
+    """A copy of stderr for the worker's progress line, if stderr is a terminal and the
+    run is not quiet (progress.py)."""
+    from .paths import env_flag
+
+    if env_flag("CARTON_QUIET"):
+        return None
+    try:
+        if not os.isatty(2):
+            return None
+        return os.dup(2)
+    except OSError:
+        return None
+
+
 def run_worker(*args: str) -> str:
     """Run `python -m carton_hook.worker ARGS` and return what it printed on stdout;
     raise WorkerError on failure."""
@@ -34,9 +49,16 @@ def run_worker(*args: str) -> str:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT,
                                                       env.get("PYTHONPATH", "")]))
-    proc = subprocess.run([WORKER_PYTHON, "-m", "carton_hook.worker", *args], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          check=False)
+    terminal = _progress_terminal()
+    if terminal is not None:
+        env["CARTON_PROGRESS_FD"] = str(terminal)
+    try:
+        proc = subprocess.run([WORKER_PYTHON, "-m", "carton_hook.worker", *args], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              check=False, pass_fds=() if terminal is None else (terminal,))
+    finally:
+        if terminal is not None:
+            os.close(terminal)
     if proc.returncode == 0:
         if proc.stderr:
             sys.stderr.write(proc.stderr)

@@ -1,0 +1,91 @@
+"""Progress of a first run: drawn on a terminal, never into a pipe, never with --quiet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from carton_hook.progress import Progress
+
+from .factory import make_wheel
+from .indexserver import PackageIndex
+
+MODEL = {"model.py": "import alpha\ndef main():\n    print(alpha.VALUE)\n"}
+
+
+def run_on_terminal(env: dict[str, str], *args: str | Path) -> tuple[int, str, str]:
+    """Run `python -m carton_hook ARGS` with its stderr on a pseudo-terminal; returns the
+    exit code, stdout, and what the terminal showed."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "carton_hook", *map(str, args)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every writer closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out = proc.stdout.read() if proc.stdout else b""
+    return proc.wait(), out.decode(), shown.decode(errors="replace")
+
+
+@pytest.fixture
+def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]) -> Path:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/big.dat": os.urandom(300_000)}))
+    return build_carton("alpha\n", MODEL)
+
+
+def test_a_first_run_shows_progress_on_a_terminal(carton: Path,
+                                                  hermetic_env: dict[str, str]) -> None:
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+    code, out, shown = run_on_terminal(env, carton)
+    assert (code, out) == (0, "alpha 1.0\n"), shown
+    assert "carton: demo-model 0.1.0: installing 1 packages (0.3 MB) into " in shown
+    assert "/1 packages, " in shown and " MB/s" in shown
+    assert shown.endswith("\r\x1b[K"), repr(shown[-40:])  # the status line is cleared
+    code, out, shown = run_on_terminal(env, carton)  # warm: nothing to say
+    assert (code, shown) == (0, "")
+
+
+def test_no_progress_into_a_pipe_or_when_quiet(carton: Path,
+                                               hermetic_env: dict[str, str]) -> None:
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+    code, _, shown = run_on_terminal(env, "-q", carton)
+    assert (code, shown) == (0, "")
+    Path(env["CARTON_HOME"]).rename(Path(env["CARTON_HOME"] + "-old"))
+    proc = subprocess.run([sys.executable, "-m", "carton_hook", str(carton)], env=env,
+                          capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_a_short_first_run_says_nothing(carton: Path, hermetic_env: dict[str, str]) -> None:
+    code, _, shown = run_on_terminal({**hermetic_env, "CARTON_PROGRESS_AFTER": "60"}, carton)
+    assert (code, shown) == (0, "")
+
+
+def test_the_status_line_counts_bytes_packages_and_restarts() -> None:
+    read, write = os.pipe()
+    progress = Progress(write, after=60)
+    progress.start("demo", packages=2, total=3_000_000)
+    progress.advance(2_000_000)
+    progress.advance(-500_000)  # a download started over
+    progress.finished_one()
+    progress.doing("unpacking alpha")
+    line = progress.status()
+    progress.stop()
+    os.close(write)
+    assert os.read(read, 100) == b""  # stopped before its first second: nothing drawn
+    os.close(read)
+    assert line.startswith("  1/2 packages, 1.5/3.0 MB at ")
+    assert line.endswith(" MB/s; unpacking alpha")
