@@ -103,6 +103,12 @@ def reproducibility(session: nox.Session) -> None:
     if digests[0] != digests[1]:
         session.error(f"the two builds differ: {digests[0]} != {digests[1]}")
     session.log("reproducible: both builds have the same sha256")
+    # What a model project runs in its own noxfile (docs/cli.md#check-reproducible).
+    session.install(".")
+    with tempfile.TemporaryDirectory(prefix="carton-repro-") as tmp:
+        folder = Path(tmp) / "quickstart"
+        shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns(".carton", "dist"))
+        session.run("python", "-m", "carton_backend", "check-reproducible", str(folder))
 
 
 @nox.session

@@ -11,7 +11,7 @@ from pathlib import Path
 from carton_hook import CREATED_BY
 from carton_hook.errors import CartonError
 
-from .config import load_config
+from .config import ModelConfig, load_config
 from .locking import LockRequest, lock_model
 from .logsetup import setup_logging
 from .pack import write_carton
@@ -44,7 +44,28 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
     pack.add_argument("-o", "--outdir", type=Path, default=None, metavar="OUTDIR",
                       help="where to write the .carton (default: MODEL_DIR/dist)")
+
+    repro = sub.add_parser(
+        "check-reproducible", parents=[common], help="pack twice and compare",
+        description="Lock the model folder if its lock is not current, then pack it twice, "
+                    "from two copies in two temporary folders with file times a day apart, "
+                    "and compare the two .carton files. Exit 0 if they are identical, 1 if "
+                    "not (naming the first member that differs).")
+    repro.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
     return parser
+
+
+def _check_reproducible(config: ModelConfig, *, quiet: bool) -> int:
+    from .reproducible import check_reproducible
+
+    outcome = check_reproducible(config)
+    if outcome.reproducible:
+        if not quiet:
+            print(f"reproducible: two builds of {config.root} have sha256 {outcome.first}")
+        return 0
+    print(f"carton: error: {config.root}: two builds differ ({outcome.first} and "
+          f"{outcome.second}); first difference: {outcome.difference}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                   else logging.INFO)
     try:
         config = load_config(args.model_dir.resolve())
+        if args.command == "check-reproducible":
+            return _check_reproducible(config, quiet=args.quiet)
         if args.command == "lock":
             request = LockRequest(upgrade=args.upgrade,
                                   upgrade_packages=tuple(args.upgrade_package))

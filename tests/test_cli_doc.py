@@ -17,6 +17,7 @@ HELPS = [
     ("carton_hook", ("cache", "list")), ("carton_hook", ("cache", "prune")),
     ("carton_hook", ("cache", "clear")),
     ("carton_backend", ()), ("carton_backend", ("lock",)), ("carton_backend", ("pack",)),
+    ("carton_backend", ("check-reproducible",)),
 ]
 
 
