@@ -52,7 +52,41 @@ def _parser() -> argparse.ArgumentParser:
                     "and compare the two .carton files. Exit 0 if they are identical, 1 if "
                     "not (naming the first member that differs).")
     repro.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+
+    export = sub.add_parser(
+        "export-pylock", parents=[common], help="write the lock as PEP 751 pylock.toml",
+        description="Lock the model folder if its lock is not current, then write its "
+                    "sections as a PEP 751 pylock.toml, which pip (26.1 or newer) and uv "
+                    "install with `-r`. Bundled wheels become `path` entries relative to "
+                    "the file.")
+    export.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    export.add_argument("--environment", metavar="ID",
+                        help="export this section only (e.g. cp311-linux-x86_64); default: "
+                             "every section, each package with its sections' markers")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="where to write (default: MODEL_DIR/pylock.toml); the name "
+                             "must be pylock.toml or pylock.NAME.toml")
     return parser
+
+
+def _export_pylock(config: ModelConfig, args: argparse.Namespace) -> int:
+    from packaging.pylock import is_valid_pylock_path
+
+    from . import atomic
+    from .pylock import export_pylock
+
+    out = (args.output or config.root / "pylock.toml").absolute()
+    if not is_valid_pylock_path(out):
+        print(f"carton: error: {out}: PEP 751 names the file pylock.toml or "
+              "pylock.NAME.toml; pip and uv refuse other names", file=sys.stderr)
+        return 2
+    lock = lock_model(config)
+    text = export_pylock(lock, config.root, out, args.environment)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(out, text.encode("utf-8"))
+    if not args.quiet:
+        print(out)
+    return 0
 
 
 def _check_reproducible(config: ModelConfig, *, quiet: bool) -> int:
@@ -75,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                   else logging.INFO)
     try:
         config = load_config(args.model_dir.resolve())
+        if args.command == "export-pylock":
+            return _export_pylock(config, args)
         if args.command == "check-reproducible":
             return _check_reproducible(config, quiet=args.quiet)
         if args.command == "lock":

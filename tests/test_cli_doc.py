@@ -18,6 +18,7 @@ HELPS = [
     ("carton_hook", ("cache", "clear")),
     ("carton_backend", ()), ("carton_backend", ("lock",)), ("carton_backend", ("pack",)),
     ("carton_backend", ("check-reproducible",)),
+    ("carton_backend", ("export-pylock",)),
 ]
 
 
