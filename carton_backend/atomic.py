@@ -18,8 +18,9 @@ TEMP_PREFIX = ".carton-tmp-"
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file; on clean exit it replaces `path`, on error it vanishes."""
+def atomic_writer(path: Path, *, executable: bool = False) -> Iterator[BinaryIO]:
+    """Yield a binary file; on clean exit it replaces `path` (mode 0644, or 0755 when
+    `executable`), on error it vanishes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", dir=path.parent)
     try:
@@ -27,7 +28,7 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o755 if executable else 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -18,7 +18,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 BUNDLE_MODES = ("non-pypi", "all")
 DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
                     "__pycache__/", "*.pyc")
-_KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary")
+_KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary",
+               "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
@@ -37,6 +38,8 @@ class ModelConfig:
     exclude: tuple[str, ...] = ()
     bundle: str = "non-pypi"
     only_binary: bool = False
+    # Carry the runtime, so that `python model.carton` runs on a bare CPython.
+    executable: bool = True
     requires_python: str | None = None
 
     @property
@@ -125,6 +128,9 @@ def load_config(root: Path) -> ModelConfig:
     only_binary = tool.get("only-binary", False)
     if not isinstance(only_binary, bool):
         raise ConfigError(where, "tool.carton.only-binary", "must be true or false")
+    executable = tool.get("executable", True)
+    if not isinstance(executable, bool):
+        raise ConfigError(where, "tool.carton.executable", "must be true or false")
 
     return ModelConfig(
         root=root,
@@ -136,6 +142,7 @@ def load_config(root: Path) -> ModelConfig:
         exclude=tuple(exclude),
         bundle=bundle,
         only_binary=only_binary,
+        executable=executable,
         requires_python=requires_python,
     )
 

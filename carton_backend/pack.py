@@ -9,7 +9,9 @@ of shipping.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from carton_hook.archive import (
     MANIFEST,
     MODEL_PREFIX,
     SUFFIX,
+    ZIP_MAIN,
     CartonInfo,
     format_carton_toml,
     format_manifest,
@@ -30,7 +33,8 @@ from .config import ModelConfig
 from .download import file_sha256
 from .errors import BuildError
 from .metadata import requires_python
-from .modelfiles import model_files
+from .modelfiles import ModelFile, model_files
+from .runtimefiles import RuntimeFile, runtime_files, runtime_key, zip_main
 
 log = logging.getLogger("carton")
 
@@ -53,6 +57,12 @@ def write_carton(config: ModelConfig, lock: Lock, out_dir: Path) -> Path:
                 raise BuildError(f"{f.path}: sha256 is {sha}, but it is bundled as {expected}; "
                                  "the file was changed: lock again with --upgrade-package")
         manifest[MODEL_PREFIX + f.relpath] = sha
+    runtime = runtime_files() if config.executable else []
+    for r in runtime:
+        manifest[r.arcname] = file_sha256(r.path)
+    main = zip_main(runtime_key(manifest)) if config.executable else b""
+    if config.executable:
+        manifest[ZIP_MAIN] = hashlib.sha256(main).hexdigest()
     info = CartonInfo(
         name=config.name,
         version=config.version,
@@ -61,17 +71,36 @@ def write_carton(config: ModelConfig, lock: Lock, out_dir: Path) -> Path:
         created_by=CREATED_BY,
     )
     out = out_dir / carton_name(config)
-    with atomic.atomic_writer(out) as raw, detzip.open_zip(raw) as zf:
-        detzip.write_bytes(zf, MANIFEST, format_manifest(manifest))
-        detzip.write_bytes(zf, CARTON_TOML, format_carton_toml(info))
-        for f in files:
-            arcname = MODEL_PREFIX + f.relpath
-            sha = detzip.write_file(zf, arcname, f.path, executable=f.executable,
-                                    stored=f.relpath.endswith(".whl"))
-            if sha != manifest[arcname]:
-                raise BuildError(f"{f.path} changed while it was being packed; pack again")
+    with atomic.atomic_writer(out, executable=config.executable) as raw:
+        if config.executable:
+            raw.write(SHEBANG)  # zip readers skip what comes before the archive
+        with detzip.open_zip(raw) as zf:
+            _write_members(zf, manifest, info, files, runtime, main)
     log.info("wrote %s (%d files)", out, len(files))
     return out
+
+
+# `./model.carton` runs it with the first python3 on PATH (the file is made executable).
+SHEBANG = b"#!/usr/bin/env python3\n"
+
+
+def _write_members(zf: zipfile.ZipFile, manifest: dict[str, str], info: CartonInfo,
+                   files: list[ModelFile], runtime: list[RuntimeFile], main: bytes) -> None:
+    """Every member, in sorted order; each file hashed again as it is written."""
+    generated = {MANIFEST: format_manifest(manifest), CARTON_TOML: format_carton_toml(info)}
+    if main:
+        generated[ZIP_MAIN] = main
+    sources: dict[str, tuple[Path, bool]] = {r.arcname: (r.path, False) for r in runtime}
+    sources.update({MODEL_PREFIX + f.relpath: (f.path, f.executable) for f in files})
+    for arcname in sorted({*generated, *sources}):
+        if arcname in generated:
+            detzip.write_bytes(zf, arcname, generated[arcname])
+            continue
+        path, executable = sources[arcname]
+        sha = detzip.write_file(zf, arcname, path, executable=executable,
+                                stored=arcname.endswith(".whl"))
+        if sha != manifest[arcname]:
+            raise BuildError(f"{path} changed while it was being packed; pack again")
 
 
 def _check_complete(config: ModelConfig, lock: Lock, files: Mapping[str, object]) -> None:

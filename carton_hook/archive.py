@@ -25,6 +25,15 @@ ARCHIVE_FORMAT = 1
 CARTON_TOML = "carton.toml"
 MANIFEST = "MANIFEST"
 MODEL_PREFIX = "model/"
+# An executable carton also carries the runtime (runtime/hook/, runtime/deps/) and the
+# __main__.py that `python model.carton` runs (carton_hook/zipmain.py).
+RUNTIME_PREFIX = "runtime/"
+ZIP_MAIN = "__main__.py"
+
+
+def runtime_member(name: str) -> bool:
+    """A member of the executable part of an archive, not of the model."""
+    return name == ZIP_MAIN or name.startswith(RUNTIME_PREFIX)
 SUFFIX = ".carton"
 
 
@@ -82,15 +91,47 @@ def _toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
-    """Read carton.toml and refuse formats this carton does not know."""
+def _loads_toml(text: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
+
+        return tomllib.loads(text)
+    try:  # pragma: no cover - exercised on 3.10 only
+        import tomli
+    except ImportError:  # pragma: no cover - an executable carton on a bare 3.10
+        return loads_flat_toml(text)
+    return tomli.loads(text)  # pragma: no cover
+
+
+def loads_flat_toml(text: str) -> dict[str, Any]:
+    """The TOML that format_carton_toml writes (`key = "string"` or `key = 1` lines),
+    without a TOML library: a carton packed on 3.11+ that runs on a bare 3.10 has none."""
+    import json
+
+    data: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.replace("-", "").replace("_", "").isalnum() or key in data:
+            raise ValueError(f"line {number}: expected one key = value")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise ValueError(f"line {number}: expected a string or an integer") from None
+        if not isinstance(parsed, (str, int)) or isinstance(parsed, bool):
+            raise ValueError(f"line {number}: expected a string or an integer")
+        data[key] = parsed
+    return data
+
+
+def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
+    """Read carton.toml and refuse formats this carton does not know."""
     try:
-        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data: dict[str, Any] = _loads_toml(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # TOMLDecodeError is a ValueError
         raise ArchiveError(where, f"carton.toml is not valid TOML ({exc})") from exc
     if type(data.get("format")) is not int or data["format"] != ARCHIVE_FORMAT:
         raise ArchiveError(where, f"carton.toml format {data.get('format')!r} is not supported "
@@ -147,7 +188,7 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
                 raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
             for name in sorted(members):
                 problem = name_problem(name)
-                if problem or not name.startswith(MODEL_PREFIX):
+                if problem or not (name.startswith(MODEL_PREFIX) or runtime_member(name)):
                     raise ArchiveError(where, f"member {name!r} is outside model/ or unsafe "
                                               f"({problem or 'not below model/'})")
                 digest = hashlib.sha256()

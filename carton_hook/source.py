@@ -22,6 +22,7 @@ from .archive import (
     check_end_record,
     parse_carton_toml,
     parse_manifest,
+    runtime_member,
 )
 from .errors import ArchiveError, CartonError
 from .lockfile import BUNDLED_DIR, LOCK_PATH
@@ -125,6 +126,8 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
     with publishing(root) as work:
         made: set[Path] = set()  # one mkdir per folder, not one per file
         for member, expected in sorted(manifest.items()):
+            if runtime_member(member):
+                continue  # the executable carton's own part (zipmain.py extracts it)
             problem = name_problem(member)
             if problem or not member.startswith(MODEL_PREFIX):
                 reason = problem or "outside model/"

@@ -47,7 +47,10 @@ def run_worker(*args: str) -> str:
     import subprocess
 
     env = dict(os.environ)
+    # An executable carton's runtime keeps carton_hook's dependencies in a folder of
+    # their own (zipmain.py), which the model's process never has on its path.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT,
+                                                      env.get("CARTON_RUNTIME_DEPS", ""),
                                                       env.get("PYTHONPATH", "")]))
     terminal = _progress_terminal()
     if terminal is not None:

@@ -304,3 +304,17 @@ def test_duplicate_manifest_line_is_refused() -> None:
     raw = f"model/x={sha}\nmodel/x={sha}\n".encode()
     with pytest.raises(ArchiveError, match="lists 'model/x' twice"):
         parse_manifest(raw, "demo.carton")
+
+
+@pytest.mark.parametrize("name", ["demo", 'a "quoted" \\ name', "ünï 🐍", "tab\there"])
+def test_carton_toml_reads_without_a_toml_library(name: str) -> None:
+    """A carton packed on 3.11+ that runs on a bare 3.10 has neither tomllib nor tomli."""
+    from carton_hook.archive import CartonInfo, format_carton_toml, loads_flat_toml
+
+    raw = format_carton_toml(CartonInfo(name, "1.0", "m:main", ">=3.10", "carton 0.1.0"))
+    assert loads_flat_toml(raw.decode()) == {
+        "format": 1, "name": name, "version": "1.0", "entrypoint": "m:main",
+        "requires-python": ">=3.10", "created-by": "carton 0.1.0"}
+    for bad in ("name = [1]", "name 'x'", "name = true", 'a = "1"\na = "2"'):
+        with pytest.raises(ValueError, match="line"):
+            loads_flat_toml(bad)

@@ -58,8 +58,10 @@ def test_archive_layout_and_manifest(model: Path, tmp_path: Path) -> None:
     with zipfile.ZipFile(carton) as zf:
         names = zf.namelist()
         assert names == sorted(names)
-        assert names[:2] == ["MANIFEST", "carton.toml"]
-        model_names = {n.removeprefix("model/") for n in names[2:]}
+        assert names[:3] == ["MANIFEST", "__main__.py", "carton.toml"]
+        model_names = {n.removeprefix("model/") for n in names if n.startswith("model/")}
+        runtime = [n for n in names if n.startswith("runtime/")]
+        assert set(names) == {*names[:3], *(f"model/{n}" for n in model_names), *runtime}
         for info_ in zf.infolist():
             assert info_.date_time == (1980, 1, 1, 0, 0, 0)
             mode = info_.external_attr >> 16
@@ -77,7 +79,7 @@ def test_archive_layout_and_manifest(model: Path, tmp_path: Path) -> None:
     assert len(bundled) == 1 and bundled[0].endswith("beta-2.0-py3-none-any.whl")
     assert any(n.startswith(".carton/dist-info/") and n.endswith("/METADATA")
                for n in model_names)
-    assert set(manifest) == {f"model/{n}" for n in model_names}
+    assert set(manifest) == {f"model/{n}" for n in model_names} | {"__main__.py", *runtime}
 
 
 def test_byte_identical_from_two_paths_and_times(model: Path, tmp_path: Path,

@@ -1,0 +1,122 @@
+"""`python model.carton`: an executable carton runs on a Python with nothing installed,
+carrying its runtime (verified against MANIFEST) in under 1.5 MB."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .factory import make_wheel
+from .indexserver import PackageIndex
+
+MODEL = {"model.py": """
+import subprocess, sys
+import alpha
+def main():
+    print(alpha.VALUE, sys.argv[1:])
+    subprocess.run([sys.executable, "-c", "import alpha; print('child', alpha.VALUE)"],
+                   check=True)
+    for name in ("urllib3", "packaging", "filelock", "installer"):
+        try:
+            __import__(name)
+            print("leaked", name)
+        except ImportError:
+            pass
+"""}
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv without pip: this interpreter's standard library and nothing else."""
+    folder = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    return folder / "bin" / "python"
+
+
+@pytest.fixture
+def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]) -> Path:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "VALUE = 'a1'\n"}))
+    return build_carton("alpha\n", MODEL)
+
+
+def test_a_bare_python_runs_the_carton(carton: Path, bare_python: Path,
+                                       hermetic_env: dict[str, str]) -> None:
+    check = subprocess.run([str(bare_python), "-c", "import urllib3"], capture_output=True)
+    assert check.returncode != 0  # really bare
+    for run in ("cold", "warm"):
+        proc = subprocess.run([str(bare_python), str(carton), "x", "--y"], env=hermetic_env,
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == ["a1 ['x', '--y']", "child a1"], run
+    home = Path(hermetic_env["CARTON_HOME"])
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    (runtime,) = (home / "runtime" / tag).iterdir()
+    assert (runtime / ".carton-complete").is_file()
+    assert list((runtime / "hook").iterdir()) == [runtime / "hook" / "carton_hook"]
+    assert list((runtime / "hook" / "carton_hook" / "__pycache__").glob("api.*.pyc"))
+
+
+def test_the_shebang_runs_it_with_python3_from_path(tmp_path: Path, carton: Path,
+                                                    bare_python: Path,
+                                                    hermetic_env: dict[str, str]) -> None:
+    assert carton.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert carton.stat().st_mode & stat.S_IXUSR
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(bare_python)
+    env = {**hermetic_env, "PATH": f"{bindir}{os.pathsep}{hermetic_env['PATH']}"}
+    proc = subprocess.run([str(carton)], env=env, capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout.splitlines()[0]) == (0, "a1 []"), proc.stderr
+
+
+def test_the_runtime_adds_under_one_and_a_half_megabytes(carton: Path) -> None:
+    with zipfile.ZipFile(carton) as zf:
+        runtime = [i for i in zf.infolist()
+                   if i.filename.startswith("runtime/") or i.filename == "__main__.py"]
+        added = sum(i.compress_size + 30 + len(i.filename) for i in runtime)  # with headers
+        names = {i.filename.split("/")[2] for i in runtime if i.filename.startswith("runtime/")}
+    assert added < 1.5 * 1024 * 1024, added
+    assert {"carton_hook", "urllib3", "packaging", "installer", "filelock"} <= names
+
+
+def test_a_changed_runtime_file_is_refused(tmp_path: Path, carton: Path, bare_python: Path,
+                                           hermetic_env: dict[str, str]) -> None:
+    changed = tmp_path / "changed.carton"
+    with zipfile.ZipFile(carton) as src, zipfile.ZipFile(changed, "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "runtime/hook/carton_hook/api.py":
+                data += b"\nprint('injected')\n"
+            out.writestr(info, data)
+    proc = subprocess.run([str(bare_python), str(changed)], env=hermetic_env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "injected" not in proc.stdout
+    assert proc.stderr.startswith(f"carton: error: {changed}: cannot set up the runtime")
+    assert "runtime/hook/carton_hook/api.py does not match its MANIFEST hash" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    runtime = Path(hermetic_env["CARTON_HOME"]) / "runtime"
+    assert not [p for p in runtime.rglob("*") if p.name == ".carton-complete"]
+
+
+def test_executable_false_leaves_the_runtime_out(tmp_path: Path, pypi: PackageIndex,
+                                                 use_hermetic_env: None) -> None:
+    from carton_backend.config import load_config
+    from carton_backend.locking import lock_model
+    from carton_backend.pack import write_carton
+
+    from .factory import write_model
+
+    folder = write_model(tmp_path / "m", carton='entrypoint = "model:main"\nexecutable = false\n')
+    config = load_config(folder)
+    out = write_carton(config, lock_model(config), tmp_path / "dist")
+    with zipfile.ZipFile(out) as zf:
+        assert not [n for n in zf.namelist() if not n.startswith("model/")
+                    and n not in ("MANIFEST", "carton.toml")]
+    assert out.read_bytes()[:2] == b"PK" and not out.stat().st_mode & stat.S_IXUSR
