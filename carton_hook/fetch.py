@@ -123,7 +123,7 @@ def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
             headers["Range"] = f"bytes={partial.received}-"
             if partial.validator:
                 headers["If-Range"] = partial.validator
-        pool = _pool(current)
+        pool = pool_for(current)
         try:
             resp = pool.request("GET", current, preload_content=False, decode_content=False,
                                 redirect=False, retries=False, headers=headers,
@@ -265,7 +265,7 @@ def _transient(exc: OSError) -> bool:
 _POOLS: dict[str | None, Any] = {}
 
 
-def _pool(url: str) -> Any:
+def pool_for(url: str) -> Any:
     """A urllib3 pool for `url`: through `HTTPS_PROXY` unless `NO_PROXY` says otherwise
     (urllib3 reads neither), with `CARTON_CA_BUNDLE` as the CA bundle if set."""
     import urllib.request  # for the proxy rules only; it costs ~20 ms to import

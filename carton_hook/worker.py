@@ -151,7 +151,6 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
 def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
                  progress: Progress | None = None) -> None:
     from .cache import ensure
-    from .fetch import fetch
     from .unpack import install_wheel
 
     wheel = plan["wheels"][sha]
@@ -161,7 +160,7 @@ def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
     def fill(work: Path, tree: Path) -> None:
         local = work / wheel["name"]
         if wheel["url"]:
-            fetch(wheel["url"], sha, wheel["size"], local, what=what, on_bytes=on_bytes)
+            _download(wheel, sha, local, what, on_bytes)
         else:
             _copy_bundled(plan, wheel["bundled"], sha, local, what, on_bytes)
         if progress is not None:
@@ -174,6 +173,27 @@ def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
     ensure(root, sha, fill)
     if progress is not None:
         progress.finished_one()
+
+
+def _download(wheel: dict[str, Any], sha: str, dest: Path, what: str,
+              on_bytes: Callable[[int], None] | None) -> None:
+    """From the mirror (`CARTON_INDEX_URL`) if one is set and has the file, else (or if
+    that fails) from the URL the lock records; the lock's sha256 is checked either way."""
+    from .fetch import FetchError, fetch
+    from .mirror import MirrorError, find, mirror_index
+
+    index = mirror_index()
+    if index is not None:
+        try:
+            url = find(index, wheel["dist"], wheel["name"])
+            if url is None:
+                raise MirrorError(f"{index} does not list {wheel['name']}")
+            fetch(url, sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
+            return
+        except (MirrorError, FetchError) as exc:
+            print(f"carton: warning: {what}: not from the mirror ({exc}); trying "
+                  f"{wheel['url']}", file=sys.stderr)
+    fetch(wheel["url"], sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
 
 
 def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what: str,
