@@ -85,7 +85,8 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
     pex_warm, pex_cold = b.pex(venv=False)
     pexv_warm, pexv_cold = b.pex(venv=True)
     print(f"bench: workload {workload.name}: timing", flush=True)
-    warm = alternate([venv, carton_warm, shiv_warm, pex_warm, pexv_warm], args.runs)
+    warm = alternate([venv, carton_warm, b.carton_executable(), shiv_warm, pex_warm, pexv_warm],
+                     args.runs)
     cold = alternate([carton_cold, shiv_cold, pex_cold, pexv_cold, b.pip_then_run(),
                       b.uv_then_run()], cold_runs, warmup=0)
     report.add_table(workload.name, f"Workload: {workload.title}", warm + cold, base="plain venv")

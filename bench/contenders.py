@@ -54,7 +54,14 @@ class Builder:
                        expect=self.w.expect)
         cold = Command("carton cold", argv, {"CARTON_HOME": str(cold_home)},
                        prepare=lambda: _fresh(cold_home), expect=self.w.expect)
+        self.archive, self.warm_home = archive, warm_home
         return warm, cold, folder
+
+    def carton_executable(self) -> Command:
+        """The same carton run as `python model.carton` (after `carton()`): the runtime
+        it carries, not an installed carton_hook."""
+        return Command("carton warm, python model.carton", [PY, str(self.archive)],
+                       {"CARTON_HOME": str(self.warm_home)}, expect=self.w.expect)
 
     def shiv(self) -> tuple[Command, Command]:
         target = self.root / "model.pyz"
