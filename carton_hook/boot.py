@@ -39,6 +39,10 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     except CartonError as exc:
         print(f"carton: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    if env_flag("CARTON_INTERPRETER"):
+        from .interpreter import keep_pythonpath
+
+        keep_pythonpath()  # a worker of an engine that runs the carton as its Python
 
 
 def _remake(plan_file: str, model: str) -> dict[str, Any] | None:

@@ -31,7 +31,30 @@ def env_flag(name: str) -> bool:
 
 
 def carton_home() -> str:
-    return os.environ.get("CARTON_HOME") or os.path.join(os.path.expanduser("~"), ".carton")
+    """`CARTON_HOME`, else `~/.carton`; where neither is set up and the home folder
+    cannot be written (a YARN container, a service account), `./.carton` or a folder
+    in the temp dir, with a warning, and set in the environment for the children."""
+    home = os.environ.get("CARTON_HOME")
+    if home:
+        return home
+    default = os.path.join(os.path.expanduser("~"), ".carton")
+    if os.path.isdir(default) or os.access(os.path.dirname(default), os.W_OK):
+        return default  # an existing cache may be read-only: a warm run writes nothing
+    return _fallback_home(default)
+
+
+def _fallback_home(default: str) -> str:
+    import tempfile
+
+    cwd = os.getcwd()
+    home = (os.path.join(cwd, ".carton") if os.access(cwd, os.W_OK) else
+            os.path.join(tempfile.gettempdir(), f"carton-{os.getuid()}"))
+    from .log import logger
+
+    logger().warning("%s cannot be created (the home folder is not writable); using %s "
+                     "(set CARTON_HOME to choose)", default, home)
+    os.environ["CARTON_HOME"] = home
+    return home
 
 
 def packages_dir(home: str | os.PathLike[str] | None = None) -> str:

@@ -191,8 +191,9 @@ def _download(wheel: dict[str, Any], sha: str, dest: Path, what: str,
             fetch(url, sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
             return
         except (MirrorError, FetchError) as exc:
-            print(f"carton: warning: {what}: not from the mirror ({exc}); trying "
-                  f"{wheel['url']}", file=sys.stderr)
+            from .log import logger
+
+            logger().warning("%s: not from the mirror (%s); trying %s", what, exc, wheel["url"])
     fetch(wheel["url"], sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
 
 

@@ -4,8 +4,10 @@ Copied into the archive at pack time, with RUNTIME set to the key of the runtime
 the archive carries (`runtime/hook/`: carton_hook; `runtime/deps/`: what its worker
 imports). On first use they are extracted into `$CARTON_HOME/runtime/py3X/<key>/`, each
 checked against MANIFEST, compiled, and published by one rename; every run then does
-what `python -m carton_hook model.carton ARGS...` does. Only the standard library is
-used here: this runs on a Python that has nothing else installed.
+what `python -m carton_hook model.carton ARGS...` does, or, with `CARTON_INTERPRETER=1`,
+what `python ARGS...` does with the carton's packages (carton_hook/interpreter.py).
+Only the standard library is used here: this runs on a Python that has nothing else
+installed.
 """
 
 RUNTIME = ""  # set at pack time: sha256 of the runtime's lines of MANIFEST
@@ -18,7 +20,7 @@ def _main() -> None:
     import sys
 
     archive = os.path.realpath(sys.argv[0])
-    home = os.environ.get("CARTON_HOME") or os.path.join(os.path.expanduser("~"), ".carton")
+    home = os.environ.get("CARTON_HOME") or _home()
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
     root = os.path.join(home, "runtime", tag, RUNTIME)
     if not os.path.isfile(os.path.join(root, _COMPLETE)):
@@ -32,9 +34,31 @@ def _main() -> None:
     sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != archive]
     sys.path.insert(0, os.path.join(root, "hook"))
     os.environ["CARTON_RUNTIME_DEPS"] = os.path.join(root, "deps")
+    if os.environ.get("CARTON_INTERPRETER", "").strip().lower() in ("1", "true", "yes", "on"):
+        from carton_hook.interpreter import run  # behave like `python` itself
+
+        raise SystemExit(run(sys.argv[0], sys.argv[1:]))
     from carton_hook.__main__ import main
 
     raise SystemExit(main(["--", sys.argv[0], *sys.argv[1:]]))
+
+
+def _home() -> str:
+    """As carton_hook.paths.carton_home, which cannot be imported before it is extracted."""
+    import os
+    import sys
+    import tempfile
+
+    default = os.path.join(os.path.expanduser("~"), ".carton")
+    if os.path.isdir(default) or os.access(os.path.dirname(default), os.W_OK):
+        return default
+    cwd = os.getcwd()
+    home = (os.path.join(cwd, ".carton") if os.access(cwd, os.W_OK) else
+            os.path.join(tempfile.gettempdir(), f"carton-{os.getuid()}"))
+    sys.stderr.write(f"carton: warning: {default} cannot be created (the home folder is not "
+                     f"writable); using {home} (set CARTON_HOME to choose)\n")
+    os.environ["CARTON_HOME"] = home
+    return home
 
 
 def _extract(archive: str, root: str) -> None:

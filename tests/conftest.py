@@ -97,3 +97,11 @@ def build_carton(tmp_path: Path, use_hermetic_env: None) -> Callable[..., Path]:
         return write_carton(config, lock_model(config), tmp_path / "dist")
 
     return build
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv without pip: this interpreter's standard library and nothing else."""
+    folder = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    return folder / "bin" / "python"
