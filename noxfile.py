@@ -81,6 +81,15 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session
+def distributed(session: nox.Session) -> None:
+    """A carton as the Python of Spark's executors (local-cluster, two executor JVMs) and
+    of Dask's workers: integration/test_distributed.py. Needs Java 17; pyspark from PyPI
+    is ~450 MB, so this is not a default session (about 6 minutes)."""
+    session.install(".", *TEST_DEPS, "pyspark", "dask[distributed]")
+    session.run("pytest", "-m", "distributed", *(session.posargs or ["integration"]))
+
+
+@nox.session
 def reproducibility(session: nox.Session) -> None:
     """Build the example twice, from two folders at two times, with a real isolated
     `python -m build`; fail unless the two `.carton` files are byte-identical."""

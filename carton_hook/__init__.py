@@ -28,3 +28,20 @@ def load(model: Any, *, system_site_packages: bool | None = None) -> Carton:
     from .api import load as _load
 
     return _load(model, system_site_packages=system_site_packages)
+
+
+def spark_settings(carton: Any, *, home: str | None = None,
+                   pack_at_load: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+    """Spark configuration and driver environment that run `carton` as the executors'
+    Python; see `carton_hook.engines.spark_settings`."""
+    from .engines import spark_settings as _settings
+
+    return _settings(carton, home=home, pack_at_load=pack_at_load)
+
+
+def dask_worker_command(carton: Any, scheduler: str, *args: str) -> list[str]:
+    """The command that starts a Dask worker with `carton` as its Python; see
+    `carton_hook.engines.dask_worker_command`."""
+    from .engines import dask_worker_command as _command
+
+    return _command(carton, scheduler, *args)

@@ -33,8 +33,8 @@ class NoEnvironmentError(CartonError, LookupError):
                 f"{_machine()}")
         have = ", ".join(e.id for e in lock.environments) or "none"
         self.sections = [e.id for e in lock.environments]
-        super().__init__(
-            f"{model.lock_path}: no lock section for {here} (the lock has: {have}); {reason}")
+        where = model.archive or model.lock_path  # the file the user named, if any
+        super().__init__(f"{where}: no lock section for {here} (the lock has: {have}); {reason}")
 
 
 def _machine() -> str:
