@@ -80,14 +80,7 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
         system_site_packages = env_flag(SYSTEM_SITE_ENV)
     home = carton_home()
     path = os.path.realpath(os.fspath(model))
-    try:
-        plan = get_plan(path, home)
-    except WorkerError as exc:
-        if exc.kind != "no-environment":
-            raise
-        from .packing import pack_for_here
-
-        plan = pack_for_here(path, home, exc)
+    plan = plan_for(path, home)
     if _extracted(plan, home) and not hold(plan["model"]):
         # `cache clear` took the extracted model out since the plan was made: again.
         _forget(plan["_file"])
@@ -111,6 +104,20 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     if "multiprocessing.spawn" in sys.modules:
         sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
     return carton
+
+
+def plan_for(path: str, home: str) -> dict[str, Any]:
+    """The plan of the model at `path` (absolute) for this interpreter: made by the
+    worker on first use, after locking a section for this interpreter if the lock has
+    none (unless packing at load time is off)."""
+    try:
+        return get_plan(path, home)
+    except WorkerError as exc:
+        if exc.kind != "no-environment":
+            raise
+        from .packing import pack_for_here
+
+        return pack_for_here(path, home, exc)
 
 
 def _extracted(plan: dict[str, Any], home: str) -> bool:

@@ -130,21 +130,13 @@ def _info(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     from . import workerclient
+    from .api import plan_for
     from .describe import format_size
     from .paths import COMPLETE, packages_dir
-    from .plan import get_plan
-    from .workerclient import WorkerError, run_worker
+    from .workerclient import run_worker
 
     home = str(_home())
-    model = os.path.realpath(args.model)
-    try:
-        plan = get_plan(model, home)
-    except WorkerError as exc:
-        if exc.kind != "no-environment":
-            raise
-        from .packing import pack_for_here
-
-        plan = pack_for_here(model, home, exc)
+    plan = plan_for(os.path.realpath(args.model), home)
     wheels = plan["wheels"]
     cache = packages_dir(home)
     had = {sha for sha in wheels if os.path.isfile(os.path.join(cache, sha, COMPLETE))}
