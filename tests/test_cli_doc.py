@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,4 +29,13 @@ def test_the_doc_shows_the_help_as_printed(program: str, command: tuple[str, ...
     proc = subprocess.run([sys.executable, "-m", program, *command, "--help"], env=env,
                           capture_output=True, text=True, check=True)
     shown = f"$ python -m {program} {' '.join((*command, '--help'))}\n{proc.stdout.rstrip()}\n```"
-    assert shown in DOC.read_text(), f"docs/cli.md: update the block for {shown.splitlines()[0]}"
+    assert normal(shown) in normal(DOC.read_text()), \
+        f"docs/cli.md: update the block for {shown.splitlines()[0]}"
+
+
+def normal(text: str) -> str:
+    """The text with argparse's version differences taken out: 3.13 writes
+    `-o, --outdir OUTDIR` where older versions write `-o OUTDIR, --outdir OUTDIR`, and
+    wraps at other columns."""
+    text = re.sub(r"(-\w) ([A-Z_]+), (--[\w-]+) \2\b", r"\1, \3 \2", text)
+    return " ".join(text.split())
