@@ -15,6 +15,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Tests whose subject does not change with the Python version (an example's own
+# behaviour, pip's and uv's reading of a pylock): once per CI run, on the active Python,
+# to keep CI within its time.
+once = pytest.mark.skipif(sys.version_info[:2] != (3, 11),
+                          reason="runs once per CI, on CPython 3.11 (the active one)")
+
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:

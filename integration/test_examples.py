@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, carton
+from .conftest import ROOT, carton, once
 
 TORCH = sorted(Path("/opt/wheels").glob("torch-2.13.0+cpu-*.whl"))
 
@@ -32,11 +32,13 @@ def pack_and_run(example: str, tmp_path: Path, env: dict[str, str],
     return outputs
 
 
+@once
 def test_quickstart(tmp_path: Path, real_env: dict[str, str]) -> None:
     for out in pack_and_run("quickstart", tmp_path, real_env, "1", "2", "3"):
         assert out.endswith(": predict([1.0, 2.0, 3.0]) = [2.5, 4.5, 6.5]"), out
 
 
+@once
 def test_sklearn_model(tmp_path: Path, real_env: dict[str, str]) -> None:
     for out in pack_and_run("sklearn-model", tmp_path, real_env, "7", "2.5"):
         assert out.startswith("scikit-learn ") and out.endswith(

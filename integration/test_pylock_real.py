@@ -12,7 +12,7 @@ import pytest
 
 from tests.factory import make_wheel, write_model
 
-from .conftest import carton
+from .conftest import carton, once
 
 
 def venv(path: Path) -> Path:
@@ -39,6 +39,7 @@ def model(tmp_path: Path, real_env: dict[str, str]) -> Path:
 EXPECTED = {"six": "1.16.0", "idna": "3.7", "localpkg": "1.0"}
 
 
+@once
 def test_pip_installs_the_exported_pylock(tmp_path: Path, model: Path,
                                           real_env: dict[str, str]) -> None:
     python = venv(tmp_path / "pip-venv")
@@ -52,6 +53,7 @@ def test_pip_installs_the_exported_pylock(tmp_path: Path, model: Path,
     assert set(got) - set(EXPECTED) <= {"pip", "setuptools"}
 
 
+@once
 def test_uv_installs_the_exported_pylock(tmp_path: Path, model: Path,
                                          real_env: dict[str, str]) -> None:
     tools = venv(tmp_path / "tools")

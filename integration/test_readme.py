@@ -9,9 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from .conftest import ROOT
+from .conftest import ROOT, once
 
 
 def quick_start_commands() -> list[str]:
@@ -29,8 +27,7 @@ def test_the_quick_start_has_two_commands_and_ci_runs_the_second() -> None:
     assert ci[-1] == tests
 
 
-@pytest.mark.skipif(sys.version_info[:2] != (3, 11),
-                    reason="run once per CI, with the Python the quick start's nox uses here")
+@once
 def test_the_first_command_builds_and_runs_the_example(tmp_path: Path,
                                                        real_env: dict[str, str]) -> None:
     # In a copy of the repository, as a new user's clone (no .nox, no dist, no lock).
