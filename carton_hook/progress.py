@@ -83,9 +83,12 @@ class Progress:
         """The status line as it would be drawn now."""
         with self._lock:
             elapsed = max(time.monotonic() - self._started, 1e-6)
-            line = (f"  {self._done}/{self._packages} packages, "
-                    f"{_mb(self._received)}/{_mb(self._total)} MB "
-                    f"at {_mb(self._received / elapsed)} MB/s")
+            line = f"  {self._done}/{self._packages} packages, "
+            if self._received < self._total:
+                line += (f"{_mb(self._received)}/{_mb(self._total)} MB "
+                         f"at {_mb(self._received / elapsed)} MB/s")
+            else:  # the rest is unpacking and compiling: a rate would only fall
+                line += f"{_mb(self._total)} MB downloaded"
             if self._doing:
                 line += f"; {self._doing}"
         return line
