@@ -224,8 +224,18 @@ def test_dask_workers_run_the_locked_packages(tmp_path: Path,
             for row in rows:
                 assert {k: row[k] for k in LOCKED} == LOCKED
                 assert row["executable"].startswith(str(home)) and row["site"] == []
-            assert len({row["pid"] for row in rows}) >= 1
-        assert len(entries(home)) >= 2
+            first = entries(home)
+            assert client.gather([client.submit(probe, i, pure=False) for i in range(4)])
+            assert entries(home) == first  # a second job: nothing new installed
+        # A worker whose Python the lock has no section for: gone at once, saying why.
+        other = _only_for_another_python(folder, archive)
+        command[1] = str(other)
+        started = time.monotonic()
+        wrong = subprocess.run(command, env={**env, "CARTON_NO_PACK": "1"},
+                               capture_output=True, text=True, timeout=120, check=False)
+        assert wrong.returncode == 1 and time.monotonic() - started < 120
+        assert f"{other}: no lock section for CPython {sys.version_info[0]}." in wrong.stderr
+        assert "the lock has: cp39-" in wrong.stderr and "Traceback" not in wrong.stderr
     finally:
         for worker in workers:
             worker.terminate()
