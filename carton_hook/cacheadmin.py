@@ -2,9 +2,10 @@
 clear it; never taking out what a running process uses (`inuse`).
 
 What is listed and removed: installed wheels (`pythonpackages/py3X/<sha256>`, for every
-Python version), extracted models (`models/`), subprocess prefixes (`envs/`) and plans
-(`plans/`). A folder is removed by renaming it aside under the same locks that publish
-it, then deleting the copy, so no reader ever sees half of one.
+Python version), extracted models (`models/`), the runtimes that executable cartons
+extract (`runtime/py3X/<key>`), subprocess prefixes (`envs/`) and plans (`plans/`). A
+folder is removed by renaming it aside under the same locks that publish it, then
+deleting the copy, so no reader ever sees half of one.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _PYTHON_DIR = re.compile(r"py(\d)(\d+)")
 class Entry:
     """One thing in the cache."""
 
-    kind: str  # "package", "model", "env" or "plan"
+    kind: str  # "package", "model", "runtime", "env" or "plan"
     path: Path
     label: str  # what it is: "requests 2.32.3 (py3.11)", a model's name, ...
     size: int
@@ -65,6 +66,14 @@ def entries(home: Path) -> list[Entry]:
     for folder in sorted(_dirs(Path(models_dir(home)))):
         if not folder.name.startswith(".tmp-"):
             found.append(_entry("model", folder, _model_label(folder)))
+    for pydir in sorted(_dirs(home / "runtime")):
+        version = _PYTHON_DIR.fullmatch(pydir.name)
+        if version is None:
+            continue
+        python = f"py{version[1]}.{version[2]}"
+        for folder in sorted(_dirs(pydir)):
+            if _SHA256.fullmatch(folder.name):
+                found.append(_entry("runtime", folder, f"{folder.name[:12]} ({python})"))
     for folder in sorted(_dirs(home / "envs")):
         if not folder.name.startswith(".tmp-"):
             found.append(_entry("env", folder, folder.name))

@@ -34,6 +34,12 @@ def _main() -> None:
     sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != archive]
     sys.path.insert(0, os.path.join(root, "hook"))
     os.environ["CARTON_RUNTIME_DEPS"] = os.path.join(root, "deps")
+    from carton_hook.inuse import hold
+
+    if not hold(root):  # `cache clear` took it out this very moment
+        sys.stderr.write(f"carton: error: {root} was removed while {sys.argv[0]} started; "
+                         "run it again\n")
+        raise SystemExit(1)
     if os.environ.get("CARTON_INTERPRETER", "").strip().lower() in ("1", "true", "yes", "on"):
         from carton_hook.interpreter import run  # behave like `python` itself
 

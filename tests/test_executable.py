@@ -112,3 +112,35 @@ def test_executable_false_leaves_the_runtime_out(tmp_path: Path, pypi: PackageIn
         assert not [n for n in zf.namelist() if not n.startswith("model/")
                     and n not in ("MANIFEST", "carton.toml")]
     assert out.read_bytes()[:2] == b"PK" and not out.stat().st_mode & stat.S_IXUSR
+
+
+WAITING = {"model.py": "import sys\ndef main():\n    print('up', flush=True)\n"
+                       "    sys.stdin.readline()\n    import alpha\n    print(alpha.VALUE)\n"}
+
+
+def test_the_runtime_is_listed_kept_while_in_use_then_cleared(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        bare_python: Path, hermetic_env: dict[str, str]) -> None:
+    from .conftest import run_hook
+
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "VALUE = 'a1'\n"}))
+    carton = build_carton("alpha\n", WAITING)
+    running = subprocess.Popen([str(bare_python), str(carton)], env=hermetic_env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert running.stdin is not None and running.stdout is not None
+    try:
+        assert running.stdout.readline() == "up\n"
+        listed = run_hook(hermetic_env, "cache", "list", "--json").stdout
+        assert '"kind": "runtime"' in listed
+        proc = run_hook(hermetic_env, "cache", "clear")
+        assert "kept runtime" in proc.stdout, proc.stdout
+        running.stdin.write("go\n")
+        running.stdin.flush()  # its first import now needs the worker, from the runtime
+        assert running.stdout.readline() == "a1\n"
+    finally:
+        running.stdin.close()
+        assert running.wait(timeout=60) == 0
+    assert "removed runtime" in run_hook(hermetic_env, "cache", "clear").stdout
+    again = subprocess.run([str(bare_python), str(carton)], input="\n", env=hermetic_env,
+                           capture_output=True, text=True, check=False)
+    assert (again.returncode, again.stdout) == (0, "up\na1\n"), again.stderr
