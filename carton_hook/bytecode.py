@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from contextlib import suppress
 
 # One job per line: the source path and the path its code objects name, each as the hex
 # of its file-system bytes (no separator or newline can appear in it); one line back when
@@ -116,43 +117,36 @@ class Compiler:
     def _feed(self, proc: subprocess.Popen[bytes]) -> None:
         """Keep one helper busy: up to WINDOW jobs in its pipe, so that it never waits
         for this thread, which shares the GIL with the installing ones. If the helper
-        dies, its jobs and every later one are compiled here."""
+        dies (or misbehaves), the jobs it held are compiled here and the thread ends:
+        the asking threads compile the rest themselves."""
         assert proc.stdin is not None and proc.stdout is not None
+        pending: deque[tuple[Source, _Batch]] = deque()  # written, not acknowledged
         try:
-            alive = proc.stdout.readline() == b"\n"
-        except (OSError, ValueError):
-            alive = False
-        if not alive:
-            return  # the others (and the asking threads) go on without it
-        self.ready += 1
-        sent: deque[tuple[Source, _Batch]] = deque()
-        while alive:
-            try:
-                while len(sent) < WINDOW:
-                    job = self._jobs.get() if not sent else self._jobs.get_nowait()
-                    line = " ".join(os.fsencode(p).hex() for p in job[0]) + "\n"
-                    sent.append(job)
-                    proc.stdin.write(line.encode("ascii"))
+            if proc.stdout.readline() != b"\n":
+                return  # it never started
+            self.ready += 1
+            while True:
+                while len(pending) < WINDOW:
+                    try:
+                        job = self._jobs.get_nowait() if pending else self._jobs.get()
+                    except queue.Empty:
+                        break
+                    pending.append(job)
+                    proc.stdin.write((" ".join(os.fsencode(p).hex() for p in job[0])
+                                      + "\n").encode("ascii"))
                 proc.stdin.flush()
-            except queue.Empty:
-                proc.stdin.flush()
-            except (OSError, ValueError):
-                alive = False
-                break
-            try:
-                alive = proc.stdout.readline() == b"\n"
-            except (OSError, ValueError):
-                alive = False
-            if alive:
+                if proc.stdout.readline() != b"\n":
+                    return  # it died
                 self.helped += 1
-                sent.popleft()[1].finish_one()
-        for source, batch in sent:
-            compile_one(source)  # py_compile replaces a .pyc atomically: no half file
-            batch.finish_one()
-        while True:
-            source, batch = self._jobs.get()
-            compile_one(source)
-            batch.finish_one()
+                pending.popleft()[1].finish_one()
+        except (OSError, ValueError):
+            return  # a broken pipe: it died
+        finally:
+            for source, batch in pending:
+                compile_one(source)  # py_compile replaces a .pyc atomically: no half file
+                batch.finish_one()
+            with suppress(OSError, ValueError):
+                proc.stdin.close()
 
 
 _compiler: Compiler | None = None
