@@ -46,7 +46,6 @@ Source = tuple[str, str]  # (the file written now, the path it will have when pu
 def compile_one(source: Source) -> None:
     """Write `source`'s `.pyc` beside it, naming its final path (errors are ignored)."""
     import py_compile
-    from contextlib import suppress
 
     path, final = source
     with suppress(Exception):  # as the helper does, and pip

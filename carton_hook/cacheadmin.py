@@ -54,26 +54,13 @@ class Removal:
 def entries(home: Path) -> list[Entry]:
     """Everything in the cache at `home`, packages first, each kind sorted by path."""
     found: list[Entry] = []
-    packages = home / "pythonpackages"
-    for pydir in sorted(_dirs(packages)):
-        version = _PYTHON_DIR.fullmatch(pydir.name)
-        if version is None:
-            continue
-        python = f"{version[1]}.{version[2]}"
-        for entry in sorted(_dirs(pydir)):
-            if _SHA256.fullmatch(entry.name):
-                found.append(_entry("package", entry, f"{_project(entry)} (py{python})"))
+    for python, entry in _by_python(home / "pythonpackages"):
+        found.append(_entry("package", entry, f"{_project(entry)} ({python})"))
     for folder in sorted(_dirs(Path(models_dir(home)))):
         if not folder.name.startswith(".tmp-"):
             found.append(_entry("model", folder, _model_label(folder)))
-    for pydir in sorted(_dirs(home / "runtime")):
-        version = _PYTHON_DIR.fullmatch(pydir.name)
-        if version is None:
-            continue
-        python = f"py{version[1]}.{version[2]}"
-        for folder in sorted(_dirs(pydir)):
-            if _SHA256.fullmatch(folder.name):
-                found.append(_entry("runtime", folder, f"{folder.name[:12]} ({python})"))
+    for python, folder in _by_python(home / "runtime"):
+        found.append(_entry("runtime", folder, f"{folder.name[:12]} ({python})"))
     for folder in sorted(_dirs(home / "envs")):
         if not folder.name.startswith(".tmp-"):
             found.append(_entry("env", folder, folder.name))
@@ -138,6 +125,16 @@ def _remove_unused(folder: Path, aside_in: Path) -> bool:
         if fd is not None:
             os.close(fd)
     return True
+
+
+def _by_python(root: Path) -> Iterator[tuple[str, Path]]:
+    """("py3.11", folder) for each `<sha256>` folder in `root/py3X/`, sorted."""
+    for pydir in sorted(_dirs(root)):
+        version = _PYTHON_DIR.fullmatch(pydir.name)
+        if version is not None:
+            for folder in sorted(_dirs(pydir)):
+                if _SHA256.fullmatch(folder.name):
+                    yield f"py{version[1]}.{version[2]}", folder
 
 
 def _entry(kind: str, folder: Path, label: str) -> Entry:
