@@ -134,7 +134,9 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
     failed: dict[str, Exception] = {}
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
-            futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter, progress)
+            # Progress counts what is installed now, not what the cache already had.
+            futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter,
+                                        progress if sha in missing else None)
                        for sha in shas}
             meanwhile()
             for sha, future in futures.items():
