@@ -65,7 +65,7 @@ def stress(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """carton beside a plain venv, shiv, pex, pip and uv (bench/bench.py): writes
-    docs/performance.md. Not in the default sessions (about ten minutes). Arguments go to
+    docs/performance.md. Not in the default sessions (about fifteen minutes). Arguments go to
     bench.py, e.g. `nox -s bench -- --runs 5 --cold-runs 3 --out /tmp/perf.md`."""
     session.install(".", "build", "shiv", "pex", "uv")
     session.run("python", str(ROOT / "bench" / "bench.py"), *session.posargs)

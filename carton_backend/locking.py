@@ -35,18 +35,16 @@ from carton_hook.lockfile import (
 )
 
 from . import atomic
-from .collect import Collector
 from .config import ModelConfig
-from .download import Downloader
 from .environment import Target, check_interpreter, env_id, env_marker, section_for, targets
 from .errors import BuildError, RequirementsError, ResolveError
-from .httpclient import HttpClient
-from .pypi import PublicIndex, pypi_url
 from .requirements import RequirementsFile, build_code_lines, read_tree, requirements_hash
 from .resolve import Resolution, dependency_graph, resolve
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
+
+    from .collect import Collector
 
 log = logging.getLogger("carton")
 WORKERS = 4
@@ -124,6 +122,13 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
     if plan.existing is not None and not plan.keep:
         reason = "--upgrade" if request.upgrading else "the requirements changed"
         log.info("re-resolving every environment: %s", reason)
+    # Here, not at import: packing with a current lock needs none of them (urllib3 and
+    # the index and wheel code cost 0.2 s of imports).
+    from .collect import Collector
+    from .download import Downloader
+    from .httpclient import HttpClient
+    from .pypi import PublicIndex, pypi_url
+
     direct = _direct_requirements(plan.files)
     client = HttpClient()
     downloader = Downloader(client)

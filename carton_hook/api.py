@@ -13,7 +13,7 @@ import os
 import sys
 from importlib.machinery import PathFinder
 
-from . import workerclient
+from . import pycache, workerclient
 from .errors import CartonError
 from .finder import CartonFinder
 from .inuse import hold
@@ -81,17 +81,19 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     home = carton_home()
     path = os.path.realpath(os.fspath(model))
     plan = plan_for(path, home)
-    if _extracted(plan, home) and not hold(plan["model"]):
+    if extracted(plan, home) and not hold(plan["model"]):
         # `cache clear` took the extracted model out since the plan was made: again.
         _forget(plan["_file"])
         plan = get_plan(path, home)
         hold(plan["model"])
     prefix = prefix_dir(plan, home)
-    if not hold(prefix):
+    if not hold(prefix):  # a first run: made while its worker installs
         from .envprefix import ensure_prefix
+        from .trace import mark
 
         ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
         hold(prefix)
+        mark("model: prefix made")
     carton = activate(plan, system_site_packages=system_site_packages)
     carton._prefix = prefix
     # Children started with sys.executable, `python` from PATH or multiprocessing run in
@@ -120,7 +122,7 @@ def plan_for(path: str, home: str) -> dict[str, Any]:
         return pack_for_here(path, home, exc)
 
 
-def _extracted(plan: dict[str, Any], home: str) -> bool:
+def extracted(plan: dict[str, Any], home: str) -> bool:
     """Whether the plan's model folder is one the cache holds (extracted, or packed)."""
     return str(plan["model"]).startswith(os.path.join(home, "models", ""))
 
@@ -143,7 +145,13 @@ def activate(plan: dict[str, Any], *, system_site_packages: bool) -> Carton:
         if shas:
             run_worker("install", plan_file, workerclient.WORKER_PYTHON, *shas)
 
-    finder = CartonFinder(plan, packages_dir(carton_home()), install)
+    home = carton_home()
+    packages = packages_dir(home)
+    finder = CartonFinder(plan, packages, install)
+    # Modules are compiled on first import and their .pyc kept: in the package entries,
+    # and in the model folder where it is the cache's own copy (an extracted .carton).
+    pycache.install([packages, *([plan["model"]] if extracted(plan, home) else [])],
+                    os.path.join(packages, ".tmp"))
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
                     len(sys.meta_path))
     sys.meta_path.insert(position, finder)

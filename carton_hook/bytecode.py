@@ -1,11 +1,16 @@
-"""Compile installed modules to `.pyc` on every core: in this process and in helpers.
+"""Compile modules of the cache before their first import, in other processes: every
+module of some entries (`fetch --compile`), or what a first run's imports will load.
+
+A run compiles what it imports, when it imports it (`pycache`). Compiling everything is
+for images built once and run many times, whose read-only cache should never compile.
+Compiling ahead (`start_ahead`) lets a first run compile on a second core while the
+model's process imports.
 
 Compiling holds the GIL, so threads do not help, and a `multiprocessing` pool costs about
 a hundred milliseconds to start (each child imports its parent's main module), which
 only pays for the biggest wheels. A helper here is a bare `python -I -S` that reads jobs
-on its stdin: it starts in a few milliseconds, once per worker process, while the first
-wheels still download. The thread that asks for a wheel's modules compiles them too, so
-a small wheel never waits for a helper, and a helper that dies only loses its speed.
+on its stdin: it starts in a few milliseconds. The thread that asks compiles too, so a
+small job never waits for a helper, and a helper that dies only loses its speed.
 """
 
 from __future__ import annotations
@@ -16,40 +21,56 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Iterator
 from contextlib import suppress
+from types import CodeType
 
-# One job per line: the source path and the path its code objects name, each as the hex
-# of its file-system bytes (no separator or newline can appear in it); one line back when
-# the job is done. Errors are ignored, as pip and compileall do: a module that does not
-# compile fails when imported, with Python's own message. The helper says when it is
-# ready, so that no job waits for a helper that is still starting.
+# One job per line: the source path as the hex of its file-system bytes (no newline can
+# appear in it); one line back when the job is done. The helper writes each `.pyc` as the
+# module's first import would (`pycache.precompile`, imported from this package's folder,
+# argv[1]; the cache's temporary folder is argv[2]). Errors are ignored, as pip and
+# compileall do: a module that does not compile fails when imported, with Python's own
+# message. The helper says when it is ready, so that no job waits for one still starting.
 _HELPER = """\
-import os, py_compile, sys
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from carton_hook.pycache import precompile
 sys.stdout.write("\\n")
 sys.stdout.flush()
 for line in sys.stdin:
-    path, final = (os.fsdecode(bytes.fromhex(part)) for part in line.split())
     try:
-        py_compile.compile(path, dfile=final, doraise=True)
+        precompile(os.fsdecode(bytes.fromhex(line.strip())), sys.argv[2])
     except Exception:
         pass
     sys.stdout.write("\\n")
     sys.stdout.flush()
 """
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+# The process that compiles ahead of a first run's imports (`start_ahead`): argv[1] is
+# this package's folder, argv[2] the cache's temporary folder, argv[3] a JSON object
+# {"names": [...], "roots": [...], "owner": PID}.
+_AHEAD = """\
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from carton_hook.bytecode import ahead
+job = json.loads(sys.argv[3])
+ahead(job["names"], job["roots"], sys.argv[2], owner=job["owner"])
+"""
+AHEAD_SECONDS = 120
 
 # Jobs a helper holds at once.
 WINDOW = 8
 
-Source = tuple[str, str]  # (the file written now, the path it will have when published)
+Source = str  # a module's path
 
 
-def compile_one(source: Source) -> None:
-    """Write `source`'s `.pyc` beside it, naming its final path (errors are ignored)."""
-    import py_compile
+def compile_one(source: Source, tmp: str) -> None:
+    """Write `source`'s `.pyc`, as its first import would (errors are ignored)."""
+    from .pycache import precompile
 
-    path, final = source
     with suppress(Exception):  # as the helper does, and pip
-        py_compile.compile(path, dfile=final, doraise=True)
+        precompile(source, tmp)
 
 
 class _Batch:
@@ -72,7 +93,8 @@ class _Batch:
 class Compiler:
     """A job queue that this process's threads and `helpers` helper processes share."""
 
-    def __init__(self, helpers: int) -> None:
+    def __init__(self, helpers: int, tmp: str) -> None:
+        self._tmp = tmp
         self._jobs: queue.SimpleQueue[tuple[Source, _Batch]] = queue.SimpleQueue()
         self._helpers = helpers
         self._started = False
@@ -89,7 +111,8 @@ class Compiler:
             for _ in range(self._helpers):
                 try:
                     proc = subprocess.Popen(
-                        [sys.executable, "-I", "-S", "-c", _HELPER], stdin=subprocess.PIPE,
+                        [sys.executable, "-I", "-S", "-c", _HELPER, _PACKAGE_PARENT, self._tmp],
+                        stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
                 except OSError:
                     break  # this process compiles alone
@@ -110,7 +133,7 @@ class Compiler:
             except queue.Empty:
                 batch.done.wait()  # the rest is in the helpers' hands
                 break
-            compile_one(source)
+            compile_one(source, self._tmp)
             owner.finish_one()
 
     def _feed(self, proc: subprocess.Popen[bytes]) -> None:
@@ -131,8 +154,7 @@ class Compiler:
                     except queue.Empty:
                         break
                     pending.append(job)
-                    proc.stdin.write((" ".join(os.fsencode(p).hex() for p in job[0])
-                                      + "\n").encode("ascii"))
+                    proc.stdin.write(os.fsencode(job[0]).hex().encode("ascii") + b"\n")
                 proc.stdin.flush()
                 if proc.stdout.readline() != b"\n":
                     return  # it died
@@ -142,20 +164,161 @@ class Compiler:
             return  # a broken pipe: it died
         finally:
             for source, batch in pending:
-                compile_one(source)  # py_compile replaces a .pyc atomically: no half file
+                compile_one(source, self._tmp)  # a .pyc is renamed into place: no half file
                 batch.finish_one()
             with suppress(OSError, ValueError):
                 proc.stdin.close()
 
 
-_compiler: Compiler | None = None
-_compiler_lock = threading.Lock()
+def compiler(tmp: str) -> Compiler:
+    """A compiler with one helper per core beyond the first (at most 7)."""
+    return Compiler(helpers=max(0, min((os.cpu_count() or 1) - 1, 7)), tmp=tmp)
 
 
-def compiler() -> Compiler:
-    """This process's compiler: one helper per core beyond the first (at most 7)."""
-    global _compiler
-    with _compiler_lock:
-        if _compiler is None:
-            _compiler = Compiler(helpers=max(0, min((os.cpu_count() or 1) - 1, 7)))
-        return _compiler
+def tree_sources(root: str) -> list[Source]:
+    """The modules of an installed tree: every `.py` file but those in `*.dist-info` and
+    in the scheme folders `bin/`, `include/` and `data/` (scripts, headers and data
+    files, which pip does not compile either), unless such a folder is a package."""
+    found: list[Source] = []
+    for folder, dirs, files in os.walk(root):
+        if folder == root:
+            dirs[:] = [d for d in dirs if not d.endswith(".dist-info") and not (
+                d in ("bin", "include", "data")
+                and not os.path.isfile(os.path.join(root, d, "__init__.py")))]
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        found.extend(os.path.join(folder, name) for name in sorted(files)
+                     if name.endswith(".py"))
+    return found
+
+
+def start_ahead(names: list[str], roots: list[str], tmp: str) -> None:
+    """Start a process that compiles, on another core, the modules that importing
+    `names` (dotted) will load from the folders `roots`, while the model's process
+    imports them: each module is compiled by whichever of the two gets to it first (the
+    other waits for its `.pyc`, `pycache`), so a first run compiles on two cores. Not on
+    a machine with one core, where it would only compete. It outlives the worker (this
+    process), and ends when done, when the model's process (this one's parent) has ended,
+    or after AHEAD_SECONDS; in the same process group, so Ctrl-C ends it too."""
+    if (os.cpu_count() or 1) < 2 or not names or not roots:
+        return
+    import json
+
+    with suppress(OSError):
+        subprocess.Popen(  # no pipe of the worker's caller: it does not wait for this one
+            [sys.executable, "-I", "-S", "-c", _AHEAD, _PACKAGE_PARENT, tmp,
+             json.dumps({"names": names, "roots": roots, "owner": os.getppid()})],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def ahead(names: list[str], roots: list[str], tmp: str, seconds: float = AHEAD_SECONDS,
+          owner: int | None = None) -> list[str]:
+    """Compile the modules that importing `names` loads, following the imports in
+    their module-level code, breadth first, while the process `owner` lives; returns the
+    modules compiled or read, in order. Imports inside functions are not followed (they
+    run later, if at all)."""
+    import time
+
+    from .pycache import precompile
+
+    with suppress(OSError, AttributeError):
+        os.nice(5)  # the model's own process comes first
+    deadline = time.monotonic() + seconds
+    queue = deque(names)
+    seen = set(names)
+    homes: dict[str, list[str]] = {}
+    done: list[str] = []
+    while queue and time.monotonic() < deadline and _alive(owner):
+        name = queue.popleft()
+        found = _locate(name, roots, homes)
+        if found is None:
+            continue
+        path, is_package = found
+        try:
+            code = precompile(path, tmp)
+        except OSError:
+            continue
+        if code is None:
+            continue
+        done.append(name)
+        for imported in module_imports(code, name, is_package):
+            parts = imported.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c imports a and a.b first
+                dotted = ".".join(parts[:i])
+                if dotted not in seen:
+                    seen.add(dotted)
+                    queue.append(dotted)
+    return done
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or os.name == "nt":  # there, os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # there, but not ours to signal
+    return True
+
+
+def _locate(name: str, roots: list[str],
+            homes: dict[str, list[str]]) -> tuple[str, bool] | None:
+    """The source file of module `name` in one of `roots`, and whether it is a package;
+    `homes` remembers which roots hold each top-level name."""
+    parts = name.split(".")
+    where = homes.get(parts[0])
+    if where is None:
+        where = homes[parts[0]] = [
+            root for root in roots if os.path.isdir(os.path.join(root, parts[0]))
+            or os.path.isfile(os.path.join(root, parts[0] + ".py"))]
+    for root in where:
+        base = os.path.join(root, *parts)
+        init = os.path.join(base, "__init__.py")
+        if os.path.isfile(init):
+            return init, True
+        if os.path.isfile(base + ".py"):
+            return base + ".py", False
+    return None
+
+
+def module_imports(code: CodeType, name: str, is_package: bool) -> Iterator[str]:
+    """The absolute names that the module-level code of module `name` imports: each
+    `import x.y`, and `from .z import w` (z, and z.w in case it is a module). Read off
+    the bytecode (`LOAD_CONST level; LOAD_CONST fromlist; IMPORT_NAME name`, the same in
+    3.10-3.13): `dis` would cost a third of the compiling time."""
+    import dis
+
+    load_const, import_name = dis.opmap["LOAD_CONST"], dis.opmap["IMPORT_NAME"]
+    extended, cache = dis.opmap["EXTENDED_ARG"], dis.opmap.get("CACHE", -1)
+    package = name if is_package else name.rpartition(".")[0]
+    raw, consts, names = code.co_code, code.co_consts, code.co_names
+    before = after = (-1, 0)  # the two instructions before this one
+    high = 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | high
+        if op == extended:
+            high = arg << 8
+            continue
+        high = 0
+        if op == cache:
+            continue
+        if op == import_name and before[0] == load_const and after[0] == load_const:
+            full = _absolute(names[arg], consts[before[1]], package)
+            if full:
+                yield full
+                fromlist = consts[after[1]]
+                if isinstance(fromlist, tuple):
+                    yield from (f"{full}.{item}" for item in fromlist if item != "*")
+        before, after = after, (op, arg)
+
+
+def _absolute(target: str, level: object, package: str) -> str | None:
+    """The absolute name of `import target` at `level` in `package` (None if it climbs
+    out of it)."""
+    if not isinstance(level, int) or level == 0:
+        return target
+    base = package.split(".") if package else []
+    if not base or level > len(base):
+        return None
+    return ".".join([*base[:len(base) - (level - 1)], *filter(None, [target])])

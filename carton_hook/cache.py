@@ -59,20 +59,53 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
 @contextlib.contextmanager
 def _locked(root: Path, sha256: str) -> Iterator[None]:
     """Hold the file lock of `sha256`'s entry (flock: it dies with its holder)."""
-    from filelock import FileLock, Timeout
-
     for sub in (".locks", ".tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / ".locks" / f"{sha256}.lock"))
+    path = str(root / ".locks" / f"{sha256}.lock")
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): filelock's lock, under the same name
+        with _filelock(path, root, sha256):
+            yield
+        return
+    # flock itself, as filelock takes it on POSIX (the two exclude each other), without
+    # filelock's import: 20-80 ms of every first run (docs/performance.md).
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _waited_too_long(root, sha256) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)  # which releases the lock
+
+
+@contextlib.contextmanager
+def _filelock(path: str, root: Path, sha256: str) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path)
     try:
         lock.acquire(timeout=LOCK_TIMEOUT)
     except Timeout:
-        raise CacheError(f"waited {LOCK_TIMEOUT:.0f} s for another process to install "
-                         f"{sha256} into {root}; is one stuck?") from None
+        raise _waited_too_long(root, sha256) from None
     try:
         yield
     finally:
         lock.release()
+
+
+def _waited_too_long(root: Path, sha256: str) -> CacheError:
+    return CacheError(f"waited {LOCK_TIMEOUT:.0f} s for another process to install "
+                      f"{sha256} into {root}; is one stuck?")
 
 
 def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:

@@ -57,6 +57,10 @@ def parser() -> argparse.ArgumentParser:
                                        "a time, so that MODEL then runs offline (and a "
                                        "container image can hold them in a layer).")
     fetch.add_argument("model", metavar="MODEL", type=Path)
+    fetch.add_argument("--compile", action="store_true",
+                       help="also compile every module of those packages (and of the "
+                            "extracted model) now, on every core, instead of each one on "
+                            "its first import: for an image whose cache is read-only")
 
     verify = sub.add_parser("verify", parents=[common], help="check a carton (and the cache)",
                             description="Check MODEL against its MANIFEST, its lock, and "
@@ -132,24 +136,58 @@ def _fetch(args: argparse.Namespace) -> int:
     from . import workerclient
     from .api import plan_for
     from .describe import format_size
+    from .envprefix import ensure_prefix
     from .paths import COMPLETE, packages_dir
     from .workerclient import run_worker
 
     home = str(_home())
+    started, since = time.monotonic(), time.time()
+    # Making the plan on a first run already installs what the model imports: those
+    # count as fetched here (their markers are newer than this command).
     plan = plan_for(os.path.realpath(args.model), home)
     wheels = plan["wheels"]
     cache = packages_dir(home)
-    had = {sha for sha in wheels if os.path.isfile(os.path.join(cache, sha, COMPLETE))}
-    started = time.monotonic()
-    missing = sorted(set(wheels) - had)
+    had = {sha for sha in wheels if _published_before(os.path.join(cache, sha, COMPLETE), since)}
+    missing = sorted(sha for sha in set(wheels) - had
+                     if not os.path.isfile(os.path.join(cache, sha, COMPLETE)))
     if missing:
         run_worker("install", plan["_file"], workerclient.WORKER_PYTHON, *missing)
-    size = sum(wheels[sha]["size"] for sha in missing)
+    # And the prefix a run makes (its subprocesses' environment): a cache filled here
+    # may be read-only when the model runs.
+    ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
+    fetched = sorted(set(wheels) - had)
+    size = sum(wheels[sha]["size"] for sha in fetched)
     if not args.quiet:
         print(f"{plan['name']} {plan['version']}: {len(wheels)} packages cached in {cache} "
-              f"({len(missing)} fetched, {format_size(size)}, in "
+              f"({len(fetched)} fetched, {format_size(size)}, in "
               f"{time.monotonic() - started:.1f} s; {len(had)} were already there)")
+    if args.compile:
+        _compile_all(plan, cache, home, args.quiet)
     return EXIT_OK
+
+
+def _published_before(marker: str, since: float) -> bool:
+    try:
+        return os.stat(marker).st_mtime < since
+    except OSError:
+        return False
+
+
+def _compile_all(plan: dict[str, object], cache: str, home: str, quiet: bool) -> None:
+    """Compile every module of the plan's cache entries, and of its model folder where
+    that is the cache's own copy, as their first imports would."""
+    from .api import extracted
+    from .bytecode import compiler, tree_sources
+
+    roots = [os.path.join(cache, sha) for sha in sorted(plan["wheels"])]  # type: ignore[call-overload]
+    if extracted(plan, home):
+        roots.append(str(plan["model"]))
+    started = time.monotonic()
+    sources = [source for root in roots for source in tree_sources(root)]
+    compiler(os.path.join(cache, ".tmp")).compile(sources)
+    if not quiet:
+        print(f"{plan['name']} {plan['version']}: {len(sources)} modules compiled in "
+              f"{time.monotonic() - started:.1f} s")
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -166,13 +166,25 @@ class CartonFinder:
         return sorted({os.path.dirname(w["dist_info"]) for w in self.plan["wheels"].values()
                        if w["dist_info"]})
 
+    def _complete(self, sha: str) -> bool:
+        return _isfile(_join(self.cache_root, sha, COMPLETE))
+
     def ensure_installed(self, shas: list[str]) -> None:
-        """Install the wheels `shas` and the wheels they depend on (prefetched together)."""
+        """Install the wheels `shas` and the wheels they depend on (prefetched together),
+        or wait for the plan's worker, which installs them already."""
         with self._lock:
-            missing = [s for s in closure(self.plan, shas)
-                       if not _isfile(_join(self.cache_root, s, COMPLETE))]
+            wanted = closure(self.plan, shas)
+            failed: dict[str, str] = {}
+            background = self.plan.get("_background")
+            if background is not None:
+                # The plan's worker is installing what the model's source imports: wait
+                # for the wheels imported now; those they depend on are waited for when
+                # they are imported (torch needs none of sympy's 1,500 files to import).
+                background.wait(shas, self._complete)
+                failed = background.failed
+                wanted = [s for s in wanted if s in shas or s not in background.shas]
+            missing = [s for s in wanted if not self._complete(s)]
             # What this run's plan step already failed to install: say why at once.
-            failed = self.plan.get("_prefetch_failed") or {}
             for s in missing:
                 if s in failed:
                     raise CartonError(failed[s])

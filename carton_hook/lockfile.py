@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,10 +174,11 @@ def dump_lock(lock: Lock) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def load_lock(path: Path) -> Lock:
-    """Read and validate a lockfile; every problem is a `LockError` naming the key."""
+def load_lock(path: Path, read: Callable[[], bytes] | None = None) -> Lock:
+    """Read and validate a lockfile (with `read`, if given: its bytes from elsewhere, such
+    as the archive it is extracted from); every problem is a `LockError` naming the key."""
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if read is None else read()
     except FileNotFoundError:
         raise LockError(str(path), "not found; run `python -m carton_backend lock`") from None
     except OSError as exc:

@@ -49,8 +49,8 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str,
     plan = get_plan(str(target), home)
     if target != model:
         # The carton's own plan key now leads to the locked copy.
-        copied = {k: v for k, v in plan.items() if k != "_file"}
-        copied["identity"] = plan_identity(model_path)
+        copied = dict(plan, identity=plan_identity(model_path))
         Path(plan_path(model_path, home)).write_bytes(dump_plan(copied))
-        plan = get_plan(model_path, home)
+        plan = {**get_plan(model_path, home),
+                **{k: v for k, v in copied.items() if k.startswith("_") and k != "_file"}}
     return plan

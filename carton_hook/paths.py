@@ -1,12 +1,14 @@
 """Where the runtime keeps things: `$CARTON_HOME` (default `~/.carton`) and its layout.
 
-    pythonpackages/py{MAJOR}{MINOR}/<sha256>/   one installed wheel, never changed once published
+    pythonpackages/py{MAJOR}{MINOR}/<sha256>/   one installed wheel; once published, only the
+                                                .pyc of its modules are added (pycache)
     pythonpackages/py{MAJOR}{MINOR}/.locks/     one lock file per wheel (never deleted)
     pythonpackages/py{MAJOR}{MINOR}/.tmp/       work folders; a killed run leaves them here
     models/<manifest-sha256>/                   the model folder of a .carton, extracted once
     models/packed-<key>/                        a copy locked for a new interpreter at load time
     plans/<key>.plan                            the answer of selection for one carton and
                                                 one interpreter, read on the warm path
+    plans/<key>.plan.lock                       held while the plan is made (never deleted)
     envs/<key>/                                 the venv-like prefix its subprocesses run in
 """
 

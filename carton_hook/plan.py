@@ -14,7 +14,7 @@ import sys
 
 from . import workerclient
 from .paths import COMPLETE, PLAN_SUFFIX, plans_dir
-from .workerclient import run_worker
+from .workerclient import start_worker
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
@@ -71,19 +71,74 @@ def get_plan(model: str, home: str) -> dict[str, Any]:
     identity = plan_identity(model)
     path = os.path.join(plans_dir(home), _key(identity) + PLAN_SUFFIX)
     plan = _read(path, identity)
-    if plan is None:
-        # With the interpreter: also install what the model's source imports (predict.py).
-        out = run_worker("plan", model, path, identity, workerclient.WORKER_PYTHON)
+    if plan is not None:
+        return plan
+    # Processes of one model started together (a Pool, an executor's workers) make the
+    # plan once: the first makes it, the others wait for it, then read it.
+    lock = _lock(path)
+    try:
         plan = _read(path, identity)
-        if plan is None:
-            raise OSError(f"the worker wrote no readable plan at {path}")
-        last = out.strip().rpartition("\n")[2]
-        if last.startswith('{"prefetch-failed"'):
-            import json
+        if plan is not None:
+            return plan
+        # With the interpreter: also install what the model's source imports (predict.py).
+        # The worker holds the lock (its copy of the descriptor) until it has installed
+        # them, so that processes started together wait for those too; this process goes
+        # on as soon as the plan is written.
+        from .trace import mark
 
-            # Kept in memory only: this run's imports report these, the next run retries.
-            plan["_prefetch_failed"] = json.loads(last)["prefetch-failed"]
+        mark("model: starting the worker")
+        background = start_worker("plan", model, path, identity,
+                                  workerclient.WORKER_PYTHON, keep_fd=lock,
+                                  meanwhile=lambda: _extract_meanwhile(model, home))
+        mark("model: going on")
+    finally:
+        if lock is not None:
+            os.close(lock)
+    plan = _read(path, identity)
+    if plan is None:
+        raise OSError(f"the worker wrote no readable plan at {path}")
+    if background is not None:  # in memory only: this run's imports wait for it
+        plan["_background"] = background
     return plan
+
+
+def _extract_meanwhile(model: str, home: str) -> None:
+    """Extract a .carton while the worker's interpreter starts and imports what it needs
+    (~150 ms on one core, while this process would wait on the other): the worker then
+    finds the model's folder published. A failure is the worker's to report: it opens
+    the model again."""
+    if not os.path.isfile(model):
+        return  # a model folder: nothing to extract
+    from pathlib import Path
+
+    from .errors import CartonError
+    from .source import open_model
+    from .trace import mark
+
+    try:
+        open_model(Path(model), Path(home))
+    except (CartonError, OSError, ValueError, KeyError):
+        return
+    mark("model: model opened")
+
+
+def _lock(plan_file: str) -> int | None:
+    """Hold the lock of making `plan_file` (flock: it dies with its holder); None where
+    it cannot be taken (a read-only cache, no flock): then each process makes its own."""
+    try:
+        import fcntl
+
+        os.makedirs(os.path.dirname(plan_file), exist_ok=True)
+        fd = os.open(plan_file + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                     0o644)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def read_plan(path: str) -> dict[str, Any] | None:
@@ -92,9 +147,10 @@ def read_plan(path: str) -> dict[str, Any] | None:
 
 
 def dump_plan(plan: dict[str, Any]) -> bytes:
-    """A plan's bytes. marshal, because the warm path reads it without importing json;
-    the plan's key covers the interpreter, so marshal's version never differs."""
-    return marshal.dumps({k: v for k, v in plan.items() if k != "_file"})
+    """A plan's bytes (without the keys that start with `_`: this process's own). marshal,
+    because the warm path reads it without importing json; the plan's key covers the
+    interpreter, so marshal's version never differs."""
+    return marshal.dumps({k: v for k, v in plan.items() if not k.startswith("_")})
 
 
 def _read(path: str, identity: str | None) -> dict[str, Any] | None:

@@ -8,6 +8,11 @@ short first run says nothing. Then one line says what the run is doing, and a st
 line below it is redrawn in place a few times a second: packages done, bytes, rate,
 what is being unpacked. It is cleared at the end.
 
+The plan's worker installs on while the model's process runs (workerclient.Background).
+The terminal is then the model's: the status line is drawn only while the model's
+process waits for a wheel, and cleared before it goes on. It says so on the worker's
+stdin, and waits for the worker's reply that nothing more will be drawn.
+
 No library draws it: a line of text is all it takes, the worker imports as little as
 it can, and a model may lock tqdm or rich at other versions (see docs/runtime.md).
 """
@@ -15,14 +20,22 @@ it can, and a model may lock tqdm or rich at other versions (see docs/runtime.md
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TextIO
 
 TICK = 0.25
 
 
-def from_env() -> Progress | None:
-    """The progress line the parent asked for, or None."""
+def from_env(answer: Callable[[str], None] | None = None) -> Progress | None:
+    """The progress line the parent asked for, or None. A parent that goes on while this
+    process installs (`CARTON_PROGRESS_LISTEN`) says on stdin when it waits (`listen`);
+    `answer` replies to it."""
     fd = os.environ.get("CARTON_PROGRESS_FD", "")
     if not fd.isdigit():
         return None
@@ -30,7 +43,18 @@ def from_env() -> Progress | None:
         after = float(os.environ.get("CARTON_PROGRESS_AFTER", "1"))
     except ValueError:
         after = 1.0
-    return Progress(int(fd), after)
+    progress = Progress(int(fd), after)
+    if answer is not None and os.environ.get("CARTON_PROGRESS_LISTEN") == "1":
+        progress.listen(sys.stdin, answer)
+    return progress
+
+
+# What the model's process says on the worker's stdin, and the worker's reply: the model
+# waits (draw), or goes on (clear the line, draw nothing until it waits again; replied to
+# once nothing more will be drawn, so the model's own output never follows a status line).
+WAITING = "waiting"
+GOING_ON = "going-on"
+QUIET = '{"quiet": true}'
 
 
 class Progress:
@@ -40,6 +64,7 @@ class Progress:
         self._fd = fd
         self._after = after
         self._lock = threading.Lock()
+        self._draw = threading.Lock()  # held while drawing, and to stop the drawing
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._title = ""
@@ -48,13 +73,19 @@ class Progress:
         self._total = 0
         self._received = 0
         self._doing = ""
-        self._drawn = False
+        self._titled = False
+        self._on_screen = False  # a status line is drawn, not cleared
+        self._held = False
         self._started = 0.0
+        self._since = 0.0  # when the model's process began to wait
+        # The model's process: once it has ended, its terminal is the shell's again.
+        self._parent = os.getppid()
 
     def start(self, title: str, packages: int, total: int) -> None:
         """Begin a run of `packages` packages of `total` bytes to download."""
         self._title, self._packages, self._total = title, packages, total
         self._started = time.monotonic()
+        self._since = max(self._since, self._started)
         self._thread = threading.Thread(target=self._tick, daemon=True, name="carton-progress")
         self._thread.start()
 
@@ -67,17 +98,47 @@ class Progress:
         with self._lock:
             self._doing = what
 
-    def finished_one(self) -> None:
+    def finished_one(self, what: str = "") -> None:
+        """One more package is installed; `what` it was doing is done."""
         with self._lock:
             self._done += 1
+            if what and self._doing == what:
+                self._doing = ""
 
     def stop(self) -> None:
         """Stop drawing, and clear the status line."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._drawn:
-            self._write("\r\x1b[K")
+        self.hold()
+
+    def hold(self) -> None:
+        """Clear the status line and draw nothing until `resume`: the model's process
+        goes on, and its output must not follow a status line."""
+        with self._draw:
+            self._held = True
+            if self._on_screen:
+                self._write("\r\x1b[K")
+            self._on_screen = False
+
+    def resume(self) -> None:
+        """The model's process waits again: draw, after the first `after` seconds."""
+        with self._draw:
+            self._held = False
+            self._since = time.monotonic()
+
+    def listen(self, stream: TextIO, answer: Callable[[str], None]) -> None:
+        """Follow what the model's process says on `stream` (WAITING, GOING_ON), in a
+        thread of its own. Until it says GOING_ON, it is taken to be waiting."""
+        def follow() -> None:
+            for line in stream:
+                if line.strip() == WAITING:
+                    self.resume()
+                elif line.strip() == GOING_ON:
+                    self.hold()
+                    answer(QUIET)
+
+        threading.Thread(target=follow, daemon=True, name="carton-progress-listen").start()
 
     def status(self) -> str:
         """The status line as it would be drawn now."""
@@ -94,24 +155,35 @@ class Progress:
         return line
 
     def _tick(self) -> None:
-        if self._stop.wait(self._after):
-            return
-        self._write(f"carton: {self._title}\n")
-        self._drawn = True
         while True:
-            try:
-                width = os.get_terminal_size(self._fd).columns or 80  # 0: not known
-            except OSError:
-                width = 80
-            self._write("\r\x1b[K" + self.status()[:max(width - 1, 10)])
-            if self._stop.wait(TICK):
+            with self._draw:
+                due = self._since + self._after - time.monotonic()
+                if not self._held and due <= 0:
+                    self._draw_now()
+            if self._stop.wait(TICK if self._held else min(TICK, max(due, 0.01))):
                 return
 
-    def _write(self, text: str) -> None:
+    def _draw_now(self) -> None:
+        if not self._titled:
+            self._write(f"carton: {self._title}\n")
+            self._titled = True
+        try:
+            width = os.get_terminal_size(self._fd).columns or 80  # 0: not known
+        except OSError:
+            width = 80
+        self._on_screen = self._write("\r\x1b[K" + self.status()[:max(width - 1, 10)])
+
+    def _write(self, text: str) -> bool:
+        """Whether `text` reached the terminal (if not, nothing more is drawn)."""
+        if os.getppid() != self._parent:
+            self._stop.set()  # the model's process ended while this one installs on
+            return False
         try:
             os.write(self._fd, text.encode("utf-8", "replace"))
         except OSError:
             self._stop.set()  # the terminal went away: draw nothing more
+            return False
+        return True
 
 
 def _mb(count: float) -> str:

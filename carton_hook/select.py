@@ -15,6 +15,7 @@ from typing import Any
 from .errors import CartonError
 from .lockfile import (
     DIST_INFO_DIR,
+    LOCK_PATH,
     Environment,
     Lock,
     Package,
@@ -22,7 +23,7 @@ from .lockfile import (
     load_lock,
 )
 from .plan import PLAN_FORMAT
-from .source import Model
+from .source import Model, ModelFiles
 
 
 class NoEnvironmentError(CartonError, LookupError):
@@ -51,10 +52,14 @@ def applicable(lock: Lock) -> Environment | None:
     return first_applicable(lock, menv, check_tags=True)
 
 
-def make_plan(model: Model) -> dict[str, Any]:
+def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
     """What the warm path needs, and nothing more: the import index, the wheels and
-    where their pack-time metadata lives."""
-    lock = load_lock(model.lock_path)
+    where their pack-time metadata lives (read from `files`: the model folder, or the
+    archive it is being extracted from)."""
+    if files is None:
+        with ModelFiles(model) as opened:
+            return make_plan(model, opened)
+    lock = load_lock(model.lock_path, lambda: files.read(LOCK_PATH))
     section = applicable(lock)
     if section is None:
         raise NoEnvironmentError(model, lock, "lock it for this interpreter: "
@@ -66,7 +71,7 @@ def make_plan(model: Model) -> dict[str, Any]:
     shared: dict[str, list[str]] = {}
     for package in section.packages:
         sha = package.wheel.sha256
-        dist_info = _dist_info(model.root / DIST_INFO_DIR / sha)
+        dist_info = _dist_info(files, model.root, f"{DIST_INFO_DIR}/{sha}")
         wheels[sha] = {
             "name": package.wheel.name,
             "dist": package.name,
@@ -91,7 +96,7 @@ def make_plan(model: Model) -> dict[str, Any]:
             for i in range(1, len(parts)):
                 owners.setdefault(".".join(parts[:i]), []).append(sha)
     namespaces = {n: sorted(set(shas)) for n, shas in owners.items() if n not in imports}
-    listed = _top_level_listing(imports, namespaces, wheels)
+    listed = _top_level_listing(imports, namespaces, wheels, files, model.root)
     for sha, order in preloads(section).items():
         wheels[sha]["preload"] = order
         wheels[sha]["deps"] = sorted({*wheels[sha]["deps"], *(s for s, _ in order)})
@@ -116,7 +121,8 @@ def make_plan(model: Model) -> dict[str, Any]:
 
 
 def _top_level_listing(imports: dict[str, str], namespaces: dict[str, list[str]],
-                       wheels: dict[str, Any]) -> dict[str, bool]:
+                       wheels: dict[str, Any], files: ModelFiles,
+                       root: Path) -> dict[str, bool]:
     """Every top-level name the lock provides, and whether it is a package: what
     `pkgutil.iter_modules()` lists for it, known without installing anything."""
     listed = {name: True for name in namespaces if "." not in name}
@@ -125,12 +131,12 @@ def _top_level_listing(imports: dict[str, str], namespaces: dict[str, list[str]]
         if "." in name:
             continue
         if sha not in folders:
-            folders[sha] = _installed_folders(wheels[sha])
+            folders[sha] = _installed_folders(wheels[sha], files, root)
         listed[name] = name in folders[sha]
     return dict(sorted(listed.items()))
 
 
-def _installed_folders(wheel: dict[str, Any]) -> set[str]:
+def _installed_folders(wheel: dict[str, Any], files: ModelFiles, root: Path) -> set[str]:
     """The top-level folders of a wheel's installed tree (below each import root), from
     its pack-time RECORD."""
     import csv
@@ -140,11 +146,11 @@ def _installed_folders(wheel: dict[str, Any]) -> set[str]:
     if not wheel["dist_info"]:
         return set()
     try:
-        with open(os.path.join(wheel["dist_info"], "RECORD"), encoding="utf-8",
-                  newline="") as f:
-            rows = [row[0] for row in csv.reader(f) if row]
-    except OSError:
+        raw = files.read(Path(wheel["dist_info"], "RECORD").relative_to(root).as_posix())
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
         return set()
+    rows = [row[0] for row in csv.reader(text.splitlines()) if row]
     found = set()
     for path in install_paths(rows):
         for root in wheel["roots"]:
@@ -209,7 +215,7 @@ def stdlib_paths() -> list[str]:
     return sorted(found)
 
 
-def _dist_info(folder: Path) -> Path | None:
-    found = sorted(folder.glob("*.dist-info")) if folder.is_dir() else []
-    return found[0] if found else None
+def _dist_info(files: ModelFiles, root: Path, relpath: str) -> Path | None:
+    found = [name for name in files.folders(relpath) if name.endswith(".dist-info")]
+    return root / relpath / found[0] if found else None
 

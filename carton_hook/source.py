@@ -9,6 +9,7 @@ stay in the archive (the cache reads them from there when they are first importe
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sys
 import zipfile
@@ -26,9 +27,9 @@ from .archive import (
 )
 from .errors import ArchiveError, CartonError
 from .lockfile import BUNDLED_DIR, LOCK_PATH
+from .membernames import name_problem
 from .paths import COMPLETE, models_dir
 from .publish import is_published, publishing
-from .wheelcheck import name_problem
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,11 @@ class Model:
         return self.root / LOCK_PATH
 
 
-def open_model(path: Path, home: Path) -> Model:
-    """Open MODEL, extracting a `.carton` file on first use."""
+def open_model(path: Path, home: Path, extract: bool = True) -> Model:
+    """Open MODEL, extracting a `.carton` file on first use (unless not `extract`: then
+    its folder may not be there yet, and `ModelFiles` reads it)."""
     if path.is_file():
-        return _open_archive(path, home)
+        return _open_archive(path, home, extract)
     if (path / CARTON_TOML).is_file() and (path / MANIFEST).is_file():
         info = parse_carton_toml((path / CARTON_TOML).read_bytes(), str(path))
         return Model(path / "model", info.name, info.version, info.entrypoint)
@@ -78,7 +80,63 @@ def _open_folder(path: Path) -> Model:
     return Model(path, str(name), str(version), str(entrypoint))
 
 
-def _open_archive(path: Path, home: Path) -> Model:
+class ModelFiles:
+    """The files of a model folder, readable before a `.carton` is extracted: out of the
+    archive, each checked against its MANIFEST hash (what extracting it checks), or from
+    disk (a folder, or an archive already extracted). The worker selects the lock
+    section from these while the model's process extracts the archive (plan.py)."""
+
+    def __init__(self, model: Model) -> None:
+        self._root = model.root
+        self._where = str(model.archive)
+        self._zf: zipfile.ZipFile | None = None
+        self._manifest: dict[str, str] = {}
+        self._folders: dict[str, set[str]] | None = None  # folder -> the folders in it
+        if model.archive is not None and not is_published(model.root):
+            try:
+                zf = zipfile.ZipFile(model.archive)
+                self._manifest = parse_manifest(zf.read(MANIFEST), self._where)
+            except (OSError, zipfile.BadZipFile, KeyError) as exc:
+                raise ArchiveError(self._where, f"cannot read: {exc}") from exc
+            self._zf = zf
+
+    def __enter__(self) -> ModelFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._zf is not None:
+            self._zf.close()
+
+    def read(self, relpath: str) -> bytes:
+        """The bytes of `relpath` (below the model folder); FileNotFoundError if absent."""
+        if self._zf is None:
+            return (self._root / relpath).read_bytes()
+        member = MODEL_PREFIX + relpath
+        expected = self._manifest.get(member)
+        if expected is None:
+            raise FileNotFoundError(f"{self._where}: no {member}")
+        data = self._zf.read(member)
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ArchiveError(self._where, f"{member} does not match its MANIFEST hash")
+        return data
+
+    def folders(self, relpath: str) -> list[str]:
+        """The names of the folders in `relpath` (none if it is absent), sorted."""
+        if self._zf is None:
+            try:
+                return sorted(e.name for e in os.scandir(self._root / relpath) if e.is_dir())
+            except OSError:
+                return []
+        if self._folders is None:  # one pass over the archive's names, not one per call
+            self._folders = {}
+            for member in self._manifest:
+                parts = member[len(MODEL_PREFIX):].split("/")[:-1]
+                for i in range(len(parts)):
+                    self._folders.setdefault("/".join(parts[:i]), set()).add(parts[i])
+        return sorted(self._folders.get(relpath, ()))
+
+
+def _open_archive(path: Path, home: Path, extract: bool = True) -> Model:
     where = str(path)
     check_end_record(path)
     try:
@@ -90,7 +148,7 @@ def _open_archive(path: Path, home: Path) -> Model:
             raw_manifest = zf.read(MANIFEST)
             info = parse_carton_toml(zf.read(CARTON_TOML), where)
             root = Path(models_dir(home), hashlib.sha256(raw_manifest).hexdigest())
-            if not is_published(root):
+            if extract and not is_published(root):
                 _extract(zf, parse_manifest(raw_manifest, where), names, root, where)
     except zipfile.BadZipFile as exc:
         raise ArchiveError(where, f"not a .carton archive ({exc})") from exc

@@ -5,7 +5,8 @@ The carton: every archive member against MANIFEST (or the files of an unpacked c
 the lock's schema, every bundled wheel against its locked sha256 and its own RECORD,
 with the same validator the build half and the runtime use. The cache (`--cache`):
 every entry of a wheel the lock names is re-hashed against the RECORD it was installed
-with; each `.pyc` must hold the code its source compiles to; any other file is
+with; each `.pyc` (written by the first import of its module, or by `fetch --compile`)
+must hold the code its source compiles to, for this interpreter; any other file is
 unexpected. `--remove` takes entries that fail out of the cache (the next run installs
 them again). Nothing here opens a socket or runs code from the carton.
 """
@@ -233,22 +234,32 @@ def _pyc_problems(entry: Path, relpaths: list[str]) -> list[str]:
 
 
 def _pyc_problem(entry: Path, relpath: str) -> str | None:
-    """A compiled file is right if it holds the code its source compiles to."""
+    """A compiled file is legitimate if it is what the first import of its source (or
+    `fetch --compile`) writes: named for this interpreter, with its magic number, holding
+    the code the source compiles to. (A header whose time differs from the source's, as
+    after a copy that did not keep file times, is not a finding: Python ignores that
+    file and compiles the source again.)"""
+    import sys
+    from importlib.util import MAGIC_NUMBER
+
     pyc = entry / relpath
     folder = pyc.parent.parent
     stem, _, rest = pyc.name.partition(".")
     source = folder / f"{stem}.py"
     if not source.is_file():
         return "compiled code without its source"
-    optimize = 0
-    if ".opt-" in rest:
-        level = rest.split(".opt-", 1)[1].split(".", 1)[0]
-        optimize = int(level) if level.isdigit() else 0
+    tag, _, level = rest.removesuffix(".pyc").partition(".opt-")
+    if tag != sys.implementation.cache_tag or not rest.endswith(".pyc") or (
+            level and level not in ("1", "2")):
+        return f"not a name this interpreter ({sys.implementation.cache_tag}) compiles to"
+    data = pyc.read_bytes()
+    if data[:4] != MAGIC_NUMBER:
+        return "compiled by another Python (its magic number is not this one's)"
     try:
         # In the child process of _pyc_problems, which may crash on a crafted file.
-        code = marshal.loads(pyc.read_bytes()[16:])  # noqa: S302
+        code = marshal.loads(data[16:])  # noqa: S302
         expected = compile(source.read_bytes(), str(source), "exec", dont_inherit=True,
-                           optimize=optimize)
+                           optimize=int(level or 0))
     except (ValueError, EOFError, TypeError, SyntaxError) as exc:
         return f"unreadable compiled code ({exc})"
     if code != expected:

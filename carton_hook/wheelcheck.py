@@ -17,12 +17,13 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 from .errors import WheelError
 from .importnames import import_names, install_paths, parse_pth, rooted_import_names
 from .lockfile import canonical_name
+from .membernames import name_problem
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without
 # downloading the wheel. License files and the like are left out.
@@ -39,11 +40,6 @@ _WHEEL_NAME = re.compile(
     r"^(?P<name>[^\s-]+?)-(?P<version>[^\s-]+?)(-(?P<build>\d[^-]*))?"
     r"-(?P<tags>[^\s-]+?-[^\s-]+?-[^\s-]+?)\.whl$"
 )
-# Control characters, and what Windows cannot have in a file name.
-_UNSAFE_CHAR = re.compile(r'[\x00-\x1f\x7f\\:*?"<>|]')
-# Names Windows opens as devices whatever their extension (`con.py`, `aux.txt`).
-_WINDOWS_DEVICE = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)"
-                             r"( *\..*)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,6 +56,9 @@ class WheelInfo:
     roots: tuple[str, ...] = ()
     # .pth files with import lines: code that site would run and carton never does.
     pth_with_code: tuple[str, ...] = ()
+    # Each member's RECORD entry (installer.records.RecordEntry), the signature files and
+    # RECORD itself aside: what `check_wheel(contents=False)` leaves to the reader.
+    record: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def parse_filename(filename: str) -> tuple[str, str]:
@@ -70,16 +69,18 @@ def parse_filename(filename: str) -> tuple[str, str]:
     return match["name"], match["version"]
 
 
-def check_wheel(path: Path, filename: str | None = None) -> WheelInfo:
+def check_wheel(path: Path, filename: str | None = None, *, contents: bool = True) -> WheelInfo:
     """Validate the wheel at `path` (called `filename`, default its own name) and describe it.
 
+    With `contents=False`, every check but reading each member against its RECORD hash:
+    the caller must do that as it reads them (`unpack` does, in the pass that installs).
     Raises `WheelError` naming the wheel and the first problem found.
     """
     filename = filename or path.name
     dist, version = parse_filename(filename)
     try:
         with zipfile.ZipFile(path) as zf:
-            return _check_open(zf, filename, dist, version, path.stat().st_size)
+            return _check_open(zf, filename, dist, version, path.stat().st_size, contents)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         # zlib.error and EOFError: corrupt member data; NotImplementedError: a compression
         # method or feature zipfile cannot read.
@@ -89,7 +90,7 @@ def check_wheel(path: Path, filename: str | None = None) -> WheelInfo:
 
 
 def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
-                compressed: int) -> WheelInfo:
+                compressed: int, contents: bool) -> WheelInfo:
     infos = zf.infolist()
     for info in infos:
         # Without the flag, zipfile reads the name as cp437 and other tools as UTF-8.
@@ -107,7 +108,7 @@ def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
     _check_wheel_version(filename, zf.read(f"{dist_info}/WHEEL"))
     _check_metadata(filename, zf.read(f"{dist_info}/METADATA"), dist, version)
     _check_data_dirs(filename, names, dist_info)
-    check_record(zf, filename, dist_info, files)
+    record = check_record(zf, filename, dist_info, files, contents=contents)
     metadata = {n: zf.read(f"{dist_info}/{n}") for n in METADATA_FILES
                 if f"{dist_info}/{n}" in names}
     roots, with_code = _pth_roots(zf, names)
@@ -123,6 +124,7 @@ def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
         metadata=metadata,
         roots=tuple(roots),
         pth_with_code=tuple(with_code),
+        record=record,
     )
 
 
@@ -181,24 +183,6 @@ def check_member_names(filename: str, names: Iterable[str]) -> None:
         raise WheelError(filename, f"{sorted(clash)[0]!r} is both a file and a folder")
 
 
-def name_problem(name: str) -> str | None:
-    """Why a member name is unsafe to write on some OS, or None."""
-    if not name or name.startswith("/"):
-        return "absolute or empty path"
-    if _UNSAFE_CHAR.search(name):
-        return "control character, backslash, colon, or one of * ? \" < > |"
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
-        return "invisible or unassigned character"
-    parts = name.rstrip("/").split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return "empty, '.' or '..' path component"
-    if any(p.endswith((".", " ")) for p in parts):
-        return "component ending in a dot or space"
-    if any(_WINDOWS_DEVICE.fullmatch(p) for p in parts):
-        return "reserved device name on Windows"
-    return None
-
-
 def check_member_types(filename: str, infos: Iterable[zipfile.ZipInfo]) -> None:
     """Only regular files may be unpacked: no symlinks, devices, FIFOs or encrypted data."""
     for info in infos:
@@ -244,6 +228,8 @@ def _same_version(a: str, b: str) -> bool:
 
 
 def _check_wheel_version(filename: str, raw: bytes) -> None:
+    from email.parser import BytesParser  # ~20 ms of import: only when a wheel is read
+
     msg = BytesParser().parsebytes(raw)
     value = (msg.get("Wheel-Version") or "").strip()
     if not re.fullmatch(r"\d+\.\d+", value):
@@ -253,6 +239,8 @@ def _check_wheel_version(filename: str, raw: bytes) -> None:
 
 
 def _check_metadata(filename: str, raw: bytes, dist: str, version: str) -> None:
+    from email.parser import BytesParser
+
     msg = BytesParser().parsebytes(raw)
     name, ver = msg.get("Name"), msg.get("Version")
     if not name or not ver:
@@ -274,9 +262,11 @@ def _check_data_dirs(filename: str, names: set[str], dist_info: str) -> None:
 
 
 def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
-                 files: list[zipfile.ZipInfo]) -> None:
+                 files: list[zipfile.ZipInfo], *, contents: bool = True) -> dict[str, Any]:
     """Every file is listed in RECORD exactly once with a strong hash that matches its
-    bytes and size; every RECORD row names a file that is there."""
+    bytes and size; every RECORD row names a file that is there. Without `contents`, the
+    sizes are compared with the zip's and the bytes are left to the caller. Returns the
+    entry of each member that must match (all but RECORD and its signatures)."""
     from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 
     record_name = f"{dist_info}/RECORD"
@@ -296,6 +286,7 @@ def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
         except InvalidRecordEntry as exc:
             raise WheelError(filename, f"RECORD row for {path!r} is invalid: {exc}") from exc
     present = {i.filename for i in files}
+    checked: dict[str, Any] = {}
     missing = sorted(set(entries) - present)
     if missing:
         raise WheelError(filename, f"RECORD lists {missing[0]!r}, which the wheel lacks")
@@ -312,7 +303,14 @@ def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
         if entry.hash_.name not in STRONG_HASHES:
             raise WheelError(filename, f"RECORD uses {entry.hash_.name} for {info.filename!r}; "
                                        "only sha256, sha384 and sha512 are accepted")
+        checked[info.filename] = entry
+        if not contents:
+            if entry.size != info.file_size:
+                raise WheelError(filename,
+                                 f"{info.filename!r} does not match its RECORD hash or size")
+            continue
         with zf.open(info) as stream:
             if not entry.validate_stream(stream):  # type: ignore[arg-type]
                 raise WheelError(filename,
                                  f"{info.filename!r} does not match its RECORD hash or size")
+    return checked

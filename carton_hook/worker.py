@@ -16,7 +16,9 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import CartonError
 from .paths import carton_home, packages_dir
 from .plan import dump_plan, read_plan
+from .trace import mark
 
 if TYPE_CHECKING:
     from .progress import Progress
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 # start, has no use for urllib3, installer or filelock (tens of milliseconds).
 
 # Downloads wait on the network, so every wheel of a first run starts at once; the
-# CPU work (checks, unpacking) shares the GIL, and compiling goes to `bytecode`'s helpers.
+# CPU work (checks, unpacking) shares the GIL; modules are compiled when imported.
 WORKERS = 8
 EXIT_ERROR = 3
 
@@ -43,29 +46,30 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
                prefetch_for: str | None = None) -> None:
     """Open the model (extracting a .carton), select its section, write the plan."""
     from .select import make_plan
-    from .source import open_model
+    from .source import ModelFiles, open_model
 
-    if prefetch_for:
-        from .bytecode import compiler
-
-        compiler().start()  # a first run compiles soon: its helpers start meanwhile
-    model = open_model(Path(model_arg), Path(carton_home()))
-    plan = make_plan(model)
+    mark("worker: imported")
+    # The model's process may be extracting the archive now (plan.get_plan): the section
+    # is selected from the archive meanwhile, and the plan written once the folder is
+    # published (by that process, or, if it failed or ended, by this one: no plan is
+    # ever written for a model whose archive was not checked whole).
+    extracting = os.environ.get("CARTON_AFTER_MODEL_OPENS") == "1"
+    model = open_model(Path(model_arg), Path(carton_home()), extract=not extracting)
+    with ModelFiles(model) as files:
+        plan = make_plan(model, files)
+    mark("worker: section selected")
+    if extracting:
+        sys.stdin.readline()
+        mark("worker: the model's process opened the model")
+        model = open_model(Path(model_arg), Path(carton_home()))
     plan["identity"] = identity
     write_plan_file(plan_file, plan)
     plan["_file"] = plan_file
-
-    def make_prefix() -> None:
-        # Here rather than in the model's process, which would import what it needs
-        # (~15 ms) after this process ends, instead of while the wheels download.
-        from .envprefix import ensure_prefix
-
-        ensure_prefix(plan, carton_home(), sys.executable)
-
+    mark("worker: plan written")
+    # The model's process makes its prefix (api.load), on its own core while these
+    # install: here it took the installing threads' interpreter lock for 25-100 ms.
     if prefetch_for:
-        prefetch(plan, str(model.root), model.entrypoint, prefetch_for, meanwhile=make_prefix)
-    else:
-        make_prefix()
+        prefetch(plan, str(model.root), model.entrypoint, prefetch_for)
 
 
 def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter: str,
@@ -75,13 +79,40 @@ def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter:
     not be installed is printed (one JSON line on stdout), so that the import that needs
     it reports why at once instead of trying the same download again. `meanwhile` runs
     while they download."""
+    from .bytecode import start_ahead
     from .finder import closure
     from .predict import imported_names, predicted_wheels
 
-    shas = closure(plan, predicted_wheels(plan, imported_names(model_dir, entrypoint)))
-    failed = _install_each(plan, shas, interpreter, meanwhile)
+    names = imported_names(model_dir, entrypoint)
+    shas = closure(plan, predicted_wheels(plan, names))
+
+    def then() -> None:
+        meanwhile()
+        # The model's process goes on now, while these install: its finder waits for
+        # those it imports, each until its entry is complete (workerclient.Background).
+        mark("worker: ready")  # before the model's process hears it: one order
+        _say(json.dumps({"ready": shas}))
+
+    failed = _install_each(plan, shas, interpreter, then, share=True)
+    mark("worker: prefetch installed")
+    # The model's process imports these next: another core compiles them meanwhile.
+    root = packages_dir()
+    start_ahead(sorted(n for n in names if predicted_wheels(plan, {n})),
+                [os.path.join(root, sha, *filter(None, [sub]))
+                 for sha in shas if sha not in failed for sub in plan["wheels"][sha]["roots"]],
+                os.path.join(root, ".tmp"))
     if failed:
-        print(json.dumps({"prefetch-failed": {sha: str(exc) for sha, exc in failed.items()}}))
+        _say(json.dumps({"prefetch-failed": {sha: str(exc) for sha, exc in failed.items()}}))
+
+
+_SAYING = threading.Lock()
+
+
+def _say(line: str) -> None:
+    """A line for the model's process, which may have ended by now; whole, from any
+    thread."""
+    with _SAYING, contextlib.suppress(OSError):
+        print(line, flush=True)
 
 
 def write_plan_file(plan_file: str, plan: dict[str, Any]) -> None:
@@ -115,39 +146,98 @@ def _install_all(plan: dict[str, Any], shas: list[str], interpreter: str) -> Non
 
 
 def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
-                  meanwhile: Callable[[], None] = lambda: None) -> dict[str, Exception]:
+                  meanwhile: Callable[[], None] = lambda: None,
+                  share: bool = False) -> dict[str, Exception]:
     """Install the wheels `shas`, several at a time, running `meanwhile` in this thread
-    after they started; what failed, in `shas` order."""
-    from .bytecode import compiler
+    after they started, and with `share`, part of them in a second worker process (a
+    first run's batch); what failed, in `shas` order."""
     from .cache import is_complete
     from .progress import from_env
 
     root = Path(packages_dir())
     missing = [sha for sha in shas if not is_complete(root / sha, sha)]
-    progress = from_env() if missing else None
-    if missing:
-        compiler().start()  # the helpers start while the first wheels download
-    if progress is not None:
+    # Made even when nothing is missing: a model's process that goes on while this one
+    # installs asks it to be quiet, and waits for its reply (progress.py).
+    progress = from_env(answer=_say)
+    if progress is not None and missing:
         size = sum(plan["wheels"][sha]["size"] for sha in missing)
         progress.start(f"{plan['name']} {plan['version']}: installing {len(missing)} "
                        f"packages ({size / 1e6:.1f} MB) into {root}", len(missing), size)
+    theirs = _second_share(plan, missing) if share else []
+    helper = _start_helper(plan, interpreter, theirs) if theirs else None
+    if helper is None:
+        theirs = []  # no second process (none wanted, or it could not start): all here
     failed: dict[str, Exception] = {}
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
             # Progress counts what is installed now, not what the cache already had.
             futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter,
                                         progress if sha in missing else None)
-                       for sha in shas}
+                       for sha in shas if sha not in theirs}
             meanwhile()
             for sha, future in futures.items():
                 try:
                     future.result()
                 except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
                     failed[sha] = exc
+        if helper is not None:
+            _join_helper(helper)
+            for sha in theirs:  # what the helper did not install (it failed, or died)
+                try:
+                    _install_one(plan, root, sha, interpreter)
+                except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
+                    failed[sha] = exc
+                if progress is not None:
+                    progress.advance(plan["wheels"][sha]["size"])
+                    progress.finished_one()
     finally:
         if progress is not None:
             progress.stop()
-    return failed
+    return {sha: failed[sha] for sha in shas if sha in failed}
+
+
+# A second worker process installs part of a first run's wheels when they are big enough
+# to be worth its start (~100 ms): unpacking is mostly Python, so threads of one process
+# share one core, and a second process uses the second.
+SHARE_MIN_BYTES = 8_000_000
+
+
+def _second_share(plan: dict[str, Any], missing: list[str]) -> list[str]:
+    """The wheels of `missing` for a second process: about half of the bytes, biggest
+    wheels spread over both; none on one core, or when there is little to share."""
+    if len(missing) < 2 or (os.cpu_count() or 1) < 2 or not plan.get("_file"):
+        return []
+    mine: list[str] = []
+    theirs: list[str] = []
+    loads = [0, 0]
+    for sha in sorted(missing, key=lambda s: -int(plan["wheels"][s]["size"])):
+        side = 0 if loads[0] <= loads[1] else 1
+        (mine, theirs)[side].append(sha)
+        loads[side] += int(plan["wheels"][sha]["size"])
+    return theirs if loads[1] >= SHARE_MIN_BYTES else []
+
+
+def _start_helper(plan: dict[str, Any], interpreter: str,
+                  shas: list[str]) -> subprocess.Popen[str] | None:
+    env = {k: v for k, v in os.environ.items() if k != "CARTON_PROGRESS_FD"}  # one line only
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "carton_hook.worker", "install", plan["_file"], interpreter,
+             *shas], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+    except OSError:
+        return None  # this process installs them all
+
+
+def _join_helper(helper: subprocess.Popen[str]) -> None:
+    """Wait for the helper; pass on what it said but its failure (the wheels it could
+    not install are installed again here, and their failure reported from here)."""
+    _, err = helper.communicate()
+    lines = err.splitlines()
+    if helper.returncode != 0 and lines and lines[-1].startswith('{"error"'):
+        lines.pop()
+    if lines:
+        sys.stderr.write("\n".join(lines) + "\n")
 
 
 def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
@@ -161,20 +251,24 @@ def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
 
     def fill(work: Path, tree: Path) -> None:
         local = work / wheel["name"]
+        mark(f"{wheel['name']}: fetching")
         if wheel["url"]:
             _download(wheel, sha, local, what, on_bytes)
         else:
             _copy_bundled(plan, wheel["bundled"], sha, local, what, on_bytes)
+        mark(f"{wheel['name']}: unpacking")
         if progress is not None:
-            progress.doing(f"unpacking {wheel['dist']}")
+            progress.doing(unpacking)
         entry = root / sha
         destdir = work / "dest"
         install_wheel(local, wheel["name"], entry, destdir, interpreter)
         os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
 
+    unpacking = f"unpacking {wheel['dist']}"
     ensure(root, sha, fill)
+    mark(f"{wheel['name']}: installed")
     if progress is not None:
-        progress.finished_one()
+        progress.finished_one(unpacking)
 
 
 def _download(wheel: dict[str, Any], sha: str, dest: Path, what: str,

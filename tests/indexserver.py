@@ -26,17 +26,23 @@ class PackageIndex:
     these machines reach; `wrong_hashes` advertises a false sha256 for a file, `yanked`
     marks files as yanked."""
 
-    def __init__(self, root: Path, *, json: bool = True) -> None:
+    def __init__(self, root: Path, *, json: bool = True, port: int = 0) -> None:
         self.root = root
         self.files_dir = root / "files"
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.json = json
         self.wrong_hashes: dict[str, str] = {}
         self.yanked: set[str] = set()  # file names served as yanked (PEP 592)
+        # File names whose download waits until their event is set.
+        self.held: dict[str, threading.Event] = {}
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -84,6 +90,8 @@ class PackageIndex:
                 parts = [unquote(p) for p in self.path.split("?")[0].split("/") if p]
                 if parts[:1] == ["files"] and len(parts) == 2:
                     f = index.files_dir / parts[1]
+                    if parts[1] in index.held:
+                        index.held[parts[1]].wait(120)
                     if f.is_file():
                         return self._send(200, "application/octet-stream", f.read_bytes())
                 elif parts[:1] == ["simple"] and len(parts) == 2:

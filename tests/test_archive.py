@@ -187,6 +187,25 @@ def test_carton_toml_that_is_not_toml_is_refused(raw: bytes) -> None:
         parse_carton_toml(raw, "demo.carton")
 
 
+@pytest.mark.parametrize("line", ['name = "a\\/b"', 'name = "\x7f"'])
+def test_what_json_reads_but_toml_refuses_is_refused(line: str) -> None:
+    from carton_hook.archive import loads_flat_toml
+
+    with pytest.raises(ValueError, match="line 1"):
+        loads_flat_toml(line)
+    with pytest.raises(ArchiveError, match=re.escape("carton.toml is not valid TOML")):
+        parse_carton_toml(f"{line}\nformat = 1\n".encode(), "demo.carton")
+
+
+def test_carton_toml_in_any_toml_form_is_read() -> None:
+    """What carton writes is read without a TOML parser; other valid TOML still is."""
+    raw = (b'# written by hand\nformat = 1 # the format\nname = \'demo\'\n'
+           b'version = "1.0"\nentrypoint = "m:main"\nrequires-python = ">=3.10"\n'
+           b'created-by = "me"\n')
+    info = parse_carton_toml(raw, "demo.carton")
+    assert (info.name, info.version, info.entrypoint) == ("demo", "1.0", "m:main")
+
+
 # read_archive
 
 

@@ -321,6 +321,52 @@ def test_processes_fill_once(tmp_path: Path) -> None:
     assert tmp_children(root) == []
 
 
+def test_filelock_waits_for_the_entry_lock(tmp_path: Path) -> None:
+    """The runtime takes flock itself; filelock (what earlier versions took, on a shared
+    cache) takes the same flock, so it waits for it (the other way round:
+    test_lock_timeout_names_the_sha)."""
+    from filelock import FileLock, Timeout
+
+    root = tmp_path / "cache"
+    entered = threading.Event()
+    release = threading.Event()
+
+    def fill(work: Path, tree: Path) -> None:
+        entered.set()
+        release.wait(10)
+        make_fill()(work, tree)
+
+    t = threading.Thread(target=ensure, args=(root, SHA, fill))
+    t.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(Timeout):
+            FileLock(str(root / ".locks" / f"{SHA}.lock")).acquire(timeout=0.2)
+    finally:
+        release.set()
+        t.join(10)
+    assert is_complete(root / SHA, SHA)
+
+
+def test_without_flock_the_entry_lock_is_filelocks(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import filelock  # imported before fcntl goes: it keeps what it found
+
+    taken: list[str] = []
+    real = filelock.FileLock
+
+    def recording(path: str) -> filelock.BaseFileLock:
+        taken.append(path)
+        return real(path)
+
+    monkeypatch.setattr(filelock, "FileLock", recording)
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # what an OS without it looks like
+    root = tmp_path / "cache"
+    ensure(root, SHA, make_fill())
+    assert is_complete(root / SHA, SHA)
+    assert taken == [str(root / ".locks" / f"{SHA}.lock")]
+
+
 def test_lock_timeout_names_the_sha(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from filelock import FileLock
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,8 +206,9 @@ def test_modules_behave_as_if_imported_normally(
                              "def answer():\n    return 42\n"}))
     carton = build_carton("alpha\n", model("""
 import importlib, inspect, pickle
+from importlib.machinery import SourceFileLoader
 import alpha
-print(type(alpha.__loader__).__name__, alpha.__spec__.origin == alpha.__file__)
+print(isinstance(alpha.__loader__, SourceFileLoader), alpha.__spec__.origin == alpha.__file__)
 print(inspect.getsource(alpha.answer).split()[1])
 print(pickle.loads(pickle.dumps(alpha.Point(3))).x)
 importlib.invalidate_caches()
@@ -214,7 +217,7 @@ print(importlib.reload(alpha).answer())
     for run in ("cold", "warm"):
         proc = run_hook(hermetic_env, carton)
         assert proc.returncode == 0, (run, proc.stderr)
-        assert proc.stdout.splitlines() == ["SourceFileLoader True", "answer():", "3", "42"]
+        assert proc.stdout.splitlines() == ["True True", "answer():", "3", "42"]
 
 
 GUARD = """
@@ -233,13 +236,32 @@ def guarded_open(file, mode="r", *args, **kwargs):
         _refuse("open", file)
     return _open(file, mode, *args, **kwargs)
 builtins.open = guarded_open
-for name in ("mkdir", "makedirs", "rename", "replace", "remove", "unlink", "rmdir", "symlink"):
+for name in ("mkdir", "makedirs", "rename", "replace", "remove", "unlink", "rmdir", "symlink",
+             "utime"):
     original = getattr(os, name)
     def guarded(*args, _original=original, _name=name, **kwargs):
         if args and _inside(args[0]):
             _refuse(_name, args[0])
         return _original(*args, **kwargs)
     setattr(os, name, guarded)
+_os_open = os.open
+WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+def guarded_os_open(path, flags, *args, **kwargs):
+    if flags & WRITING and _inside(path):
+        _refuse("os.open", path)
+    return _os_open(path, flags, *args, **kwargs)
+os.open = guarded_os_open
+"""
+
+# With GUARD: compiling a module of the cache is refused too (an image whose cache was
+# precompiled never compiles at run time).
+NO_COMPILE = """
+_compile = builtins.compile
+def guarded_compile(source, filename, *args, **kwargs):
+    if isinstance(filename, str) and _inside(filename):
+        raise AssertionError(f"compiled at run time: {filename}")
+    return _compile(source, filename, *args, **kwargs)
+builtins.compile = guarded_compile
 """
 
 
@@ -259,15 +281,98 @@ def test_warm_run_writes_nothing_so_a_read_only_cache_works(
     assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr
 
 
-def test_pyc_files_are_compiled_before_publishing(
+def test_imported_modules_keep_their_pyc_although_bytecode_writing_is_off(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
-    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
-    carton = build_carton("alpha\n", model("import alpha, sys\nprint(alpha.__cached__)"))
+    """Compiled on first import, kept in the entry; modules never imported stay
+    uncompiled (a wheel is not compiled whole before publishing)."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "VALUE = 1\n", "alpha/used.py": "", "alpha/unused.py": ""}))
+    carton = build_carton("alpha\n", model("import alpha.used, sys\n"
+                                           "print(alpha.__cached__)\nprint(alpha.used.__cached__)"))
+    env = {**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = run_hook(env, carton)
+    assert proc.returncode == 0, proc.stderr
+    init, used = map(Path, proc.stdout.split())
+    assert init.is_file() and used.is_file(), "the .pyc must exist although bytecode " \
+                                              "writing is off"
+    assert sorted(p.name.split(".")[0] for p in init.parent.iterdir()) == ["__init__", "used"]
+    stamps = [init.stat().st_mtime_ns, used.stat().st_mtime_ns]
+    assert run_hook(env, carton).returncode == 0  # warm: read, not written again
+    assert [init.stat().st_mtime_ns, used.stat().st_mtime_ns] == stamps
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="compiling ahead needs a second core")
+def test_a_first_run_compiles_ahead_on_another_core(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The worker that installed what the model imports starts a process that compiles
+    what those imports will load (module-level imports, followed): a module the model
+    never imports, but that alpha imports at module level under a condition, shows it."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "import os\nif os.environ.get('ALPHA_EXTRA'):\n"
+                             "    from . import extra\nVALUE = 1\n",
+        "alpha/extra.py": "E = 1\n", "alpha/unrelated.py": "U = 1\n"}))
+    # The helper stops when the model's process ends, so this model waits for it (a
+    # model that ends at once may end before the helper has started, on a loaded machine).
+    carton = build_carton("alpha\n", model(
+        "import alpha, pathlib, time\n"
+        "cache = pathlib.Path(alpha.__file__).parent / '__pycache__'\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not list(cache.glob('extra.*.pyc')) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print(alpha.__file__)"))
     proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, carton)
     assert proc.returncode == 0, proc.stderr
-    assert Path(proc.stdout.strip()).is_file(), "the .pyc must exist although bytecode " \
-                                                "writing is off"
+    package = Path(proc.stdout.strip()).parent
+    assert list((package / "__pycache__").glob("extra.*.pyc")), "nothing compiled extra.py"
+    assert not list((package / "__pycache__").glob("unrelated.*"))
+
+
+def test_a_read_only_cache_without_bytecode_compiles_in_memory(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """Filled by `fetch` (nothing imported yet, so nothing compiled), then read-only. (The
+    import is in a helper function: nothing predicts it, so nothing compiles it ahead.)"""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", {
+        "model.py": "def helper():\n    import alpha\n    return alpha.__name__\n"
+                    "def main():\n    print('ok', helper())\n"})
+    assert run_hook(hermetic_env, "fetch", carton).returncode == 0
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD)
+    env = {**hermetic_env, "PYTHONPATH": str(guard), "PYTHONDONTWRITEBYTECODE": "1"}
+    for _ in range(2):
+        proc = run_hook(env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "ok alpha"), proc.stderr
+    assert not list(Path(hermetic_env["CARTON_HOME"]).rglob("*.pyc"))
+
+
+def test_fetch_compile_leaves_nothing_to_compile_at_run_time(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """An image: `fetch --compile` once, then a read-only cache that never compiles."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "from . import deep\n", "alpha/deep.py": "X = 1\n",
+        "alpha/later.py": "LATER = 2\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "beta", "1.0", {"beta.py": "B = 3\n"}))
+    carton = build_carton("alpha\nbeta\n", {
+        "model.py": "import helper\ndef main():\n    helper.run()\n",
+        "helper.py": "def run():\n    import alpha, alpha.later, beta\n"
+                     "    print(alpha.deep.X, alpha.later.LATER, beta.B)\n"})
+    proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, "fetch", "--compile",
+                    carton)
+    assert proc.returncode == 0, proc.stderr
+    assert "modules compiled" in proc.stdout
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD + NO_COMPILE)
+    env = {**hermetic_env, "PYTHONPATH": str(guard), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = run_hook(env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "1 2 3"), proc.stderr
+    verify = run_hook(hermetic_env, "verify", "--cache", carton)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_pkgutil_style_namespace_across_two_wheels(
@@ -416,13 +521,14 @@ import sys
 import barlib
 print('libfoo loaded early:', any('libfoo' in line for line in open('/proc/self/maps')))
 import usesfoo
-print(usesfoo.answer(), type(usesfoo.__loader__).__name__)
+from importlib.machinery import SourceFileLoader
+print(usesfoo.answer(), isinstance(usesfoo.__loader__, SourceFileLoader))
 """))
     for run in ("cold", "warm"):
         proc = run_hook(hermetic_env, carton)
         assert proc.returncode == 0, (run, proc.stderr)
         assert proc.stdout.splitlines() == ["libfoo loaded early: False",
-                                            "42 SourceFileLoader"], run
+                                            "42 True"], run
 
 
 def test_pkgutil_iter_modules_lists_locked_names_without_installing(
@@ -464,19 +570,22 @@ print(hasattr(json, 'HIJACKED'), json.__file__.startswith(sysconfig.get_paths()[
     assert not flag.exists()
 
 
-def test_the_first_run_installs_what_the_source_imports_before_the_model_starts(
+def test_the_first_run_installs_what_the_source_imports_together(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
+    """The plan's worker installs what the model's source imports while the model starts;
+    the imports wait for it (no worker of their own), and a conditional import is left
+    to its first use."""
     for name in ("alpha", "beta", "gamma"):
         pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
     carton = build_carton("alpha\nbeta\ngamma\n", {"model.py": """
 import glob, os, sys
 def main():
+    import alpha
+    import beta
     entries = glob.glob(os.path.join(os.environ['CARTON_HOME'], 'pythonpackages', '*', '*',
                                      '.carton-complete'))
     print(len(entries))
-    import alpha
-    import beta
     if len(sys.argv) > 1:
         import gamma
 """})
@@ -488,6 +597,67 @@ def main():
     proc = run_hook(hermetic_env, carton, "and gamma")  # a conditional import: on first use
     assert (proc.returncode, proc.stdout.strip()) == (0, "2"), proc.stderr
     assert len(files_fetched(pypi)) == 3
+
+
+
+def test_the_model_starts_while_the_plan_worker_still_installs(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """`fast` is imported while `slow` is still downloading (the index holds it back);
+    `slow`, imported next, waits for the same worker: one download of each. A dependency
+    that is never imported (`unused`, which `fast` requires) does not hold the model up."""
+    import threading
+
+    pypi.add(make_wheel(tmp_path / "w", "unused", "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "fast", "1.0", requires=["unused"]))
+    pypi.add(make_wheel(tmp_path / "w", "slow", "1.0"))
+    flag = tmp_path / "fast-imported"
+    carton = build_carton("fast\nslow\n", model(f"""
+import fast, pathlib
+pathlib.Path({str(flag)!r}).touch()
+import slow
+print(slow.__name__)"""))
+    gate = threading.Event()
+    pypi.held.update({"slow-1.0-py3-none-any.whl": gate, "unused-1.0-py3-none-any.whl": gate})
+    pypi.reset_counts()
+    proc = subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
+                            env=hermetic_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flag.exists(), "the model did not start while a prefetched wheel downloaded"
+    finally:
+        gate.set()
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out.strip()) == (0, "slow"), err
+    assert sorted(files_fetched(pypi)) == [f"/files/{n}-1.0-py3-none-any.whl"
+                                           for n in ("fast", "slow", "unused")]
+
+def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """CARTON_TRACE gets each step of both processes, in one timeline; the model's
+    process extracts the archive while the worker starts and selects the section, and
+    the worker writes the plan after."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
+    trace = tmp_path / "trace.txt"
+    proc = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split(" ", 3) for line in trace.read_text().splitlines()]
+    steps = [step for _, _, _, step in sorted(lines, key=lambda line: float(line[0]))]
+    assert len({pid for _, pid, _, _ in lines}) == 2  # the model's process and its worker
+    order = ["model: starting the worker", "model: model opened",
+             "worker: the model's process opened the model", "worker: plan written",
+             "worker: ready", "model: going on"]
+    assert [s for s in steps if s in order] == order, steps
+    wheel = "alpha-1.0-py3-none-any.whl"
+    assert steps.index(f"{wheel}: fetching") < steps.index(f"{wheel}: installed"), steps
+    assert "worker: prefetch installed" in steps and "model: prefix made" in steps, steps
+    assert run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton).returncode == 0
+    assert len(trace.read_text().splitlines()) == len(lines)  # a warm run: no step to trace
 
 
 def test_a_failed_prefetch_is_reported_by_the_import_without_a_second_download(

@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMAT_MODULES = {"carton_hook", "carton_hook.errors", "carton_hook.lockfile",
-                  "carton_hook.wheelcheck", "carton_hook.importnames", "carton_hook.archive"}
+                  "carton_hook.wheelcheck", "carton_hook.importnames", "carton_hook.archive",
+                  "carton_hook.membernames"}
 THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "tomli", "build")
 
 
@@ -51,7 +52,8 @@ def test_the_build_half_uses_only_the_runtimes_format_modules() -> None:
 
 
 @pytest.mark.parametrize("module", ["carton_hook", "carton_hook.lockfile",
-                                    "carton_hook.archive", "carton_hook.__main__"])
+                                    "carton_hook.archive", "carton_hook.source",
+                                    "carton_hook.__main__"])
 def test_importing_the_runtime_loads_nothing_third_party(module: str) -> None:
     code = (f"import sys, json, importlib; importlib.import_module({module!r}); "
             "print(json.dumps(sorted(sys.modules)))")

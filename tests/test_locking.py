@@ -159,8 +159,10 @@ def test_fast_path_runs_no_resolver_and_touches_no_network(
     def no_resolver(*args: object, **kwargs: object) -> None:
         raise AssertionError("the resolver ran on the fast path")
 
+    from carton_backend import httpclient
+
     monkeypatch.setattr(locking, "resolve", no_resolver)
-    monkeypatch.setattr(locking, "HttpClient", no_resolver)
+    monkeypatch.setattr(httpclient, "HttpClient", no_resolver)
     lock = lock_model(load_config(model))
     assert {p.name for p in lock.environments[0].packages} == {"alpha", "gamma"}
     assert (model / ".carton" / "carton.lock").read_bytes() == before
@@ -171,6 +173,13 @@ def test_fast_path_runs_no_resolver_and_touches_no_network(
     proc = run_cli(hermetic_env, "pack", model)
     assert proc.returncode == 0, proc.stderr
     assert (model / "dist" / "demo_model-0.1.0.carton").is_file()
+    # Nor does it import what resolving and downloading need (urllib3 alone: 80 ms).
+    proc = subprocess.run([sys.executable, "-c", "import sys\n"
+                           "from carton_backend.cli import main\n"
+                           "code = main(['pack', '-q', sys.argv[1]])\n"
+                           "print(code, 'urllib3' in sys.modules)", str(model)],
+                          env=hermetic_env, capture_output=True, text=True, check=False)
+    assert proc.stdout.split() == ["0", "False"], proc.stderr
 
 
 def test_changed_requirements_relock(tmp_path: Path, pypi: PackageIndex,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,6 +70,59 @@ def test_no_progress_into_a_pipe_or_when_quiet(carton: Path,
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
+def test_the_status_line_is_drawn_only_while_the_model_waits(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The model goes on while the plan's worker still installs `slow` (the index holds
+    it back): what the model writes to the terminal never follows a status line, the
+    line is drawn again while the model waits for `slow`, and cleared at the end."""
+    import threading
+    import time
+
+    pypi.add(make_wheel(tmp_path / "w", "fast", "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "slow", "1.0", {"slow/__init__.py": "",
+                                                         "slow/big.dat": os.urandom(300_000)}))
+    flag = tmp_path / "waiting-for-slow"
+    carton = build_carton("fast\nslow\n", {"model.py": f"""
+import pathlib, sys, time
+import fast
+for _ in range(3):
+    sys.stderr.write("MODEL fast\\n")
+    time.sleep(0.3)
+pathlib.Path({str(flag)!r}).touch()
+import slow
+sys.stderr.write("MODEL slow\\n")
+def main():
+    pass
+"""})
+    gate = threading.Event()
+    pypi.held["slow-1.0-py3-none-any.whl"] = gate
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+
+    def release() -> None:
+        deadline = time.monotonic() + 60
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the model waits for slow: a few ticks of the status line
+        gate.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        code, _, shown = run_on_terminal(env, carton)
+    finally:
+        gate.set()
+        releaser.join()
+    assert code == 0, shown
+    # What each line of the terminal shows: a status line is cleared with "\r\x1b[K".
+    visible = [line.split("\r\x1b[K")[-1] for line in shown.split("\r\n")]
+    model_lines = [line for line in visible if "MODEL" in line]
+    assert model_lines == ["MODEL fast"] * 3 + ["MODEL slow"], repr(shown)
+    waited = shown[shown.rindex("MODEL fast"):shown.index("MODEL slow")]
+    assert "2 packages, " in waited, repr(shown)  # drawn while the model waited
+    assert visible[-1] == "", repr(shown[-60:])  # and cleared at the end
+
+
 def test_a_short_first_run_says_nothing(carton: Path, hermetic_env: dict[str, str]) -> None:
     code, _, shown = run_on_terminal({**hermetic_env, "CARTON_PROGRESS_AFTER": "60"}, carton)
     assert (code, shown) == (0, "")
@@ -91,3 +145,34 @@ def test_the_status_line_counts_bytes_packages_and_restarts() -> None:
     assert line.endswith(" MB/s; unpacking alpha")
     progress.advance(1_500_000)
     assert progress.status() == "  1/2 packages, 3.0 MB downloaded; unpacking alpha"
+
+
+def test_nothing_is_drawn_once_the_models_process_has_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan's worker installs on after the model's process has ended (what it never
+    imported): the terminal is the shell's again, so the worker draws nothing more, not
+    even the line that clears its status."""
+    import time
+
+    read, write = os.pipe()
+    progress = Progress(write, after=0)
+    progress.start("demo", packages=1, total=1_000)
+    deadline = time.monotonic() + 30
+    os.set_blocking(read, False)
+    shown = b""
+    while b"0/1 packages" not in shown and time.monotonic() < deadline:
+        time.sleep(0.01)
+        with contextlib.suppress(BlockingIOError):
+            shown += os.read(read, 4096)
+    assert b"0/1 packages" in shown
+    monkeypatch.setattr(os, "getppid", lambda: 1)  # what the worker sees once orphaned
+    time.sleep(0.3)  # a tick or two: nothing more may arrive after what was drawn already
+    with contextlib.suppress(BlockingIOError):
+        os.read(read, 65536)
+    progress.advance(500)
+    time.sleep(0.5)
+    progress.stop()
+    with pytest.raises(BlockingIOError):
+        os.read(read, 65536)
+    os.close(write)
+    os.close(read)

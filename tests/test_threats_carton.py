@@ -118,3 +118,7 @@ def test_a_bad_carton_is_one_clear_error_before_anything_runs(
     assert pypi.requests == [], "no network use"
     assert not (tmp_path / "model-code-ran").exists(), "no model code ran"
     assert not (tmp_path / "evil.py").exists()
+    # No plan is left for it: the next run checks the archive again, and fails the same.
+    assert not list(Path(hermetic_env["CARTON_HOME"]).glob("plans/*.plan"))
+    again = run_hook(hermetic_env, carton)
+    assert (again.returncode, again.stderr) == (1, proc.stderr)

@@ -47,13 +47,14 @@ def test_a_link_planted_while_unpacking_is_never_written_through(
     target = tmp_path / "outside.py"
     target.write_text("untouched\n")
     fault = f"""
-import pathlib
-_mkdir = pathlib.Path.mkdir
-def mkdir(self, *args, **kwargs):
-    _mkdir(self, *args, **kwargs)
+import os, pathlib
+_mkdir = os.mkdir
+def mkdir(path, *args, **kwargs):
+    _mkdir(path, *args, **kwargs)
+    self = pathlib.Path(path)
     if self.name == 'alpha' and '.tmp' in self.parts and not (self / '__init__.py').exists():
         (self / '__init__.py').symlink_to({str(target)!r})
-pathlib.Path.mkdir = mkdir
+os.mkdir = mkdir
 """
     out = run_with(tmp_path, hermetic_env, carton, fault)
     assert out.startswith("CartonImportError | cannot import alpha"), out

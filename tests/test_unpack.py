@@ -7,12 +7,10 @@ import base64
 import csv
 import hashlib
 import io
-import marshal
 import os
 import stat
 import sys
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,15 +73,6 @@ def files_below(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
 
 
-def pyc(path: Path) -> Path:
-    return path.parent / "__pycache__" / f"{path.stem}.{TAG}.pyc"
-
-
-def code_filename(pyc_path: Path) -> str:
-    code = marshal.loads(pyc_path.read_bytes()[16:])
-    return str(code.co_filename)
-
-
 @pytest.fixture(autouse=True)
 def no_bytecode_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """As in the runtime: Python itself is told never to write bytecode."""
@@ -98,7 +87,6 @@ def test_layout(tmp_path: Path) -> None:
     py = ["demo/__init__.py", "demo/sub/__init__.py", "demo/sub/helper.py", "extra_mod.py"]
     assert files_below(tree) == {
         *py,
-        *(pyc(Path(p)).as_posix() for p in py),
         "demo/tool.sh",
         "demo/data.txt",
         "bin/demo-run",
@@ -130,28 +118,10 @@ def test_exec_bit_is_kept_and_only_where_set(tmp_path: Path) -> None:
     assert all(stat.S_ISREG(os.lstat(tree / f).st_mode) for f in files_below(tree))
 
 
-def test_bytecode_is_compiled_and_names_the_final_path(tmp_path: Path) -> None:
-    final, destdir, tree = install(tmp_path, build(tmp_path / "dist"))
-    for rel in ("demo/__init__.py", "demo/sub/helper.py", "extra_mod.py"):
-        compiled = pyc(tree / rel)
-        assert compiled.is_file(), rel
-        assert code_filename(compiled) == str(final / rel)
-        assert str(destdir) not in code_filename(compiled)
-    # Nothing is compiled outside the package schemes.
-    assert not (tree / "bin" / "__pycache__").exists()
-
-
-def test_pyc_is_valid_for_its_source(tmp_path: Path) -> None:
-    """The header records the source's size, so the interpreter will use the `.pyc`."""
+def test_nothing_is_compiled_at_install(tmp_path: Path) -> None:
+    """Modules are compiled on their first import (pycache), not before publishing."""
     _, _, tree = install(tmp_path, build(tmp_path / "dist"))
-    src = tree / "demo" / "sub" / "helper.py"
-    header = pyc(src).read_bytes()[:16]
-    import importlib.util
-
-    assert header[:4] == importlib.util.MAGIC_NUMBER
-    flags = int.from_bytes(header[4:8], "little")
-    if flags == 0:  # timestamp-based: size must match
-        assert int.from_bytes(header[12:16], "little") == src.stat().st_size
+    assert not [p for p in files_below(tree) if "__pycache__" in p or p.endswith(".pyc")]
 
 
 def test_record_lists_the_installed_files(tmp_path: Path) -> None:
@@ -178,9 +148,27 @@ def test_make_wheel_wheel_installs(tmp_path: Path) -> None:
     install_wheel(wheel, wheel.name, final, destdir, INTERPRETER)
     tree = destdir / final.relative_to(final.anchor)
     assert (tree / "other_pkg" / "__init__.py").read_text() == "X = 1\n"
-    assert code_filename(pyc(tree / "other_pkg" / "__init__.py")) == str(
-        final / "other_pkg" / "__init__.py")
     assert (tree / "other_pkg-2.0.dist-info" / "INSTALLER").read_bytes() == b"carton\n"
+
+
+@pytest.mark.parametrize("victim", ["demo/__init__.py", f"{DATA}/scripts/demo-run",
+                                    f"{DATA}/purelib/extra_mod.py", "demo/data.txt",
+                                    "demo/tool.sh"])
+def test_a_member_changed_in_place_is_found_while_installing(tmp_path: Path,
+                                                             victim: str) -> None:
+    """Same size, one byte flipped: only its hash tells, and it is checked in the pass
+    that writes (each member is decompressed once); what was written is removed."""
+    data = MEMBERS[victim][0]
+    changed = data[:-2] + bytes([data[-2] ^ 0x20]) + data[-1:]
+    assert len(changed) == len(data) and changed != data
+    wheel = build(tmp_path / "dist", written={victim: changed})
+    final = tmp_path / "cache" / "entry"
+    destdir = tmp_path / "work" / "dest"
+    with pytest.raises(WheelError, match="does not match its RECORD") as info:
+        install_wheel(wheel, wheel.name, final, destdir, INTERPRETER)
+    assert victim in str(info.value)
+    assert not destdir.exists()
+    assert not final.exists()
 
 
 @pytest.mark.parametrize("victim", ["demo/__init__.py", f"{DATA}/scripts/demo-run",
@@ -220,10 +208,11 @@ def test_a_symlink_planted_in_the_work_folder_is_never_written_through(
     outside.mkdir()
     (outside / "mod.py").write_text("untouched\n")
     final, destdir = tmp_path / "final", tmp_path / "dest"
-    real_mkdir = Path.mkdir
+    real_mkdir = os.mkdir
 
-    def mkdir_then_plant(self: Path, *args: object, **kwargs: object) -> None:
-        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+    def mkdir_then_plant(path: str, *args: object, **kwargs: object) -> None:
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+        self = Path(path)
         if plant == "file" and self.name == "sub" and self.parent.name == "demo":
             (self / "mod.py").symlink_to(outside / "mod.py")
         if (plant == "folder" and self.name == "demo" and destdir in self.parents
@@ -231,12 +220,42 @@ def test_a_symlink_planted_in_the_work_folder_is_never_written_through(
             self.rmdir()
             self.symlink_to(outside, target_is_directory=True)
 
-    monkeypatch.setattr(Path, "mkdir", mkdir_then_plant)
+    monkeypatch.setattr(os, "mkdir", mkdir_then_plant)
     with pytest.raises((FileExistsError, WheelError)):
         install_wheel(wheel, wheel.name, final, destdir, sys.executable)
     assert (outside / "mod.py").read_text() == "untouched\n"
     assert sorted(p.name for p in outside.iterdir()) == ["mod.py"]
 
+
+
+@pytest.mark.parametrize("plant", ["file", "folder"])
+def test_the_second_process_never_writes_through_a_planted_symlink(
+        tmp_path: Path, plant: str) -> None:
+    """What the helper that writes part of a big wheel runs (`write_members`), with a
+    link planted where it writes: it fails instead of writing where the link points."""
+    from carton_hook import splitunpack
+    from carton_hook.wheelcheck import check_wheel
+
+    wheel = make_wheel(tmp_path / "w", "demo", "1.0",
+                       files={"demo/__init__.py": "VALUE = 1\n", "demo/sub/mod.py": "X = 2\n"})
+    record = check_wheel(wheel, wheel.name, contents=False).record
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "mod.py").write_text("untouched\n")
+    root = tmp_path / "dest"
+    base = root / "entry"
+    if plant == "file":
+        (base / "demo" / "sub").mkdir(parents=True)
+        (base / "demo" / "sub" / "mod.py").symlink_to(outside / "mod.py")
+    else:
+        base.mkdir(parents=True)
+        (base / "demo").symlink_to(outside, target_is_directory=True)
+    members = [(name, "sha256", record[name].hash_.value, record[name].size)
+               for name in ("demo/__init__.py", "demo/sub/mod.py")]
+    with pytest.raises((FileExistsError, ValueError)):
+        splitunpack.write_members(str(wheel), str(base), str(root), members)
+    assert (outside / "mod.py").read_text() == "untouched\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["mod.py"]
 
 def test_setuid_and_odd_modes_become_plain_modes(tmp_path: Path) -> None:
     """THREATS A3: only the exec bit of a member's mode survives."""
@@ -265,77 +284,133 @@ def current_umask() -> int:
     return mask
 
 
-def test_modules_are_compiled_by_helper_processes_too(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Helpers compile beside the installing thread; each .pyc names the final path."""
-    from carton_hook import bytecode
+@pytest.mark.parametrize("tampered", [False, True])
+def test_a_member_the_installer_skips_is_checked_after_it(tmp_path: Path,
+                                                         tampered: bool) -> None:
+    """installer does not install a member in `__pycache__` (numpy 2.2.6's cp310 wheel
+    has one); it is still checked against RECORD, as every member is."""
+    from .factory import make_wheel
 
-    compiler = bytecode.Compiler(helpers=2)
-    monkeypatch.setattr(bytecode, "_compiler", compiler)
-    compiler.start()
-    wait_for(lambda: compiler.ready == 2)
-    files = {f"many/m{i:03d}.py": f"VALUE = {i}\n" * 200 for i in range(120)}
-    files["many/__init__.py"] = ""
-    files["many/broken.py"] = "def (:\n"  # does not compile: skipped, as pip does
-    wheel = make_wheel(tmp_path / "w", "many", "1.0", files)
+    pyc_member = "demo/__pycache__/x.cpython-310.pyc"
+    wheel = make_wheel(tmp_path / "w", "demo", "1.0", {"demo/__init__.py": "V = 1\n",
+                                                        pyc_member: b"\x00" * 40})
+    if tampered:
+        rewritten = tmp_path / "t" / wheel.name
+        rewritten.parent.mkdir()
+        with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(rewritten, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                dst.writestr(info, b"\x01" * 40 if info.filename == pyc_member else data)
+        wheel = rewritten
     final, destdir = tmp_path / "final", tmp_path / "dest"
-    install_wheel(wheel, wheel.name, final, destdir, sys.executable)
-    tree = destdir / final.relative_to(final.anchor)
-    assert compiler.helped > 0
-    for i in range(120):
-        compiled = pyc(tree / "many" / f"m{i:03d}.py")
-        assert code_filename(compiled) == str(final / "many" / f"m{i:03d}.py")
-    assert not list((tree / "many" / "__pycache__").glob("broken.*"))
+    if tampered:
+        with pytest.raises(WheelError, match=r"__pycache__/x\.cpython-310\.pyc' does not match"):
+            install_wheel(wheel, wheel.name, final, destdir, INTERPRETER)
+        assert not destdir.exists()
+    else:
+        install_wheel(wheel, wheel.name, final, destdir, INTERPRETER)
+        tree = destdir / final.relative_to(final.anchor)
+        assert (tree / "demo" / "__init__.py").is_file()
+        assert not (tree / "demo" / "__pycache__").exists()  # skipped, as installer does
 
 
-@pytest.mark.parametrize("count", [1, 2, 5, 40])
-def test_a_helper_that_dies_loses_no_module(tmp_path: Path, count: int) -> None:
-    """Whether the helper's death shows when its feeder writes, flushes or reads, every
-    module is compiled and `compile` returns (it once waited forever)."""
-    import threading
+# ---------------------------------------------------------- one wheel, two processes
 
-    from carton_hook import bytecode
-
-    for attempt in range(5):
-        compiler = bytecode.Compiler(helpers=1)
-        compiler.start()
-        wait_for(lambda c=compiler: c.ready == 1)  # type: ignore[misc]
-        compiler.compile([])  # nothing to do: returns at once
-        sources = []
-        for i in range(count):
-            path = tmp_path / f"a{attempt}" / f"m{i:02d}.py"
-            path.parent.mkdir(exist_ok=True)
-            path.write_text(f"VALUE = {i}\n")
-            sources.append((str(path), f"/final/m{i:02d}.py"))
-        kill_helpers()
-        done = threading.Thread(target=compiler.compile, args=(sources,), daemon=True)
-        done.start()
-        done.join(timeout=60)
-        assert not done.is_alive(), "compile() never returned"
-        assert compiler.helped == 0
-        for path, final in sources:
-            assert code_filename(pyc(Path(path))) == final
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file below `root`: its mode and bytes."""
+    return {p.relative_to(root).as_posix(): (stat.S_IMODE(p.lstat().st_mode), p.read_bytes())
+            for p in sorted(root.rglob("*")) if not p.is_dir()}
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+def install_split(tmp_path: Path, wheel: Path, name: str, split_min: int) -> Path:
+    final = tmp_path / name / "cache" / ("ab" * 32)
+    destdir = tmp_path / name / "dest"
+    install_wheel(wheel, wheel.name, final, destdir, INTERPRETER, split_min=split_min)
+    return destdir / final.relative_to(final.anchor)
 
 
-def kill_helpers() -> None:
-    """SIGKILL this process's compile helpers (children running `python -I -S -c`)."""
-    import signal
+needs_two_cores = pytest.mark.skipif((os.cpu_count() or 1) < 2,
+                                     reason="a second process unpacks only beside a second core")
 
-    mine = str(os.getpid())
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat_file.parent / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if fields[1] == mine and b"-S" in cmdline and b"-I" in cmdline:
-            os.kill(int(stat_file.parent.name), signal.SIGKILL)
+
+@needs_two_cores
+def test_a_big_wheel_split_between_two_processes_installs_the_same_tree(
+        tmp_path: Path) -> None:
+    """Every member, mode and the RECORD written are the ones one process writes. The
+    second process may write the root's plain members, biggest first (which of them it
+    gets to first varies from run to run; the tests below make it write alone, or fail)."""
+    from carton_hook import splitunpack
+    from carton_hook.wheelcheck import check_wheel
+
+    wheel = build(tmp_path / "dist")
+    record = check_wheel(wheel, wheel.name, contents=False).record
+    share = splitunpack.helper_share(record, 1)
+    assert share and all(not n.startswith((DIST_INFO, DATA)) for n in share)
+    assert [record[n].size for n in share] == sorted((record[n].size for n in share),
+                                                     reverse=True)
+    one = install_split(tmp_path, wheel, "one", 1 << 60)
+    two = install_split(tmp_path, wheel, "two", 1)
+    assert snapshot(two) == snapshot(one)
+
+
+@needs_two_cores
+@pytest.mark.parametrize("victim", ["demo/__init__.py", "demo/data.txt", "demo/tool.sh"])
+def test_the_second_process_checks_what_it_writes_against_record(
+        tmp_path: Path, victim: str) -> None:
+    """The helper process alone (nobody else writing): the tampered member is reported
+    as a RECORD mismatch, which fails the install (`join`)."""
+    from carton_hook import splitunpack
+    from carton_hook.wheelcheck import check_wheel
+
+    data = MEMBERS[victim][0]
+    changed = data[:-2] + bytes([data[-2] ^ 0x20]) + data[-1:]
+    wheel = build(tmp_path / "dist", written={victim: changed})
+    record = check_wheel(wheel, wheel.name, contents=False).record
+    share = splitunpack.helper_share(record, 1)
+    assert victim in share
+    root = tmp_path / "dest"
+    proc = splitunpack.start(str(wheel), str(root / "entry"), str(root), share, record)
+    assert proc is not None
+    with pytest.raises(WheelError, match="does not match its RECORD") as info:
+        splitunpack.join(proc, wheel.name)
+    assert victim in str(info.value)
+
+
+@needs_two_cores
+@pytest.mark.parametrize("victim", ["demo/__init__.py", "demo/data.txt", "demo/tool.sh"])
+def test_a_tampered_member_fails_a_split_install_whichever_process_writes_it(
+        tmp_path: Path, victim: str) -> None:
+    data = MEMBERS[victim][0]
+    changed = data[:-2] + bytes([data[-2] ^ 0x20]) + data[-1:]
+    wheel = build(tmp_path / "dist", written={victim: changed})
+    destdir = tmp_path / "work" / "dest"
+    with pytest.raises(WheelError, match="does not match its RECORD") as info:
+        install_wheel(wheel, wheel.name, tmp_path / "entry", destdir, INTERPRETER,
+                      split_min=1)
+    assert victim in str(info.value)
+    assert not destdir.exists()
+
+
+@needs_two_cores
+@pytest.mark.parametrize("helper", [
+    pytest.param(["/nonexistent/python"], id="cannot-start"),
+    pytest.param([sys.executable, "-c", "import sys; sys.exit(9)"], id="dies-at-once"),
+    pytest.param([sys.executable, "-c", "import sys; sys.stdin.read()"], id="writes-nothing"),
+    pytest.param([sys.executable, "-c", "import sys, os, json\n"
+                  "job = json.load(sys.stdin)\n"
+                  "name = job['members'][0][0]\n"
+                  "os.makedirs(os.path.dirname(os.path.join(job['base'], name)), exist_ok=True)\n"
+                  "try:\n"
+                  "    open(os.path.join(job['base'], name), 'xb').write(b'half')\n"
+                  "finally:\n"
+                  "    os.kill(os.getpid(), 9)\n"], id="killed-mid-write"),
+])
+def test_a_second_process_that_fails_leaves_its_members_to_the_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: list[str]) -> None:
+    from carton_hook import splitunpack
+
+    wheel = build(tmp_path / "dist")
+    one = install_split(tmp_path, wheel, "one", 1 << 60)
+    monkeypatch.setattr(splitunpack, "_helper_argv", lambda: helper)
+    two = install_split(tmp_path, wheel, "two", 1)
+    assert snapshot(two) == snapshot(one)
