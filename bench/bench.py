@@ -1,6 +1,6 @@
 """`nox -s bench`: carton beside a plain venv, shiv, pex, pip and uv, in one run.
 
-    python bench/bench.py [--out docs/performance.md] [--runs 30] [--cold-runs 10]
+    python bench/bench.py [--out docs/performance.md] [--runs 20] [--cold-runs 8] [--only PARTS]
 
 Builds every workload's contenders from the same wheels (downloaded once, then served
 from a loopback index), times them alternating, and writes the markdown report.
@@ -30,11 +30,17 @@ from workloads import (  # noqa: E402
     MANY,
     NUMERIC,
     REQUESTS,
+    SKLEARN,
+    TORCH,
     Workload,
     download,
     pack_env,
     write_model,
 )
+
+PARTS = ("requests", "numeric", "laziness", "sklearn", "torch", "crowd", "packing", "finder",
+         "memory")
+CROWD = 16
 
 from tests.factory import make_wheel  # noqa: E402
 from tests.indexserver import PackageIndex  # noqa: E402
@@ -43,28 +49,55 @@ from tests.indexserver import PackageIndex  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
-    parser.add_argument("--runs", type=int, default=30, help="warm runs per contender")
-    parser.add_argument("--cold-runs", type=int, default=10, help="cold runs per contender")
+    # Defaults that keep the whole bench within 15 minutes on two cores.
+    parser.add_argument("--runs", type=int, default=10, help="warm runs per contender")
+    parser.add_argument("--cold-runs", type=int, default=6, help="cold runs per contender")
     parser.add_argument("--work", type=Path, help="keep the work folder here")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown part(s): {', '.join(sorted(parts - set(PARTS)))}")
+    torch = "torch" in parts and sys.version_info[:2] == (3, 11)  # the wheel on disk is cp311
     work = args.work or Path(tempfile.mkdtemp(prefix="carton-bench-"))
     started = time.monotonic()
     wheelhouse = work / "wheelhouse"
     print(f"bench: downloading the workloads' wheels into {wheelhouse}", flush=True)
-    download((REQUESTS, NUMERIC, MANY), wheelhouse, PY)
-    index = PackageIndex(work / "index", json=False)
+    download((REQUESTS, NUMERIC, MANY, SKLEARN, *((TORCH,) if torch else ())), wheelhouse, PY)
+    # The locks kept in a --work folder name the index's port: the same one each run.
+    port_file = work / "index-port"
+    try:
+        index = PackageIndex(work / "index", json=False,
+                             port=int(port_file.read_text()) if port_file.exists() else 0)
+    except OSError:  # taken: the kept locks are relocked where they no longer resolve
+        index = PackageIndex(work / "index", json=False)
+    port_file.write_text(str(index.port))
     for wheel in sorted(wheelhouse.glob("*.whl")):
         index.add(wheel)
     index.start()
     report = Report(machine=machine(), runs=args.runs, cold_runs=args.cold_runs)
     try:
-        startup(report, REQUESTS, work, wheelhouse, index.url, args, args.cold_runs)
+        if parts & {"requests", "finder"}:
+            startup(report, REQUESTS, work, wheelhouse, index.url, args, args.cold_runs)
         # Cold runs of numpy + pandas take seconds each, six contenders over: fewer of them.
-        startup(report, NUMERIC, work, wheelhouse, index.url, args, max(3, args.cold_runs // 2))
-        laziness(report, work, wheelhouse, index.url, args)
-        packing(report, work / "numeric", index.url, args)
-        finder(report, work / "requests")
-        memory(report, work, index, args)
+        if parts & {"numeric", "packing", "crowd"}:
+            startup(report, NUMERIC, work, wheelhouse, index.url, args,
+                    max(3, args.cold_runs // 2))
+        if "laziness" in parts:
+            laziness(report, work, wheelhouse, index.url, args)
+        if "sklearn" in parts:
+            against_uv(report, SKLEARN, work, wheelhouse, index.url, args)
+        if torch:
+            against_uv(report, TORCH, work, wheelhouse, index.url, args, warm_runs=3)
+        if "crowd" in parts:
+            crowd(report, work / NUMERIC.name, wheelhouse, index, args)
+        if "packing" in parts:
+            packing(report, work / "numeric", index.url, args)
+        if "finder" in parts:
+            finder(report, work / "requests")
+        if "memory" in parts:
+            memory(report, work, index, args)
     finally:
         index.stop()
     report.seconds = time.monotonic() - started
@@ -82,14 +115,63 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
     venv = b.venv()
     carton_warm, carton_cold, _ = b.carton()
     shiv_warm, shiv_cold = b.shiv()
-    pex_warm, pex_cold = b.pex(venv=False)
     pexv_warm, pexv_cold = b.pex(venv=True)
+    # pex's zip mode and pip's install-then-run cost minutes on the big workload and are
+    # far behind: they run on the small one only, to keep the bench within 15 minutes.
+    small = workload is REQUESTS
+    pex_warm, pex_cold = b.pex(venv=False) if small else (None, None)
     print(f"bench: workload {workload.name}: timing", flush=True)
-    warm = alternate([venv, carton_warm, b.carton_executable(), shiv_warm, pex_warm, pexv_warm],
-                     args.runs)
-    cold = alternate([carton_cold, shiv_cold, pex_cold, pexv_cold, b.pip_then_run(),
-                      b.uv_then_run()], cold_runs, warmup=0)
+    warm = alternate([c for c in (venv, carton_warm, b.carton_executable(), shiv_warm, pex_warm,
+                                  pexv_warm) if c is not None], args.runs)
+    # The second run right after a cold one: against the venv's warm run, in turn.
+    second = alternate([venv, b.carton_second()], max(3, args.cold_runs // 2), warmup=0)
+    warm.append(second[1])
+    cold = alternate([c for c in (carton_cold, shiv_cold, pex_cold, pexv_cold,
+                                  b.pip_then_run() if small else None, b.uv_then_run())
+                      if c is not None], cold_runs, warmup=0)
     report.add_table(workload.name, f"Workload: {workload.title}", warm + cold, base="plain venv")
+
+
+def against_uv(report: Report, workload: Workload, work: Path, wheelhouse: Path,
+               index_url: str, args: argparse.Namespace, warm_runs: int | None = None) -> None:
+    """A big workload: carton's cold start against uv's install-then-run (the fastest
+    installer), and its second run against the venv's warm one."""
+    print(f"bench: workload {workload.name}", flush=True)
+    b = Builder(workload, work / workload.name, wheelhouse, index_url)
+    venv = b.venv()
+    carton_warm, carton_cold, _ = b.carton()
+    runs = max(2, args.cold_runs // 3)
+    warm = alternate([venv, carton_warm], warm_runs or max(5, args.runs // 2))
+    warm += alternate([b.carton_second()], runs, warmup=0)
+    cold = alternate([carton_cold, b.uv_then_run()], runs, warmup=0)
+    report.add_table(workload.name, f"Workload: {workload.title}", warm + cold,
+                     base="plain venv")
+
+
+def crowd(report: Report, numeric: Path, wheelhouse: Path, index: PackageIndex,
+          args: argparse.Namespace) -> None:
+    """CROWD processes of the numpy + pandas carton at once on an empty cache, against
+    one cold start; and how often each wheel was downloaded."""
+    print(f"bench: {CROWD} processes at once", flush=True)
+    b = Builder(NUMERIC, numeric, wheelhouse, index.url)
+    _, one, _ = b.carton()
+    many = b.carton_crowd(CROWD)
+    floor = b.carton_crowd(CROWD, warm=True)  # the same imports, nothing to install
+    run_once(floor)  # untimed: fills its cache, if the numeric workload did not
+    results = [Result(one.name), Result(many.name), Result(floor.name)]
+    downloads: list[int] = []
+    for _ in range(max(2, args.cold_runs // 3)):
+        for command, result in zip((one, many, floor), results, strict=True):
+            index.reset_counts()
+            seconds, rss = run_once(command)
+            result.seconds.append(seconds)
+            result.peak_rss_kb.append(rss)
+            if command is many:
+                files = [r for r in index.requests if "/files/" in r]
+                downloads.append(max(files.count(f) for f in set(files)) if files else 0)
+    report.add_table("crowd", f"Workload: {CROWD} processes of numpy + pandas at once, cold",
+                     results, base=one.name)
+    report.crowd_downloads = max(downloads)
 
 
 def laziness(report: Report, work: Path, wheelhouse: Path, index_url: str,
@@ -142,6 +224,9 @@ def finder(report: Report, requests_work: Path) -> None:
 def memory(report: Report, work: Path, index: PackageIndex, args: argparse.Namespace) -> None:
     """Peak memory of a cold import of a large wheel, against the warm run."""
     print("bench: memory of a cold import of a large wheel", flush=True)
+    # Its wheel is new random bytes each time: a lock kept from an earlier run in the
+    # same --work folder would pin the previous one.
+    shutil.rmtree(work / "memory", ignore_errors=True)
     big = make_wheel(work / "big-wheel", "bigblob", "1.0", files={
         "bigblob/__init__.py": "SIZE = 150\n", "bigblob/blob.bin": os.urandom(150 << 20)})
     index.add(big)

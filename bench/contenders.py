@@ -57,6 +57,34 @@ class Builder:
         self.archive, self.warm_home = archive, warm_home
         return warm, cold, folder
 
+    def carton_second(self) -> Command:
+        """The run right after a cold run (after `carton()`): what a first run left in the
+        cache (the `.pyc` of what it imported) is all the second one has."""
+        home = self.root / "carton-second"
+        argv = [PY, "-m", "carton_hook", str(self.archive)]
+
+        def prepare() -> None:
+            _fresh(home)
+            subprocess.run(argv, check=True, env=clean_env({"CARTON_HOME": str(home)}),
+                           stdout=subprocess.DEVNULL)
+
+        return Command("carton second run", argv, {"CARTON_HOME": str(home)}, prepare=prepare,
+                       expect=self.w.expect)
+
+    def carton_crowd(self, processes: int, warm: bool = False) -> Command:
+        """`processes` runs of the carton started at once on an empty cache (a Pool, a
+        Spark executor's workers), or with `warm` on the filled one (what the same
+        imports cost with nothing to install); done when the last one is (after
+        `carton()`)."""
+        home = self.warm_home if warm else self.root / "carton-crowd"
+        launch = ("import subprocess, sys\n"
+                  "procs = [subprocess.Popen(sys.argv[2:]) for _ in range(int(sys.argv[1]))]\n"
+                  "sys.exit(max(p.wait() for p in procs))\n")
+        return Command(f"carton {'warm' if warm else 'cold'}, {processes} processes at once",
+                       [PY, "-c", launch, str(processes), PY, "-m", "carton_hook",
+                        str(self.archive)], {"CARTON_HOME": str(home)},
+                       prepare=None if warm else lambda: _fresh(home), expect=self.w.expect)
+
     def carton_executable(self) -> Command:
         """The same carton run as `python model.carton` (after `carton()`): the runtime
         it carries, not an installed carton_hook."""

@@ -70,13 +70,24 @@ def run_once(command: Command) -> tuple[float, int]:
 
 # Runs the command as a child, timing only the child (not this wrapper's own start), and
 # prints the seconds and the largest resident set among everything it started
-# (RUSAGE_CHILDREN covers grandchildren that their parents waited for).
+# (RUSAGE_CHILDREN covers grandchildren that their parents waited for). Then, untimed,
+# it waits until nothing of the child's process group runs any more (a carton's worker
+# finishes the wheels it started after a model that did not import them has ended), so
+# that no run overlaps the next one.
 _MEASURE = (
-    "import resource, subprocess, sys, time\n"
+    "import os, resource, subprocess, sys, time\n"
     "t = time.perf_counter()\n"
-    "p = subprocess.run(sys.argv[1:])\n"
+    "p = subprocess.Popen(sys.argv[1:], start_new_session=True)\n"
+    "p.wait()\n"
     "t = time.perf_counter() - t\n"
-    "print(t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "print(t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)\n"
+    "deadline = time.monotonic() + 300\n"
+    "while time.monotonic() < deadline:\n"
+    "    try:\n"
+    "        os.killpg(p.pid, 0)\n"
+    "    except ProcessLookupError:\n"
+    "        break\n"
+    "    time.sleep(0.05)\n"
     "sys.exit(p.returncode)\n"
 )
 

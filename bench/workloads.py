@@ -38,7 +38,20 @@ MANY = Workload(
      "simplejson", "colorama", "typing-extensions", "wcwidth", "markdown"),
     "import six\nprint('six', six.__version__)", "six ")
 
-WORKLOADS = (REQUESTS, NUMERIC, MANY)
+SKLEARN = Workload(
+    "sklearn", "scikit-learn (with scipy and pandas), one `fit`", ("scikit-learn", "pandas"),
+    "import numpy, pandas\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "frame = pandas.DataFrame({'x': numpy.arange(40.0), 'y': numpy.arange(40) > 19})\n"
+    "fitted = LogisticRegression().fit(frame[['x']], frame.y)\n"
+    "print('score', fitted.score(frame[['x']], frame.y))", "score 1.0")
+
+# The CPU wheel of examples/torch-model (190 MB; this machine's pip finds it on disk).
+TORCH = Workload(
+    "torch", "the torch CPU wheel of examples/torch-model", ("torch==2.13.0+cpu",),
+    "import torch\nprint('torch', float(torch.ones(3).sum()))", "torch 3.0")
+
+WORKLOADS = (REQUESTS, NUMERIC, MANY, SKLEARN, TORCH)
 
 
 def model_source(workload: Workload) -> str:
@@ -47,11 +60,12 @@ def model_source(workload: Workload) -> str:
 
 
 def download(workloads: tuple[Workload, ...], wheelhouse: Path, python: str) -> None:
-    """Every wheel the workloads need, for `python`, from the configured index."""
+    """Every wheel the workloads need, for `python`, from the configured index (one
+    resolution per workload: their requirements need not agree with each other)."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    reqs = sorted({r for w in workloads for r in w.requirements})
-    subprocess.run([python, "-m", "pip", "download", "--only-binary", ":all:", "-q",
-                    "-d", str(wheelhouse), *reqs], check=True)
+    for workload in workloads:
+        subprocess.run([python, "-m", "pip", "download", "--only-binary", ":all:", "-q",
+                        "-d", str(wheelhouse), *workload.requirements], check=True)
 
 
 def write_model(workload: Workload, folder: Path) -> Path:
