@@ -39,7 +39,9 @@ def test_find_spec_and_metadata_download_nothing(
     carton = build_carton("alpha\n", model("""
 import importlib.util
 from importlib import metadata
-assert importlib.util.find_spec('alpha') is not None
+spec = importlib.util.find_spec('alpha')
+assert spec is not None
+print(spec.name, spec.parent, spec.has_location, spec.loader.is_package('alpha'))
 print(metadata.version('alpha'), metadata.version('beta'))
 print(metadata.requires('alpha'))
 print(sorted(e.name for e in metadata.entry_points(group='demo.plugins')))
@@ -50,7 +52,8 @@ print(metadata.packages_distributions().get('alpha'))
     pypi.reset_counts()
     proc = run_hook(hermetic_env, carton)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["1.2 1.0", "['beta>=1']", "['first']",
+    assert proc.stdout.splitlines() == ["alpha alpha True True", "1.2 1.0", "['beta>=1']",
+                                        "['first']",
                                         "['alpha', 'beta']", "['alpha']"]
     assert files_fetched(pypi) == []
 
@@ -218,6 +221,54 @@ print(importlib.reload(alpha).answer())
         proc = run_hook(hermetic_env, carton)
         assert proc.returncode == 0, (run, proc.stderr)
         assert proc.stdout.splitlines() == ["True True", "answer():", "3", "42"]
+
+
+
+def test_every_import_surface_answers_before_the_first_import(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """What runpy, `python -m`, pytest --pyargs, pkgutil, importlib.resources and inspect
+    ask of a locked package never imported before: the answers a venv gives. Each
+    surface gets a wheel of its own, so each one meets a spec whose wheel is not
+    installed yet (the model names them only in strings: nothing is prefetched)."""
+    wheels = {
+        "specpkg": {"specpkg/__init__.py": ""},
+        "runme": {"runme/__init__.py": "",
+                  "runme/__main__.py": "import sys\nprint('runme main', sys.argv[1:])\n"},
+        "solo": {"solo.py": "print('solo ran as', __name__)\n"},
+        "gamma": {"gamma/__init__.py": "", "gamma/data.txt": "gamma data"},
+        "delta": {"delta.py": "def f():\n    return 'delta'\n"},
+        "kappa": {"kappa/__init__.py": "", "kappa/sub.py": ""},
+        "theta": {"theta.py": "VALUE = 'theta value'\n"},
+        "iota": {"iota.py": "VALUE = 1\n"},
+    }
+    for name, files in wheels.items():
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0", files))
+    carton = build_carton("\n".join(wheels) + "\n", model("""
+import importlib, importlib.resources, importlib.util, inspect, os, pkgutil, runpy
+import subprocess, sys
+spec = importlib.util.find_spec('specpkg')
+print(os.path.isfile(spec.origin), spec.origin.endswith(os.path.join('specpkg', '__init__.py')),
+      spec.submodule_search_locations == [os.path.dirname(spec.origin)],
+      spec.cached == importlib.util.cache_from_source(spec.origin))
+proc = subprocess.run([sys.executable, '-m', 'runme', 'x'], capture_output=True, text=True)
+print(proc.returncode, proc.stdout.strip(), proc.stderr[-300:] or 'ok')
+runpy.run_module('solo', run_name='__main__')
+print(importlib.resources.files('gamma').joinpath('data.txt').read_text())
+loader = pkgutil.get_loader('delta')
+print(loader.get_filename('delta').endswith('delta.py'), loader.get_source('delta').splitlines()[0])
+spec = importlib.util.find_spec('kappa')
+print([m.name for m in pkgutil.walk_packages(spec.submodule_search_locations, 'kappa.')])
+print(pkgutil.resolve_name('theta:VALUE'))
+iota = importlib.import_module('iota')
+print(inspect.getsourcefile(iota).endswith('iota.py'), importlib.reload(iota).VALUE)
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == [
+            "True True True True", "0 runme main ['x'] ok", "solo ran as __main__", "gamma data",
+            "True def f():", "['kappa.sub']", "theta value", "True 1"], run
 
 
 GUARD = """

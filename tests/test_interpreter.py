@@ -62,6 +62,24 @@ def test_c_m_script_and_stdin_run_with_the_locked_packages(
     assert proc.returncode == 1 and "No module named 'urllib3'" in proc.stderr  # isolated
 
 
+
+def test_m_runs_a_locked_package_never_imported_before(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        bare_python: Path, hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "lint", "1.0", {
+        "lint/__init__.py": "",
+        "lint/__main__.py": "import sys\nprint('lint', sys.argv[1:])\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "single", "1.0", {
+        "single.py": "import sys\n"
+                     "if __name__ == '__main__':\n    print('single', sys.argv[1:])\n"}))
+    carton = build_carton("lint\nsingle\n", MODEL)
+    for run in ("cold", "warm"):
+        proc = python(carton, bare_python, hermetic_env, "-m", "lint", "--version")
+        assert (proc.returncode, proc.stdout) == (0, "lint ['--version']\n"), (run, proc.stderr)
+        proc = python(carton, bare_python, hermetic_env, "-m", "single", "a")
+        assert (proc.returncode, proc.stdout) == (0, "single ['a']\n"), (run, proc.stderr)
+
+
 def test_its_children_keep_the_packages_and_the_engine_path(
         carton: Path, bare_python: Path, engine_path: Path,
         hermetic_env: dict[str, str]) -> None:
