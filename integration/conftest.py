@@ -21,6 +21,19 @@ ROOT = Path(__file__).resolve().parents[1]
 once = pytest.mark.skipif(sys.version_info[:2] != (3, 11),
                           reason="runs once per CI, on CPython 3.11 (the active one)")
 
+# The rows of test_suites.py's table: other projects' suites under carton and in a venv.
+SUITE_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SUITE_REPORT:
+        terminalreporter.section("other projects' suites: carton against a plain venv")
+        terminalreporter.write_line("| suite | exercises | Python | run as | outcomes (venv) | "
+                                    "tests that ended differently |")
+        terminalreporter.write_line("|---|---|---|---|---|---|")
+        for row in SUITE_REPORT:
+            terminalreporter.write_line(row)
+
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
