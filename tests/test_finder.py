@@ -241,6 +241,7 @@ def test_every_import_surface_answers_before_the_first_import(
         "kappa": {"kappa/__init__.py": "", "kappa/sub.py": ""},
         "theta": {"theta.py": "VALUE = 'theta value'\n"},
         "iota": {"iota.py": "VALUE = 1\n"},
+        "eps": {"eps/__init__.py": "", "eps/data.txt": "eps data"},
     }
     for name, files in wheels.items():
         pypi.add(make_wheel(tmp_path / "w", name, "1.0", files))
@@ -262,13 +263,15 @@ print([m.name for m in pkgutil.walk_packages(spec.submodule_search_locations, 'k
 print(pkgutil.resolve_name('theta:VALUE'))
 iota = importlib.import_module('iota')
 print(inspect.getsourcefile(iota).endswith('iota.py'), importlib.reload(iota).VALUE)
+reader = importlib.util.find_spec('eps').loader.get_resource_reader('eps')
+print(reader.files().joinpath('data.txt').read_text())
 """))
     for run in ("cold", "warm"):
         proc = run_hook(hermetic_env, carton)
         assert proc.returncode == 0, (run, proc.stderr)
         assert proc.stdout.splitlines() == [
             "True True True True", "0 runme main ['x'] ok", "solo ran as __main__", "gamma data",
-            "True def f():", "['kappa.sub']", "theta value", "True 1"], run
+            "True def f():", "['kappa.sub']", "theta value", "True 1", "eps data"], run
 
 
 GUARD = """
