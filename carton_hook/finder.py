@@ -326,7 +326,10 @@ class _DeferredSpec(ModuleSpec):
         if installing is not None:
             real = installing.real_spec(self.name)
             self._installing = None
-            self.loader = real.loader
+            installing.real = real.loader
+            loader: object = self.loader
+            if loader is installing:  # not if someone wrapped it (a LazyLoader)
+                self.loader = real.loader
             self.origin = real.origin
             self.loader_state = real.loader_state
             self.submodule_search_locations = real.submodule_search_locations
@@ -379,6 +382,7 @@ class _InstallingLoader:
         self._finder = finder
         self._shas = shas
         self._spec: _DeferredSpec | None = None
+        self.real: Any = None  # the real loader, once installed
 
     def real_spec(self, name: str) -> ModuleSpec:
         """Install the wheel (and what it depends on); the spec a venv would give."""
@@ -400,19 +404,18 @@ class _InstallingLoader:
             spec.resolve()
         else:  # a spec made by someone else around this loader
             real = self.real_spec(spec.name)
-            spec.loader = real.loader
+            self.real = spec.loader = real.loader
             spec.origin = real.origin
             spec.loader_state = real.loader_state
             spec.submodule_search_locations = real.submodule_search_locations
             spec.has_location = real.has_location
-        create = getattr(spec.loader, "create_module", None)
+        create = getattr(self.real, "create_module", None)
         return create(spec) if create else None
 
     def exec_module(self, module: ModuleType) -> None:
-        # Reached only if the import system kept this loader; hand over to the real one.
-        spec = module.__spec__
-        assert spec is not None and spec.loader is not None
-        spec.loader.exec_module(module)
+        # Reached when a wrapper kept this loader (importlib.util.LazyLoader puts it back
+        # on the spec); hand over to the real one.
+        self._real_loader().exec_module(module)
 
     def is_package(self, fullname: str) -> bool:
         spec = self._spec
@@ -427,7 +430,8 @@ class _InstallingLoader:
         return getattr(self._real_loader(), name)
 
     def _real_loader(self) -> Any:
-        spec = self._spec
-        assert spec is not None, "made by a _DeferredSpec"
-        spec.resolve()
-        return spec.loader
+        if self.real is None:
+            spec = self._spec
+            assert spec is not None, "made by a _DeferredSpec"
+            spec.resolve()
+        return self.real

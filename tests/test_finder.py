@@ -242,6 +242,7 @@ def test_every_import_surface_answers_before_the_first_import(
         "theta": {"theta.py": "VALUE = 'theta value'\n"},
         "iota": {"iota.py": "VALUE = 1\n"},
         "eps": {"eps/__init__.py": "", "eps/data.txt": "eps data"},
+        "lazy": {"lazy.py": "print('lazy runs')\nVALUE = 'lazy value'\n"},
     }
     for name, files in wheels.items():
         pypi.add(make_wheel(tmp_path / "w", name, "1.0", files))
@@ -265,13 +266,21 @@ iota = importlib.import_module('iota')
 print(inspect.getsourcefile(iota).endswith('iota.py'), importlib.reload(iota).VALUE)
 reader = importlib.util.find_spec('eps').loader.get_resource_reader('eps')
 print(reader.files().joinpath('data.txt').read_text())
+spec = importlib.util.find_spec('lazy')  # the LazyLoader recipe of importlib's docs
+spec.loader = importlib.util.LazyLoader(spec.loader)
+lazy = importlib.util.module_from_spec(spec)
+sys.modules['lazy'] = lazy
+spec.loader.exec_module(lazy)
+print('lazy loaded')
+print(lazy.VALUE)
 """))
     for run in ("cold", "warm"):
         proc = run_hook(hermetic_env, carton)
         assert proc.returncode == 0, (run, proc.stderr)
         assert proc.stdout.splitlines() == [
             "True True True True", "0 runme main ['x'] ok", "solo ran as __main__", "gamma data",
-            "True def f():", "['kappa.sub']", "theta value", "True 1", "eps data"], run
+            "True def f():", "['kappa.sub']", "theta value", "True 1", "eps data",
+            "lazy loaded", "lazy runs", "lazy value"], run
 
 
 GUARD = """
