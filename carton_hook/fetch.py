@@ -15,8 +15,8 @@ from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 from .errors import CartonError
-from .lockfile import url_problem
 from .paths import env_flag
+from .urls import connect_problem
 
 CHUNK = 1 << 20
 ATTEMPTS = 5
@@ -109,68 +109,78 @@ class _Retry(Exception):
         self.after = after
 
 
-def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
-             started: float) -> None:
+def open_url(url: str, headers: dict[str, str], what: str,
+             retries: Any = False) -> tuple[Any, str]:
+    """GET `url`; the response (its body unread) and the URL that gave it, following up to
+    MAX_REDIRECTS redirects by hand: each URL is judged by `connect_problem` before
+    anything connects to it, and https never leads to http. Raises FetchError for a URL
+    refused; urllib3's own errors (connection, timeout, TLS) pass through."""
     import urllib3
 
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        problem = url_problem(current)
+        problem = connect_problem(current)
         if problem:
             raise FetchError(f"{what}: refusing to download {problem}")
-        headers = {"Accept-Encoding": "identity"}
-        if partial.received:
-            headers["Range"] = f"bytes={partial.received}-"
-            if partial.validator:
-                headers["If-Range"] = partial.validator
-        pool = pool_for(current)
-        try:
-            resp = pool.request("GET", current, preload_content=False, decode_content=False,
-                                redirect=False, retries=False, headers=headers,
-                                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT,
-                                                        read=READ_TIMEOUT))
-        except urllib3.exceptions.SSLError as exc:
-            raise FetchError(f"{what}: TLS failure for {current}: {exc}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise _Retry() from exc
-        done = False
-        try:
-            if resp.status in (301, 302, 303, 307, 308):
-                location = resp.headers.get("Location")
-                if not location:
-                    raise FetchError(f"{what}: redirect without a Location from {current}")
-                target = urljoin(current, location)
-                if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
-                    raise FetchError(f"{what}: refusing to follow a redirect from https to "
-                                     f"{target!r}")
-                current = target
-                continue
-            if resp.status in RETRY_STATUSES:
-                raise _Retry(_retry_after(resp.headers.get("Retry-After"))) from FetchError(
-                    f"HTTP {resp.status}")
-            if resp.status == 416 and partial.received:
-                partial.restart()  # the server will not serve the rest: start over
-                raise _Retry() from FetchError("HTTP 416 to a resumed download")
-            if resp.status == 206 and partial.received:
-                _check_content_range(resp.headers.get("Content-Range"), partial, what)
-            elif resp.status in (200, 206):
-                if partial.received:
-                    partial.restart()  # Range ignored, or the file changed (If-Range)
-                if resp.status == 206:
-                    _check_content_range(resp.headers.get("Content-Range"), partial, what)
-            else:
-                raise FetchError(f"{what}: HTTP {resp.status} from {current}")
-            partial.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
-            _stream(resp, sha256, size, partial, what, started)
-            done = True
-            return
-        finally:
-            if not done:
-                # A body left unread (a redirect, an error, a cut) would break the next
-                # request on this keep-alive connection; draining it could take forever.
-                resp.close()
-            resp.release_conn()
+        resp = pool_for(current).request(
+            "GET", current, preload_content=False, decode_content=False, redirect=False,
+            retries=retries, headers=headers,
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
+        if resp.status not in (301, 302, 303, 307, 308):
+            return resp, current
+        location = resp.headers.get("Location")
+        # A body left unread would break the next request on this keep-alive
+        # connection; draining it could take forever.
+        resp.close()
+        resp.release_conn()
+        if not location:
+            raise FetchError(f"{what}: redirect without a Location from {current}")
+        target = urljoin(current, location)
+        if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
+            raise FetchError(f"{what}: refusing to follow a redirect from https to {target!r}")
+        current = target
     raise FetchError(f"{what}: more than {MAX_REDIRECTS} redirects from {url}")
+
+
+def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
+             started: float) -> None:
+    import urllib3
+
+    headers = {"Accept-Encoding": "identity"}
+    if partial.received:
+        headers["Range"] = f"bytes={partial.received}-"
+        if partial.validator:
+            headers["If-Range"] = partial.validator
+    try:
+        resp, current = open_url(url, headers, what)
+    except urllib3.exceptions.SSLError as exc:
+        raise FetchError(f"{what}: TLS failure: {exc}") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise _Retry() from exc
+    done = False
+    try:
+        if resp.status in RETRY_STATUSES:
+            raise _Retry(_retry_after(resp.headers.get("Retry-After"))) from FetchError(
+                f"HTTP {resp.status}")
+        if resp.status == 416 and partial.received:
+            partial.restart()  # the server will not serve the rest: start over
+            raise _Retry() from FetchError("HTTP 416 to a resumed download")
+        if resp.status == 206 and partial.received:
+            _check_content_range(resp.headers.get("Content-Range"), partial, what)
+        elif resp.status in (200, 206):
+            if partial.received:
+                partial.restart()  # Range ignored, or the file changed (If-Range)
+            if resp.status == 206:
+                _check_content_range(resp.headers.get("Content-Range"), partial, what)
+        else:
+            raise FetchError(f"{what}: HTTP {resp.status} from {current}")
+        partial.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+        _stream(resp, sha256, size, partial, what, started)
+        done = True
+    finally:
+        if not done:
+            resp.close()  # an error or a cut: do not drain the rest
+        resp.release_conn()
 
 
 def _check_content_range(value: str | None, partial: _Partial, what: str) -> None:

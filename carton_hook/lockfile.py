@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .errors import LockError
+from .urls import url_problem
 
 LOCK_VERSION = 1
 LOCK_PATH = ".carton/carton.lock"
@@ -25,7 +25,6 @@ BUNDLED_DIR = ".carton/bundled_wheels"
 DIST_INFO_DIR = ".carton/dist-info"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 @dataclass(frozen=True)
@@ -367,21 +366,6 @@ class _Reader:
         if path is not None and path != bundled_path(sha, name):
             raise self.fail(f"{key}.path", f"expected {bundled_path(sha, name)!r}")
         return Wheel(name=name, sha256=sha, size=size, url=url, path=path)
-
-
-def url_problem(url: Any) -> str | None:
-    """Why a locked URL may not be fetched, or None: https anywhere, plain http only to loopback."""
-    if not isinstance(url, str):
-        return "expected a string"
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        return f"{url!r} is not a valid URL ({exc})"
-    if parts.scheme == "https" and parts.hostname:
-        return None
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
-        return None
-    return f"{url!r}: only https URLs (or http to a loopback host) may be locked"
 
 
 def canonical_name(name: str) -> str:

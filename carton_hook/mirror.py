@@ -14,11 +14,14 @@ import json
 import os
 import threading
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from .lockfile import canonical_name, url_problem
+from .lockfile import canonical_name
+from .urls import url_problem
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+MAX_PAGE = 64 << 20  # PyPI's largest project pages are a few MiB
 _pages: dict[str, dict[str, str]] = {}  # project page URL -> {filename: file URL}
 _lock = threading.Lock()
 
@@ -53,26 +56,36 @@ def find(index: str, project: str, filename: str) -> str | None:
 def _read_page(page: str) -> dict[str, str]:
     import urllib3
 
-    from .fetch import CONNECT_TIMEOUT, READ_TIMEOUT, pool_for
+    from .fetch import FetchError, open_url
 
     problem = url_problem(page)
     if problem:
         raise MirrorError(f"CARTON_INDEX_URL: {problem}")
     try:
-        resp = pool_for(page).request(
-            "GET", page, headers={"Accept": ACCEPT}, redirect=True,
-            retries=urllib3.Retry(total=2, backoff_factor=0.2, other=0),
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
+        resp, final = open_url(page, {"Accept": ACCEPT}, f"the mirror's page {page}",
+                        retries=urllib3.Retry(total=2, backoff_factor=0.2, other=0,
+                                              redirect=False))
+    except FetchError as exc:  # a redirect to a URL that may not be fetched
+        raise MirrorError(str(exc)) from exc
     except urllib3.exceptions.HTTPError as exc:
         raise MirrorError(f"cannot read {page}: {exc}") from exc
+    try:
+        return _read_files(page, final, resp)
+    finally:
+        resp.release_conn()
+
+
+def _read_files(page: str, base: str, resp: Any) -> dict[str, str]:
     if resp.status == 404:
         return {}
     if resp.status != 200:
         raise MirrorError(f"{page} answered HTTP {resp.status}")
-    base = urljoin(page, resp.geturl() or "")  # after redirects; may be a bare path
     kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    data = resp.read(MAX_PAGE + 1, decode_content=True)
+    if len(data) > MAX_PAGE:
+        raise MirrorError(f"the project page {page} is larger than {MAX_PAGE >> 20} MiB")
     try:
-        text = resp.data.decode("utf-8")
+        text = data.decode("utf-8")
         if kind.startswith("application/vnd.pypi.simple.v1+json") or kind == "application/json":
             return {f["filename"]: urljoin(base, f["url"]) for f in json.loads(text)["files"]}
         return _links(text, base)

@@ -455,6 +455,27 @@ def test_redirect_off_loopback_is_refused_before_connecting(
     assert not dest.exists()
 
 
+@pytest.mark.parametrize("trick", ["http://remote.example\\@{host}/f",
+                                   "http://{host}@remote.example/f",
+                                   "http://{host}\\@remote.example/f"])
+def test_a_url_two_parsers_read_differently_is_refused_without_connecting(
+        tmp_path: Path, serve: Serve, net: Net, trick: str) -> None:
+    """The lock's URL, and the same URL reached through a redirect: urllib.parse and
+    urllib3 (which connects) would read different hosts. Nothing connects anywhere."""
+    server = serve(ok())
+    target = trick.format(host=urlsplit(server.base).netloc)
+    dest = tmp_path / "demo.whl"
+    with pytest.raises(FetchError, match="refusing"):
+        fetch(target, SHA, len(BODY), dest, what=WHAT)
+    assert (server.requests, net.lookups, net.connects) == ([], [], [])
+    redirecting = serve(lambda h, n: h.send(302, headers={"Location": target}, length=0))
+    with pytest.raises(FetchError, match="refusing"):
+        fetch(f"{redirecting.base}/start", SHA, len(BODY), dest, what=WHAT)
+    assert redirecting.paths == ["/start"] and server.requests == []
+    assert all(host in LOOPBACK for host in net.lookups)
+    assert not dest.exists()
+
+
 def _chain(hops: int) -> Respond:
     """`/r/<k>` redirects to `/r/<k-1>`; `/r/0` is the file."""
     def respond(h: _Handler, n: int) -> None:

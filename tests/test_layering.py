@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FORMAT_MODULES = {"carton_hook", "carton_hook.errors", "carton_hook.lockfile",
                   "carton_hook.wheelcheck", "carton_hook.importnames", "carton_hook.archive",
-                  "carton_hook.membernames"}
+                  "carton_hook.membernames", "carton_hook.urls"}
 THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "tomli", "build")
 
 

@@ -3,8 +3,11 @@ or HTML), still checked against the lock; the recorded URL is the fallback."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -84,3 +87,37 @@ def test_a_mirror_carton_may_not_use_is_refused(
     proc = run_hook(env, carton)
     assert (proc.returncode, proc.stdout) == (0, "locked\n"), proc.stderr
     assert "only https URLs (or http to a loopback host)" in proc.stderr
+
+
+def test_a_mirror_page_that_redirects_where_carton_may_not_go_is_refused(
+        tmp_path: Path, pypi: PackageIndex, mirror: PackageIndex,
+        build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    """The page's redirect is judged like a locked URL, before anything connects: here
+    urllib.parse would read the loopback mirror and urllib3 `remote.example`."""
+    wheel = alpha(tmp_path, "locked")
+    pypi.add(wheel)
+    mirror.add(wheel)
+    carton = build_carton("alpha\n", MODEL)
+    trick = f"http://remote.example\\@{urlsplit(mirror.url).netloc}/simple/alpha/"
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", trick)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**hermetic_env, "CARTON_INDEX_URL": f"http://127.0.0.1:{server.server_port}/"}
+        proc = run_hook(env, carton)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (proc.returncode, proc.stdout) == (0, "locked\n"), proc.stderr
+    assert "printable ASCII" in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert mirror.requests == []

@@ -247,7 +247,7 @@ def test_base_url_refused(url: str) -> None:
     with pytest.raises(IndexLookupError) as info:
         PublicIndex(url, HttpClient())
     assert str(info.value) == (f"CARTON_PYPI_URL {url!r}: only https URLs (or http to a "
-                               "loopback host) may be locked")
+                               "loopback host) may be fetched")
 
 
 @pytest.mark.parametrize("url", ["https://pypi.org/simple/", "http://127.0.0.1:1/simple/",
