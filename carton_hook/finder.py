@@ -249,15 +249,18 @@ class _PreloadingLoader:
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         finder = self._finder
+        preload = finder.plan["wheels"][self._sha]["preload"]
         try:
-            finder.ensure_installed([self._sha])
+            # The libraries' own wheels too: on a first run the worker may still be
+            # installing them (an import waits only for the wheel it imports).
+            finder.ensure_installed(list(dict.fromkeys([self._sha, *(s for s, _ in preload)])))
         except CartonError as exc:
             raise CartonImportError(f"cannot import {spec.name}: {exc}", name=spec.name) from exc
         with finder._lock:
             if self._sha not in finder._preloaded:
                 import ctypes
 
-                for sha, path in finder.plan["wheels"][self._sha]["preload"]:
+                for sha, path in preload:
                     library = _join(finder.cache_root, sha, path)
                     try:
                         ctypes.CDLL(library)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ class Outcomes:
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:  # a module that cannot be imported: one "error" for it
-            self.outcomes[f"{report.nodeid} (collection)"] = "error"
+            # Under --pyargs its node id is a path to site-packages or to the cache entry.
+            where = re.sub(r"^.*?(site-packages|/[0-9a-f]{64})/", "", report.nodeid)
+            self.outcomes[f"{where} (collection)"] = "error"
 
 
 def main() -> int:
@@ -61,7 +64,10 @@ def main() -> int:
         os.environ[name] = value.replace("{here}", str(here))
     os.chdir(here)
     plugin = Outcomes()
-    code = pytest.main(["-p", "no:cacheprovider", *config["args"]], plugins=[plugin])
+    # The suite's own configuration, and nothing found above it (a checkout's
+    # pyproject.toml with --strict-markers, say, when the work folder is inside one).
+    code = pytest.main(["-p", "no:cacheprovider", "-c", config["inifile"], "--rootdir", ".",
+                        *config["args"]], plugins=[plugin])
     out.write_text(json.dumps({"exit": int(code), "outcomes": plugin.outcomes}, indent=0,
                               sort_keys=True))
     return 0

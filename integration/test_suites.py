@@ -111,8 +111,12 @@ def _model_folder(suite: Suite, tmp_path: Path, env: dict[str, str]) -> Path:
         '[tool.carton]\nentrypoint = "suites_runner:main"\n')
     (model / "requirements.txt").write_text("".join(f"{r}\n" for r in suite.requirements))
     shutil.copy(HERE / "suites_runner.py", model / "suites_runner.py")
-    (model / "suite" / "suite.json").write_text(json.dumps({"args": suite.args,
-                                                            "env": suite.env}))
+    inifile = next((name for name in ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
+                    if name in suite.take), "pytest.ini")
+    if inifile not in suite.take:
+        (model / "suite" / inifile).write_text("[pytest]\n")
+    (model / "suite" / "suite.json").write_text(json.dumps(
+        {"args": suite.args, "env": suite.env, "inifile": inifile}))
     if suite.sdist:
         download = tmp_path / "sdist"
         _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
