@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import zipfile
 import zlib
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArchiveError
-from .membernames import name_problem
+from .members import UnsafeMember, check_members
+from .paths import COMPLETE
 
 ARCHIVE_FORMAT = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 CARTON_TOML = "carton.toml"
 MANIFEST = "MANIFEST"
 MODEL_PREFIX = "model/"
@@ -34,6 +37,32 @@ ZIP_MAIN = "__main__.py"
 def runtime_member(name: str) -> bool:
     """A member of the executable part of an archive, not of the model."""
     return name == ZIP_MAIN or name.startswith(RUNTIME_PREFIX)
+
+
+def check_carton_members(zf: zipfile.ZipFile, size: int, where: str) -> None:
+    """The member policy that wheels pass too (members.py: names, collisions, types,
+    methods, sizes), and a carton's own layout: carton.toml, MANIFEST, the executable
+    carton's runtime part, and below model/ anything but carton's completion marker."""
+    try:
+        files = check_members(zf.infolist(), size, reserved=_reserved)
+    except UnsafeMember as exc:
+        raise ArchiveError(where, str(exc)) from None
+    for info in files:
+        name = info.filename
+        if not (name.startswith(MODEL_PREFIX) or name in (CARTON_TOML, MANIFEST)
+                or runtime_member(name)):
+            raise ArchiveError(where, f"member {name!r} is outside model/ (unsafe)")
+
+
+def check_manifest_covers(members: set[str], manifest: dict[str, str], where: str) -> None:
+    """MANIFEST lists exactly the archive's members but itself and carton.toml."""
+    if members != set(manifest):
+        extra = sorted(members ^ set(manifest))[0]
+        raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
+
+
+def _reserved(name: str) -> bool:
+    return name.startswith(MODEL_PREFIX) and name[len(MODEL_PREFIX):].split("/")[0] == COMPLETE
 SUFFIX = ".carton"
 
 
@@ -62,7 +91,7 @@ def parse_manifest(raw: bytes, where: str) -> dict[str, str]:
         raise ArchiveError(where, "MANIFEST is not UTF-8") from exc
     for number, line in enumerate(text.splitlines(), 1):
         path, sep, sha = line.rpartition("=")
-        if not sep or not path or len(sha) != 64:
+        if not sep or not path or not _SHA256.fullmatch(sha):
             raise ArchiveError(where, f"MANIFEST line {number} is not `path=sha256`")
         if path in entries:
             raise ArchiveError(where, f"MANIFEST lists {path!r} twice")
@@ -179,25 +208,15 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-            for member in zf.infolist():
-                if member.flag_bits & 0x1:
-                    raise ArchiveError(where, f"{member.filename!r} is encrypted")
-            if len(set(names)) != len(names):
-                raise ArchiveError(where, "an archive member appears twice")
+            check_carton_members(zf, os.path.getsize(path), where)
             for required in (CARTON_TOML, MANIFEST):
                 if required not in names:
                     raise ArchiveError(where, f"{required} is missing; is this a .carton file?")
             info = parse_carton_toml(zf.read(CARTON_TOML), where)
             manifest = parse_manifest(zf.read(MANIFEST), where)
             members = set(names) - {CARTON_TOML, MANIFEST}
-            if members != set(manifest):
-                extra = sorted(members ^ set(manifest))[0]
-                raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
+            check_manifest_covers(members, manifest, where)
             for name in sorted(members):
-                problem = name_problem(name)
-                if problem or not (name.startswith(MODEL_PREFIX) or runtime_member(name)):
-                    raise ArchiveError(where, f"member {name!r} is outside model/ or unsafe "
-                                              f"({problem or 'not below model/'})")
                 digest = hashlib.sha256()
                 with zf.open(name) as stream:
                     for chunk in iter(lambda: stream.read(1 << 20), b""):

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +21,15 @@ from .archive import (
     CARTON_TOML,
     MANIFEST,
     MODEL_PREFIX,
+    check_carton_members,
     check_end_record,
+    check_manifest_covers,
     parse_carton_toml,
     parse_manifest,
     runtime_member,
 )
 from .errors import ArchiveError, CartonError
 from .lockfile import BUNDLED_DIR, LOCK_PATH
-from .membernames import name_problem
 from .paths import COMPLETE, models_dir
 from .publish import is_published, publishing
 
@@ -95,8 +97,12 @@ class ModelFiles:
         if model.archive is not None and not is_published(model.root):
             try:
                 zf = zipfile.ZipFile(model.archive)
+                check_carton_members(zf, os.path.getsize(model.archive), self._where)
                 self._manifest = parse_manifest(zf.read(MANIFEST), self._where)
-            except (OSError, zipfile.BadZipFile, KeyError) as exc:
+                check_manifest_covers(set(zf.namelist()) - {CARTON_TOML, MANIFEST},
+                                      self._manifest, self._where)
+            except (OSError, zipfile.BadZipFile, KeyError, zlib.error, EOFError,
+                    NotImplementedError) as exc:
                 raise ArchiveError(self._where, f"cannot read: {exc}") from exc
             self._zf = zf
 
@@ -115,7 +121,10 @@ class ModelFiles:
         expected = self._manifest.get(member)
         if expected is None:
             raise FileNotFoundError(f"{self._where}: no {member}")
-        data = self._zf.read(member)
+        try:
+            data = self._zf.read(member)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise ArchiveError(self._where, f"cannot read {member}: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != expected:
             raise ArchiveError(self._where, f"{member} does not match its MANIFEST hash")
         return data
@@ -149,8 +158,11 @@ def _open_archive(path: Path, home: Path, extract: bool = True) -> Model:
             info = parse_carton_toml(zf.read(CARTON_TOML), where)
             root = Path(models_dir(home), hashlib.sha256(raw_manifest).hexdigest())
             if extract and not is_published(root):
+                check_carton_members(zf, os.path.getsize(path), where)
                 _extract(zf, parse_manifest(raw_manifest, where), names, root, where)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        # zlib.error and EOFError: corrupt member data (a CRC that does not match is
+        # BadZipFile); NotImplementedError: a zip feature zipfile cannot read.
         raise ArchiveError(where, f"not a .carton archive ({exc})") from exc
     except OSError as exc:
         raise ArchiveError(where, f"cannot read: {exc}") from exc
@@ -177,23 +189,21 @@ def copy_model(path: Path, dest: Path, home: Path) -> None:
 
 def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], root: Path,
              where: str) -> None:
-    """Extract model/ (but its bundled wheels) into `root`, checking every member."""
-    if names - {CARTON_TOML, MANIFEST} != set(manifest):
-        extra = sorted((names - {CARTON_TOML, MANIFEST}) ^ set(manifest))[0]
-        raise ArchiveError(where, f"MANIFEST and the archive disagree about {extra!r}")
+    """Extract model/ into `root`, checking every member against MANIFEST (the member
+    policy has passed). Bundled wheels stay in the archive (the cache reads them from
+    there when they are first imported), but are read and checked here too, once: a
+    damaged one is a damaged carton, refused before any of the model's code runs."""
+    check_manifest_covers(names - {CARTON_TOML, MANIFEST}, manifest, where)
     with publishing(root) as work:
         made: set[Path] = set()  # one mkdir per folder, not one per file
         for member, expected in sorted(manifest.items()):
             if runtime_member(member):
                 continue  # the executable carton's own part (zipmain.py extracts it)
-            problem = name_problem(member)
-            if problem or not member.startswith(MODEL_PREFIX):
-                reason = problem or "outside model/"
-                raise ArchiveError(where, f"member {member!r} is unsafe ({reason})")
             relpath = member[len(MODEL_PREFIX):]
-            if relpath.startswith(BUNDLED_DIR + "/"):
-                continue  # read from the archive when the cache needs it
             info = zf.getinfo(member)
+            if relpath.startswith(BUNDLED_DIR + "/"):
+                _check_bundled(zf, info, relpath, expected, where)
+                continue
             target = work / relpath
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -207,3 +217,19 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
                 raise ArchiveError(where, f"{member} does not match its MANIFEST hash")
             mode = (info.external_attr >> 16) & 0o777
             target.chmod(0o755 if mode & 0o111 else 0o644)
+
+
+def _check_bundled(zf: zipfile.ZipFile, info: zipfile.ZipInfo, relpath: str, expected: str,
+                   where: str) -> None:
+    """A bundled wheel is `.carton/bundled_wheels/<sha256>/<file>`: its bytes must have
+    that sha256, which MANIFEST must say too."""
+    parts = relpath.split("/")
+    if len(parts) != 4 or parts[2] != expected:
+        raise ArchiveError(where, f"{MODEL_PREFIX}{relpath}: a bundled wheel's folder must be "
+                                  "the sha256 that MANIFEST records for it")
+    digest = hashlib.sha256()
+    with zf.open(info) as src:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ArchiveError(where, f"{MODEL_PREFIX}{relpath} does not match its MANIFEST hash")

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import csv
 import re
-import stat
-import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from typing import Any
 from .errors import WheelError
 from .importnames import import_names, install_paths, parse_pth, rooted_import_names
 from .lockfile import canonical_name
-from .membernames import name_problem
+from .members import UnsafeMember, check_members
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without
 # downloading the wheel. License files and the like are left out.
@@ -32,9 +29,6 @@ STRONG_HASHES = frozenset({"sha256", "sha384", "sha512"})
 DATA_SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
 # The runtime's completion marker: a wheel that ships one could fake a finished entry.
 RESERVED_TOP_LEVEL = frozenset({".carton-complete"})
-MAX_MEMBERS = 200_000
-MAX_TOTAL_SIZE_FLOOR = 512 * 1024 * 1024
-MAX_RATIO = 20
 
 _WHEEL_NAME = re.compile(
     r"^(?P<name>[^\s-]+?)-(?P<version>[^\s-]+?)(-(?P<build>\d[^-]*))?"
@@ -91,15 +85,10 @@ def check_wheel(path: Path, filename: str | None = None, *, contents: bool = Tru
 
 def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
                 compressed: int, contents: bool) -> WheelInfo:
-    infos = zf.infolist()
-    for info in infos:
-        # Without the flag, zipfile reads the name as cp437 and other tools as UTF-8.
-        if not info.flag_bits & 0x800 and not info.filename.isascii():
-            raise WheelError(filename, f"member name {info.filename!r} is not marked as UTF-8")
-    check_member_names(filename, [i.filename for i in infos])
-    files = [i for i in infos if not i.is_dir()]
-    check_member_types(filename, files)
-    check_sizes(filename, files, compressed)
+    try:
+        files = check_members(zf.infolist(), compressed, reserved=_reserved)
+    except UnsafeMember as exc:
+        raise WheelError(filename, str(exc)) from None
     dist_info = _dist_info_dir(filename, [i.filename for i in files], dist, version)
     names = {i.filename for i in files}
     for required in ("METADATA", "WHEEL", "RECORD"):
@@ -156,51 +145,10 @@ def _pth_roots(zf: zipfile.ZipFile, names: set[str]) -> tuple[list[str], list[st
     return roots, with_code
 
 
-def check_member_names(filename: str, names: Iterable[str]) -> None:
-    """Refuse any member name that could escape, collide or mean different things on
-    different systems. Never sanitise: a wheel with one bad name is refused whole."""
-    seen: dict[str, str] = {}
-    dirs: set[str] = set()
-    files: set[str] = set()
-    for name in names:
-        problem = name_problem(name)
-        if problem:
-            raise WheelError(filename, f"unsafe member name {name!r}: {problem}")
-        bare = name.rstrip("/")
-        installed = install_paths([bare])
-        if installed and installed[0].split("/")[0] in RESERVED_TOP_LEVEL:
-            raise WheelError(filename, f"member {name!r} is reserved for carton's cache")
-        key = unicodedata.normalize("NFC", bare).casefold()
-        if key in seen and not (name.endswith("/") and seen[key].endswith("/")):
-            raise WheelError(filename, f"members {seen[key]!r} and {name!r} collide")
-        seen[key] = name
-        parts = key.split("/")
-        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
-        if not name.endswith("/"):
-            files.add(key)
-    clash = files & dirs
-    if clash:
-        raise WheelError(filename, f"{sorted(clash)[0]!r} is both a file and a folder")
-
-
-def check_member_types(filename: str, infos: Iterable[zipfile.ZipInfo]) -> None:
-    """Only regular files may be unpacked: no symlinks, devices, FIFOs or encrypted data."""
-    for info in infos:
-        mode = info.external_attr >> 16
-        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
-            raise WheelError(filename, f"member {info.filename!r} is not a regular file")
-        if info.flag_bits & 0x1:
-            raise WheelError(filename, f"member {info.filename!r} is encrypted")
-
-
-def check_sizes(filename: str, infos: list[zipfile.ZipInfo], compressed: int) -> None:
-    """Refuse zip bombs on the declared sizes (zipfile then enforces them while reading)."""
-    if len(infos) > MAX_MEMBERS:
-        raise WheelError(filename, f"{len(infos)} members, more than {MAX_MEMBERS}")
-    total = sum(i.file_size for i in infos)
-    limit = max(MAX_TOTAL_SIZE_FLOOR, MAX_RATIO * compressed)
-    if total > limit:
-        raise WheelError(filename, f"unpacks to {total} bytes, more than the {limit} allowed")
+def _reserved(name: str) -> bool:
+    """A member that would land on the runtime's completion marker."""
+    installed = install_paths([name.rstrip("/")])
+    return bool(installed) and installed[0].split("/")[0] in RESERVED_TOP_LEVEL
 
 
 def _dist_info_dir(filename: str, names: list[str], dist: str, version: str) -> str:

@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FORMAT_MODULES = {"carton_hook", "carton_hook.errors", "carton_hook.lockfile",
                   "carton_hook.wheelcheck", "carton_hook.importnames", "carton_hook.archive",
-                  "carton_hook.membernames", "carton_hook.urls"}
+                  "carton_hook.membernames", "carton_hook.urls",
+                  "carton_hook.members", "carton_hook.paths"}
 THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "tomli", "build")
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +42,30 @@ def repack(carton: Path, change: Callable[[dict[str, bytes]], None]) -> None:
     with zipfile.ZipFile(carton, "w") as zf:
         for name, data in members.items():
             zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+
+
+def add_member(name: str, data: bytes, *, mode: int = 0o100644, deflate: bool = False,
+               in_manifest: bool = True) -> Callable[[Path], None]:
+    """Add one member (after the others, so that a duplicate is the copy zipfile reads),
+    with its file type in `mode`, and MANIFEST written to match it."""
+    def damage(carton: Path) -> None:
+        with zipfile.ZipFile(carton) as zf:
+            members = [(i, zf.read(i)) for i in zf.infolist()]
+        manifest = {i.filename: hashlib.sha256(d).hexdigest() for i, d in members
+                    if i.filename not in ("MANIFEST", "carton.toml")}
+        if in_manifest:
+            manifest[name] = hashlib.sha256(data).hexdigest()
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = mode << 16
+        info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+        text = "".join(f"{n}={h}\n" for n, h in sorted(manifest.items())).encode()
+        with zipfile.ZipFile(carton, "w") as zf:
+            for old, old_data in members:
+                zf.writestr(old, text if old.filename == "MANIFEST" else old_data)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zipfile warns of a duplicate name
+                zf.writestr(info, data)
+    return damage
 
 
 def edit_lock(edit: Callable[[dict[str, object]], None]) -> Callable[[dict[str, bytes]], None]:
@@ -99,6 +126,19 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "member-escapes": (
         lambda c: repack(c, lambda m: m.update({"model/../evil.py": b"print('evil')\n"})),
         "unsafe"),
+    # The second copy is the one zipfile reads, and MANIFEST matches it.
+    "duplicate-member": (add_member("model/model.py", b"print('second copy')\n"), "collide"),
+    "case-collision": (add_member("model/MODEL.py", b"x = 1\n"), "collide"),
+    "symlink-member": (add_member("model/link.py", b"/etc/passwd", mode=0o120777),
+                       "is not a regular file"),
+    "device-member": (add_member("model/dev", b"", mode=0o020644), "is not a regular file"),
+    "fifo-member": (add_member("model/fifo", b"", mode=0o010644), "is not a regular file"),
+    "file-and-folder": (add_member("model/model.py/x.py", b"x = 1\n"),
+                        "is both a file and a folder"),
+    "marker-member": (add_member("model/.carton-complete", b""), "reserved"),
+    "bomb-600-mib": (add_member("model/zeros.bin", bytes(600 << 20), deflate=True),
+                     "more than the"),
+    "member-outside-model": (add_member("evil.py", b"print('evil')\n"), "outside model/"),
 }
 
 
@@ -122,3 +162,51 @@ def test_a_bad_carton_is_one_clear_error_before_anything_runs(
     assert not list(Path(hermetic_env["CARTON_HOME"]).glob("plans/*.plan"))
     again = run_hook(hermetic_env, carton)
     assert (again.returncode, again.stderr) == (1, proc.stderr)
+    # The executable form says the same (a file that is no zip at all is Python's to
+    # refuse); `verify` reports it; `info`, which reads only carton.toml and the lock,
+    # either describes the carton or says in one line why not.
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], env=hermetic_env, capture_output=True,
+                              text=True, check=False)
+
+    if case not in ("truncated", "not-a-zip"):
+        executable = run(str(carton))
+        assert (executable.returncode, executable.stderr) == (1, proc.stderr)
+    verify = run("-m", "carton_hook", "verify", str(carton))
+    assert verify.returncode == 1 and fragment in verify.stdout + verify.stderr, verify
+    info = run("-m", "carton_hook", "info", str(carton))
+    assert info.returncode in (0, 1) and "Traceback" not in info.stderr, info
+    if info.returncode:
+        assert len(info.stderr.strip().splitlines()) == 1, info.stderr
+    assert pypi.requests == [], "no network use"
+    assert not (tmp_path / "model-code-ran").exists(), "no model code ran"
+
+
+@pytest.mark.parametrize("manifest_follows", [True, False],
+                         ids=["manifest-rewritten", "manifest-kept"])
+def test_a_bundled_wheel_that_is_not_the_locked_one_is_refused_before_the_model_runs(
+        manifest_follows: bool, tmp_path: Path, private: PackageIndex,
+        build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    private.add(make_wheel(tmp_path / "w", "beta", "1.0"))
+    flag = tmp_path / "model-code-ran"
+    carton = build_carton("beta\n", {"model.py": f"open({str(flag)!r}, 'w').close()\n"
+                                                 "def main():\n    import beta\n"})
+    with zipfile.ZipFile(carton) as zf:
+        members = [(i, zf.read(i)) for i in zf.infolist()]
+    (bundled,) = [i.filename for i, _ in members if "/bundled_wheels/" in i.filename]
+    other = make_wheel(tmp_path / "other", "beta", "1.0", {"beta/__init__.py": "EVIL = 1\n"})
+    with zipfile.ZipFile(carton, "w") as zf:
+        for info, data in members:
+            if info.filename == bundled:
+                data = other.read_bytes()
+            elif info.filename == "MANIFEST" and manifest_follows:
+                data = b"".join(
+                    line if not line.startswith(bundled.encode() + b"=") else
+                    f"{bundled}={hashlib.sha256(other.read_bytes()).hexdigest()}\n".encode()
+                    for line in data.splitlines(keepends=True))
+            zf.writestr(info, data)
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("carton: error: ") and bundled in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not flag.exists(), "no model code ran"
