@@ -25,6 +25,9 @@ BUNDLED_DIR = ".carton/bundled_wheels"
 DIST_INFO_DIR = ".carton/dist-info"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# What a wheel filename may hold (PEP 427 escapes the rest to `_`): nothing that a file
+# system, a URL or a terminal reads differently.
+_WHEEL_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]*")
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,8 @@ class _Reader:
             )
         reqs = self.table(top.get("requirements"), "requirements")
         envs = self.array(top.get("environments"), "environments")
+        if not envs:
+            raise self.fail("environments", "no environment is locked")
         environments = tuple(self.environment(e, f"environments[{i}]") for i, e in enumerate(envs))
         seen: set[str] = set()
         for i, env in enumerate(environments):
@@ -276,7 +281,7 @@ class _Reader:
             raise self.fail(f"{key}.packages", "a package is listed twice")
         return Environment(
             id=self.string(env, "id", key),
-            marker=self.string(env, "marker", key),
+            marker=self.marker(self.string(env, "marker", key), f"{key}.marker"),
             marker_environment=dict(menv),
             packages=packages,
         )
@@ -303,10 +308,12 @@ class _Reader:
         index = pkg.get("index")
         if index is not None and not isinstance(index, str):
             raise self.fail(f"{key}.index", "expected a string")
+        name = self.string(pkg, "name", key)
+        version = self.string(pkg, "version", key)
         return Package(
-            name=self.string(pkg, "name", key),
-            version=self.string(pkg, "version", key),
-            wheel=self.wheel(wheels[0], f"{key}.wheels[0]"),
+            name=name,
+            version=version,
+            wheel=self.wheel(wheels[0], f"{key}.wheels[0]", name, version),
             requested=self.boolean(pkg, "requested", key),
             dependencies=tuple(deps),
             imports=tuple(imports),
@@ -345,12 +352,36 @@ class _Reader:
                                self.names(lib.get("needs", []), f"{where}.needs"))
         return libraries, self.names(table.get("needs", []), f"{key}.needs")
 
-    def wheel(self, data: Any, key: str) -> Wheel:
+    def marker(self, value: str, key: str) -> str:
+        """A PEP 508 marker that parses: a section whose marker is garbage must not just
+        fail to apply (and have the model's packages resolved afresh)."""
+        from packaging.markers import InvalidMarker, Marker  # the worker has it already
+
+        try:
+            Marker(value)
+        except InvalidMarker as exc:
+            reason = str(exc).splitlines()[0]
+            raise self.fail(key, f"{value!r} is not a PEP 508 marker ({reason})") from None
+        return value
+
+    def wheel(self, data: Any, key: str, project: str = "", version: str = "") -> Wheel:
         whl = self.table(data, key)
         name = self.string(whl, "name", key)
-        if not name.endswith(".whl") or "/" in name or "\\" in name or name.startswith("."):
+        if not name.endswith(".whl") or not _WHEEL_FILENAME.fullmatch(name):
             raise self.fail(f"{key}.name",
                             f"{name!r} is not a wheel filename (only wheels are locked)")
+        if len(name.encode()) > 255:
+            raise self.fail(f"{key}.name", f"{name[:40]!r}...: a file name longer than 255 "
+                                           "bytes cannot be stored")
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+        try:
+            dist, wheel_version, _, _ = parse_wheel_filename(name)
+        except InvalidWheelFilename as exc:
+            raise self.fail(f"{key}.name", f"{name!r} is not a wheel filename ({exc})") from None
+        if project and (dist != canonical_name(project)
+                        or (version and _version(version) != wheel_version)):
+            raise self.fail(f"{key}.name", f"{name!r} is not a wheel of {project} {version}")
         sha = self.sha256(self.table(whl.get("hashes"), f"{key}.hashes").get("sha256"),
                           f"{key}.hashes.sha256")
         size = whl.get("size")
@@ -366,6 +397,16 @@ class _Reader:
         if path is not None and path != bundled_path(sha, name):
             raise self.fail(f"{key}.path", f"expected {bundled_path(sha, name)!r}")
         return Wheel(name=name, sha256=sha, size=size, url=url, path=path)
+
+
+def _version(text: str) -> Any:
+    """packaging's Version of `text`, or `text` itself if it is none (never equal)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return text
 
 
 def canonical_name(name: str) -> str:

@@ -52,6 +52,26 @@ def applicable(lock: Lock) -> Environment | None:
     return first_applicable(lock, menv, check_tags=True)
 
 
+def check_requires_python(model: Model) -> None:
+    """Refuse to run a model on a Python its `requires-python` excludes (before any
+    section is chosen or packed for it)."""
+    if not model.requires_python:
+        return
+    import platform
+
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        allowed = SpecifierSet(model.requires_python)
+    except InvalidSpecifier:
+        raise CartonError(f"{model.name} {model.version}: requires-python "
+                          f"{model.requires_python!r} is not a version specifier") from None
+    here = platform.python_version()
+    if not allowed.contains(here, prereleases=True):
+        raise CartonError(f"{model.name} {model.version} requires Python "
+                          f"{model.requires_python} (requires-python); this is Python {here}")
+
+
 def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
     """What the warm path needs, and nothing more: the import index, the wheels and
     where their pack-time metadata lives (read from `files`: the model folder, or the
@@ -59,6 +79,7 @@ def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
     if files is None:
         with ModelFiles(model) as opened:
             return make_plan(model, opened)
+    check_requires_python(model)
     lock = load_lock(model.lock_path, lambda: files.read(LOCK_PATH))
     section = applicable(lock)
     if section is None:

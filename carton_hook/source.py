@@ -43,6 +43,7 @@ class Model:
     version: str
     entrypoint: str
     archive: Path | None = None  # the .carton file that bundled wheels are read from
+    requires_python: str = ""  # a PEP 440 specifier set, or "" for any
 
     @property
     def lock_path(self) -> Path:
@@ -56,7 +57,8 @@ def open_model(path: Path, home: Path, extract: bool = True) -> Model:
         return _open_archive(path, home, extract)
     if (path / CARTON_TOML).is_file() and (path / MANIFEST).is_file():
         info = parse_carton_toml((path / CARTON_TOML).read_bytes(), str(path))
-        return Model(path / "model", info.name, info.version, info.entrypoint)
+        return Model(path / "model", info.name, info.version, info.entrypoint,
+                     requires_python=info.requires_python)
     if (path / "pyproject.toml").is_file():
         return _open_folder(path)
     if path.exists():
@@ -79,7 +81,8 @@ def _open_folder(path: Path) -> Model:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CartonError(f"{where}: not a carton model folder ({exc!r} is missing or wrong); "
                           "see docs/configuration.md") from exc
-    return Model(path, str(name), str(version), str(entrypoint))
+    return Model(path, str(name), str(version), str(entrypoint),
+                 requires_python=str(project.get("requires-python", "")))
 
 
 class ModelFiles:
@@ -166,7 +169,8 @@ def _open_archive(path: Path, home: Path, extract: bool = True) -> Model:
         raise ArchiveError(where, f"not a .carton archive ({exc})") from exc
     except OSError as exc:
         raise ArchiveError(where, f"cannot read: {exc}") from exc
-    return Model(root, info.name, info.version, info.entrypoint, archive=path)
+    return Model(root, info.name, info.version, info.entrypoint, archive=path,
+                 requires_python=info.requires_python)
 
 
 def copy_model(path: Path, dest: Path, home: Path) -> None:

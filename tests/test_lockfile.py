@@ -514,3 +514,40 @@ def test_upper_case_sha256_is_normalised() -> None:  # THREATS H2
     wheel["hashes"]["sha256"] = wheel["hashes"]["sha256"].upper()
     lock = parse(data)
     assert lock.environments[0].packages[1].wheel.sha256 == wheel["hashes"]["sha256"].lower()
+
+
+# A damaged lock is refused, never taken as "no section applies" (which would resolve the
+# model's packages afresh at load time).
+
+
+def test_a_lock_with_no_environment_is_refused() -> None:
+    data = sample_json()
+    data["environments"] = []
+    assert_names_key(refused(data), "environments", "no environment is locked")
+
+
+@pytest.mark.parametrize("marker", ["python_version ==", "garbage", "os_name = 'posix'",
+                                    "python_version == '3.11' and"])
+def test_a_marker_that_does_not_parse_is_refused(marker: str) -> None:
+    data = sample_json()
+    data["environments"][0]["marker"] = marker
+    assert_names_key(refused(data), "environments[0].marker", "is not a PEP 508 marker")
+
+
+@pytest.mark.parametrize("name", [
+    "six.whl", "six-1.16.0.whl", "six-1.16.0-py3-none-any.whl\x00.whl",
+    "six-1.16.0-py3-none\nany.whl", "six-1.16.0-py3 -none-any.whl", "-six-1.16.0-py3-none-any.whl",
+    "six-1.16.0-py3-none-any" + "_x" * 150 + ".whl", "six-not.a.version-py3-none-any.whl",
+])
+def test_a_wheel_name_that_is_not_a_wheel_filename_is_refused(name: str) -> None:
+    data = sample_json()
+    data["environments"][0]["packages"][0]["wheels"][0]["name"] = name
+    err = refused(data)
+    assert err.key == f"{WHL0}.name" and "\n" not in str(err) and "\x00" not in str(err)
+
+
+def test_a_wheel_of_another_project_or_version_is_refused() -> None:
+    for name in ("other-2.0-py3-none-any.whl", "demo_pkg-2.1-py3-none-any.whl"):
+        data = sample_json()
+        data["environments"][0]["packages"][0]["wheels"][0]["name"] = name
+        assert_names_key(refused(data), f"{WHL0}.name", "is not a wheel of demo-pkg 2.0")

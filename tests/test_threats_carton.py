@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -139,6 +140,18 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "bomb-600-mib": (add_member("model/zeros.bin", bytes(600 << 20), deflate=True),
                      "more than the"),
     "member-outside-model": (add_member("evil.py", b"print('evil')\n"), "outside model/"),
+    "requires-another-python": (lambda c: repack(c, lambda m: m.update({"carton.toml": re.sub(
+        rb'requires-python = "[^"]*"', b'requires-python = ">=3.99"', m["carton.toml"])})),
+        "requires Python >=3.99 (requires-python); this is Python"),
+    "garbage-marker": (
+        lambda c: repack(c, edit_lock(lambda lock: lock["environments"][0].update(  # type: ignore[index]
+            marker="python_version =="))), "is not a PEP 508 marker"),
+    "no-environment": (
+        lambda c: repack(c, edit_lock(lambda lock: lock.update(environments=[]))),
+        "no environment is locked"),
+    "wheel-name-with-newline": (
+        lambda c: repack(c, edit_lock(lambda lock: first_wheel(lock).update(
+            name="alpha-1.0-py3-none\nany.whl"))), "is not a wheel filename"),
 }
 
 
@@ -173,7 +186,10 @@ def test_a_bad_carton_is_one_clear_error_before_anything_runs(
         executable = run(str(carton))
         assert (executable.returncode, executable.stderr) == (1, proc.stderr)
     verify = run("-m", "carton_hook", "verify", str(carton))
-    assert verify.returncode == 1 and fragment in verify.stdout + verify.stderr, verify
+    if case == "requires-another-python":  # not damaged: it runs on another Python
+        assert verify.returncode == 0, verify
+    else:
+        assert verify.returncode == 1 and fragment in verify.stdout + verify.stderr, verify
     info = run("-m", "carton_hook", "info", str(carton))
     assert info.returncode in (0, 1) and "Traceback" not in info.stderr, info
     if info.returncode:
