@@ -44,9 +44,7 @@ COMMANDS = ("info", "fetch", "verify", "cache")
 
 def main(argv: list[str]) -> int:
     if argv[:1] and argv[0] in COMMANDS:
-        from .cli import main as command
-
-        return command(argv)
+        return _command(argv)
     options: set[str] = set()
     dashdash = False
     while argv and argv[0].startswith("-"):
@@ -71,9 +69,7 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr, end="")
         return 2
     if argv[0] in COMMANDS and not dashdash:  # `-q cache clear`: options before a command
-        from .cli import main as command
-
-        return command([argv[0], *sorted(options - {"--system-site-packages"}), *argv[1:]])
+        return _command([argv[0], *sorted(options - {"--system-site-packages"}), *argv[1:]])
     model, args = argv[0], argv[1:]
     if options & {"--verbose", "--quiet"}:
         import os
@@ -99,6 +95,23 @@ def main(argv: list[str]) -> int:
     if result is None or isinstance(result, int):
         return result or 0
     sys.exit(result)  # a message: printed, exit status 1, as sys.exit does
+
+
+def _command(argv: list[str]) -> int:
+    """A runtime command; its output may go to a pipe that is closed early (`| head`)."""
+    from .cli import main as command
+
+    try:
+        code = command(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader has all it wanted: end quietly, as `cat` would, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -169,6 +169,8 @@ def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
         data: dict[str, Any] = _loads_toml(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:  # TOMLDecodeError is a ValueError
         raise ArchiveError(where, f"carton.toml is not valid TOML ({exc})") from exc
+    except RecursionError:
+        raise ArchiveError(where, "carton.toml is nested too deeply to be carton's") from None
     if type(data.get("format")) is not int or data["format"] != ARCHIVE_FORMAT:
         raise ArchiveError(where, f"carton.toml format {data.get('format')!r} is not supported "
                                   f"(this carton reads {ARCHIVE_FORMAT}); upgrade carton")

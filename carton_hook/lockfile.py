@@ -194,6 +194,9 @@ def parse_lock(raw: bytes, where: str) -> Lock:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LockError(where, f"not valid JSON ({exc}); delete it and lock again") from exc
+    except RecursionError:
+        raise LockError(where, "nested too deeply to be a lock; delete it and lock "
+                               "again") from None
     return _Reader(where).lock(data)
 
 

@@ -24,9 +24,13 @@ def _main() -> None:
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
     root = os.path.join(home, "runtime", tag, RUNTIME)
     if not os.path.isfile(os.path.join(root, _COMPLETE)):
+        import zipfile
+        import zlib
+
         try:
             _extract(archive, root)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile,
+                zlib.error) as exc:  # a damaged archive: corrupt data, a bad CRC, ...
             sys.stderr.write(f"carton: error: {sys.argv[0]}: cannot set up the runtime this "
                              f"carton carries in {root}: {exc}\n")
             raise SystemExit(1) from None

@@ -205,3 +205,20 @@ def test_a_model_named_like_a_command_still_runs(tmp_path: Path, carton: Path,
     for argv in (["./info"], ["--", "info"]):
         proc = run_hook(hermetic_env, *argv, cwd=work)
         assert (proc.returncode, proc.stdout) == (0, "alpha 1.0\n"), (argv, proc.stderr)
+
+
+@pytest.mark.parametrize("command", [["info", "{carton}"], ["verify", "{carton}"],
+                                     ["cache", "list"]])
+def test_output_into_a_pipe_closed_early_ends_quietly(
+        command: list[str], carton: Path, hermetic_env: dict[str, str]) -> None:
+    """`... | head -1`: the reader goes away; no BrokenPipeError traceback."""
+    assert run_hook(hermetic_env, carton).returncode == 0  # something for `cache list`
+    argv = [sys.executable, "-m", "carton_hook", *(a.format(carton=carton) for a in command)]
+    proc = subprocess.Popen(argv, env=hermetic_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    code = proc.wait(timeout=60)
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert (code, stderr) == (1, ""), stderr
