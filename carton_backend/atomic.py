@@ -2,6 +2,11 @@
 
 A reader (or a crash) sees either the old file or the whole new one, never a part.
 Temp files are named `.carton-tmp-*` in the target's folder, on the same filesystem.
+A writer holds an exclusive flock on its temp file while it writes; a temp file that
+nobody holds and that has not changed for LEFTOVER_AGE seconds was left by a writer that
+was killed, and the next write into that folder removes it (a killed `pack` left a
+~40 MB `dist/.carton-tmp-*` per try). Without flock (Windows), only temp files a day
+old are removed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 TEMP_PREFIX = ".carton-tmp-"
+LEFTOVER_AGE = 10.0  # seconds: more than mkstemp-to-flock could ever take
 
 
 @contextlib.contextmanager
@@ -22,7 +28,9 @@ def atomic_writer(path: Path, *, executable: bool = False) -> Iterator[BinaryIO]
     """Yield a binary file; on clean exit it replaces `path` (mode 0644, or 0755 when
     `executable`), on error it vanishes."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", dir=path.parent)
+    _try_lock(fd)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -35,6 +43,49 @@ def atomic_writer(path: Path, *, executable: bool = False) -> Iterator[BinaryIO]
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Remove the temp files in `folder` that killed writers left; return them."""
+    import time
+
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        try:
+            fd = os.open(candidate, os.O_RDONLY)
+        except OSError:
+            continue  # gone already, or a folder
+        try:
+            age = time.time() - os.fstat(fd).st_mtime
+            locked = _try_lock(fd)
+            if age > (LEFTOVER_AGE if locked is not None else 86400) and locked is not False:
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _try_lock(fd: int) -> bool | None:
+    """Take an exclusive flock on `fd` without waiting: True if taken, False if another
+    process holds it, None where there is no flock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
 
 
 def write_bytes(path: Path, data: bytes) -> None:
