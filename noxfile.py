@@ -53,13 +53,15 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def stress(session: nox.Session) -> None:
     """Races and SIGKILL trials on a cold cache (tests marked `stress`): 16 processes
-    times 3 rounds, and CARTON_STRESS_KILLS kills (50 unless set); and CARTON_FUZZ_CASES
-    fuzzed cartons (300 unless set). The figures land in CARTON_STRESS_REPORT (default:
-    .nox/stress-report.json) and fuzz-report.json beside it."""
+    times 3 rounds, and CARTON_STRESS_KILLS kills (50 unless set); CARTON_FUZZ_CASES
+    fuzzed cartons (300 unless set); `cache clear` and `prune` in a loop beside 8 models
+    for CARTON_RACE_SECONDS (25). The figures land in CARTON_STRESS_REPORT (default:
+    .nox/stress-report.json), with fuzz-report.json and admin-race-report.json beside it."""
     session.install(".", *TEST_DEPS, "build", "wheel")
     report = os.environ.get("CARTON_STRESS_REPORT") or str(ROOT / ".nox" / "stress-report.json")
     session.run("pytest", "-m", "stress",
-                *(session.posargs or ["tests/test_stress.py", "tests/test_fuzz.py"]),
+                *(session.posargs or ["tests/test_stress.py", "tests/test_fuzz.py",
+                                      "tests/test_cacheadmin.py"]),
                 env={"CARTON_STRESS_REPORT": report})
     session.log(f"figures: {report}")
 

@@ -69,7 +69,12 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr, end="")
         return 2
     if argv[0] in COMMANDS and not dashdash:  # `-q cache clear`: options before a command
-        return _command([argv[0], *sorted(options - {"--system-site-packages"}), *argv[1:]])
+        # ... go after it (`cache` has commands of its own: `cache clear -q`), and before
+        # a `--` that ends the command's options.
+        rest = argv[1:]
+        at = rest.index("--") if "--" in rest else len(rest)
+        given = sorted(options - {"--system-site-packages"})
+        return _command([argv[0], *rest[:at], *given, *rest[at:]])
     model, args = argv[0], argv[1:]
     if options & {"--verbose", "--quiet"}:
         import os

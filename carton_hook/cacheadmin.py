@@ -84,16 +84,37 @@ def prune(home: Path, older_than: float, now: float | None = None) -> Removal:
             done.removed.append(entry)
         else:
             done.in_use.append(entry)
-    # A plan is cheap to make again, and worth keeping while its prefix is.
+    # A plan is cheap to make again, and worth keeping while its prefix is, or while a
+    # process holds its lock (making it, or about to read what its worker wrote).
     for entry in listed:
         if (entry.kind == "plan" and entry.last_used <= cutoff
                 and not (home / "envs" / entry.path.stem).exists()):
+            if not _plan_unlocked(entry.path):
+                done.in_use.append(entry)
+                continue
             with contextlib.suppress(FileNotFoundError):
                 entry.path.unlink()
                 done.removed.append(entry)
     for tmp in (home / "pythonpackages").glob("py*/.tmp"):
         _sweep(tmp, cutoff)
     return done
+
+
+def _plan_unlocked(plan: Path) -> bool:
+    """Whether no process holds the lock of making `plan` (plan.get_plan's)."""
+    import fcntl
+
+    try:
+        fd = os.open(f"{plan}.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True  # never locked here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def clear(home: Path) -> Removal:

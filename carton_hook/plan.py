@@ -74,32 +74,35 @@ def get_plan(model: str, home: str) -> dict[str, Any]:
     if plan is not None:
         return plan
     # Processes of one model started together (a Pool, an executor's workers) make the
-    # plan once: the first makes it, the others wait for it, then read it.
-    lock = _lock(path)
-    try:
-        plan = _read(path, identity)
-        if plan is not None:
-            return plan
-        # With the interpreter: also install what the model's source imports (predict.py).
-        # The worker holds the lock (its copy of the descriptor) until it has installed
-        # them, so that processes started together wait for those too; this process goes
-        # on as soon as the plan is written.
-        from .trace import mark
+    # plan once: the first makes it, the others wait for it, then read it. `cache prune`
+    # and `clear` leave a plan alone while its lock is held, so it is read before the
+    # lock is let go; a plan removed anyway (a lock-less cache) is made again.
+    for _ in range(3):
+        lock = _lock(path)
+        try:
+            plan = _read(path, identity)
+            if plan is not None:
+                return plan
+            # With the interpreter: also install what the model's source imports
+            # (predict.py). The worker holds the lock (its copy of the descriptor) until
+            # it has installed them, so that processes started together wait for those
+            # too; this process goes on as soon as the plan is written.
+            from .trace import mark
 
-        mark("model: starting the worker")
-        background = start_worker("plan", model, path, identity,
-                                  workerclient.WORKER_PYTHON, keep_fd=lock,
-                                  meanwhile=lambda: _extract_meanwhile(model, home))
-        mark("model: going on")
-    finally:
-        if lock is not None:
-            os.close(lock)
-    plan = _read(path, identity)
-    if plan is None:
-        raise OSError(f"the worker wrote no readable plan at {path}")
-    if background is not None:  # in memory only: this run's imports wait for it
-        plan["_background"] = background
-    return plan
+            mark("model: starting the worker")
+            background = start_worker("plan", model, path, identity,
+                                      workerclient.WORKER_PYTHON, keep_fd=lock,
+                                      meanwhile=lambda: _extract_meanwhile(model, home))
+            mark("model: going on")
+            plan = _read(path, identity)
+        finally:
+            if lock is not None:
+                os.close(lock)
+        if plan is not None:
+            if background is not None:  # in memory only: this run's imports wait for it
+                plan["_background"] = background
+            return plan
+    raise OSError(f"the worker wrote no readable plan at {path} (three times)")
 
 
 def _extract_meanwhile(model: str, home: str) -> None:

@@ -88,7 +88,7 @@ def _open_folder(path: Path) -> Model:
 class ModelFiles:
     """The files of a model folder, readable before a `.carton` is extracted: out of the
     archive, each checked against its MANIFEST hash (what extracting it checks), or from
-    disk (a folder, or an archive already extracted). The worker selects the lock
+    disk (a model folder or an unpacked carton). The worker selects the lock
     section from these while the model's process extracts the archive (plan.py)."""
 
     def __init__(self, model: Model) -> None:
@@ -97,7 +97,9 @@ class ModelFiles:
         self._zf: zipfile.ZipFile | None = None
         self._manifest: dict[str, str] = {}
         self._folders: dict[str, set[str]] | None = None  # folder -> the folders in it
-        if model.archive is not None and not is_published(model.root):
+        # Out of the archive whenever there is one, even if its folder is published:
+        # `cache clear` may take the folder out while this reads it.
+        if model.archive is not None:
             try:
                 zf = zipfile.ZipFile(model.archive)
                 check_carton_members(zf, os.path.getsize(model.archive), self._where)

@@ -222,3 +222,12 @@ def test_output_into_a_pipe_closed_early_ends_quietly(
     stderr = proc.stderr.read().decode()
     proc.stderr.close()
     assert (code, stderr) == (1, ""), stderr
+
+
+def test_options_before_a_command_reach_it(carton: Path, hermetic_env: dict[str, str]) -> None:
+    """`python -m carton_hook -q cache clear`, as the usage shows it."""
+    assert run_hook(hermetic_env, carton).returncode == 0
+    for argv in (["-q", "cache", "clear"], ["-q", "cache", "prune", "--older-than", "0"],
+                 ["-q", "cache", "list"], ["-q", "info", str(carton)]):
+        proc = run_hook(hermetic_env, *argv)
+        assert (proc.returncode, proc.stderr) == (0, ""), (argv, proc.stderr)
