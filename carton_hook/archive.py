@@ -220,9 +220,12 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
             check_manifest_covers(members, manifest, where)
             for name in sorted(members):
                 digest = hashlib.sha256()
-                with zf.open(name) as stream:
-                    for chunk in iter(lambda: stream.read(1 << 20), b""):
-                        digest.update(chunk)
+                try:
+                    with zf.open(name) as stream:
+                        for chunk in iter(lambda: stream.read(1 << 20), b""):
+                            digest.update(chunk)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    raise ArchiveError(where, f"{name} is damaged ({exc})") from exc
                 if digest.hexdigest() != manifest[name]:
                     raise ArchiveError(where, f"{name} does not match its MANIFEST hash")
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:

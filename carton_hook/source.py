@@ -129,7 +129,7 @@ class ModelFiles:
         try:
             data = self._zf.read(member)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-            raise ArchiveError(self._where, f"cannot read {member}: {exc}") from exc
+            raise ArchiveError(self._where, f"{member} is damaged ({exc})") from exc
         if hashlib.sha256(data).hexdigest() != expected:
             raise ArchiveError(self._where, f"{member} does not match its MANIFEST hash")
         return data
@@ -215,10 +215,13 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
             digest = hashlib.sha256()
-            with zf.open(info) as src, open(target, "xb") as out:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
+            try:
+                with zf.open(info) as src, open(target, "xb") as out:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise ArchiveError(where, f"{member} is damaged ({exc})") from exc
             if digest.hexdigest() != expected:
                 raise ArchiveError(where, f"{member} does not match its MANIFEST hash")
             mode = (info.external_attr >> 16) & 0o777
@@ -234,8 +237,11 @@ def _check_bundled(zf: zipfile.ZipFile, info: zipfile.ZipInfo, relpath: str, exp
         raise ArchiveError(where, f"{MODEL_PREFIX}{relpath}: a bundled wheel's folder must be "
                                   "the sha256 that MANIFEST records for it")
     digest = hashlib.sha256()
-    with zf.open(info) as src:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with zf.open(info) as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ArchiveError(where, f"{MODEL_PREFIX}{relpath} is damaged ({exc})") from exc
     if digest.hexdigest() != expected:
         raise ArchiveError(where, f"{MODEL_PREFIX}{relpath} does not match its MANIFEST hash")

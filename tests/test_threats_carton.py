@@ -69,6 +69,38 @@ def add_member(name: str, data: bytes, *, mode: int = 0o100644, deflate: bool = 
     return damage
 
 
+def damage_member(name: str, how: str) -> Callable[[Path], None]:
+    """Damage one member's bytes where zipfile keeps them: `crc` flips a byte of its
+    (stored) data, `deflate` writes it deflated and then breaks the stream, `method` sets
+    a compression method no zip reader knows in both of its headers."""
+    def damage(carton: Path) -> None:
+        with zipfile.ZipFile(carton) as zf:
+            members = [(i, zf.read(i)) for i in zf.infolist()]
+        with zipfile.ZipFile(carton, "w") as zf:
+            for info, data in members:
+                if info.filename == name:
+                    info.compress_type = (zipfile.ZIP_DEFLATED if how == "deflate"
+                                          else zipfile.ZIP_STORED)
+                zf.writestr(info, data)
+        raw = bytearray(carton.read_bytes())
+        with zipfile.ZipFile(carton) as zf:
+            info = zf.getinfo(name)
+        start = info.header_offset
+        data_at = (start + 30 + int.from_bytes(raw[start + 26:start + 28], "little")
+                   + int.from_bytes(raw[start + 28:start + 30], "little"))
+        if how == "method":
+            raw[start + 8:start + 10] = (99).to_bytes(2, "little")
+            central = raw.find(b"PK\x01\x02")
+            while raw[central + 46:central + 46 + len(name)] != name.encode():
+                central = raw.find(b"PK\x01\x02", central + 1)
+            raw[central + 10:central + 12] = (99).to_bytes(2, "little")
+        else:
+            for i in range(4):
+                raw[data_at + 2 + i] ^= 0xFF
+        carton.write_bytes(bytes(raw))
+    return damage
+
+
 def edit_lock(edit: Callable[[dict[str, object]], None]) -> Callable[[dict[str, bytes]], None]:
     def change(members: dict[str, bytes]) -> None:
         lock = json.loads(members[LOCK])
@@ -140,6 +172,11 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "bomb-600-mib": (add_member("model/zeros.bin", bytes(600 << 20), deflate=True),
                      "more than the"),
     "member-outside-model": (add_member("evil.py", b"print('evil')\n"), "outside model/"),
+    "bad-crc": (damage_member("model/model.py", "crc"), "model/model.py is damaged"),
+    "corrupt-deflate-stream": (damage_member("model/model.py", "deflate"),
+                               "model/model.py is damaged"),
+    "unknown-compression-method": (damage_member("model/model.py", "method"),
+                                   "compression method 99"),
     "requires-another-python": (lambda c: repack(c, lambda m: m.update({"carton.toml": re.sub(
         rb'requires-python = "[^"]*"', b'requires-python = ">=3.99"', m["carton.toml"])})),
         "requires Python >=3.99 (requires-python); this is Python"),
