@@ -291,7 +291,7 @@ def test_read_archive_refuses_corrupt_member_data(tmp_path: Path) -> None:
     for i in range(start, start + 64):
         raw[i] ^= 0x55
     path.write_bytes(bytes(raw))
-    refused(path, "not a .carton archive (Error -3 while decompressing data")
+    refused(path, "model/weights/a=b.bin is damaged (Error -3 while decompressing data")
 
 
 def test_read_archive_refuses_an_encrypted_member(tmp_path: Path) -> None:
