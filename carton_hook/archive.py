@@ -39,6 +39,20 @@ def runtime_member(name: str) -> bool:
     return name == ZIP_MAIN or name.startswith(RUNTIME_PREFIX)
 
 
+# What zipfile raises for a member whose data is damaged: a bad CRC or a short member
+# (BadZipFile, EOFError), a broken deflate stream (zlib.error), a method or feature it
+# cannot read (NotImplementedError), encryption (RuntimeError).
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+
+
+def read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
+    """The bytes of member `name`; ArchiveError naming it if they cannot be read."""
+    try:
+        return zf.read(name)
+    except DAMAGED as exc:
+        raise ArchiveError(where, f"{name} is damaged ({exc})") from exc
+
+
 def check_carton_members(zf: zipfile.ZipFile, size: int, where: str) -> None:
     """The member policy that wheels pass too (members.py: names, collisions, types,
     methods, sizes), and a carton's own layout: carton.toml, MANIFEST, the executable
@@ -214,8 +228,8 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
             for required in (CARTON_TOML, MANIFEST):
                 if required not in names:
                     raise ArchiveError(where, f"{required} is missing; is this a .carton file?")
-            info = parse_carton_toml(zf.read(CARTON_TOML), where)
-            manifest = parse_manifest(zf.read(MANIFEST), where)
+            info = parse_carton_toml(read_member(zf, CARTON_TOML, where), where)
+            manifest = parse_manifest(read_member(zf, MANIFEST, where), where)
             members = set(names) - {CARTON_TOML, MANIFEST}
             check_manifest_covers(members, manifest, where)
             for name in sorted(members):
@@ -224,7 +238,7 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
                     with zf.open(name) as stream:
                         for chunk in iter(lambda: stream.read(1 << 20), b""):
                             digest.update(chunk)
-                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                except DAMAGED as exc:
                     raise ArchiveError(where, f"{name} is damaged ({exc})") from exc
                 if digest.hexdigest() != manifest[name]:
                     raise ArchiveError(where, f"{name} does not match its MANIFEST hash")

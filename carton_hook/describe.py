@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .archive import CARTON_TOML, MANIFEST, MODEL_PREFIX, check_end_record, parse_carton_toml
+from .archive import (
+    CARTON_TOML,
+    MANIFEST,
+    MODEL_PREFIX,
+    check_end_record,
+    parse_carton_toml,
+    read_member,
+)
 from .errors import ArchiveError, CartonError
 from .lockfile import LOCK_PATH, Environment, Lock, parse_lock
 from .paths import COMPLETE, packages_dir
@@ -97,8 +104,9 @@ def _read_archive(path: Path) -> tuple[dict[str, str], Lock]:
             for required in (CARTON_TOML, MANIFEST, MODEL_PREFIX + LOCK_PATH):
                 if required not in names:
                     raise ArchiveError(where, f"{required} is missing; is this a .carton file?")
-            info = parse_carton_toml(zf.read(CARTON_TOML), where)
-            lock = parse_lock(zf.read(MODEL_PREFIX + LOCK_PATH), f"{where}:{LOCK_PATH}")
+            info = parse_carton_toml(read_member(zf, CARTON_TOML, where), where)
+            lock = parse_lock(read_member(zf, MODEL_PREFIX + LOCK_PATH, where),
+                              f"{where}:{LOCK_PATH}")
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArchiveError(where, f"not a readable .carton archive ({exc})") from exc
     return ({"name": info.name, "version": info.version, "entrypoint": info.entrypoint,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .archive import (
     CARTON_TOML,
+    DAMAGED,
     MANIFEST,
     MODEL_PREFIX,
     check_carton_members,
@@ -26,6 +27,7 @@ from .archive import (
     check_manifest_covers,
     parse_carton_toml,
     parse_manifest,
+    read_member,
     runtime_member,
 )
 from .errors import ArchiveError, CartonError
@@ -103,7 +105,8 @@ class ModelFiles:
             try:
                 zf = zipfile.ZipFile(model.archive)
                 check_carton_members(zf, os.path.getsize(model.archive), self._where)
-                self._manifest = parse_manifest(zf.read(MANIFEST), self._where)
+                self._manifest = parse_manifest(read_member(zf, MANIFEST, self._where),
+                                                self._where)
                 check_manifest_covers(set(zf.namelist()) - {CARTON_TOML, MANIFEST},
                                       self._manifest, self._where)
             except (OSError, zipfile.BadZipFile, KeyError, zlib.error, EOFError,
@@ -126,10 +129,7 @@ class ModelFiles:
         expected = self._manifest.get(member)
         if expected is None:
             raise FileNotFoundError(f"{self._where}: no {member}")
-        try:
-            data = self._zf.read(member)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-            raise ArchiveError(self._where, f"{member} is damaged ({exc})") from exc
+        data = read_member(self._zf, member, self._where)
         if hashlib.sha256(data).hexdigest() != expected:
             raise ArchiveError(self._where, f"{member} does not match its MANIFEST hash")
         return data
@@ -159,8 +159,8 @@ def _open_archive(path: Path, home: Path, extract: bool = True) -> Model:
             for required in (CARTON_TOML, MANIFEST):
                 if required not in names:
                     raise ArchiveError(where, f"{required} is missing; is this a .carton file?")
-            raw_manifest = zf.read(MANIFEST)
-            info = parse_carton_toml(zf.read(CARTON_TOML), where)
+            raw_manifest = read_member(zf, MANIFEST, where)
+            info = parse_carton_toml(read_member(zf, CARTON_TOML, where), where)
             root = Path(models_dir(home), hashlib.sha256(raw_manifest).hexdigest())
             if extract and not is_published(root):
                 check_carton_members(zf, os.path.getsize(path), where)
@@ -220,7 +220,7 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
                     for chunk in iter(lambda: src.read(1 << 20), b""):
                         digest.update(chunk)
                         out.write(chunk)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            except DAMAGED as exc:
                 raise ArchiveError(where, f"{member} is damaged ({exc})") from exc
             if digest.hexdigest() != expected:
                 raise ArchiveError(where, f"{member} does not match its MANIFEST hash")
@@ -241,7 +241,7 @@ def _check_bundled(zf: zipfile.ZipFile, info: zipfile.ZipInfo, relpath: str, exp
         with zf.open(info) as src:
             for chunk in iter(lambda: src.read(1 << 20), b""):
                 digest.update(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+    except DAMAGED as exc:
         raise ArchiveError(where, f"{MODEL_PREFIX}{relpath} is damaged ({exc})") from exc
     if digest.hexdigest() != expected:
         raise ArchiveError(where, f"{MODEL_PREFIX}{relpath} does not match its MANIFEST hash")

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archive import CARTON_TOML, MANIFEST, MODEL_PREFIX, parse_manifest, read_archive
+from .archive import CARTON_TOML, MANIFEST, MODEL_PREFIX, parse_manifest, read_archive, read_member
 from .cache import is_complete, remove
 from .errors import CartonError
 from .lockfile import LOCK_PATH, Lock, parse_lock
@@ -99,7 +99,7 @@ def _check_archive(path: Path, report: Report) -> tuple[Lock | None,
 
     def read(relpath: str) -> bytes:
         with zipfile.ZipFile(path) as zf:
-            return zf.read(MODEL_PREFIX + relpath)
+            return read_member(zf, MODEL_PREFIX + relpath, str(path))
 
     return _lock(read, str(path), report), read
 

@@ -68,18 +68,21 @@ def _deep(text: str) -> str:
 
 def _edit_json(rng: random.Random, tree: Any) -> None:
     """Replace one value somewhere in `tree` with a nasty one."""
-    node, key = tree, None
+    node: Any = tree
+    parent: Any = None
+    key: Any = None
     for _ in range(rng.randrange(1, 8)):
         children = (list(node.items()) if isinstance(node, dict) else list(enumerate(node))
                     if isinstance(node, list) else [])
         if not children:
             break
         key, child = rng.choice(children)
+        parent = node
         if not isinstance(child, (dict, list)) or rng.random() < 0.3:
             break
         node = child
-    if isinstance(node, (dict, list)) and key is not None:
-        node[key] = _nasty(rng)
+    if parent is not None:
+        parent[key] = _nasty(rng)
 
 
 def mutate(raw: bytes, rng: random.Random) -> tuple[str, bytes]:
