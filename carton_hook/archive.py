@@ -53,6 +53,19 @@ def read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
         raise ArchiveError(where, f"{name} is damaged ({exc})") from exc
 
 
+def check_member_hash(zf: zipfile.ZipFile, name: str, expected: str, where: str) -> None:
+    """Member `name` reads whole and has the sha256 `expected` (its MANIFEST line)."""
+    digest = hashlib.sha256()
+    try:
+        with zf.open(name) as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    except DAMAGED as exc:
+        raise ArchiveError(where, f"{name} is damaged ({exc})") from exc
+    if digest.hexdigest() != expected:
+        raise ArchiveError(where, f"{name} does not match its MANIFEST hash")
+
+
 def check_carton_members(zf: zipfile.ZipFile, size: int, where: str) -> None:
     """The member policy that wheels pass too (members.py: names, collisions, types,
     methods, sizes), and a carton's own layout: carton.toml, MANIFEST, the executable
@@ -233,15 +246,7 @@ def read_archive(path: Path) -> tuple[CartonInfo, dict[str, str]]:
             members = set(names) - {CARTON_TOML, MANIFEST}
             check_manifest_covers(members, manifest, where)
             for name in sorted(members):
-                digest = hashlib.sha256()
-                try:
-                    with zf.open(name) as stream:
-                        for chunk in iter(lambda: stream.read(1 << 20), b""):
-                            digest.update(chunk)
-                except DAMAGED as exc:
-                    raise ArchiveError(where, f"{name} is damaged ({exc})") from exc
-                if digest.hexdigest() != manifest[name]:
-                    raise ArchiveError(where, f"{name} does not match its MANIFEST hash")
+                check_member_hash(zf, name, manifest[name], where)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         # zlib.error and EOFError: corrupt member data; NotImplementedError: a compression
         # method or feature zipfile cannot read.

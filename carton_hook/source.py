@@ -25,6 +25,7 @@ from .archive import (
     check_carton_members,
     check_end_record,
     check_manifest_covers,
+    check_member_hash,
     parse_carton_toml,
     parse_manifest,
     read_member,
@@ -236,12 +237,4 @@ def _check_bundled(zf: zipfile.ZipFile, info: zipfile.ZipInfo, relpath: str, exp
     if len(parts) != 4 or parts[2] != expected:
         raise ArchiveError(where, f"{MODEL_PREFIX}{relpath}: a bundled wheel's folder must be "
                                   "the sha256 that MANIFEST records for it")
-    digest = hashlib.sha256()
-    try:
-        with zf.open(info) as src:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                digest.update(chunk)
-    except DAMAGED as exc:
-        raise ArchiveError(where, f"{MODEL_PREFIX}{relpath} is damaged ({exc})") from exc
-    if digest.hexdigest() != expected:
-        raise ArchiveError(where, f"{MODEL_PREFIX}{relpath} does not match its MANIFEST hash")
+    check_member_hash(zf, info.filename, expected, where)
