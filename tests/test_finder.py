@@ -243,6 +243,7 @@ def test_every_import_surface_answers_before_the_first_import(
         "iota": {"iota.py": "VALUE = 1\n"},
         "eps": {"eps/__init__.py": "", "eps/data.txt": "eps data"},
         "lazy": {"lazy.py": "print('lazy runs')\nVALUE = 'lazy value'\n"},
+        "made": {"made.py": "VALUE = 'made value'\n"},
     }
     for name, files in wheels.items():
         pypi.add(make_wheel(tmp_path / "w", name, "1.0", files))
@@ -273,6 +274,10 @@ sys.modules['lazy'] = lazy
 spec.loader.exec_module(lazy)
 print('lazy loaded')
 print(lazy.VALUE)
+made = importlib.util.spec_from_loader('made', pkgutil.get_loader('made'))  # a spec of one's own
+module = importlib.util.module_from_spec(made)
+made.loader.exec_module(module)
+print(module.VALUE, module.__file__.endswith('made.py'))
 """))
     for run in ("cold", "warm"):
         proc = run_hook(hermetic_env, carton)
@@ -280,7 +285,7 @@ print(lazy.VALUE)
         assert proc.stdout.splitlines() == [
             "True True True True", "0 runme main ['x'] ok", "solo ran as __main__", "gamma data",
             "True def f():", "['kappa.sub']", "theta value", "True 1", "eps data",
-            "lazy loaded", "lazy runs", "lazy value"], run
+            "lazy loaded", "lazy runs", "lazy value", "made value True"], run
 
 
 GUARD = """
