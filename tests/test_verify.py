@@ -154,11 +154,13 @@ def test_cache_entries_are_rehashed_and_edits_found(
     alpha = next(e for e in entries(hermetic_env) if (e / "alpha").is_dir())
     (alpha / "alpha" / "data.txt").write_text("edited\n")
     (alpha / "alpha" / "planted.py").write_text("print('planted')\n")
-    # A .pyc compiled from other code, in place of the real one.
+    # A .pyc compiled from other code, under a name the source compiles to (not the
+    # import's own: a run's compile-ahead helper may still be renaming a copy over it).
     other = alpha / "other.py"
     other.write_text("VALUE = 'not alpha'\n")
     real_pyc = next((alpha / "alpha" / "__pycache__").glob("__init__.*.pyc"))
-    py_compile.compile(str(other), cfile=str(real_pyc))
+    py_compile.compile(str(other), cfile=str(real_pyc.with_name(
+        real_pyc.name.replace(".pyc", ".opt-1.pyc"))), optimize=1)
     other.unlink()
     proc = verify(hermetic_env, "--cache", carton)
     assert proc.returncode == 1
@@ -182,7 +184,10 @@ def test_a_pyc_that_is_not_compiled_code_is_a_finding(
     assert run_hook(hermetic_env, carton).returncode == 0
     alpha = next(e for e in entries(hermetic_env) if (e / "alpha").is_dir())
     real_pyc = next((alpha / "alpha" / "__pycache__").glob("__init__.*.pyc"))
-    real_pyc.write_bytes(real_pyc.read_bytes()[:16] + b"\xff" * 64)  # not marshal data
+    # Beside the import's own .pyc, under a legitimate name no run writes (a run's
+    # compile-ahead helper may still be renaming a fresh copy over the import's one).
+    crafted = real_pyc.with_name(real_pyc.name.replace(".pyc", ".opt-2.pyc"))
+    crafted.write_bytes(real_pyc.read_bytes()[:16] + b"\xff" * 64)  # not marshal data
     proc = verify(hermetic_env, "--cache", carton)
     assert proc.returncode == 1
     assert "alpha/__pycache__/__init__" in proc.stdout
