@@ -31,6 +31,7 @@ from workloads import (  # noqa: E402
     NUMERIC,
     REQUESTS,
     SKLEARN,
+    STARTUP,
     TORCH,
     Workload,
     download,
@@ -39,7 +40,7 @@ from workloads import (  # noqa: E402
 )
 
 PARTS = ("requests", "numeric", "laziness", "sklearn", "torch", "crowd", "packing", "finder",
-         "memory")
+         "startup", "memory")
 CROWD = 16
 
 from tests.factory import make_wheel  # noqa: E402
@@ -96,6 +97,8 @@ def main() -> int:
             packing(report, work / "numeric", index.url, args)
         if "finder" in parts:
             finder(report, work / "requests")
+        if "startup" in parts:
+            startup_alone(report, work, wheelhouse, index.url, args)
         if "memory" in parts:
             memory(report, work, index, args)
     finally:
@@ -188,9 +191,25 @@ def laziness(report: Report, work: Path, wheelhouse: Path, index_url: str,
     locked = json.loads((folder / ".carton" / "carton.lock").read_text())
     count = len(locked["environments"][0]["packages"])
     warm = alternate([venv, carton_warm, shiv_warm], args.runs)
-    cold = alternate([carton_cold, alone_cold, shiv_cold], args.cold_runs, warmup=0)
+    # Half a second a run, and the target compares two cartons within 10%: twice the
+    # samples of the other workloads' cold runs.
+    cold = alternate([carton_cold, alone_cold, shiv_cold], 2 * args.cold_runs, warmup=0)
     report.add_table(MANY.name, f"Workload: {MANY.title} ({count} locked)", warm + cold,
                      base="plain venv")
+
+
+def startup_alone(report: Report, work: Path, wheelhouse: Path, index_url: str,
+                  args: argparse.Namespace) -> None:
+    """What carton adds to every warm start, apart from the model's imports: a model that
+    imports nothing, many runs (each takes tens of milliseconds, and the difference is a
+    few), so that the fixed cost stands out of the noise the big workloads' warm runs
+    have."""
+    print("bench: start-up alone", flush=True)
+    b = Builder(STARTUP, work / STARTUP.name, wheelhouse, index_url)
+    venv = b.venv()
+    carton_warm, _, _ = b.carton()
+    warm = alternate([venv, carton_warm, b.carton_executable()], 5 * args.runs)
+    report.add_table(STARTUP.name, f"Workload: {STARTUP.title}", warm, base="plain venv")
 
 
 def packing(report: Report, numeric: Path, index_url: str, args: argparse.Namespace) -> None:

@@ -51,7 +51,12 @@ TORCH = Workload(
     "torch", "the torch CPU wheel of examples/torch-model", ("torch==2.13.0+cpu",),
     "import torch\nprint('torch', float(torch.ones(3).sum()))", "torch 3.0")
 
-WORKLOADS = (REQUESTS, NUMERIC, MANY, SKLEARN, TORCH)
+# What starting costs, apart from what the model imports: one small lock, nothing imported.
+STARTUP = Workload(
+    "startup", "start-up alone: one locked package, nothing imported", ("six",),
+    "print('ready')", "ready")
+
+WORKLOADS = (REQUESTS, NUMERIC, MANY, SKLEARN, TORCH, STARTUP)
 
 
 def model_source(workload: Workload) -> str:

@@ -46,9 +46,9 @@ def entry(name: str, *, executable: bool = False, stored: bool = False,
 
 
 def write_bytes(zf: zipfile.ZipFile, name: str, data: bytes, *,
-                executable: bool = False) -> None:
+                executable: bool = False, stored: bool = False) -> None:
     """Add `data` as member `name`."""
-    zf.writestr(entry(name, executable=executable, size=len(data)), data)
+    zf.writestr(entry(name, executable=executable, stored=stored, size=len(data)), data)
 
 
 def write_file(zf: zipfile.ZipFile, name: str, path: Path, *, executable: bool = False,

@@ -78,6 +78,18 @@ def test_the_runtime_adds_under_one_and_a_half_megabytes(carton: Path) -> None:
     assert {"carton_hook", "urllib3", "packaging", "installer", "filelock"} <= names
 
 
+def test_main_is_stored_so_that_a_start_reads_it_without_zlib(carton: Path,
+                                                             bare_python: Path) -> None:
+    with zipfile.ZipFile(carton) as zf:
+        assert zf.getinfo("__main__.py").compress_type == zipfile.ZIP_STORED
+    probe = ("import sys, zipimport\n"
+             f"zipimport.zipimporter({str(carton)!r}).get_code('__main__')\n"
+             "print('zlib' in sys.modules)\n")
+    proc = subprocess.run([str(bare_python), "-I", "-c", probe], capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.strip() == "False"
+
+
 def test_a_changed_runtime_file_is_refused(tmp_path: Path, carton: Path, bare_python: Path,
                                            hermetic_env: dict[str, str]) -> None:
     changed = tmp_path / "changed.carton"
