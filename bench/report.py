@@ -152,8 +152,9 @@ served by a loopback index (nothing in the measured part touches the internet), 
 the other in turn (A B C A B C ...), so that a noisy machine slows all of them alike:
 {runs} warm runs each after one untimed round, {cold_runs} cold runs each with every cache
 emptied before the run (fewer on the big workloads: half on numpy + pandas, a third on
-scikit-learn, torch and the 16 processes, at least two; twice as many on the laziness
-workload, five times the warm runs on the start-up alone). Times are wall clock of the
+scikit-learn, torch and the 16 processes, at least two; a third on pex's zip mode and
+pip, far behind; twice as many on the laziness workload, five times the warm runs on the
+start-up alone). Times are wall clock of the
 command alone, until its own process ends; what a carton's worker still does after that
 (it finishes the wheels it started, which the model did not import) ends before the next
 run starts, untimed. "peak RSS" is the largest resident set of any process the command
