@@ -87,19 +87,66 @@ def main(argv: list[str]) -> int:
 
     try:
         carton = load(model, system_site_packages="--system-site-packages" in options or None)
-        entry = carton.entrypoint()
     except CartonError as exc:
-        if "--verbose" in options:
-            import traceback
-
-            traceback.print_exc()
-        print(f"carton: error: {exc}", file=sys.stderr)
+        return _failed(exc, options, model)
+    try:
+        try:
+            entry = carton.entrypoint()  # imports the entrypoint's module
+        except CartonError as exc:
+            return _failed(exc, options, model)
+        sys.argv = [model, *args]
+        result = entry()
+    except ModuleNotFoundError as exc:
+        hint = _not_locked(exc, carton.plan, model)
+        if hint is None:
+            raise
+        sys.excepthook(*sys.exc_info())  # the traceback, as Python prints it, then why
+        print(hint, file=sys.stderr)
         return 1
-    sys.argv = [model, *args]
-    result = entry()
     if result is None or isinstance(result, int):
         return result or 0
     sys.exit(result)  # a message: printed, exit status 1, as sys.exit does
+
+
+def _failed(exc: Exception, options: set[str], model: str) -> int:
+    """carton could not run `model`: one line (a traceback with --verbose). A model that
+    does not exist but is named like a command is a mistyped command (exit 2)."""
+    if "--verbose" in options:
+        import traceback
+
+        traceback.print_exc()
+    import os
+
+    if not os.path.exists(model) and os.sep not in model:
+        from difflib import get_close_matches
+
+        close = get_close_matches(model, COMMANDS, n=1)
+        if close:
+            print(f"carton: error: no such command or model {model!r} (did you mean "
+                  f"{close[0]!r}?)\n\n{USAGE}", file=sys.stderr, end="")
+            return 2
+    print(f"carton: error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _not_locked(exc: ModuleNotFoundError, plan: dict[str, object], model: str) -> str | None:
+    """The hint for a module the model imports that no locked package provides (not the
+    standard library's, nor the model's own), or None."""
+    import os
+
+    name = (exc.name or "").partition(".")[0]
+    imports = plan.get("imports") or {}
+    namespaces = plan.get("namespaces") or {}
+    assert isinstance(imports, dict) and isinstance(namespaces, dict)
+    if (not name or name in imports or name in namespaces
+            or name in sys.stdlib_module_names or name in sys.builtin_module_names):
+        return None
+    root = str(plan.get("model", ""))
+    if os.path.exists(os.path.join(root, f"{name}.py")) or os.path.isdir(os.path.join(root,
+                                                                                    name)):
+        return None
+    return (f"carton: no package in {model}'s lock provides {name!r}: add the distribution "
+            "that does to the model's requirements.txt, then lock and pack it again")
 
 
 def _command(argv: list[str]) -> int:

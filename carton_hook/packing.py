@@ -16,7 +16,7 @@ from typing import Any
 from . import workerclient
 from .errors import CartonError
 from .log import logger
-from .paths import COMPLETE, env_flag, models_dir
+from .paths import COMPLETE, models_dir
 from .plan import dump_plan, get_plan, plan_identity, plan_key, plan_path
 from .workerclient import WorkerError, run_worker
 
@@ -24,9 +24,6 @@ from .workerclient import WorkerError, run_worker
 def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str, Any]:
     """Lock `model_path` for this interpreter and return its new plan, or raise why not."""
     model = Path(model_path)
-    for switch in ("CARTON_NO_PACK", "CARTON_OFFLINE"):
-        if env_flag(switch):
-            raise CartonError(f"{missing}; packing at load time is off ({switch} is set)")
     folder_form = (model / "pyproject.toml").is_file() and not (model / "carton.toml").exists()
     target = model if folder_form else Path(models_dir(home), f"packed-{plan_key(model_path)}")
     if not folder_form and not (target / COMPLETE).is_file():
@@ -37,15 +34,10 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str,
     proc = subprocess.run([python, "-m", "carton_backend", "lock", str(target)],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, check=False)
-    if proc.returncode != 0:
+    if proc.returncode != 0:  # the warning above said what was missing: not again
         lines = proc.stderr.strip().splitlines()
-        if "No module named carton_backend" in proc.stderr:
-            raise CartonError(f"{missing}; packing at load time needs pip and carton-backend "
-                              f"in {python}: install them there (python -m pip install "
-                              "carton-backend), or lock the model for this Python where "
-                              "they are and pack it again")
-        raise CartonError(f"{missing}; locking for this interpreter failed: "
-                          f"{lines[-1] if lines else proc.returncode}")
+        raise CartonError(f"locking {target} for this interpreter failed: "
+                          f"{lines[-1] if lines else f'exit status {proc.returncode}'}")
     plan = get_plan(str(target), home)
     if target != model:
         # The carton's own plan key now leads to the locked copy.

@@ -27,15 +27,57 @@ from .source import Model, ModelFiles
 
 
 class NoEnvironmentError(CartonError, LookupError):
-    """The lock has no section for this interpreter."""
+    """The lock has no section for this interpreter. `can_pack`: carton can lock the model
+    for it now (packing at load time); otherwise the message says what the user can do."""
 
-    def __init__(self, model: Model, lock: Lock, reason: str) -> None:
+    def __init__(self, model: Model, lock: Lock) -> None:
         here = (f"CPython {sys.version_info[0]}.{sys.version_info[1]} on {sys.platform} "
                 f"{_machine()}")
         have = ", ".join(e.id for e in lock.environments) or "none"
         self.sections = [e.id for e in lock.environments]
         where = model.archive or model.lock_path  # the file the user named, if any
-        super().__init__(f"{where}: no lock section for {here} (the lock has: {have}); {reason}")
+        advice, self.can_pack = _no_section_advice(model, lock)
+        super().__init__(f"{where}: no lock section for {here} (the lock has: {have}){advice}")
+
+
+# Switches that turn packing at load time off (runtime.md).
+NO_PACK_SWITCHES = ("CARTON_NO_PACK", "CARTON_OFFLINE")
+
+
+def _pythons_here(lock: Lock) -> list[str]:
+    """The CPythons of this platform that `lock` has sections for, oldest first, as their
+    commands (`python3.11`)."""
+    versions = {e.marker_environment.get("python_version", "") for e in lock.environments
+                if e.marker_environment.get("implementation_name") == "cpython"
+                and e.marker_environment.get("sys_platform") == sys.platform
+                and e.marker_environment.get("platform_machine") == _machine()}
+    return [f"python{v}" for v in sorted(versions - {""},
+                                         key=lambda v: [int(n) if n.isdigit() else 0
+                                                        for n in v.split(".")])]
+
+
+def _no_section_advice(model: Model, lock: Lock) -> tuple[str, bool]:
+    """What the user can do with the file or folder they have when no section applies,
+    and whether carton can lock it for this interpreter itself (it needs pip and
+    carton_backend where this interpreter finds them, which an executable carton's own
+    runtime does not carry)."""
+    from importlib.util import find_spec
+
+    from .paths import env_flag
+
+    switch = next((name for name in NO_PACK_SWITCHES if env_flag(name)), None)
+    tools = find_spec("carton_backend") is not None and find_spec("pip") is not None
+    if switch is None and tools:
+        return "", True
+    pythons = _pythons_here(lock)
+    run_with = (f"run it with {' or '.join(pythons)}" if pythons
+                else "it was locked for other platforms only")
+    off = f"packing at load time is off ({switch} is set); " if switch else ""
+    if model.archive is None:  # a model folder: its owner can lock it
+        return (f"; {off}{run_with}, or lock it for this interpreter: python -m "
+                f"carton_backend lock {model.root}", False)
+    return (f"; {off}{run_with}, or have it packed for this Python too "
+            "([tool.carton] python = [...] in its pyproject.toml)", False)
 
 
 def _machine() -> str:
@@ -52,9 +94,9 @@ def applicable(lock: Lock) -> Environment | None:
     return first_applicable(lock, menv, check_tags=True)
 
 
-def check_requires_python(model: Model) -> None:
+def check_requires_python(model: Model, lock: Lock) -> None:
     """Refuse to run a model on a Python its `requires-python` excludes (before any
-    section is chosen or packed for it)."""
+    section is chosen or packed for it), naming the Pythons its lock has sections for."""
     if not model.requires_python:
         return
     import platform
@@ -68,8 +110,11 @@ def check_requires_python(model: Model) -> None:
                           f"{model.requires_python!r} is not a version specifier") from None
     here = platform.python_version()
     if not allowed.contains(here, prereleases=True):
+        pythons = _pythons_here(lock)
+        run_with = f": run it with {' or '.join(pythons)}" if pythons else ""
         raise CartonError(f"{model.name} {model.version} requires Python "
-                          f"{model.requires_python} (requires-python); this is Python {here}")
+                          f"{model.requires_python} (requires-python); this is Python "
+                          f"{here}{run_with}")
 
 
 def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
@@ -79,12 +124,11 @@ def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
     if files is None:
         with ModelFiles(model) as opened:
             return make_plan(model, opened)
-    check_requires_python(model)
     lock = load_lock(model.lock_path, lambda: files.read(LOCK_PATH))
+    check_requires_python(model, lock)
     section = applicable(lock)
     if section is None:
-        raise NoEnvironmentError(model, lock, "lock it for this interpreter: "
-                                              "python -m carton_backend lock MODEL_DIR")
+        raise NoEnvironmentError(model, lock)
     by_name = {p.name: p for p in section.packages}
     wheels: dict[str, Any] = {}
     imports: dict[str, str] = {}

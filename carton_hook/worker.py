@@ -329,7 +329,9 @@ def main(argv: list[str]) -> int:
             return 2
     except CartonError as exc:
         # NoEnvironmentError, by name: importing select here would cost every command.
-        kind = ("no-environment" if type(exc).__name__ == "NoEnvironmentError"
+        # It is "no-environment" (the model's process packs at load time) only where
+        # locking can be done here; otherwise its message says what the user can do.
+        kind = ("no-environment" if getattr(exc, "can_pack", False)
                 else type(exc).__name__)
         print(json.dumps({"error": str(exc), "kind": kind}), file=sys.stderr)
         return EXIT_ERROR

@@ -19,6 +19,12 @@ def _main() -> None:
     import os
     import sys
 
+    # This file runs on whatever Python the user has; the runtime it starts needs 3.10.
+    if sys.version_info < (3, 10):  # noqa: UP036
+        sys.stderr.write(f"carton: error: {sys.argv[0]} runs on CPython 3.10 or newer; this "
+                         f"is Python {sys.version.split()[0]}: run it with python3.10 or "
+                         "newer\n")
+        raise SystemExit(1)
     archive = os.path.realpath(sys.argv[0])
     home = os.environ.get("CARTON_HOME") or _home()
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"

@@ -4,6 +4,7 @@ carrying its runtime (verified against MANIFEST) in under 1.5 MB."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -88,6 +89,42 @@ def test_main_is_stored_so_that_a_start_reads_it_without_zlib(carton: Path,
     proc = subprocess.run([str(bare_python), "-I", "-c", probe], capture_output=True,
                           text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_a_python_it_is_not_locked_for_is_told_which_ones_in_one_line(
+        tmp_path: Path, carton: Path, hermetic_env: dict[str, str]) -> None:
+    """A newer Python without carton-backend (it cannot lock the carton for itself): one
+    line that names the Pythons the carton can run with, and no advice to install what
+    the user may not be able to get."""
+    this = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    found = (shutil.which(f"python3.{minor}", path=hermetic_env["PATH"])
+             for minor in range(sys.version_info[1] + 1, 14))
+    newer = [p for p in found if p and subprocess.run(
+        [p, "-c", "pass"], env=hermetic_env, capture_output=True).returncode == 0]
+    if not newer:
+        pytest.skip("needs a newer python3.1X on PATH")
+    for python in newer:  # run outside this checkout, which has carton_backend
+        proc = subprocess.run([python, str(carton)], env=hermetic_env, capture_output=True,
+                              text=True, check=False, cwd=tmp_path)
+        assert proc.returncode == 1, (python, proc.stdout)
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith(f"carton: error: {carton}: no lock section for CPython 3."), line
+        assert f"run it with {this}, or have it packed for this Python too" in line, line
+        assert "pip install" not in line
+
+
+def test_a_python_older_than_310_is_refused_in_one_line(carton: Path,
+                                                         hermetic_env: dict[str, str]) -> None:
+    probe = ("import runpy, sys\n"
+             "sys.version_info = (3, 9, 18, 'final', 0)\n"
+             f"sys.argv = [{str(carton)!r}]\n"
+             f"runpy.run_path({str(carton)!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-I", "-c", probe], env=hermetic_env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"carton: error: {carton} runs on CPython 3.10 or newer; this is "
+                           f"Python {sys.version.split()[0]}: run it with python3.10 or "
+                           "newer\n")
 
 
 def test_a_changed_runtime_file_is_refused(tmp_path: Path, carton: Path, bare_python: Path,

@@ -172,6 +172,10 @@ def test_no_section_for_this_python_is_a_clear_error(
         assert proc.stderr.startswith("carton: error:") and "Traceback" not in proc.stderr
         assert "no lock section" in proc.stderr and "cp27-linux-x86_64" in proc.stderr
         assert f"packing at load time is off ({switch} is set)" in proc.stderr
+        # Once, in one line, with what to do about the folder the user named.
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert proc.stderr.rstrip().endswith(
+            f"lock it for this interpreter: python -m carton_backend lock {folder}")
 
 
 def make_foreign(lock_path: Path) -> None:
@@ -274,3 +278,35 @@ def test_warm_path_imports_nothing_costly(
                               capture_output=True, text=True, check=True)
     before = {m.split(".")[0] for m in ast.literal_eval(baseline.stdout)}
     assert (seen - before) & costly == set()
+
+
+def test_a_mistyped_command_is_a_usage_error_that_suggests_the_command(
+        tmp_path: Path, hermetic_env: dict[str, str]) -> None:
+    proc = run_hook(hermetic_env, "inof", "model.carton", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        "carton: error: no such command or model 'inof' (did you mean 'info'?)\n")
+    assert "usage: python -m carton_hook" in proc.stderr
+    proc = run_hook(hermetic_env, "nothing-like-a-command", cwd=tmp_path)  # a missing model
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("carton: error: ") and proc.stderr.endswith(
+        "nothing-like-a-command: no such file or folder\n")
+
+
+def test_a_module_no_locked_package_provides_is_named_with_where_to_add_it(
+        alpha: Path, build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    carton = build_carton("alpha\n", {"model.py": "import sys\ndef main():\n    import alpha\n"
+                                                  "    __import__(sys.argv[1])\n"})
+    proc = run_hook(hermetic_env, carton, "yaml")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-2] == "ModuleNotFoundError: No module named 'yaml'"
+    assert lines[-1] == (f"carton: no package in {carton}'s lock provides 'yaml': add the "
+                         "distribution that does to the model's requirements.txt, then "
+                         "lock and pack it again")
+    # The standard library's and locked packages' missing submodules are Python's own error.
+    for name in ("json.nothing", "alpha.nothing"):
+        proc = run_hook(hermetic_env, carton, name)
+        assert proc.returncode == 1
+        assert proc.stderr.splitlines()[-1] == f"ModuleNotFoundError: No module named '{name}'"
