@@ -10,8 +10,10 @@ from pathlib import Path
 
 from carton_hook import CREATED_BY
 from carton_hook.errors import CartonError
+from carton_hook.lockfile import LOCK_PATH, Lock, load_lock
 
 from .config import ModelConfig, load_config
+from .lockdiff import describe_changes
 from .locking import LockRequest, lock_model
 from .logsetup import setup_logging
 from .pack import write_carton
@@ -102,6 +104,16 @@ def _check_reproducible(config: ModelConfig, *, quiet: bool) -> int:
     return 1
 
 
+def _current_lock(config: ModelConfig) -> Lock | None:
+    """The lock as it is before locking: None if there is none, or it cannot be read (the
+    locking that follows says why, or replaces it)."""
+    path = config.root / LOCK_PATH
+    try:
+        return load_lock(path) if path.exists() else None
+    except CartonError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage)."""
     args = _parser().parse_args(argv)
@@ -116,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lock":
             request = LockRequest(upgrade=args.upgrade,
                                   upgrade_packages=tuple(args.upgrade_package))
-            lock_model(config, request)
+            before = _current_lock(config)
+            after = lock_model(config, request)
+            if not args.quiet:
+                for line in describe_changes(before, after):
+                    print(f"carton: {line}", file=sys.stderr)
         else:
             lock = lock_model(config)
             out = (args.outdir or config.root / "dist").resolve()

@@ -215,18 +215,30 @@ def test_relock_keeps_pins_until_upgrade(tmp_path: Path, pypi: PackageIndex,
     pypi.add(make_wheel(tmp_path / "w", "omega", "1.0"))
     model = write_model(tmp_path / "model", "alpha\nbeta>=1\n")
     lock_ok(hermetic_env, model)
+    section = next(iter(json.loads((model / ".carton" / "carton.lock").read_text())
+                        ["environments"]))["id"]
     pypi.add(make_wheel(tmp_path / "w", "alpha", "2.0"))
     pypi.add(make_wheel(tmp_path / "w", "beta", "2.0"))
     (model / "requirements.txt").write_text("alpha\nbeta>=1\nomega\n")
-    lock_ok(hermetic_env, model)
+    said = lock_ok(hermetic_env, model)
     pkgs = packages(model)
     assert (pkgs["alpha"]["version"], pkgs["beta"]["version"]) == ("1.0", "1.0")
     assert pkgs["omega"]["version"] == "1.0"
-    lock_ok(hermetic_env, model, "--upgrade-package", "beta")
+    assert f"carton: {section}: added omega 1.0\n" in said, said
+    said = lock_ok(hermetic_env, model, "--upgrade-package", "beta")
     pkgs = packages(model)
     assert (pkgs["alpha"]["version"], pkgs["beta"]["version"]) == ("1.0", "2.0")
-    lock_ok(hermetic_env, model, "--upgrade")
+    assert f"carton: {section}: updated beta 1.0 -> 2.0\n" in said, said
+    assert "alpha" not in said
+    said = lock_ok(hermetic_env, model)  # current: says so, with what it holds
+    assert said == (f"carton: the lock is current (3 packages for {section}); nothing to "
+                    "resolve\n"), said
+    assert lock_ok(hermetic_env, model, "-q") == ""
+    (model / "requirements.txt").write_text("alpha\nbeta>=1\n")
+    said = lock_ok(hermetic_env, model, "--upgrade")
     assert packages(model)["alpha"]["version"] == "2.0"
+    assert f"carton: {section}: updated alpha 1.0 -> 2.0\n" in said, said
+    assert f"carton: {section}: removed omega 1.0\n" in said, said
 
 
 def test_changed_direct_pin_moves_only_that_package(
