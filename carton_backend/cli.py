@@ -16,6 +16,7 @@ from .config import ModelConfig, load_config
 from .lockdiff import describe_changes
 from .locking import LockRequest, lock_model
 from .logsetup import setup_logging
+from .modelfiles import model_files
 from .pack import write_carton
 
 
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
     pack.add_argument("-o", "--outdir", type=Path, default=None, metavar="OUTDIR",
                       help="where to write the .carton (default: MODEL_DIR/dist)")
+    pack.add_argument("--list", action="store_true",
+                      help="print the files that would be packed, one per line, and pack "
+                           "nothing (no lock either)")
 
     repro = sub.add_parser(
         "check-reproducible", parents=[common], help="pack twice and compare",
@@ -133,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 for line in describe_changes(before, after):
                     print(f"carton: {line}", file=sys.stderr)
+        elif args.list:
+            for f in model_files(config):
+                print(f.relpath)
         else:
             lock = lock_model(config)
             out = (args.outdir or config.root / "dist").resolve()

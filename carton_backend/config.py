@@ -16,8 +16,9 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 BUNDLE_MODES = ("non-pypi", "all")
+# `.env` files hold secrets: never packed unless a `!` pattern names one.
 DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
-                    "__pycache__/", "*.pyc")
+                    "__pycache__/", "*.pyc", ".env", ".env.*")
 _KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary",
                "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)

@@ -3,7 +3,12 @@
 Exclude patterns follow `.gitignore` rules: a pattern with no `/` except a trailing
 one matches at any depth (`__pycache__/`, `*.pyc`); any other pattern is anchored at the
 model folder (`data/raw/**`); a trailing `/` matches folders only; `*` stays within one
-path segment, `**` crosses them.
+path segment, `**` crosses them; `[...]` is a character class; a leading `!` takes a
+path back in; a backslash makes the next character literal. The last pattern that
+matches decides. The patterns come in this order: carton's defaults, the model folder's
+own `.gitignore` (not applied to `.carton/`, carton's own folder), `[tool.carton]
+exclude`. A folder holding `pyvenv.cfg` (a virtual environment, whatever its name) is
+left out unless a `!` pattern names it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from .errors import BuildError
 # Added by frontends to the copy of the folder they build from (the sdist's PKG-INFO):
 # never part of the model, or the archive would depend on the frontend.
 FRONTEND_FILES = frozenset({"PKG-INFO"})
+# carton's own folder (the lock, pack-time metadata, bundled wheels): the lock names what
+# in it must be packed, whatever a .gitignore written for git says.
+OWN_FOLDER = ".carton"
 
 
 @dataclass(frozen=True)
@@ -34,20 +42,44 @@ class ModelFile:
 
 
 class Excluder:
-    """Matches relative POSIX paths against exclude patterns."""
+    """Matches relative POSIX paths against exclude patterns; the last that matches wins."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
-        self._rules = [_compile(p) for p in patterns]
+        self._rules = [_compile(p) for p in patterns if p and p != "!"]
 
     def excluded(self, relpath: str, is_dir: bool) -> bool:
-        return any(rx.match(relpath) and (is_dir or not dir_only)
-                   for rx, dir_only in self._rules)
+        return bool(self.verdict(relpath, is_dir))
+
+    def verdict(self, relpath: str, is_dir: bool) -> bool | None:
+        """True (excluded), False (taken back by a `!` pattern), or None (no pattern
+        matches)."""
+        found = None
+        for rx, dir_only, negated in self._rules:
+            if rx.match(relpath) and (is_dir or not dir_only):
+                found = not negated
+        return found
 
 
-def _compile(pattern: str) -> tuple[re.Pattern[str], bool]:
-    dir_only = pattern.endswith("/")
-    body = pattern.strip("/")
-    anchored = "/" in body or pattern.startswith("/")
+def gitignore_patterns(text: str) -> list[str]:
+    """The patterns of a `.gitignore`: blank lines and `#` comments skipped, trailing
+    spaces dropped (unless escaped)."""
+    patterns = []
+    for line in text.splitlines():
+        if line.endswith(" ") and not line.endswith("\\ "):
+            line = line.rstrip(" ")
+        if line and not line.startswith("#"):
+            patterns.append(line)
+    return patterns
+
+
+def _compile(pattern: str) -> tuple[re.Pattern[str], bool, bool]:
+    negated = pattern.startswith("!")
+    if negated:
+        pattern = pattern[1:]
+    dir_only = pattern.endswith("/") and not pattern.endswith("\\/")
+    body = pattern[:-1] if dir_only else pattern
+    anchored = "/" in body.rstrip("/")
+    body = body.lstrip("/") if body.startswith("/") else body
     rx = ""
     i = 0
     while i < len(body):
@@ -63,17 +95,44 @@ def _compile(pattern: str) -> tuple[re.Pattern[str], bool]:
         elif body[i] == "?":
             rx += "[^/]"
             i += 1
+        elif body[i] == "\\" and i + 1 < len(body):
+            rx += re.escape(body[i + 1])
+            i += 2
+        elif body[i] == "[" and "]" in body[i + 2:]:
+            end = body.index("]", i + 2)
+            inner = body[i + 1:end]
+            negate = inner[:1] in ("!", "^")
+            inner = inner[1:] if negate else inner
+            rx += "[" + ("^/" if negate else "") + inner.replace("\\", "\\\\") + "]"
+            i = end + 1
         else:
             rx += re.escape(body[i])
             i += 1
     prefix = "" if anchored else "(?:.*/)?"
-    return re.compile(f"^{prefix}{rx}$", re.DOTALL), dir_only
+    return re.compile(f"^{prefix}{rx}$", re.DOTALL), dir_only, negated
 
 
 def model_files(config: ModelConfig) -> list[ModelFile]:
     """Every file to pack, sorted by relative path. Symlinked folders are not followed."""
-    excluder = Excluder((*DEFAULT_EXCLUDES, *config.exclude))
     root = config.root
+    layers = [Excluder(DEFAULT_EXCLUDES), _gitignore(root), Excluder(config.exclude)]
+
+    def verdict(relpath: str, is_dir: bool) -> bool | None:
+        found = None
+        for i, layer in enumerate(layers):
+            if i == 1 and (relpath + "/").startswith(OWN_FOLDER + "/"):
+                continue  # the .gitignore is git's; .carton/ is carton's
+            answer = layer.verdict(relpath, is_dir)
+            if answer is not None:
+                found = answer
+        return found
+
+    def kept_folder(base: Path, relpath: str) -> bool:
+        answer = verdict(relpath, True)
+        if answer is not None:
+            return not answer
+        return not (base / relpath.rsplit("/", 1)[-1] / "pyvenv.cfg").is_file()
+
     found: list[ModelFile] = []
     for dirpath, dirnames, filenames in os.walk(root):
         base = Path(dirpath)
@@ -81,11 +140,11 @@ def model_files(config: ModelConfig) -> list[ModelFile]:
         prefix = "" if rel_dir == "." else rel_dir + "/"
         dirnames[:] = sorted(
             d for d in dirnames
-            if not (base / d).is_symlink() and not excluder.excluded(prefix + d, True)
+            if not (base / d).is_symlink() and kept_folder(base, prefix + d)
         )
         for name in sorted(filenames):
             rel = prefix + name
-            if excluder.excluded(rel, False) or (not prefix and name in FRONTEND_FILES):
+            if verdict(rel, False) or (not prefix and name in FRONTEND_FILES):
                 continue
             path = base / name
             if not path.is_file():
@@ -93,6 +152,15 @@ def model_files(config: ModelConfig) -> list[ModelFile]:
             _check_name(rel, root)
             found.append(ModelFile(rel, path, bool(path.stat().st_mode & 0o111)))
     return sorted(found, key=lambda f: f.relpath)
+
+
+def _gitignore(root: Path) -> Excluder:
+    """The patterns of the model folder's own `.gitignore` (none if it has none)."""
+    try:
+        text = (root / ".gitignore").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return Excluder(())
+    return Excluder(gitignore_patterns(text))
 
 
 def _check_name(relpath: str, root: Path) -> None:

@@ -180,3 +180,38 @@ def test_non_utf8_file_name(tmp_path: Path) -> None:
     (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_text("x")
     with pytest.raises(BuildError, match="a file name is not valid UTF-8"):
         model_files(make_config(tmp_path))
+
+
+def test_env_files_and_virtual_environments_stay_out_unless_named(tmp_path: Path) -> None:
+    touch(tmp_path, "model.py", ".env", ".env.local", "cfg/.env.prod", ".env.example",
+          "envs/py311/pyvenv.cfg", "envs/py311/lib/x.py", "tools/pyvenv.cfg.txt",
+          "keep-env/pyvenv.cfg", "keep-env/a.py")
+    assert relpaths(tmp_path) == ["model.py", "tools/pyvenv.cfg.txt"]
+    assert relpaths(tmp_path, ("!.env.example", "!keep-env/")) == [
+        ".env.example", "keep-env/a.py", "keep-env/pyvenv.cfg", "model.py",
+        "tools/pyvenv.cfg.txt"]
+
+
+def test_the_model_folders_gitignore_is_honoured_but_not_in_carton_own_folder(
+        tmp_path: Path) -> None:
+    touch(tmp_path, "model.py", "mlruns/0/meta.yaml", ".ipynb_checkpoints/x.ipynb",
+          "w.ckpt", "best.ckpt", "#notes", "a.txt", "b.txt", "c.txt", "sub/a.txt",
+          ".carton/carton.lock", ".carton/bundled_wheels/x/y-1.0-py3-none-any.whl")
+    (tmp_path / ".gitignore").write_text(
+        "# experiment output\n\nmlruns/\n.ipynb_checkpoints/\n*.ckpt\n!best.ckpt\n"
+        "\\#notes\n/[ab].txt   \n*.whl\n.carton/\n")
+    assert relpaths(tmp_path) == [
+        ".carton/bundled_wheels/x/y-1.0-py3-none-any.whl", ".carton/carton.lock",
+        ".gitignore", "best.ckpt", "c.txt", "model.py", "sub/a.txt"]
+    # [tool.carton] exclude comes last: it may take back what .gitignore left out
+    assert "w.ckpt" in relpaths(tmp_path, ("!w.ckpt",))
+
+
+def test_excluder_negation_classes_and_escapes() -> None:
+    ex = Excluder(["*.log", "!keep.log", "data/[0-9]*.csv", "[!x]y", "\\!bang", "a\\*b"])
+    assert ex.excluded("run.log", False) and not ex.excluded("keep.log", False)
+    assert ex.verdict("keep.log", False) is False and ex.verdict("x.py", False) is None
+    assert ex.excluded("data/1.csv", False) and not ex.excluded("data/x.csv", False)
+    assert ex.excluded("zy", False) and not ex.excluded("xy", False)
+    assert ex.excluded("!bang", False)
+    assert ex.excluded("a*b", False) and not ex.excluded("axb", False)

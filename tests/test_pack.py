@@ -131,3 +131,22 @@ def test_cli_pack_writes_into_dist_and_prints_the_path(model: Path,
     again = model.parent / "elsewhere" / carton.name
     assert hashlib.sha256(again.read_bytes()).digest() == \
         hashlib.sha256(carton.read_bytes()).digest()
+
+
+def test_pack_list_prints_what_would_be_packed_and_writes_nothing(
+        model: Path, hermetic_env: dict[str, str]) -> None:
+    (model / ".env").write_text("TOKEN=secret\n")
+    (model / "notes.md").write_text("notes\n")
+    (model / ".gitignore").write_text("notes.md\n")
+    before = sorted(p.relative_to(model).as_posix() for p in model.rglob("*"))
+    proc = run_cli(hermetic_env, "pack", "--list", model)
+    assert proc.returncode == 0, proc.stderr
+    listed = proc.stdout.splitlines()
+    assert listed == sorted(listed) and "model.py" in listed and ".gitignore" in listed
+    assert ".env" not in listed and "notes.md" not in listed
+    assert sorted(p.relative_to(model).as_posix() for p in model.rglob("*")) == before
+    proc = run_cli(hermetic_env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(proc.stdout.strip()) as zf:
+        packed = sorted(n.removeprefix("model/") for n in zf.namelist() if n.startswith("model/"))
+    assert packed == listed
