@@ -42,6 +42,10 @@ class ModelConfig:
     # Carry the runtime, so that `python model.carton` runs on a bare CPython.
     executable: bool = True
     requires_python: str | None = None
+    # [project]'s other static metadata, as core metadata fields in order (Summary,
+    # License, Author, Project-URL, ...), and the readme (content type, text).
+    metadata: tuple[tuple[str, str], ...] = ()
+    readme: tuple[str, str] | None = None
 
     @property
     def pyproject(self) -> Path:
@@ -97,6 +101,7 @@ def load_config(root: Path) -> ModelConfig:
     requires_python = project.get("requires-python")
     if requires_python is not None:
         _check_specifier(requires_python, where)
+    _refuse_project_dependencies(project, tool, where)
 
     entrypoint = _string(tool, "entrypoint", "tool.carton", where)
     _check_entrypoint(entrypoint, root, where)
@@ -145,7 +150,113 @@ def load_config(root: Path) -> ModelConfig:
         only_binary=only_binary,
         executable=executable,
         requires_python=requires_python,
+        metadata=_project_metadata(project, root, where),
+        readme=_readme(project.get("readme"), root, where),
     )
+
+
+def _project_metadata(project: dict[str, Any], root: Path,
+                      where: str) -> tuple[tuple[str, str], ...]:
+    """PEP 621's static fields as core metadata fields (Metadata-Version 2.1 names)."""
+    fields: list[tuple[str, str]] = []
+
+    def text(key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(where, f"project.{key}", "must be a string")
+        return value
+
+    description = project.get("description")
+    if description is not None:
+        if "\n" in text("description", description):
+            raise ConfigError(where, "project.description", "must be one line (the summary)")
+        fields.append(("Summary", description))
+    license_ = project.get("license")
+    if isinstance(license_, dict) and "text" in license_:
+        fields.append(("License", text("license.text", license_["text"])))
+    elif isinstance(license_, dict) and "file" in license_:
+        fields.append(("License", _read_text(root, text("license.file", license_["file"]),
+                                             "project.license.file", where)))
+    elif license_ is not None:
+        fields.append(("License", text("license", license_)))
+    for key, field in (("authors", "Author"), ("maintainers", "Maintainer")):
+        people = project.get(key, [])
+        if not isinstance(people, list) or not all(isinstance(p, dict) for p in people):
+            raise ConfigError(where, f"project.{key}",
+                              'must be a list of tables like {name = "...", email = "..."}')
+        if any("name" not in p and "email" not in p for p in people):
+            raise ConfigError(where, f"project.{key}", "each needs a name or an email")
+        names = [text(f"{key}.name", p["name"]) for p in people if "email" not in p]
+        emails = [f"{text(f'{key}.name', p['name'])} <{text(f'{key}.email', p['email'])}>"
+                  if "name" in p else text(f"{key}.email", p["email"])
+                  for p in people if "email" in p]
+        if names:
+            fields.append((field, ", ".join(names)))
+        if emails:
+            fields.append((f"{field}-email", ", ".join(emails)))
+    keywords = project.get("keywords", [])
+    if not isinstance(keywords, list):
+        raise ConfigError(where, "project.keywords", "must be a list of strings")
+    if keywords:
+        fields.append(("Keywords", ",".join(text("keywords", k) for k in keywords)))
+    classifiers = project.get("classifiers", [])
+    if not isinstance(classifiers, list):
+        raise ConfigError(where, "project.classifiers", "must be a list of strings")
+    fields += [("Classifier", text("classifiers", c)) for c in classifiers]
+    urls = project.get("urls", {})
+    if not isinstance(urls, dict):
+        raise ConfigError(where, "project.urls", 'must be a table like {Homepage = "..."}')
+    fields += [("Project-URL", f"{label}, {text(f'urls.{label}', url)}")
+               for label, url in urls.items()]
+    return tuple(fields)
+
+
+_README_TYPES = {".md": "text/markdown", ".rst": "text/x-rst", ".txt": "text/plain"}
+
+
+def _readme(value: Any, root: Path, where: str) -> tuple[str, str] | None:
+    """`project.readme` (a path, or a table with `file` or `text` and `content-type`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        kind = _README_TYPES.get(Path(value).suffix.lower())
+        if kind is None:
+            raise ConfigError(where, "project.readme", f"{value!r}: say its content-type "
+                              '(readme = {file = "...", content-type = "text/markdown"})')
+        return kind, _read_text(root, value, "project.readme", where)
+    if not isinstance(value, dict) or not isinstance(value.get("content-type"), str):
+        raise ConfigError(where, "project.readme", "must be a path, or a table with file or "
+                          "text and content-type")
+    if isinstance(value.get("text"), str):
+        return value["content-type"], value["text"]
+    if isinstance(value.get("file"), str):
+        return value["content-type"], _read_text(root, value["file"], "project.readme", where)
+    raise ConfigError(where, "project.readme", "must have file or text")
+
+
+def _read_text(root: Path, relpath: str, key: str, where: str) -> str:
+    path = root / relpath
+    if Path(relpath).is_absolute() or ".." in Path(relpath).parts:
+        raise ConfigError(where, key, f"{relpath!r} must be a path inside the model folder")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, key, f"cannot read {relpath} ({exc})") from None
+
+
+def _refuse_project_dependencies(project: dict[str, Any], tool: dict[str, Any],
+                                 where: str) -> None:
+    """carton locks the requirements file; dependencies declared in [project] would be
+    silently neither locked nor packed, so they are refused, saying where they belong."""
+    requirements = tool.get("requirements", "requirements.txt")
+    for key in ("dependencies", "optional-dependencies"):
+        value = project.get(key)
+        if key in project.get("dynamic", []) or value:
+            listed = ", ".join(map(str, value)) if isinstance(value, (list, dict)) else ""
+            what = f" ({listed})" if listed else ""
+            raise ConfigError(where, f"project.{key}",
+                              f"is not locked by carton{what}: put the model's requirements "
+                              f"in {requirements} (tool.carton.requirements) and remove "
+                              f"project.{key}")
 
 
 def _table(data: dict[str, Any], key: str, where: str, *, required: bool = True,

@@ -46,15 +46,23 @@ def requires_python(config: ModelConfig, lock: Lock) -> str:
 
 
 def core_metadata(config: ModelConfig, lock: Lock) -> bytes:
-    """Metadata-Version 2.1 text for the model."""
+    """Metadata-Version 2.1 text for the model, with [project]'s static metadata (the
+    readme as the body)."""
+    fields = dict(config.metadata)
     lines = [
         "Metadata-Version: 2.1",
         f"Name: {config.name}",
         f"Version: {config.version}",
-        f"Summary: {config.name}, packed by {CREATED_BY}",
+        f"Summary: {fields.get('Summary') or f'{config.name}, packed by {CREATED_BY}'}",
     ]
+    # A value over several lines continues on lines indented by 8 spaces (RFC 822).
+    lines += [f"{name}: {value.rstrip()}".replace("\n", "\n        ")
+              for name, value in config.metadata if name != "Summary"]
     python = requires_python(config, lock)
     if python:
         lines.append(f"Requires-Python: {python}")
     lines += [f"Requires-Dist: {r}" for r in requires_dist(lock)]
+    if config.readme is not None:
+        lines.append(f"Description-Content-Type: {config.readme[0]}")
+        lines += ["", config.readme[1].rstrip("\n")]
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -133,3 +133,48 @@ def test_unnormalised_version_gives_valid_file_names(tmp_path: Path,
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == [
         "demo_model-1.0rc1-py3-none-any.whl", "demo_model-1.0rc1.carton",
         "demo_model-1.0rc1.tar.gz"]
+
+
+def test_project_metadata_reaches_the_wheel_and_the_sdist(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    from packaging.metadata import Metadata
+
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    model = write_model(tmp_path / "model", "alpha\n",
+                        files={"README.md": "# Demo\n\nIt *predicts*.\n",
+                               "LICENSE": "MIT License\n\nCopyright the authors\n"})
+    pyproject = model / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"\n', '''\
+version = "0.1.0"
+description = "A demo model"
+readme = "README.md"
+license = {file = "LICENSE"}
+authors = [{name = "Ada"}, {name = "Bo", email = "bo@example.com"}]
+keywords = ["demo", "model"]
+classifiers = ["Programming Language :: Python :: 3"]
+urls = {Homepage = "https://example.com", Issues = "https://example.com/issues"}
+'''))
+    out = tmp_path / "dist"
+    proc = build(hermetic_env, model, out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with zipfile.ZipFile(out / "demo_model-0.1.0-py3-none-any.whl") as zf:
+        wheel_meta = zf.read("demo_model-0.1.0.dist-info/METADATA")
+    with tarfile.open(out / "demo_model-0.1.0.tar.gz") as tar:
+        member = tar.extractfile("demo_model-0.1.0/PKG-INFO")
+        assert member is not None
+        sdist_meta = member.read()
+    assert wheel_meta == sdist_meta
+    meta = Metadata.from_email(wheel_meta)  # valid core metadata, read by packaging
+    assert meta.summary == "A demo model"
+    assert meta.description == "# Demo\n\nIt *predicts*.\n"
+    assert meta.description_content_type == "text/markdown"
+    # The file's lines, continued as RFC 822 folds them (indented)
+    assert meta.license is not None
+    assert [line.strip() for line in meta.license.splitlines()] == [
+        "MIT License", "", "Copyright the authors"]
+    assert (meta.author, meta.author_email) == ("Ada", "Bo <bo@example.com>")
+    assert meta.keywords == ["demo", "model"]
+    assert meta.classifiers == ["Programming Language :: Python :: 3"]
+    assert meta.project_urls == {"Homepage": "https://example.com",
+                                 "Issues": "https://example.com/issues"}
+    assert [str(r) for r in meta.requires_dist or []] == ["alpha==1.0"]

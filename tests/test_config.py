@@ -242,3 +242,48 @@ def test_file_version_is_normalised(tmp_path: Path) -> None:
     root = write(tmp_path / "m", PROJECT.replace('"0.1.0"', '"1.0-RC1"') + CARTON)
     config = load_config(root)
     assert (config.version, config.file_version) == ("1.0-RC1", "1.0rc1")
+
+
+@pytest.mark.parametrize(("text", "key", "listed"), [
+    ('dependencies = ["attrs", "numpy>=2"]\n', "project.dependencies", "(attrs, numpy>=2)"),
+    ('dynamic = ["dependencies"]\n', "project.dependencies", ""),
+    ('[project.optional-dependencies]\ngpu = ["cupy"]\n', "project.optional-dependencies",
+     "(gpu)"),
+])
+def test_project_dependencies_are_refused_with_where_they_belong(
+        tmp_path: Path, text: str, key: str, listed: str) -> None:
+    root = write(tmp_path, PROJECT + text + CARTON)
+    config_error(root, key, f"is not locked by carton{' ' + listed if listed else ''}: put "
+                 "the model's requirements in requirements.txt (tool.carton.requirements) "
+                 f"and remove {key}")
+
+
+def test_empty_project_dependencies_are_fine(tmp_path: Path) -> None:
+    root = write(tmp_path, PROJECT + "dependencies = []\n" + CARTON)
+    assert load_config(root).name == "my-model"
+
+
+@pytest.mark.parametrize(("text", "key", "fragment"), [
+    ('description = "two\\nlines"\n', "project.description", "must be one line"),
+    ('readme = "README"\n', "project.readme", "say its content-type"),
+    ('readme = "../README.md"\n', "project.readme", "must be a path inside the model folder"),
+    ('readme = "missing.md"\n', "project.readme", "cannot read missing.md"),
+    ('authors = [{url = "x"}]\n', "project.authors", "each needs a name or an email"),
+    ('authors = "me"\n', "project.authors", "must be a list of tables"),
+    ('urls = ["x"]\n', "project.urls", "must be a table"),
+    ('license = 3\n', "project.license", "must be a string"),
+])
+def test_bad_project_metadata_is_one_error(tmp_path: Path, text: str, key: str,
+                                           fragment: str) -> None:
+    root = write(tmp_path / "m", PROJECT + text + CARTON)
+    config_error(root, key, fragment)
+
+
+def test_project_metadata_is_read(tmp_path: Path) -> None:
+    root = write(tmp_path, PROJECT + 'description = "Demo"\nlicense = {text = "MIT"}\n'
+                 'readme = {text = "Hello", content-type = "text/plain"}\n'
+                 'authors = [{email = "a@example.com"}]\n' + CARTON)
+    config = load_config(root)
+    assert config.metadata == (("Summary", "Demo"), ("License", "MIT"),
+                               ("Author-email", "a@example.com"))
+    assert config.readme == ("text/plain", "Hello")
