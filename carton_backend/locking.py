@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carton_hook import CREATED_BY
 from carton_hook.lockfile import (
@@ -110,6 +111,7 @@ def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
     wanted = targets(config)
     current = (existing is not None and existing.requirements_sha256 == sha256
                and existing.requirements_path == config.requirements
+               and locked_settings(existing) == settings(config)
                and not request.upgrading and _files_present(config.root, existing))
     if current:
         assert existing is not None
@@ -118,9 +120,28 @@ def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
     return _Plan(files, sha256, existing, (), tuple(wanted))
 
 
+# The settings that change what a lock holds, beside the requirements' bytes: kept in the
+# lock (its top-level "settings"), so that changing one makes the lock stale. A lock from
+# before they were kept was made with the defaults.
+DEFAULT_SETTINGS = {"bundle": "non-pypi", "only-binary": False}
+
+
+def settings(config: ModelConfig) -> dict[str, Any]:
+    return {"bundle": config.bundle, "only-binary": config.only_binary}
+
+
+def locked_settings(lock: Lock) -> dict[str, Any]:
+    found = lock.extra.get("settings")
+    return dict(found) if isinstance(found, dict) else dict(DEFAULT_SETTINGS)
+
+
 def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
     if plan.existing is not None and not plan.keep:
-        reason = "--upgrade" if request.upgrading else "the requirements changed"
+        changed = [f"tool.carton.{k} is now {json.dumps(v)}"
+                   for k, v in settings(config).items()
+                   if locked_settings(plan.existing).get(k) != v]
+        reason = ("--upgrade" if request.upgrading else "; ".join(changed) if changed
+                  else "the requirements changed")
         log.info("re-resolving every environment: %s", reason)
     # Here, not at import: packing with a current lock needs none of them (urllib3 and
     # the index and wheel code cost 0.2 s of imports).
@@ -156,7 +177,8 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
         requirements_sha256=plan.sha256,
         environments=tuple(environments),
         created_by=CREATED_BY,
-        extra=plan.existing.extra if plan.existing is not None else {},
+        extra={**(plan.existing.extra if plan.existing is not None else {}),
+               "settings": settings(config)},
     )
     data = dump_lock(lock)
     parse_lock(data, str(config.root / LOCK_PATH))  # never publish a lock we cannot read

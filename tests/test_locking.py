@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +288,49 @@ def test_bundle_all_bundles_pypi_wheels(tmp_path: Path, pypi: PackageIndex,
     (whl,) = packages(model)["alpha"]["wheels"]
     assert whl["path"].startswith(".carton/bundled_wheels/")
     assert "index" not in packages(model)["alpha"]
+
+
+def test_changing_bundle_makes_the_lock_stale(tmp_path: Path, pypi: PackageIndex,
+                                              hermetic_env: dict[str, str]) -> None:
+    """A setting that changes what the lock holds counts as a change, as the requirements'
+    bytes do: bundle = "all" added to a locked model bundles its wheels at the next pack,
+    at the same versions."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    model = write_model(tmp_path / "model", "alpha\n")
+    lock_ok(hermetic_env, model)
+    (whl,) = packages(model)["alpha"]["wheels"]
+    assert "url" in whl and "path" not in whl
+    locked = json.loads((model / ".carton" / "carton.lock").read_text())
+    assert locked["settings"] == {"bundle": "non-pypi", "only-binary": False}
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "2.0"))  # not taken: pins are kept
+    pyproject = model / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'bundle = "all"\n')
+    said = lock_ok(hermetic_env, model)
+    assert 're-resolving every environment: tool.carton.bundle is now "all"' in said, said
+    alpha = packages(model)["alpha"]
+    assert alpha["version"] == "1.0"
+    assert alpha["wheels"][0]["path"].startswith(".carton/bundled_wheels/")
+    proc = run_cli(hermetic_env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(proc.stdout.strip()) as zf:
+        assert any(n.endswith("/alpha-1.0-py3-none-any.whl") for n in zf.namelist())
+    pypi.reset_counts()
+    assert lock_ok(hermetic_env, model).startswith("carton: the lock is current")
+    assert pypi.requests == []
+
+
+def test_a_lock_without_settings_was_made_with_the_defaults(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    model = write_model(tmp_path / "model", "alpha\n")
+    lock_ok(hermetic_env, model)
+    lock_path = model / ".carton" / "carton.lock"
+    locked = json.loads(lock_path.read_text())
+    del locked["settings"]  # as written before settings were kept
+    lock_path.write_text(json.dumps(locked))
+    pypi.reset_counts()
+    assert lock_ok(hermetic_env, model).startswith("carton: the lock is current")
+    assert pypi.requests == []
 
 
 def test_only_binary_refuses_sdists(tmp_path: Path, private: PackageIndex,
