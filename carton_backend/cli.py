@@ -14,7 +14,7 @@ from carton_hook.lockfile import LOCK_PATH, Lock, load_lock
 
 from .config import ModelConfig, load_config
 from .lockdiff import describe_changes
-from .locking import LockRequest, lock_model
+from .locking import LockRequest, lock_model, lock_state
 from .logsetup import setup_logging
 from .modelfiles import model_files
 from .pack import write_carton
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="re-resolve every package to the newest allowed version")
     lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
                       help="re-resolve this package (repeatable); others keep their versions")
+    lock.add_argument("--check", action="store_true",
+                      help="change nothing: print 'current' or 'stale: WHY', then the files "
+                           "the lock depends on; exit 0 if current, 1 if stale")
 
     pack = sub.add_parser("pack", parents=[common], help="lock if needed, then write the .carton",
                           description="Lock the model folder if its lock is not current, then "
@@ -129,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             return _export_pylock(config, args)
         if args.command == "check-reproducible":
             return _check_reproducible(config, quiet=args.quiet)
+        if args.command == "lock" and args.check:
+            files, stale = lock_state(config)
+            print("current" if stale is None else f"stale: {stale}")
+            for path in files:
+                print(path)
+            return 0 if stale is None else 1
         if args.command == "lock":
             request = LockRequest(upgrade=args.upgrade,
                                   upgrade_packages=tuple(args.upgrade_package))

@@ -92,6 +92,28 @@ def lock_model(config: ModelConfig, request: LockRequest | None = None) -> Lock:
             raise
 
 
+def lock_state(config: ModelConfig) -> tuple[list[Path], str | None]:
+    """The files the lock's currency depends on (the requirements file and what it
+    includes), and why the lock is stale (None: it is current for what it holds; a
+    Python it has no section for is not counted). Reads only."""
+    files = read_tree(config.root, config.requirements)
+    lock_path = config.root / LOCK_PATH
+    existing = load_lock(lock_path) if lock_path.exists() else None
+    paths = [f.path for f in files]
+    if existing is None:
+        return paths, f"there is no {LOCK_PATH}"
+    if (existing.requirements_path != config.requirements
+            or existing.requirements_sha256 != requirements_hash(files)):
+        return paths, f"{config.requirements} (or a file it includes) changed"
+    changed = [f"tool.carton.{k} is now {json.dumps(v)}" for k, v in settings(config).items()
+               if locked_settings(existing).get(k) != v]
+    if changed:
+        return paths, "; ".join(changed)
+    if not _files_present(config.root, existing):
+        return paths, "a bundled wheel or a metadata folder it names is missing"
+    return paths, None
+
+
 def lock_is_current(config: ModelConfig) -> bool:
     """True if packing would take the fast path (no resolver, no network)."""
     return not _plan(config, LockRequest()).todo

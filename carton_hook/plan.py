@@ -35,13 +35,17 @@ def plan_identity(model: str) -> str:
     else:
         defining = [join(model, "pyproject.toml"), join(model, ".carton", "carton.lock")]
     parts = [model, workerclient.WORKER_PYTHON, sys.version, sys.platform]
-    for path in defining:
-        try:
-            st = os.stat(path)
-            parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
-        except OSError:
-            parts.append("-")
+    parts += [file_signature(path) for path in defining]
     return "\n".join(parts)  # passed to the worker in argv: no NUL
+
+
+def file_signature(path: str) -> str:
+    """What says a file changed: its size, time and inode ("-" if it is not there)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "-"
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 def model_of(plan: dict[str, Any]) -> str:
@@ -167,6 +171,11 @@ def _read(path: str, identity: str | None) -> dict[str, Any] | None:
         return None
     if identity is not None and plan.get("identity") != identity:
         return None
+    # A model folder's plan also watches its requirements files (worker.lock_watch): an
+    # edited one makes the plan again, and the worker says the lock is stale.
+    for watched, signature in plan.get("watch", ()):
+        if file_signature(watched) != signature:
+            return None
     root = plan["model"]
     if plan.get("archive") and not os.path.isfile(os.path.join(root, COMPLETE)):
         return None  # the extracted model was removed: make the plan again

@@ -54,6 +54,8 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     # published (by that process, or, if it failed or ended, by this one: no plan is
     # ever written for a model whose archive was not checked whole).
     extracting = os.environ.get("CARTON_AFTER_MODEL_OPENS") == "1"
+    folder = os.path.isfile(os.path.join(model_arg, "pyproject.toml"))
+    check = start_lock_check(model_arg) if folder else None  # meanwhile, in a subprocess
     model = open_model(Path(model_arg), Path(carton_home()), extract=not extracting)
     with ModelFiles(model) as files:
         plan = make_plan(model, files)
@@ -63,6 +65,8 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         mark("worker: the model's process opened the model")
         model = open_model(Path(model_arg), Path(carton_home()))
     plan["identity"] = identity
+    if check is not None:
+        plan["watch"] = lock_watch(check, model_arg)
     write_plan_file(plan_file, plan)
     plan["_file"] = plan_file
     mark("worker: plan written")
@@ -70,6 +74,39 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     # install: here it took the installing threads' interpreter lock for 25-100 ms.
     if prefetch_for:
         prefetch(plan, str(model.root), model.entrypoint, prefetch_for)
+
+
+def start_lock_check(folder: str) -> subprocess.Popen[str] | None:
+    """Ask the build half whether a model folder's lock is current, and which files that
+    depends on (`lock --check`), in a subprocess: this runtime never imports it."""
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "carton_backend", "lock", "--check", folder],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+    except OSError:
+        return None
+
+
+def lock_watch(check: subprocess.Popen[str], folder: str) -> list[list[str]]:
+    """The answer of `start_lock_check`: the requirements files with their signatures,
+    for the plan to watch, and, once per change of them, a warning if the lock is stale
+    (the run goes on with it). Where carton_backend is not installed, nothing is
+    watched."""
+    from .log import logger
+    from .plan import file_signature
+
+    out, _ = check.communicate()
+    lines = out.splitlines()
+    if check.returncode not in (0, 1) or not lines or not (
+            lines[0] == "current" or lines[0].startswith("stale: ")):
+        return []  # no carton_backend here, or it could not tell (its error is for lock)
+    if lines[0] != "current":
+        logger().warning("%s: the lock is stale (%s); this run uses it as it is: run "
+                         "python -m carton_backend lock %s to bring it up to date",
+                         Path(folder, ".carton", "carton.lock"),
+                         lines[0].removeprefix("stale: "), folder)
+    return [[path, file_signature(path)] for path in lines[1:]]
 
 
 def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter: str,

@@ -517,3 +517,25 @@ def test_a_pinned_yanked_wheel_is_locked_with_a_warning(tmp_path: Path, pypi: Pa
     assert proc.returncode == 0, proc.stderr
     assert "yanked" in proc.stderr and "alpha" in proc.stderr
     assert packages(model)["alpha"]["version"] == "1.0"
+
+
+def test_lock_check_says_current_or_why_stale_and_changes_nothing(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    model = write_model(tmp_path / "model", "-r base.txt\n")
+    (model / "base.txt").write_text("alpha\n")
+    proc = run_cli(hermetic_env, "lock", "--check", model)
+    assert (proc.returncode, proc.stdout.splitlines()[0]) == (1, "stale: there is no "
+                                                                 ".carton/carton.lock")
+    assert not (model / ".carton").exists()
+    lock_ok(hermetic_env, model)
+    proc = run_cli(hermetic_env, "lock", "--check", model)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["current", str(model / "requirements.txt"),
+                                        str(model / "base.txt")]
+    (model / "base.txt").write_text("alpha\nbeta\n")
+    before = (model / ".carton" / "carton.lock").read_bytes()
+    proc = run_cli(hermetic_env, "lock", "--check", model)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[0] == "stale: requirements.txt (or a file it includes) changed"
+    assert (model / ".carton" / "carton.lock").read_bytes() == before

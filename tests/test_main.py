@@ -310,3 +310,25 @@ def test_a_module_no_locked_package_provides_is_named_with_where_to_add_it(
         proc = run_hook(hermetic_env, carton, name)
         assert proc.returncode == 1
         assert proc.stderr.splitlines()[-1] == f"ModuleNotFoundError: No module named '{name}'"
+
+
+def test_a_stale_lock_in_a_model_folder_is_said_once(
+        tmp_path: Path, alpha: Path, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """An edited requirements file makes a model folder's plan again; the build half says
+    whether the lock is still current, and a stale one is named once, then used."""
+    build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n    print('ran')\n"})
+    folder = tmp_path / "models" / "demo-model"  # where build_carton locked it
+    assert run_hook(hermetic_env, folder).stderr == ""
+    (folder / "requirements.txt").write_text("alpha\nbeta\n")
+    proc = run_hook(hermetic_env, folder)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ran"), proc.stderr
+    assert proc.stderr == (
+        f"carton: warning: {folder}/.carton/carton.lock: the lock is stale (requirements.txt "
+        "(or a file it includes) changed); this run uses it as it is: run python -m "
+        f"carton_backend lock {folder} to bring it up to date\n")
+    proc = run_hook(hermetic_env, folder)
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "ran", "")
+    (folder / "requirements.txt").write_text("alpha\n")  # as locked: current again
+    proc = run_hook(hermetic_env, folder)
+    assert (proc.returncode, proc.stderr) == (0, "")
