@@ -99,19 +99,24 @@ def lock_state(config: ModelConfig) -> tuple[list[Path], str | None]:
     files = read_tree(config.root, config.requirements)
     lock_path = config.root / LOCK_PATH
     existing = load_lock(lock_path) if lock_path.exists() else None
-    paths = [f.path for f in files]
+    return [f.path for f in files], _stale(config, existing, requirements_hash(files))
+
+
+def _stale(config: ModelConfig, existing: Lock | None, sha256: str) -> str | None:
+    """Why `existing` no longer describes the model (None: it does), given the hash of
+    its requirements now."""
     if existing is None:
-        return paths, f"there is no {LOCK_PATH}"
+        return f"there is no {LOCK_PATH}"
     if (existing.requirements_path != config.requirements
-            or existing.requirements_sha256 != requirements_hash(files)):
-        return paths, f"{config.requirements} (or a file it includes) changed"
+            or existing.requirements_sha256 != sha256):
+        return f"{config.requirements} (or a file it includes) changed"
     changed = [f"tool.carton.{k} is now {json.dumps(v)}" for k, v in settings(config).items()
                if locked_settings(existing).get(k) != v]
     if changed:
-        return paths, "; ".join(changed)
+        return "; ".join(changed)
     if not _files_present(config.root, existing):
-        return paths, "a bundled wheel or a metadata folder it names is missing"
-    return paths, None
+        return "a bundled wheel or a metadata folder it names is missing"
+    return None
 
 
 def lock_is_current(config: ModelConfig) -> bool:
@@ -131,10 +136,7 @@ def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
     lock_path = config.root / LOCK_PATH
     existing = load_lock(lock_path) if lock_path.exists() else None
     wanted = targets(config)
-    current = (existing is not None and existing.requirements_sha256 == sha256
-               and existing.requirements_path == config.requirements
-               and locked_settings(existing) == settings(config)
-               and not request.upgrading and _files_present(config.root, existing))
+    current = not request.upgrading and _stale(config, existing, sha256) is None
     if current:
         assert existing is not None
         todo = tuple(t for t in wanted if section_for(existing, t) is None)
@@ -159,11 +161,8 @@ def locked_settings(lock: Lock) -> dict[str, Any]:
 
 def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
     if plan.existing is not None and not plan.keep:
-        changed = [f"tool.carton.{k} is now {json.dumps(v)}"
-                   for k, v in settings(config).items()
-                   if locked_settings(plan.existing).get(k) != v]
-        reason = ("--upgrade" if request.upgrading else "; ".join(changed) if changed
-                  else "the requirements changed")
+        reason = ("--upgrade" if request.upgrading
+                  else _stale(config, plan.existing, plan.sha256))
         log.info("re-resolving every environment: %s", reason)
     # Here, not at import: packing with a current lock needs none of them (urllib3 and
     # the index and wheel code cost 0.2 s of imports).

@@ -78,8 +78,8 @@ def _compile(pattern: str) -> tuple[re.Pattern[str], bool, bool]:
         pattern = pattern[1:]
     dir_only = pattern.endswith("/") and not pattern.endswith("\\/")
     body = pattern[:-1] if dir_only else pattern
-    anchored = "/" in body.rstrip("/")
-    body = body.lstrip("/") if body.startswith("/") else body
+    anchored = "/" in body
+    body = body.lstrip("/")
     rx = ""
     i = 0
     while i < len(body):
@@ -127,11 +127,11 @@ def model_files(config: ModelConfig) -> list[ModelFile]:
                 found = answer
         return found
 
-    def kept_folder(base: Path, relpath: str) -> bool:
+    def kept_folder(folder: Path, relpath: str) -> bool:
         answer = verdict(relpath, True)
         if answer is not None:
             return not answer
-        return not (base / relpath.rsplit("/", 1)[-1] / "pyvenv.cfg").is_file()
+        return not (folder / "pyvenv.cfg").is_file()
 
     found: list[ModelFile] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -140,7 +140,7 @@ def model_files(config: ModelConfig) -> list[ModelFile]:
         prefix = "" if rel_dir == "." else rel_dir + "/"
         dirnames[:] = sorted(
             d for d in dirnames
-            if not (base / d).is_symlink() and kept_folder(base, prefix + d)
+            if not (base / d).is_symlink() and kept_folder(base / d, prefix + d)
         )
         for name in sorted(filenames):
             rel = prefix + name
