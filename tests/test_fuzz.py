@@ -142,7 +142,9 @@ def judge(command: str, proc: subprocess.CompletedProcess[str],
     before any of carton's code can check anything: how it fails is Python's."""
     err = proc.stderr
     last = (err.strip().splitlines() or [""])[-1]
-    pythons_own = (main_changed or "can't find '__main__' module" in err
+    if command == "executable" and proc.returncode and main_changed:
+        return None  # carton's bootstrap itself is damaged: whatever it does is not carton's
+    pythons_own = ("can't find '__main__' module" in err
                    or last.startswith(("SyntaxError", "ValueError: source")))
     if command == "executable" and proc.returncode and "carton_hook" not in err and pythons_own:
         return None  # Python could not read or run the file as a zip application
