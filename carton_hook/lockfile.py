@@ -176,16 +176,19 @@ def dump_lock(lock: Lock) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def load_lock(path: Path, read: Callable[[], bytes] | None = None) -> Lock:
+def load_lock(path: Path, read: Callable[[], bytes] | None = None,
+              where: str | None = None) -> Lock:
     """Read and validate a lockfile (with `read`, if given: its bytes from elsewhere, such
-    as the archive it is extracted from); every problem is a `LockError` naming the key."""
+    as the archive it is extracted from, which `where` then names in errors); every
+    problem is a `LockError` naming the key."""
+    where = where or str(path)
     try:
         raw = path.read_bytes() if read is None else read()
     except FileNotFoundError:
-        raise LockError(str(path), "not found; run `python -m carton_backend lock`") from None
+        raise LockError(where, "not found; run `python -m carton_backend lock`") from None
     except OSError as exc:
-        raise LockError(str(path), f"cannot read: {exc.strerror}") from exc
-    return parse_lock(raw, str(path))
+        raise LockError(where, f"cannot read: {exc.strerror}") from exc
+    return parse_lock(raw, where)
 
 
 def parse_lock(raw: bytes, where: str) -> Lock:

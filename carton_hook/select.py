@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .archive import MODEL_PREFIX
 from .errors import CartonError
 from .lockfile import (
     DIST_INFO_DIR,
@@ -103,16 +104,20 @@ def check_requires_python(model: Model, lock: Lock) -> None:
 
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+    where = model.archive or model.root
     try:
         allowed = SpecifierSet(model.requires_python)
     except InvalidSpecifier:
-        raise CartonError(f"{model.name} {model.version}: requires-python "
+        raise CartonError(f"{where}: {model.name} {model.version}: requires-python "
                           f"{model.requires_python!r} is not a version specifier") from None
     here = platform.python_version()
     if not allowed.contains(here, prereleases=True):
-        pythons = _pythons_here(lock)
+        # Only the locked Pythons that requires-python allows some release of are named.
+        pythons = [p for p in _pythons_here(lock)
+                   if any(allowed.contains(f"{p.removeprefix('python')}.{micro}",
+                                           prereleases=True) for micro in (0, 99))]
         run_with = f": run it with {' or '.join(pythons)}" if pythons else ""
-        raise CartonError(f"{model.name} {model.version} requires Python "
+        raise CartonError(f"{where}: {model.name} {model.version} requires Python "
                           f"{model.requires_python} (requires-python); this is Python "
                           f"{here}{run_with}")
 
@@ -124,7 +129,9 @@ def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
     if files is None:
         with ModelFiles(model) as opened:
             return make_plan(model, opened)
-    lock = load_lock(model.lock_path, lambda: files.read(LOCK_PATH))
+    # An archive's lock is named as its member, not as the folder it is extracted to.
+    where = f"{model.archive}: {MODEL_PREFIX}{LOCK_PATH}" if model.archive else None
+    lock = load_lock(model.lock_path, lambda: files.read(LOCK_PATH), where)
     check_requires_python(model, lock)
     section = applicable(lock)
     if section is None:

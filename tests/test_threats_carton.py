@@ -203,6 +203,9 @@ def test_a_bad_carton_is_one_clear_error_before_anything_runs(
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert proc.stderr.startswith("carton: error: "), proc.stderr
     assert fragment in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"carton: error: {carton}: "), "names the file run"
+    if case == "requires-another-python":  # locked for 3.11 only: no Python to suggest
+        assert "run it with" not in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert pypi.requests == [], "no network use"
