@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -78,29 +79,40 @@ def main() -> int:
         index.add(wheel)
     index.start()
     report = Report(machine=machine(), runs=args.runs, cold_runs=args.cold_runs)
+    report.part_seconds["wheels and index"] = time.monotonic() - started
     try:
+        # Each part's wall time goes into the report: where the bench's 15 minutes go.
+        def part(name: str, run: Callable[[], object]) -> None:
+            began = time.monotonic()
+            run()
+            report.part_seconds[name] = time.monotonic() - began
+            print(f"bench: {name} took {report.part_seconds[name]:.0f} s", flush=True)
+
         if parts & {"requests", "finder"}:
-            startup(report, REQUESTS, work, wheelhouse, index.url, args, args.cold_runs)
+            part("requests", lambda: startup(report, REQUESTS, work, wheelhouse, index.url,
+                                             args, args.cold_runs))
         # Cold runs of numpy + pandas take seconds each, six contenders over: fewer of them.
         if parts & {"numeric", "packing", "crowd"}:
-            startup(report, NUMERIC, work, wheelhouse, index.url, args,
-                    max(3, args.cold_runs // 2))
+            part("numeric", lambda: startup(report, NUMERIC, work, wheelhouse, index.url, args,
+                                            max(3, args.cold_runs // 2)))
         if "laziness" in parts:
-            laziness(report, work, wheelhouse, index.url, args)
+            part("laziness", lambda: laziness(report, work, wheelhouse, index.url, args))
         if "sklearn" in parts:
-            against_uv(report, SKLEARN, work, wheelhouse, index.url, args)
+            part("sklearn", lambda: against_uv(report, SKLEARN, work, wheelhouse, index.url,
+                                               args))
         if torch:
-            against_uv(report, TORCH, work, wheelhouse, index.url, args, warm_runs=3)
+            part("torch", lambda: against_uv(report, TORCH, work, wheelhouse, index.url, args,
+                                             warm_runs=3))
         if "crowd" in parts:
-            crowd(report, work / NUMERIC.name, wheelhouse, index, args)
+            part("crowd", lambda: crowd(report, work / NUMERIC.name, wheelhouse, index, args))
         if "packing" in parts:
-            packing(report, work / "numeric", index.url, args)
+            part("packing", lambda: packing(report, work / "numeric", index.url, args))
         if "finder" in parts:
-            finder(report, work / "requests")
+            part("finder", lambda: finder(report, work / "requests"))
         if "startup" in parts:
-            startup_alone(report, work, wheelhouse, index.url, args)
+            part("startup", lambda: startup_alone(report, work, wheelhouse, index.url, args))
         if "memory" in parts:
-            memory(report, work, index, args)
+            part("memory", lambda: memory(report, work, index, args))
     finally:
         index.stop()
     report.seconds = time.monotonic() - started

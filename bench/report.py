@@ -29,6 +29,7 @@ class Report:
     big_wheel_mb: float = 0.0
     seconds: float = 0.0
     crowd_downloads: int = 0  # the most downloads of one wheel in one crowd run
+    part_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each part
 
     def add_table(self, key: str, title: str, results: list[Result], base: str | None) -> None:
         self.tables.append(Table(key, title, results, base))
@@ -79,6 +80,12 @@ class Report:
             for r in self.memory:
                 out.append(f"| {r.name} | {_ms(r.median)} | "
                            f"{max(r.peak_rss_kb) / 1024:.0f} MB |")
+            out.append("")
+        if self.part_seconds:
+            out.append("## Where the bench's time went\n")
+            out.append("| part | wall time |\n|---|---|")
+            out += [f"| {name} | {seconds / 60:.1f} min |"
+                    for name, seconds in self.part_seconds.items()]
             out.append("")
         out.append(NOTES)
         analysis = Path(__file__).with_name("analysis.md")
@@ -131,6 +138,9 @@ class Report:
             rows.append(("stdlib imports within noise (±5%)",
                          f"+{share:.2%} (one miss per import; A/B of whole imports: "
                          f"{ratio:.3f}x)", share <= 0.05))
+        if self.seconds:
+            rows.append(("the whole bench < 15 min", f"{self.seconds / 60:.1f} min",
+                         self.seconds < 15 * 60))
         if self.memory:
             warm, cold = self.memory
             extra = (max(cold.peak_rss_kb) - max(warm.peak_rss_kb)) / 1024
