@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carton_hook.archive import entrypoint_problem
+
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -22,7 +24,6 @@ DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/
 _KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary",
                "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 
 
@@ -304,13 +305,8 @@ def _check_specifier(value: Any, where: str) -> None:
 
 def _check_entrypoint(entrypoint: str, root: Path, where: str) -> None:
     key = "tool.carton.entrypoint"
-    if entrypoint.endswith(".py"):
-        script = Path(entrypoint)
-        if script.is_absolute() or ".." in script.parts:
-            raise ConfigError(where, key, "must be a path inside the model folder")
-        if not (root / script).is_file():
-            raise ConfigError(where, key, f"names {entrypoint!r}, which does not exist")
-        return
-    if not re.fullmatch(rf"{_DOTTED}(:{_DOTTED})?", entrypoint):
-        raise ConfigError(where, key, f"{entrypoint!r} is not 'module:function', 'module' "
-                                      "or 'path/to/script.py'")
+    problem = entrypoint_problem(entrypoint)
+    if problem:
+        raise ConfigError(where, key, problem)
+    if entrypoint.endswith(".py") and not (root / entrypoint).is_file():
+        raise ConfigError(where, key, f"names {entrypoint!r}, which does not exist")

@@ -104,6 +104,26 @@ class CartonInfo:
     created_by: str
 
 
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_ENTRYPOINT = re.compile(rf"{_DOTTED}(?::{_DOTTED})?")
+
+
+def entrypoint_problem(entrypoint: str) -> str | None:
+    """Why `entrypoint` is not one carton runs, or None: `module:function`, `module`, or
+    `path/to/script.py` inside the model folder (relative, forward slashes, no `..`).
+    The build half checks a project's entrypoint with this, the runtime each carton's."""
+    if entrypoint.endswith(".py"):
+        parts = entrypoint.split("/")
+        if (entrypoint.startswith("/") or "\\" in entrypoint or ":" in entrypoint
+                or any(part in ("", ".", "..") for part in parts)):
+            return (f"{entrypoint!r} must be a relative path inside the model folder, "
+                    "with forward slashes and no '..'")
+        return None
+    if not _ENTRYPOINT.fullmatch(entrypoint):
+        return f"{entrypoint!r} is not 'module:function', 'module' or 'path/to/script.py'"
+    return None
+
+
 def format_manifest(entries: dict[str, str]) -> bytes:
     """MANIFEST's bytes: one `path=sha256` line per member, sorted by path."""
     return "".join(f"{path}={sha}\n" for path, sha in sorted(entries.items())).encode("utf-8")
@@ -207,6 +227,9 @@ def parse_carton_toml(raw: bytes, where: str) -> CartonInfo:
         if not isinstance(value, str):
             raise ArchiveError(where, f"carton.toml: `{key}` is missing or not a string")
         values[key.replace("-", "_")] = value
+    problem = entrypoint_problem(values["entrypoint"])
+    if problem:
+        raise ArchiveError(where, f"carton.toml: `entrypoint` {problem}")
     return CartonInfo(**values)
 
 

@@ -26,6 +26,7 @@ from .archive import (
     check_end_record,
     check_manifest_covers,
     check_member_hash,
+    entrypoint_problem,
     parse_carton_toml,
     parse_manifest,
     read_member,
@@ -84,6 +85,9 @@ def _open_folder(path: Path) -> Model:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CartonError(f"{where}: not a carton model folder ({exc!r} is missing or wrong); "
                           "see docs/configuration.md") from exc
+    problem = entrypoint_problem(str(entrypoint))
+    if problem:
+        raise CartonError(f"{where}: tool.carton.entrypoint {problem}")
     return Model(path, str(name), str(version), str(entrypoint),
                  requires_python=str(project.get("requires-python", "")))
 

@@ -179,7 +179,7 @@ def test_existing_script_entrypoint(tmp_path: Path) -> None:
 def test_script_entrypoint_outside_folder(tmp_path: Path, script: str) -> None:
     root = write(tmp_path / "m", PROJECT + f'[tool.carton]\nentrypoint = "{script}"\n')
     (tmp_path / "outside.py").write_text("")
-    config_error(root, "tool.carton.entrypoint", "must be a path inside the model folder")
+    config_error(root, "tool.carton.entrypoint", "must be a relative path inside the model folder")
 
 
 def test_unknown_key(tmp_path: Path) -> None:

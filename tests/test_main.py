@@ -156,6 +156,22 @@ def test_unpacked_carton_and_model_folder_also_run(
         assert (proc.returncode, proc.stdout.strip()) == (0, "ran alpha 1.0"), proc.stderr
 
 
+def test_a_model_folder_whose_entrypoint_leaves_it_is_refused(
+        tmp_path: Path, alpha: Path, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    build_carton("alpha\n")
+    folder = tmp_path / "models" / "demo-model"
+    (tmp_path / "evil.py").write_text("open(__file__ + '.ran', 'w').close()\n")
+    pyproject = folder / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace('entrypoint = "model:main"', 'entrypoint = "../../evil.py"'))
+    assert pyproject.read_text() != text
+    proc = run_hook(hermetic_env, folder)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"carton: error: {pyproject}: tool.carton.entrypoint ")
+    assert not (tmp_path / "evil.py.ran").exists()
+
+
 def test_no_section_for_this_python_is_a_clear_error(
         tmp_path: Path, alpha: Path, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:

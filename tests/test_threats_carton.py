@@ -180,6 +180,12 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "requires-another-python": (lambda c: repack(c, lambda m: m.update({"carton.toml": re.sub(
         rb'requires-python = "[^"]*"', b'requires-python = ">=3.99"', m["carton.toml"])})),
         "requires Python >=3.99 (requires-python); this is Python"),
+    # carton.toml is the carton's own: what it names is checked like a member's path.
+    **{f"entrypoint-{kind}": (lambda c, value=value: repack(c, lambda m: m.update(
+        {"carton.toml": re.sub(rb'entrypoint = "[^"]*"', b'entrypoint = "' + value + b'"',
+                               m["carton.toml"])})), "carton.toml: `entrypoint`")
+       for kind, value in (("absolute", b"/tmp/evil.py"), ("dotdot", b"../../../evil.py"),
+                           ("relative-import", b"..model:main"), ("spaces", b"model :main"))},
     "garbage-marker": (
         lambda c: repack(c, edit_lock(lambda lock: lock["environments"][0].update(  # type: ignore[index]
             marker="python_version =="))), "is not a PEP 508 marker"),
