@@ -151,14 +151,16 @@ def _fetch(args: argparse.Namespace) -> int:
     missing = sorted(sha for sha in set(wheels) - had
                      if not os.path.isfile(os.path.join(cache, sha, COMPLETE)))
     if missing:
-        run_worker("install", plan["_file"], workerclient.WORKER_PYTHON, *missing)
+        run_worker("install", plan["_file"], workerclient.WORKER_PYTHON, *missing, log=True)
     # And the prefix a run makes (its subprocesses' environment): a cache filled here
     # may be read-only when the model runs.
     ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
     fetched = sorted(set(wheels) - had)
     size = sum(wheels[sha]["size"] for sha in fetched)
     if not args.quiet:
-        print(f"{plan['name']} {plan['version']}: {len(wheels)} packages cached in {cache} "
+        from .progress import packages_of
+
+        print(f"{plan['name']} {plan['version']}: {packages_of(len(wheels))} cached in {cache} "
               f"({len(fetched)} fetched, {format_size(size)}, in "
               f"{time.monotonic() - started:.1f} s; {len(had)} were already there)")
     if args.compile:

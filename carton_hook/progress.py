@@ -1,12 +1,15 @@
-"""Progress of a long first run, drawn on the terminal the model runs in.
+"""Progress of a long first run: drawn on the terminal the model runs in, or written as
+plain lines into a log.
 
 The worker's stderr is a pipe that its parent reads (for errors), so the parent hands the
-worker its terminal as another descriptor (`CARTON_PROGRESS_FD`), and only when its
-stderr is a terminal and the run is not `--quiet`: piped or logged output never gets
-progress lines. Nothing is drawn for the first second (`CARTON_PROGRESS_AFTER`), so a
-short first run says nothing. Then one line says what the run is doing, and a status
-line below it is redrawn in place a few times a second: packages done, bytes, rate,
-what is being unpacked. It is cleared at the end.
+worker its own stderr as another descriptor (`CARTON_PROGRESS_FD`), unless the run is
+`--quiet`. Nothing is said for the first second (`CARTON_PROGRESS_AFTER`), so a short
+first run says nothing. Then one line says what the run is doing. On a terminal, a
+status line below it is redrawn in place a few times a second (packages done, bytes,
+rate, what is being unpacked) and cleared at the end. Into a pipe or a file (a CI job, a
+container's log: `CARTON_PROGRESS_STYLE=log`), the same status is a plain line every
+LOG_EVERY seconds, and one line says what was installed when the wait ends; with
+`--verbose`, a line for each package installed.
 
 The plan's worker installs on while the model's process runs (workerclient.Background).
 The terminal is then the model's: the status line is drawn only while the model's
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 TICK = 0.25
+LOG_EVERY = 5.0  # seconds between two status lines written into a log
 
 
 def from_env(answer: Callable[[str], None] | None = None) -> Progress | None:
@@ -43,7 +47,10 @@ def from_env(answer: Callable[[str], None] | None = None) -> Progress | None:
         after = float(os.environ.get("CARTON_PROGRESS_AFTER", "1"))
     except ValueError:
         after = 1.0
-    progress = Progress(int(fd), after)
+    from .paths import env_flag
+
+    progress = Progress(int(fd), after, log=os.environ.get("CARTON_PROGRESS_STYLE") == "log",
+                        verbose=env_flag("CARTON_VERBOSE"))
     if answer is not None and os.environ.get("CARTON_PROGRESS_LISTEN") == "1":
         progress.listen(sys.stdin, answer)
     return progress
@@ -60,9 +67,16 @@ QUIET = '{"quiet": true}'
 class Progress:
     """Counts packages and bytes from any thread; a ticker thread draws them."""
 
-    def __init__(self, fd: int, after: float = 1.0) -> None:
+    def __init__(self, fd: int, after: float = 1.0, log: bool = False,
+                 verbose: bool = False, every: float = LOG_EVERY) -> None:
         self._fd = fd
         self._after = after
+        self._log = log  # plain lines for a log, nothing redrawn
+        self._verbose = verbose  # in a log: a line per package installed
+        self._every = every
+        self._logged = 0.0  # when the last status line went into the log
+        self._said = False  # something was logged since the model began to wait
+        self._finished = False  # the log said the install is done
         self._lock = threading.Lock()
         self._draw = threading.Lock()  # held while drawing, and to stop the drawing
         self._stop = threading.Event()
@@ -98,12 +112,17 @@ class Progress:
         with self._lock:
             self._doing = what
 
-    def finished_one(self, what: str = "") -> None:
-        """One more package is installed; `what` it was doing is done."""
+    def finished_one(self, what: str = "", installed: str = "") -> None:
+        """One more package is installed; `what` it was doing is done. `installed` names
+        it for the log's verbose line."""
         with self._lock:
             self._done += 1
             if what and self._doing == what:
                 self._doing = ""
+        if installed and self._log and self._verbose:
+            with self._draw:
+                if not self._held:
+                    self._write(f"carton: installed {installed}\n")
 
     def stop(self) -> None:
         """Stop drawing, and clear the status line."""
@@ -114,12 +133,32 @@ class Progress:
 
     def hold(self) -> None:
         """Clear the status line and draw nothing until `resume`: the model's process
-        goes on, and its output must not follow a status line."""
+        goes on, and its output must not follow a status line. Into a log, say where
+        the install stands if anything was said while the model waited."""
         with self._draw:
+            if self._log and self._titled and not self._held:
+                self._log_where_it_stands()
             self._held = True
             if self._on_screen:
                 self._write("\r\x1b[K")
             self._on_screen = False
+
+    def _log_where_it_stands(self) -> None:
+        """Into a log, as the model goes on (or the install ends while it waits): the
+        install is done (said once), or how far it got, if a line was written while the
+        model waited this time."""
+        with self._lock:
+            done, packages, total = self._done, self._packages, self._total
+        elapsed = time.monotonic() - self._started
+        if done >= packages:
+            if not self._finished:
+                self._write(f"carton: installed {packages_of(packages)} ({_mb(total)} MB) "
+                            f"in {elapsed:.1f} s\n")
+                self._finished = True
+        elif self._said:
+            self._write(f"carton: {done}/{packages} packages installed in {elapsed:.1f} s; "
+                        "the rest installs while the model runs\n")
+        self._said = False
 
     def resume(self) -> None:
         """The model's process waits again: draw, after the first `after` seconds."""
@@ -164,6 +203,17 @@ class Progress:
                 return
 
     def _draw_now(self) -> None:
+        if self._log:
+            now = time.monotonic()
+            if not self._titled:
+                self._write(f"carton: {self._title}\n")
+                self._titled = True
+            elif not self._said or now - self._logged >= self._every:
+                self._write(f"carton:{self.status()}\n")  # first of this wait, then every
+            else:
+                return
+            self._logged, self._said = now, True
+            return
         if not self._titled:
             self._write(f"carton: {self._title}\n")
             self._titled = True
@@ -184,6 +234,11 @@ class Progress:
             self._stop.set()  # the terminal went away: draw nothing more
             return False
         return True
+
+
+def packages_of(count: int) -> str:
+    """`1 package`, `2 packages`."""
+    return f"{count} package" + ("" if count == 1 else "s")
 
 
 def _mb(count: float) -> str:

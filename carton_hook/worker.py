@@ -189,7 +189,7 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
     after they started, and with `share`, part of them in a second worker process (a
     first run's batch); what failed, in `shas` order."""
     from .cache import is_complete
-    from .progress import from_env
+    from .progress import from_env, packages_of
 
     root = Path(packages_dir())
     missing = [sha for sha in shas if not is_complete(root / sha, sha)]
@@ -198,8 +198,9 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
     progress = from_env(answer=_say)
     if progress is not None and missing:
         size = sum(plan["wheels"][sha]["size"] for sha in missing)
-        progress.start(f"{plan['name']} {plan['version']}: installing {len(missing)} "
-                       f"packages ({size / 1e6:.1f} MB) into {root}", len(missing), size)
+        progress.start(f"{plan['name']} {plan['version']}: installing "
+                       f"{packages_of(len(missing))} ({size / 1e6:.1f} MB) into {root}",
+                       len(missing), size)
     theirs = _second_share(plan, missing) if share else []
     helper = _start_helper(plan, interpreter, theirs) if theirs else None
     if helper is None:
@@ -226,7 +227,7 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
                     failed[sha] = exc
                 if progress is not None:
                     progress.advance(plan["wheels"][sha]["size"])
-                    progress.finished_one()
+                    progress.finished_one(installed=_described(plan["wheels"][sha]))
     finally:
         if progress is not None:
             progress.stop()
@@ -277,6 +278,11 @@ def _join_helper(helper: subprocess.Popen[str]) -> None:
         sys.stderr.write("\n".join(lines) + "\n")
 
 
+def _described(wheel: dict[str, Any]) -> str:
+    """A wheel as the log's verbose line names it."""
+    return f"{wheel['dist']} {wheel['version']} ({int(wheel['size']) / 1e6:.1f} MB)"
+
+
 def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
                  progress: Progress | None = None) -> None:
     from .cache import ensure
@@ -300,12 +306,18 @@ def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
         destdir = work / "dest"
         install_wheel(local, wheel["name"], entry, destdir, interpreter)
         os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
+        # Counted before the entry is published: a model that waits for it goes on
+        # then, and what the progress says as it goes on must include this one.
+        if progress is not None:
+            progress.finished_one(unpacking, _described(wheel))
+            counted.append(sha)
 
     unpacking = f"unpacking {wheel['dist']}"
+    counted: list[str] = []
     ensure(root, sha, fill)
     mark(f"{wheel['name']}: installed")
-    if progress is not None:
-        progress.finished_one(unpacking)
+    if progress is not None and not counted:  # another process installed it
+        progress.finished_one(unpacking, _described(wheel))
 
 
 def _download(wheel: dict[str, Any], sha: str, dest: Path, what: str,

@@ -31,46 +31,56 @@ class WorkerError(CartonError):
         super().__init__(message)
 
 
-def _progress_terminal() -> int | None:
-    """A copy of stderr for the worker's progress line, if stderr is a terminal and the
-    run is not quiet (progress.py)."""
+def _progress_stream(log: bool) -> tuple[int, str] | None:
+    """A copy of stderr for the worker's progress, and how to write it there: "terminal"
+    if stderr is one, "log" lines if it is not and `log` allows them; None when the run
+    is quiet (progress.py)."""
     from .paths import env_flag
 
     if env_flag("CARTON_QUIET"):
         return None
     try:
-        if not os.isatty(2):
+        style = "terminal" if os.isatty(2) else "log"
+        if style == "log" and not log:
             return None
-        return os.dup(2)
+        return os.dup(2), style
     except OSError:
         return None
 
 
-def _worker_env(listen: bool = False) -> tuple[dict[str, str], int | None]:
-    """The worker's environment, and the terminal descriptor it draws progress on (the
-    caller passes it on, then closes it). With `listen`, the worker draws only while
-    told on its stdin that the model's process waits (progress.py)."""
+def _worker_env(listen: bool = False,
+                log: bool = False) -> tuple[dict[str, str], int | None]:
+    """The worker's environment, and the descriptor it writes progress on (the caller
+    passes it on, then closes it). With `listen`, the worker draws only while told on
+    its stdin that the model's process waits (progress.py). With `log`, progress goes
+    into a stderr that is no terminal too, as plain lines: for the plan's worker, whose
+    copy of stderr is taken before the model's code runs (a test runner of the model
+    may later point descriptor 2 at a capture), and for `fetch`."""
     env = dict(os.environ)
     env.pop("CARTON_PROGRESS_LISTEN", None)
+    env.pop("CARTON_PROGRESS_STYLE", None)
     # An executable carton's runtime keeps carton_hook's dependencies in a folder of
     # their own (zipmain.py), which the model's process never has on its path.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT,
                                                       env.get("CARTON_RUNTIME_DEPS", ""),
                                                       env.get("PYTHONPATH", "")]))
-    terminal = _progress_terminal()
-    if terminal is not None:
-        env["CARTON_PROGRESS_FD"] = str(terminal)
-        if listen:
-            env["CARTON_PROGRESS_LISTEN"] = "1"
+    stream = _progress_stream(log)
+    if stream is None:
+        env.pop("CARTON_PROGRESS_FD", None)
+        return env, None
+    terminal, env["CARTON_PROGRESS_STYLE"] = stream
+    env["CARTON_PROGRESS_FD"] = str(terminal)
+    if listen:
+        env["CARTON_PROGRESS_LISTEN"] = "1"
     return env, terminal
 
 
-def run_worker(*args: str) -> str:
+def run_worker(*args: str, log: bool = False) -> str:
     """Run `python -m carton_hook.worker ARGS` and return what it printed on stdout;
-    raise WorkerError on failure."""
+    raise WorkerError on failure. `log`: progress into a stderr that is no terminal too."""
     import subprocess
 
-    env, terminal = _worker_env()
+    env, terminal = _worker_env(log=log)
     try:
         proc = subprocess.run([WORKER_PYTHON, "-m", "carton_hook.worker", *args], env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -104,7 +114,7 @@ def start_worker(*args: str, keep_fd: int | None = None,
     import subprocess
     import threading
 
-    env, terminal = _worker_env(listen=True)
+    env, terminal = _worker_env(listen=True, log=True)
     if meanwhile is not None:
         env["CARTON_AFTER_MODEL_OPENS"] = "1"
     fds = tuple(fd for fd in (terminal, keep_fd) if fd is not None)

@@ -44,6 +44,10 @@ def hermetic_env(tmp_path: Path, pypi: PackageIndex, private: PackageIndex) -> d
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "CARTON_PYPI_URL": pypi.url,
         "CARTON_HOME": str(tmp_path / "carton-home"),
+        # A first run that waits over a second writes progress lines into its stderr
+        # (progress.py); tests that read stderr see carton's own messages only, on a
+        # machine of any speed. test_progress asks for them.
+        "CARTON_PROGRESS_AFTER": "3600",
     })
     return env
 

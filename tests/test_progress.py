@@ -1,4 +1,5 @@
-"""Progress of a first run: drawn on a terminal, never into a pipe, never with --quiet."""
+"""Progress of a first run: drawn on a terminal, plain lines into a pipe or a log, nothing
+with --quiet."""
 
 from __future__ import annotations
 
@@ -52,22 +53,71 @@ def test_a_first_run_shows_progress_on_a_terminal(carton: Path,
     env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
     code, out, shown = run_on_terminal(env, carton)
     assert (code, out) == (0, "alpha 1.0\n"), shown
-    assert "carton: demo-model 0.1.0: installing 1 packages (0.3 MB) into " in shown
+    assert "carton: demo-model 0.1.0: installing 1 package (0.3 MB) into " in shown
     assert "/1 packages, " in shown and (" MB/s" in shown or "MB downloaded" in shown)
     assert shown.endswith("\r\x1b[K"), repr(shown[-40:])  # the status line is cleared
     code, out, shown = run_on_terminal(env, carton)  # warm: nothing to say
     assert (code, shown) == (0, "")
 
 
-def test_no_progress_into_a_pipe_or_when_quiet(carton: Path,
-                                               hermetic_env: dict[str, str]) -> None:
+def test_quiet_says_nothing_on_a_terminal_or_into_a_pipe(carton: Path,
+                                                         hermetic_env: dict[str, str]) -> None:
     env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
     code, _, shown = run_on_terminal(env, "-q", carton)
     assert (code, shown) == (0, "")
     Path(env["CARTON_HOME"]).rename(Path(env["CARTON_HOME"] + "-old"))
-    proc = subprocess.run([sys.executable, "-m", "carton_hook", str(carton)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "carton_hook", "-q", str(carton)], env=env,
                           capture_output=True, text=True, check=False)
-    assert (proc.returncode, proc.stderr) == (0, "")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "alpha 1.0\n", "")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_first_run_into_a_pipe_writes_plain_lines(carton: Path, hermetic_env: dict[str, str],
+                                                    verbose: bool) -> None:
+    """A CI job's or a container's log gets whole lines, nothing redrawn: what is
+    installed, where, how big, and when it is done; `-v` names each package."""
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+    args = [sys.executable, "-m", "carton_hook", *(["-v"] if verbose else []), str(carton)]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout) == (0, "alpha 1.0\n"), proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("carton: demo-model 0.1.0: installing 1 package (0.3 MB) into ")
+    assert lines[-1].startswith("carton: installed 1 package (0.3 MB) in "), lines
+    assert all(line.startswith("carton: ") for line in lines), lines
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
+    assert ("carton: installed alpha 1.0 (0.3 MB)" in lines) is verbose, lines
+    warm = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert (warm.returncode, warm.stderr) == (0, "")  # nothing to install: nothing to say
+
+
+def test_into_a_log_the_status_is_a_line_every_few_seconds() -> None:
+    """The status every `every` seconds while the model waits; when it goes on, how far
+    the install got (only if something was said while it waited); when the install is
+    done, one line that says so."""
+    import time
+
+    read, write = os.pipe()
+    progress = Progress(write, after=0, log=True, every=0.3)
+    progress.start("demo: installing 2 packages", packages=2, total=2_000_000)
+    time.sleep(1.0)  # the title, then about three status lines
+    progress.advance(1_000_000)
+    progress.finished_one()
+    progress.hold()  # the model goes on while the second package installs
+    time.sleep(0.5)  # held: nothing
+    progress.resume()  # it waits again
+    time.sleep(0.1)
+    progress.finished_one()
+    progress.stop()
+    os.close(write)
+    lines = os.read(read, 65536).decode().splitlines()
+    os.close(read)
+    assert lines[0] == "carton: demo: installing 2 packages"
+    status = [line for line in lines if line.startswith("carton:  0/2 packages, ")]
+    assert 2 <= len(status) <= 5, lines
+    went_on = lines.index(next(line for line in lines if "the rest installs" in line))
+    assert lines[went_on].startswith("carton: 1/2 packages installed in "), lines
+    assert lines[-1].startswith("carton: installed 2 packages (2.0 MB) in "), lines
+    assert sum("installed 2 packages" in line for line in lines) == 1
 
 
 def test_the_status_line_is_drawn_only_while_the_model_waits(
