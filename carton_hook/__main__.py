@@ -36,13 +36,28 @@ commands (each has --help):
   cache clear             remove everything no process uses now
 
 exit status: the model's own when it runs; 1 when carton fails (or a check finds a
-problem); 2 for a wrong command line.
+problem); 2 for a wrong command line; 130 after Ctrl-C.
 """
 
 COMMANDS = ("info", "fetch", "verify", "cache")
 
 
 def main(argv: list[str]) -> int:
+    """Run a model or a command; Ctrl-C ends either with one line and exit status 130
+    (the traceback with --verbose), as pip and uv do."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        from .paths import env_flag
+
+        command = argv[:1] and argv[0] in COMMANDS
+        if env_flag("CARTON_VERBOSE") or (command and {"-v", "--verbose"} & set(argv)):
+            raise
+        print("carton: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] and argv[0] in COMMANDS:
         return _command(argv)
     options: set[str] = set()

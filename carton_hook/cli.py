@@ -111,8 +111,6 @@ def main(argv: list[str]) -> int:
             traceback.print_exc()
         print(f"carton: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
 
 
 def _home() -> Path:

@@ -392,4 +392,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    import signal
+
+    # Ctrl-C reaches the model's process and this one together. This one ends at once,
+    # as a killed one does: what it was writing is in a temporary folder that nothing
+    # trusts. Finishing its downloads and unpacking first could take minutes.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.exit(main(sys.argv[1:]))

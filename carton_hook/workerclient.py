@@ -210,18 +210,25 @@ class Background:
                    if sha in self.shas and sha not in self.failed and not done(sha)]
         if not pending or self._ended.is_set():
             return
-        from .progress import WAITING
+        from .progress import GOING_ON, WAITING
         from .trace import mark
 
         mark(f"model: waits for {len(pending)} wheels")
         if self._listening:
             self.tell(WAITING)
+        interrupted = False
         try:
             for sha in pending:
                 while sha not in self.failed and not done(sha) and not self._ended.wait(0.005):
                     pass
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
-            self.hush()
+            if interrupted:  # Ctrl-C ends the worker too: do not wait for its reply
+                self.tell(GOING_ON)
+            else:
+                self.hush()
             mark("model: waited")
 
     def hush(self) -> None:

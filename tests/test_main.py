@@ -348,3 +348,45 @@ def test_a_stale_lock_in_a_model_folder_is_said_once(
     (folder / "requirements.txt").write_text("alpha\n")  # as locked: current again
     proc = run_hook(hermetic_env, folder)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("how", ["run", "verbose", "fetch"])
+def test_ctrl_c_while_a_wheel_downloads_ends_at_once_in_one_line(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str], how: str) -> None:
+    """Ctrl-C reaches the model's process and its worker together (one process group):
+    exit status 130 with one line (the traceback with --verbose), at once, although the
+    download it waited for never ends; nothing half-written is trusted by the next run."""
+    import os
+    import signal
+    import threading
+    import time
+
+    pypi.add(make_wheel(tmp_path / "w", "slow", "1.0", {"slow/__init__.py": "VALUE = 1\n"}))
+    carton = build_carton("slow\n", {"model.py": "import slow\ndef main():\n"
+                                                 "    print('slow', slow.VALUE)\n"})
+    gate = threading.Event()
+    pypi.held["slow-1.0-py3-none-any.whl"] = gate
+    args = {"run": [str(carton)], "verbose": ["-v", str(carton)],
+            "fetch": ["fetch", str(carton)]}[how]
+    proc = subprocess.Popen([sys.executable, "-m", "carton_hook", *args], env=hermetic_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any("/slow-1.0" in r for r in pypi.requests) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _, err = proc.communicate(timeout=10)  # while the download is still held
+    finally:
+        gate.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if how == "verbose":
+        assert proc.returncode != 0 and err.rstrip().endswith("KeyboardInterrupt"), err
+    else:
+        assert (proc.returncode, err) == (130, "carton: interrupted\n")
+    again = run_hook(hermetic_env, carton)
+    assert (again.returncode, again.stdout) == (0, "slow 1\n"), again.stderr
