@@ -149,10 +149,11 @@ def format_description(d: Description) -> str:
 
 
 def format_size(size: int) -> str:
-    """1536 -> "1.5 KB" (powers of 1024, as `du -h`)."""
+    """1536 -> "1.5 kB": powers of 1000, as pip says sizes and as carton's progress
+    does, so that one wheel has one size in everything carton prints."""
     value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
+        value /= 1000
     raise AssertionError("unreachable")
