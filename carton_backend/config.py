@@ -19,8 +19,11 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 BUNDLE_MODES = ("non-pypi", "all")
 # `.env` files hold secrets: never packed unless a `!` pattern names one.
+# `/pylock.toml`: what `export-pylock` writes beside the lock by default (its bytes follow
+# from the lock, which is packed).
 DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
-                    "__pycache__/", "*.pyc", ".env", ".env.*")
+                    "__pycache__/", "*.pyc", ".env", ".env.*", "/pylock.toml",
+                    "/pylock.*.toml")
 _KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary",
                "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)

@@ -60,6 +60,28 @@ def test_export_maps_every_locked_wheel(folder: Path, hermetic_env: dict[str, st
             p.name: p.wheel.sha256 for p in section.packages}
 
 
+def test_an_exported_pylock_beside_the_lock_leaves_the_carton_unchanged(
+        tmp_path: Path, folder: Path, hermetic_env: dict[str, str]) -> None:
+    """export-pylock writes into the model folder; the next pack must not take it in
+    (the carton's bytes would change with every export)."""
+    import hashlib
+
+    def pack() -> str:
+        out = tmp_path / "out"
+        proc = run_cli(hermetic_env, "pack", folder, "-o", out)
+        assert proc.returncode == 0, proc.stderr
+        (carton,) = out.glob("*.carton")
+        return hashlib.sha256(carton.read_bytes()).hexdigest()
+
+    before = pack()
+    for name in ("pylock.toml", "pylock.cp311.toml"):
+        proc = run_cli(hermetic_env, "export-pylock", folder, "-o", folder / name)
+        assert proc.returncode == 0, proc.stderr
+    listed = run_cli(hermetic_env, "pack", "--list", folder).stdout
+    assert "pylock" not in listed and "model.py" in listed
+    assert pack() == before
+
+
 def test_bundled_paths_are_relative_to_where_the_file_goes(
         tmp_path: Path, folder: Path, hermetic_env: dict[str, str]) -> None:
     out = tmp_path / "elsewhere" / "pylock.demo.toml"
