@@ -20,7 +20,7 @@ from carton_hook.lockfile import Lock
 from .config import ModelConfig, load_config
 from .locking import lock_is_current, lock_model
 from .logsetup import setup_logging, verbose_from_env
-from .modelwheel import write_metadata, write_wheel
+from .modelwheel import write_editable, write_metadata, write_wheel
 from .pack import write_carton
 from .sdist import write_sdist
 
@@ -63,19 +63,44 @@ def prepare_metadata_for_build_wheel(metadata_directory: str,
 
 @_edge
 def build_sdist(sdist_directory: str, config_settings: dict[str, Any] | None = None) -> str:
-    return _build_beside_carton(write_sdist, Path(sdist_directory))
+    return _build_beside_carton(write_sdist, Path(sdist_directory), config_settings)
 
 
 @_edge
 def build_wheel(wheel_directory: str, config_settings: dict[str, Any] | None = None,
                 metadata_directory: str | None = None) -> str:
-    return _build_beside_carton(write_wheel, Path(wheel_directory))
+    return _build_beside_carton(write_wheel, Path(wheel_directory), config_settings)
 
 
-def _build_beside_carton(writer: Callable[[ModelConfig, Lock, Path], str], out: Path) -> str:
-    """Lock, write the frontend's artefact with `writer`, and the `.carton` beside it."""
+# PEP 660: `pip install -e MODEL_DIR` (pip 21.3+; pip 25 needs these hooks). An editable
+# install is for working on the model's code: no `.carton` is written.
+get_requires_for_build_editable = get_requires_for_build_sdist
+prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
+
+
+@_edge
+def build_editable(wheel_directory: str, config_settings: dict[str, Any] | None = None,
+                   metadata_directory: str | None = None) -> str:
     config = load_config(Path.cwd())
+    return write_editable(config, lock_model(config), Path(wheel_directory))
+
+
+# `-C carton-dir=DIR` (pip: `--config-settings`): where the `.carton` goes instead of
+# beside the frontend's artefact, for frontends that keep only the wheel out of a
+# temporary folder (`pip wheel`, `pip install`). Relative to the model folder.
+CARTON_DIR_SETTING = "carton-dir"
+
+
+def _build_beside_carton(writer: Callable[[ModelConfig, Lock, Path], str], out: Path,
+                         config_settings: dict[str, Any] | None = None) -> str:
+    """Lock, write the frontend's artefact with `writer`, and the `.carton` beside it (or
+    where `carton-dir` says)."""
+    config = load_config(Path.cwd())
+    carton_dir = (config_settings or {}).get(CARTON_DIR_SETTING)
+    if carton_dir is not None and (not isinstance(carton_dir, str) or not carton_dir):
+        raise CartonError(f"the {CARTON_DIR_SETTING} setting must be one folder, like "
+                          f"-C {CARTON_DIR_SETTING}=dist (got {carton_dir!r})")
     lock = lock_model(config)
     name = writer(config, lock, out)
-    write_carton(config, lock, out)
+    write_carton(config, lock, config.root / carton_dir if carton_dir else out)
     return name

@@ -1,8 +1,11 @@
-"""Write the model's wheel: a normal, pure-Python wheel of the model's own code.
+"""Write the model's wheel: a normal, pure-Python wheel of the model folder.
 
-It holds the model's top-level modules and packages (folders with `__init__.py`, with
-all their files), not its lock, data folders or bundled wheels: those live in the
-`.carton`. A `module:function` entrypoint also becomes a console script.
+It holds what the `.carton` packs of the model folder (its code, and the data files its
+code reads from beside itself, such as `weights.json`), less what only packing needs:
+carton's own `.carton/` (the lock, bundled wheels), pyproject.toml, the requirements
+files, and the readme and license files, which METADATA carries. A `module:function`
+entrypoint also becomes a console script. The editable wheel (PEP 660) holds a `.pth`
+file that puts the model folder itself on `sys.path`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import csv
 import hashlib
 import io
+import re
 from pathlib import Path
 
 from carton_hook import CREATED_BY
@@ -20,6 +24,7 @@ from . import atomic, detzip
 from .config import ModelConfig
 from .metadata import core_metadata
 from .modelfiles import ModelFile, model_files
+from .requirements import read_tree
 
 TAG = "py3-none-any"
 
@@ -54,28 +59,45 @@ def write_metadata(config: ModelConfig, lock: Lock, metadata_dir: Path) -> str:
     return folder.name
 
 
-def code_files(config: ModelConfig) -> list[ModelFile]:
-    """Top-level `*.py` modules, and every file of top-level packages."""
-    files = model_files(config)
-    packages = {f.relpath.split("/", 1)[0] for f in files
-                if f.relpath.count("/") == 1 and f.relpath.endswith("/__init__.py")
-                and f.relpath.split("/", 1)[0].isidentifier()}
-    return [f for f in files
-            if (f.relpath.count("/") == 0 and f.relpath.endswith(".py")
-                and f.relpath[:-3].isidentifier())
-            or f.relpath.split("/", 1)[0] in packages]
+# Top-level files of a project that no code reads: METADATA carries the readme and the
+# license, and installing them into site-packages' root would clash between projects.
+_PROJECT_FILES = re.compile(r"(README|LICEN[CS]E|COPYING|NOTICE|AUTHORS|CHANGELOG|CHANGES)"
+                            r"(\.[^/]*)?", re.IGNORECASE)
+
+
+def wheel_files(config: ModelConfig) -> list[ModelFile]:
+    """The packed files of the model folder that its wheel installs."""
+    skip = {"pyproject.toml", *(f.relpath for f in read_tree(config.root, config.requirements))}
+    return [f for f in model_files(config)
+            if f.relpath not in skip and not f.relpath.startswith(".")  # and .carton/
+            and not ("/" not in f.relpath and _PROJECT_FILES.fullmatch(f.relpath))]
 
 
 def write_wheel(config: ModelConfig, lock: Lock, out_dir: Path) -> str:
     """Write the wheel into `out_dir`; returns its file name."""
+    return _write(config, lock, out_dir,
+                  [(f.relpath, f.path.read_bytes(), f.executable) for f in wheel_files(config)])
+
+
+def write_editable(config: ModelConfig, lock: Lock, out_dir: Path) -> str:
+    """Write the PEP 660 editable wheel into `out_dir`: instead of the code, a `.pth`
+    file that puts the model folder on `sys.path`, so that edits to the model's code
+    take effect without installing again; returns its file name."""
+    pth = f"{config.dist_name}.pth"
+    return _write(config, lock, out_dir,
+                  [(pth, f"{config.root.resolve()}\n".encode(), False)])
+
+
+def _write(config: ModelConfig, lock: Lock, out_dir: Path,
+           files: list[tuple[str, bytes, bool]]) -> str:
+    """A wheel of `files` (path, bytes, executable) and the model's `.dist-info`."""
     name = wheel_name(config)
     dist_info = dist_info_name(config)
     record: list[str] = []
     with atomic.atomic_writer(out_dir / name) as raw, detzip.open_zip(raw) as zf:
-        for f in code_files(config):
-            data = f.path.read_bytes()
-            detzip.write_bytes(zf, f.relpath, data, executable=f.executable)
-            record.append(_record_row(f.relpath, data))
+        for relpath, data, executable in files:
+            detzip.write_bytes(zf, relpath, data, executable=executable)
+            record.append(_record_row(relpath, data))
         for meta_name, data in sorted(metadata_files(config, lock).items()):
             path = f"{dist_info}/{meta_name}"
             detzip.write_bytes(zf, path, data)

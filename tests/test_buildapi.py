@@ -52,9 +52,9 @@ def test_python_m_build_leaves_sdist_wheel_and_carton(
         meta = email.parser.BytesParser().parsebytes(
             zf.read("demo_model-0.1.0.dist-info/METADATA"))
         scripts = zf.read("demo_model-0.1.0.dist-info/entry_points.txt").decode()
-    assert {"model.py", "helpers/__init__.py"} <= wheel_names
-    assert "weights.json" not in wheel_names
-    assert not [n for n in wheel_names if n.startswith(".carton")]
+    # The code and the data it reads from beside itself; not what only packing needs.
+    assert {n for n in wheel_names if ".dist-info/" not in n} == {
+        "model.py", "helpers/__init__.py", "weights.json"}
     assert sorted(meta.get_all("Requires-Dist")) == ["alpha==1.0", "gamma==1.0"]
     assert "demo-model = model:main" in scripts
 
@@ -81,6 +81,25 @@ def test_pip_wheel_drives_the_backend(model: Path, tmp_path: Path,
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [p.name for p in (tmp_path / "wh").iterdir()] == ["demo_model-0.1.0-py3-none-any.whl"]
     assert (model / ".carton" / "carton.lock").is_file()
+
+
+def test_pip_keeps_the_carton_where_carton_dir_says(model: Path, tmp_path: Path,
+                                                   hermetic_env: dict[str, str]) -> None:
+    """pip keeps only the wheel out of its temporary folder: `-C carton-dir=dist` has
+    the `.carton` written into the model folder's dist/ instead."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation",
+                           "--no-deps", "--config-settings", "carton-dir=dist", "--wheel-dir",
+                           str(tmp_path / "wh"), str(model)],
+                          env=hermetic_env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [p.name for p in (tmp_path / "wh").iterdir()] == ["demo_model-0.1.0-py3-none-any.whl"]
+    assert (model / "dist" / "demo_model-0.1.0.carton").is_file()
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation",
+                           "--no-deps", "--config-settings", "carton-dir=", "--wheel-dir",
+                           str(tmp_path / "wh2"), str(model)],
+                          env=hermetic_env, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "the carton-dir setting must be one folder" in (
+        proc.stdout + proc.stderr)
 
 
 def test_wheel_from_the_sdist_reuses_its_lock(
@@ -178,3 +197,40 @@ urls = {Homepage = "https://example.com", Issues = "https://example.com/issues"}
     assert meta.project_urls == {"Homepage": "https://example.com",
                                  "Issues": "https://example.com/issues"}
     assert [str(r) for r in meta.requires_dist or []] == ["alpha==1.0"]
+
+
+@pytest.mark.parametrize("editable", [True, False])
+def test_pip_install_gives_a_console_script_that_finds_the_models_data(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str],
+        editable: bool) -> None:
+    """`pip install MODEL_DIR`: the console script runs, and reads the data file beside
+    its module. `pip install -e` (PEP 660; pip 25 needs build_editable): it runs the
+    folder's code as it is now."""
+    import os
+    import sysconfig
+
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    model = write_model(tmp_path / "model", "alpha\n", files={
+        "weights.json": '{"w": 2}',
+        "model.py": "import json, pathlib\ndef main():\n"
+                    "    here = pathlib.Path(__file__).parent\n"
+                    "    print('v1', json.loads((here / 'weights.json').read_text())['w'])\n"})
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # pip runs the backend in the target interpreter (--no-build-isolation): it finds
+    # carton-backend and its dependencies where this interpreter has them.
+    where = [str(Path(carton_backend.__file__).parent.parent), sysconfig.get_paths()["purelib"]]
+    env = {**hermetic_env, "PYTHONPATH": os.pathsep.join(where)}
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
+                           "--no-build-isolation", "--no-deps", *(["-e"] if editable else []),
+                           str(model)],
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    script = venv / "bin" / "demo-model"
+    run = subprocess.run([str(script)], env=hermetic_env, capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, "v1 2\n"), run.stderr
+    (model / "model.py").write_text((model / "model.py").read_text().replace("v1", "v2"))
+    run = subprocess.run([str(script)], env=hermetic_env, capture_output=True, text=True)
+    assert run.stdout == ("v2 2\n" if editable else "v1 2\n"), run.stderr
+    assert not [p for p in model.rglob("*.carton") if p.is_file()]
