@@ -19,6 +19,7 @@ from carton_hook import CREATED_BY
 from carton_hook.archive import (
     CARTON_TOML,
     MANIFEST,
+    METADATA_MEMBER,
     MODEL_PREFIX,
     SUFFIX,
     ZIP_MAIN,
@@ -32,7 +33,7 @@ from . import atomic, detzip
 from .config import ModelConfig
 from .download import file_sha256
 from .errors import BuildError
-from .metadata import requires_python
+from .metadata import core_metadata, requires_python
 from .modelfiles import ModelFile, model_files
 from .runtimefiles import RuntimeFile, runtime_files, runtime_key, zip_main
 
@@ -60,6 +61,11 @@ def write_carton(config: ModelConfig, lock: Lock, out_dir: Path) -> Path:
     runtime = runtime_files() if config.executable else []
     for r in runtime:
         manifest[r.arcname] = file_sha256(r.path)
+    if METADATA_MEMBER in manifest:
+        raise BuildError(f"{config.root / METADATA_MEMBER[len(MODEL_PREFIX):]}: carton writes "
+                         "this file into the archive itself; remove it from the model folder")
+    metadata = core_metadata(config, lock)
+    manifest[METADATA_MEMBER] = hashlib.sha256(metadata).hexdigest()
     main = zip_main(runtime_key(manifest)) if config.executable else b""
     if config.executable:
         manifest[ZIP_MAIN] = hashlib.sha256(main).hexdigest()
@@ -75,7 +81,7 @@ def write_carton(config: ModelConfig, lock: Lock, out_dir: Path) -> Path:
         if config.executable:
             raw.write(SHEBANG)  # zip readers skip what comes before the archive
         with detzip.open_zip(raw) as zf:
-            _write_members(zf, manifest, info, files, runtime, main)
+            _write_members(zf, manifest, info, files, runtime, main, metadata)
     log.info("wrote %s (%d files)", out, len(files))
     return out
 
@@ -85,11 +91,13 @@ SHEBANG = b"#!/usr/bin/env python3\n"
 
 
 def _write_members(zf: zipfile.ZipFile, manifest: dict[str, str], info: CartonInfo,
-                   files: list[ModelFile], runtime: list[RuntimeFile], main: bytes) -> None:
+                   files: list[ModelFile], runtime: list[RuntimeFile], main: bytes,
+                   metadata: bytes) -> None:
     """Every member, in sorted order; each file hashed again as it is written. The
     executable carton's `__main__.py` is stored, not compressed: `python model.carton`
     then reads it without importing zlib (about a millisecond of every start)."""
-    generated = {MANIFEST: format_manifest(manifest), CARTON_TOML: format_carton_toml(info)}
+    generated = {MANIFEST: format_manifest(manifest), CARTON_TOML: format_carton_toml(info),
+                 METADATA_MEMBER: metadata}
     if main:
         generated[ZIP_MAIN] = main
     sources: dict[str, tuple[Path, bool]] = {r.arcname: (r.path, False) for r in runtime}

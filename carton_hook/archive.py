@@ -32,6 +32,9 @@ MODEL_PREFIX = "model/"
 # __main__.py that `python model.carton` runs (carton_hook/zipmain.py).
 RUNTIME_PREFIX = "runtime/"
 ZIP_MAIN = "__main__.py"
+# The model's core metadata (what its wheel's METADATA says: summary, license, authors,
+# URLs, the readme), written by the pack: `info` shows it.
+METADATA_MEMBER = MODEL_PREFIX + ".carton/METADATA"
 
 
 def runtime_member(name: str) -> bool:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from .archive import (
     CARTON_TOML,
     MANIFEST,
+    METADATA_MEMBER,
     MODEL_PREFIX,
     check_end_record,
     parse_carton_toml,
@@ -45,13 +46,16 @@ class Description:
     sections: list[str]
     applies: str | None  # the section this interpreter would use
     packages: list[PackageRow] = field(default_factory=list)
+    # From the model's core metadata (a .carton packed since it carries one): its
+    # Summary, License, Author, Home-page and Project-URL fields, as written.
+    about: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path), "name": self.name, "version": self.version,
             "entrypoint": self.entrypoint, "requires-python": self.requires_python,
             "created-by": self.created_by, "sections": self.sections,
-            "applies": self.applies,
+            "applies": self.applies, "metadata": [list(item) for item in self.about],
             "packages": [{"name": p.name, "version": p.version, "size": p.size,
                           "source": p.source, "cached": p.cached, "requested": p.requested}
                          for p in self.packages],
@@ -60,8 +64,9 @@ class Description:
 
 def describe(model: Path, home: Path) -> Description:
     """Describe MODEL (a .carton file, an unpacked carton or a model folder)."""
+    about: list[tuple[str, str]] = []
     if model.is_file():
-        header, lock = _read_archive(model)
+        header, lock, about = _read_archive(model)
     else:
         opened = open_model(model, home)  # folders are only read, never copied
         raw_header = model / CARTON_TOML
@@ -82,7 +87,7 @@ def describe(model: Path, home: Path) -> Description:
         path=model, name=header["name"], version=header["version"],
         entrypoint=header["entrypoint"], requires_python=header["requires_python"],
         created_by=header["created_by"], sections=[e.id for e in lock.environments],
-        applies=section.id if section else None)
+        applies=section.id if section else None, about=about)
     if section is not None:
         cache = packages_dir(str(home))
         for package in sorted(section.packages, key=lambda p: p.name):
@@ -95,7 +100,21 @@ def describe(model: Path, home: Path) -> Description:
     return description
 
 
-def _read_archive(path: Path) -> tuple[dict[str, str], Lock]:
+# The fields of the model's METADATA that `info` shows, in this order.
+ABOUT_FIELDS = ("Summary", "License", "License-Expression", "Author", "Author-email",
+                "Home-page", "Project-URL")
+
+
+def _about(raw: bytes) -> list[tuple[str, str]]:
+    """The fields `info` shows from the model's METADATA (its header only)."""
+    import email.parser
+
+    header = email.parser.BytesHeaderParser().parsebytes(raw)
+    return [(name, " ".join(str(value).split())) for name in ABOUT_FIELDS
+            for value in header.get_all(name) or ()]
+
+
+def _read_archive(path: Path) -> tuple[dict[str, str], Lock, list[tuple[str, str]]]:
     where = str(path)
     check_end_record(path)
     try:
@@ -107,10 +126,13 @@ def _read_archive(path: Path) -> tuple[dict[str, str], Lock]:
             info = parse_carton_toml(read_member(zf, CARTON_TOML, where), where)
             lock = parse_lock(read_member(zf, MODEL_PREFIX + LOCK_PATH, where),
                               f"{where}:{LOCK_PATH}")
+            about = (_about(read_member(zf, METADATA_MEMBER, where))
+                     if METADATA_MEMBER in names else [])
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArchiveError(where, f"not a readable .carton archive ({exc})") from exc
     return ({"name": info.name, "version": info.version, "entrypoint": info.entrypoint,
-             "requires_python": info.requires_python, "created_by": info.created_by}, lock)
+             "requires_python": info.requires_python, "created_by": info.created_by}, lock,
+            about)
 
 
 def _applicable(lock: Lock) -> Environment | None:
@@ -121,8 +143,9 @@ def _applicable(lock: Lock) -> Environment | None:
 
 def format_description(d: Description) -> str:
     """The human-readable form: a header, the sections, a table of packages."""
-    lines = [f"{d.name} {d.version}  ({d.path})",
-             f"  entrypoint:      {d.entrypoint}"]
+    lines = [f"{d.name} {d.version}  ({d.path})"]
+    lines += [f"  {(name.lower() + ':').ljust(16)} {value}" for name, value in d.about]
+    lines.append(f"  entrypoint:      {d.entrypoint}")
     if d.requires_python:
         lines.append(f"  requires-python: {d.requires_python}")
     if d.created_by:

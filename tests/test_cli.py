@@ -75,6 +75,36 @@ def test_info_describes_a_carton_without_fetching(carton: Path, pypi: PackageInd
     assert data["applies"] in data["sections"] and data["name"] == "demo-model"
 
 
+def test_info_shows_what_the_project_says_of_itself(tmp_path: Path, carton: Path,
+                                                    hermetic_env: dict[str, str]) -> None:
+    """[project]'s description, license, authors and URLs reach the carton (its
+    model/.carton/METADATA) and `info`."""
+    from .conftest import run_cli
+
+    folder = tmp_path / "models" / "demo-model"  # where build_carton locked it
+    pyproject = folder / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"\n', (
+        'version = "0.1.0"\ndescription = "Predicts the weather"\nlicense = {text = "MIT"}\n'
+        'authors = [{name = "Ada", email = "ada@example.org"}]\n'
+        'urls = {Homepage = "https://example.org/demo"}\n'), 1))
+    out = tmp_path / "out"
+    assert run_cli(hermetic_env, "pack", folder, "-o", out).returncode == 0
+    (packed,) = out.glob("*.carton")
+    proc = run_hook(hermetic_env, "info", packed)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1:5] == ["  summary:         Predicts the weather", "  license:         MIT",
+                          "  author-email:    Ada <ada@example.org>",
+                          "  project-url:     Homepage, https://example.org/demo"], lines
+    data = json.loads(run_hook(hermetic_env, "info", "--json", packed).stdout)
+    assert ["Summary", "Predicts the weather"] in data["metadata"]
+    assert run_hook(hermetic_env, "verify", packed).returncode == 0
+    # A model folder may not bring its own: the pack writes it.
+    (folder / ".carton" / "METADATA").write_text("Name: other\n")
+    proc = run_cli(hermetic_env, "pack", folder, "-o", tmp_path / "out2")
+    assert proc.returncode == 1 and "carton writes this file into the archive" in proc.stderr
+
+
 def test_info_of_a_model_folder_and_of_a_bad_file(tmp_path: Path, carton: Path,
                                                   hermetic_env: dict[str, str]) -> None:
     folder = tmp_path / "models" / "demo-model"

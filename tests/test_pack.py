@@ -149,4 +149,4 @@ def test_pack_list_prints_what_would_be_packed_and_writes_nothing(
     assert proc.returncode == 0, proc.stderr
     with zipfile.ZipFile(proc.stdout.strip()) as zf:
         packed = sorted(n.removeprefix("model/") for n in zf.namelist() if n.startswith("model/"))
-    assert packed == listed
+    assert packed == sorted([*listed, ".carton/METADATA"])  # the pack writes METADATA
