@@ -71,6 +71,8 @@ class _Plan:
     existing: Lock | None
     keep: tuple[Environment, ...]
     todo: tuple[Target, ...]
+    # Sections of Pythons taken out of `[tool.carton] python` since the lock was made.
+    drop: tuple[Environment, ...] = ()
 
 
 def lock_model(config: ModelConfig, request: LockRequest | None = None) -> Lock:
@@ -78,7 +80,7 @@ def lock_model(config: ModelConfig, request: LockRequest | None = None) -> Lock:
     request = request or LockRequest()
     with _folder_lock(config.root):
         plan = _plan(config, request)
-        if not plan.todo:
+        if not plan.todo and not plan.drop:
             log.debug("%s is current; nothing to resolve", config.root / LOCK_PATH)
             assert plan.existing is not None
             return plan.existing
@@ -102,26 +104,44 @@ def lock_state(config: ModelConfig) -> tuple[list[Path], str | None]:
     return [f.path for f in files], _stale(config, existing, requirements_hash(files))
 
 
-def _stale(config: ModelConfig, existing: Lock | None, sha256: str) -> str | None:
+def _stale(config: ModelConfig, existing: Lock | None, sha256: str, *,
+           removed_pythons: bool = True) -> str | None:
     """Why `existing` no longer describes the model (None: it does), given the hash of
-    its requirements now."""
+    its requirements now. Without `removed_pythons`, sections of Pythons taken out of
+    `[tool.carton] python` (which only need taking out) do not count."""
     if existing is None:
         return f"there is no {LOCK_PATH}"
     if (existing.requirements_path != config.requirements
             or existing.requirements_sha256 != sha256):
         return f"{config.requirements} (or a file it includes) changed"
     changed = [f"tool.carton.{k} is now {json.dumps(v)}" for k, v in settings(config).items()
-               if locked_settings(existing).get(k) != v]
+               if k in STALE_SETTINGS and locked_settings(existing).get(k) != v]
     if changed:
         return "; ".join(changed)
     if not _files_present(config.root, existing):
         return "a bundled wheel or a metadata folder it names is missing"
+    removed = _removed_pythons(config, existing) if removed_pythons else []
+    if removed:
+        return (f"tool.carton.python no longer lists {', '.join(removed)}: its sections go "
+                "at the next lock")
     return None
+
+
+def _removed_pythons(config: ModelConfig, existing: Lock) -> list[str]:
+    """The Pythons the lock was made for through `[tool.carton] python` that it no
+    longer lists (the building Python's own section stays). A lock that did not record
+    the list (made before it was kept) has none."""
+    before = locked_settings(existing).get("python")
+    if not isinstance(before, list):
+        return []
+    keep = {*config.python, *(t.python_version for t in targets(config) if t.building)}
+    return sorted({str(v) for v in before} - keep)
 
 
 def lock_is_current(config: ModelConfig) -> bool:
     """True if packing would take the fast path (no resolver, no network)."""
-    return not _plan(config, LockRequest()).todo
+    plan = _plan(config, LockRequest())
+    return not plan.todo and not plan.drop
 
 
 def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
@@ -136,22 +156,29 @@ def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
     lock_path = config.root / LOCK_PATH
     existing = load_lock(lock_path) if lock_path.exists() else None
     wanted = targets(config)
-    current = not request.upgrading and _stale(config, existing, sha256) is None
-    if current:
-        assert existing is not None
+    if (existing is not None and not request.upgrading
+            and _stale(config, existing, sha256, removed_pythons=False) is None):
+        removed = _removed_pythons(config, existing)
+        drop = tuple(e for e in existing.environments
+                     if e.marker_environment.get("python_version") in removed)
+        keep = tuple(e for e in existing.environments if e not in drop)
         todo = tuple(t for t in wanted if section_for(existing, t) is None)
-        return _Plan(files, sha256, existing, existing.environments, todo)
+        return _Plan(files, sha256, existing, keep, todo, drop)
     return _Plan(files, sha256, existing, (), tuple(wanted))
 
 
 # The settings that change what a lock holds, beside the requirements' bytes: kept in the
-# lock (its top-level "settings"), so that changing one makes the lock stale. A lock from
-# before they were kept was made with the defaults.
+# lock (its top-level "settings"). Changing one of STALE_SETTINGS makes the lock stale
+# (every section is resolved again); a Python added to `python` only adds its section,
+# and one taken out only takes its sections out. A lock from before they were kept was
+# made with the defaults.
 DEFAULT_SETTINGS = {"bundle": "non-pypi", "only-binary": False}
+STALE_SETTINGS = ("bundle", "only-binary")
 
 
 def settings(config: ModelConfig) -> dict[str, Any]:
-    return {"bundle": config.bundle, "only-binary": config.only_binary}
+    return {"bundle": config.bundle, "only-binary": config.only_binary,
+            "python": sorted(config.python)}
 
 
 def locked_settings(lock: Lock) -> dict[str, Any]:
@@ -186,6 +213,9 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
             environments.append(env)
             bundled = sum(p.wheel.bundled for p in env.packages)
             log.info("locked %d packages for %s (%d bundled)", len(env.packages), env.id, bundled)
+    for old in plan.drop:
+        log.warning("dropped lock section %s: Python %s is no longer in [tool.carton] python",
+                    old.id, old.marker_environment.get("python_version"))
     if plan.existing is not None and not plan.keep:
         kept = {e.id for e in environments}
         for old in plan.existing.environments:

@@ -277,6 +277,14 @@ def test_new_environment_keeps_the_old_section(tmp_path: Path, pypi: PackageInde
     pypi.reset_counts()
     lock_ok(hermetic_env, model)  # both sections present: the fast path
     assert pypi.requests == []
+    # Taken out of `python` again: its section goes, and nothing is resolved.
+    pyproject.write_text(pyproject.read_text().replace('python = ["3.12"]\n', ""))
+    check = run_cli(hermetic_env, "lock", "--check", model)
+    assert check.returncode == 1 and "no longer lists 3.12" in check.stdout + check.stderr
+    stderr = lock_ok(hermetic_env, model)
+    assert lock_json(model)["environments"] == [first]
+    assert "dropped lock section cp312-" in stderr and pypi.requests == []
+    assert run_cli(hermetic_env, "lock", "--check", model).returncode == 0
 
 
 def test_bundle_all_bundles_pypi_wheels(tmp_path: Path, pypi: PackageIndex,
@@ -301,7 +309,7 @@ def test_changing_bundle_makes_the_lock_stale(tmp_path: Path, pypi: PackageIndex
     (whl,) = packages(model)["alpha"]["wheels"]
     assert "url" in whl and "path" not in whl
     locked = json.loads((model / ".carton" / "carton.lock").read_text())
-    assert locked["settings"] == {"bundle": "non-pypi", "only-binary": False}
+    assert locked["settings"] == {"bundle": "non-pypi", "only-binary": False, "python": []}
     pypi.add(make_wheel(tmp_path / "w", "alpha", "2.0"))  # not taken: pins are kept
     pyproject = model / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + 'bundle = "all"\n')
