@@ -78,7 +78,8 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def integration(session: nox.Session) -> None:
     """Against the real package index: real wheels, sdists and isolated frontends."""
-    session.install(".", *TEST_DEPS, "build", "nox")  # nox: the README's quick start
+    # nox: the README's quick start and docs/cli.md's nox snippet; tox: its tox snippet.
+    session.install(".", *TEST_DEPS, "build", "nox", "tox")
     wheelhouse = _own_wheel(session)
     session.run("pytest", *(session.posargs or ["integration"]),
                 env={"CARTON_TEST_WHEELHOUSE": str(wheelhouse)})
