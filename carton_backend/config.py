@@ -22,8 +22,8 @@ BUNDLE_MODES = ("non-pypi", "all")
 # `/pylock.toml`: what `export-pylock` writes beside the lock by default (its bytes follow
 # from the lock, which is packed).
 DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
-                    "__pycache__/", "*.pyc", ".env", ".env.*", "/pylock.toml",
-                    "/pylock.*.toml")
+                    "__pycache__/", "*.pyc", ".ipynb_checkpoints/", ".env", ".env.*",
+                    "/pylock.toml", "/pylock.*.toml")
 _KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary",
                "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)

@@ -36,11 +36,14 @@ def test_default_excludes(tmp_path: Path) -> None:
           "__pycache__/model.cpython-311.pyc", "pkg/__pycache__/a.cpython-311.pyc",
           "pkg/deep/__pycache__/b.txt", "pkg/stale.pyc", "stale.pyc",
           "pkg/a.py", "pkg/dist/x.txt", "pkg/.git/HEAD", "pkg/.venv/y",
-          ".gitignore", "dist.txt", ".venv.txt", "pkg/deep/c.pyx")
-    # the defaults have no inner "/": they match at any depth, folders pruned whole
+          ".gitignore", "dist.txt", ".venv.txt", "pkg/deep/c.pyx",
+          ".ipynb_checkpoints/model-checkpoint.ipynb", "nb/.ipynb_checkpoints/x.ipynb",
+          "pylock.toml", "pylock.cp311.toml", "pkg/pylock.toml")
+    # Those with no inner "/" match at any depth, folders pruned whole; a pylock.toml only
+    # at the top (where export-pylock writes it).
     assert relpaths(tmp_path) == [
         ".gitignore", ".venv.txt", "dist.txt", "model.py", "pkg/a.py", "pkg/deep/c.pyx",
-        "pyproject.toml", "requirements.txt",
+        "pkg/pylock.toml", "pyproject.toml", "requirements.txt",
     ]
 
 
