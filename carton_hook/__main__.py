@@ -160,8 +160,9 @@ def _not_locked(exc: ModuleNotFoundError, plan: dict[str, object], model: str) -
     if os.path.exists(os.path.join(root, f"{name}.py")) or os.path.isdir(os.path.join(root,
                                                                                     name)):
         return None
+    requirements = plan.get("requirements") or "requirements.txt"
     return (f"carton: no package in {model}'s lock provides {name!r}: add the distribution "
-            "that does to the model's requirements.txt, then lock and pack it again")
+            f"that does to the model's {requirements}, then lock and pack it again")
 
 
 def _command(argv: list[str]) -> int:

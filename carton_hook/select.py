@@ -179,6 +179,7 @@ def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
         "name": model.name,
         "version": model.version,
         "entrypoint": model.entrypoint,
+        "requirements": lock.requirements_path,  # named by the hint for a missing package
         "archive": str(model.archive) if model.archive else None,
         "section": section.id,
         "wheels": wheels,

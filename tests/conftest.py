@@ -94,9 +94,10 @@ def build_carton(tmp_path: Path, use_hermetic_env: None) -> Callable[..., Path]:
     from .factory import write_model
 
     def build(requirements: str, files: dict[str, str] | None = None, *,
-              entrypoint: str = "model:main", name: str = "demo-model") -> Path:
+              entrypoint: str = "model:main", name: str = "demo-model",
+              settings: str = "") -> Path:
         folder = write_model(tmp_path / "models" / name, requirements, name=name,
-                             carton=f'entrypoint = "{entrypoint}"\n', files=files)
+                             carton=f'entrypoint = "{entrypoint}"\n{settings}', files=files)
         config = load_config(folder)
         return write_carton(config, lock_model(config), tmp_path / "dist")
 

@@ -326,6 +326,12 @@ def test_a_module_no_locked_package_provides_is_named_with_where_to_add_it(
         proc = run_hook(hermetic_env, carton, name)
         assert proc.returncode == 1
         assert proc.stderr.splitlines()[-1] == f"ModuleNotFoundError: No module named '{name}'"
+    # A model whose requirements are elsewhere is told that file.
+    other = build_carton("", {"model.py": "def main():\n    import yaml\n",
+                              "deps/prod.txt": "alpha\n"},
+                         name="other-model", settings='requirements = "deps/prod.txt"\n')
+    proc = run_hook(hermetic_env, other)
+    assert "to the model's deps/prod.txt, then lock" in proc.stderr.splitlines()[-1]
 
 
 def test_a_stale_lock_in_a_model_folder_is_said_once(
