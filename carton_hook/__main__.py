@@ -99,6 +99,7 @@ def _main(argv: list[str]) -> int:
 
     from .api import load
     from .errors import CartonError
+    from .finder import CartonImportError
 
     try:
         carton = load(model, system_site_packages="--system-site-packages" in options or None)
@@ -111,6 +112,13 @@ def _main(argv: list[str]) -> int:
             return _failed(exc, options, model)
         sys.argv = [model, *args]
         result = entry()
+    except CartonImportError as exc:
+        # A locked wheel could not be installed (offline, the network, a hash that does
+        # not match): carton's failure, in one line, where the model imported it.
+        if "--verbose" in options:
+            raise
+        print(f"carton: error: {exc}{_where_imported(exc, carton.plan)}", file=sys.stderr)
+        return 1
     except ModuleNotFoundError as exc:
         hint = _not_locked(exc, carton.plan, model)
         if hint is None:
@@ -142,6 +150,22 @@ def _failed(exc: Exception, options: set[str], model: str) -> int:
             return 2
     print(f"carton: error: {exc}", file=sys.stderr)
     return 1
+
+
+def _where_imported(exc: BaseException, plan: dict[str, object]) -> str:
+    """` (needed at model.py:3)`: the last line of the model's own code on the
+    traceback of `exc`, or nothing."""
+    import os
+
+    root = os.path.join(str(plan.get("model", "")), "")
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(root):
+            found = f" (needed at {filename[len(root):]}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
 
 
 def _not_locked(exc: ModuleNotFoundError, plan: dict[str, object], model: str) -> str | None:

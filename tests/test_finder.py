@@ -746,5 +746,11 @@ def test_a_failed_prefetch_is_reported_by_the_import_without_a_second_download(
     pypi.reset_counts()
     proc = run_hook(hermetic_env, carton)
     assert proc.returncode == 1
-    assert "CartonImportError: cannot import alpha" in proc.stderr and "sha256" in proc.stderr
+    # carton's failure, not the model's: one line, with where the model needed it.
+    assert proc.stderr.startswith("carton: error: cannot import alpha: ")
+    assert len(proc.stderr.splitlines()) == 1 and "sha256" in proc.stderr
+    assert proc.stderr.rstrip().endswith("(needed at model.py:2)"), proc.stderr
     assert len(files_fetched(pypi)) == 1
+    verbose = run_hook(hermetic_env, "-v", carton)  # the traceback, with its cause
+    assert "CartonImportError: cannot import alpha" in verbose.stderr
+    assert "The above exception was the direct cause" in verbose.stderr
