@@ -9,6 +9,7 @@ print one line and exit non-zero instead of a traceback, unless `CARTON_VERBOSE=
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,9 @@ def build_editable(wheel_directory: str, config_settings: dict[str, Any] | None 
 # beside the frontend's artefact, for frontends that keep only the wheel out of a
 # temporary folder (`pip wheel`, `pip install`). Relative to the model folder.
 CARTON_DIR_SETTING = "carton-dir"
+# Set in the environment of the backends pip runs (pip's build tracker), and by no other
+# frontend: how the backend knows that its output folder is one pip deletes.
+PIP_FRONTEND = "PIP_BUILD_TRACKER"
 
 
 def _build_beside_carton(writer: Callable[[ModelConfig, Lock, Path], str], out: Path,
@@ -102,5 +106,13 @@ def _build_beside_carton(writer: Callable[[ModelConfig, Lock, Path], str], out: 
                           f"-C {CARTON_DIR_SETTING}=dist (got {carton_dir!r})")
     lock = lock_model(config)
     name = writer(config, lock, out)
-    write_carton(config, lock, config.root / carton_dir if carton_dir else out)
+    if carton_dir:
+        target = config.root / carton_dir
+    elif PIP_FRONTEND in os.environ:
+        # pip keeps only the wheel out of its temporary folder, and shows none of this
+        # output unless -v: the .carton goes where `python -m build` leaves it.
+        target = config.root / "dist"
+    else:
+        target = out
+    write_carton(config, lock, target)
     return name

@@ -81,6 +81,8 @@ def test_pip_wheel_drives_the_backend(model: Path, tmp_path: Path,
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [p.name for p in (tmp_path / "wh").iterdir()] == ["demo_model-0.1.0-py3-none-any.whl"]
     assert (model / ".carton" / "carton.lock").is_file()
+    # pip keeps only the wheel: the .carton is where `python -m build` leaves it.
+    assert [p.name for p in (model / "dist").iterdir()] == ["demo_model-0.1.0.carton"]
 
 
 def test_pip_keeps_the_carton_where_carton_dir_says(model: Path, tmp_path: Path,
@@ -233,4 +235,5 @@ def test_pip_install_gives_a_console_script_that_finds_the_models_data(
     (model / "model.py").write_text((model / "model.py").read_text().replace("v1", "v2"))
     run = subprocess.run([str(script)], env=hermetic_env, capture_output=True, text=True)
     assert run.stdout == ("v2 2\n" if editable else "v1 2\n"), run.stderr
-    assert not [p for p in model.rglob("*.carton") if p.is_file()]
+    cartons = [p.relative_to(model).as_posix() for p in model.rglob("*.carton") if p.is_file()]
+    assert cartons == ([] if editable else ["dist/demo_model-0.1.0.carton"])
