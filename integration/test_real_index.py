@@ -114,3 +114,5 @@ def test_pip_wheel_with_isolation(tmp_path: Path, real_env: dict[str, str],
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["real_model-1.0-py3-none-any.whl"]
     assert packages(model)["six"]["wheels"][0]["url"].startswith(PYPI_FILES)
+    # In an isolated build too, pip's environment says pip is the frontend.
+    assert (model / "dist" / "real_model-1.0.carton").is_file()
