@@ -40,22 +40,22 @@ def project(tmp_path: Path, wheelhouse: Path, real_env: dict[str, str]) -> tuple
     return folder, {**env, "HOME": str(home)}
 
 
-@once
-def test_the_nox_session_runs_as_written(project: tuple[Path, dict[str, str]]) -> None:
-    folder, env = project
-    (folder / "noxfile.py").write_text(snippet("python"))
-    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "reproducible"], cwd=folder,
-                          env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "reproducible: two builds of " in proc.stdout + proc.stderr, proc.stderr[-2000:]
+# Each snippet: its code block's language, the file a project writes it into, the command
+# that runs it.
+SNIPPETS = {
+    "nox": ("python", "noxfile.py", ["-m", "nox", "-s", "reproducible"]),
+    "tox": ("toml", "tox.toml", ["-m", "tox", "-e", "reproducible"]),
+}
 
 
 @once
-def test_the_tox_environment_runs_as_written(project: tuple[Path, dict[str, str]]) -> None:
+@pytest.mark.parametrize("tool", sorted(SNIPPETS))
+def test_the_snippet_runs_as_written(project: tuple[Path, dict[str, str]], tool: str) -> None:
     folder, env = project
-    (folder / "tox.toml").write_text(snippet("toml"))
-    proc = subprocess.run([sys.executable, "-m", "tox", "-e", "reproducible"], cwd=folder,
-                          env=env, capture_output=True, text=True, check=False)
+    language, filename, command = SNIPPETS[tool]
+    (folder / filename).write_text(snippet(language))
+    proc = subprocess.run([sys.executable, *command], cwd=folder, env=env,
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "reproducible: two builds of " in proc.stdout + proc.stderr, proc.stdout[-2000:]
 
