@@ -50,6 +50,15 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def run_settled(argv: Sequence[str], env: dict[str, str]) -> None:
+    """Run `argv` untimed, and return once nothing of its process group runs any more:
+    a carton's first run leaves its worker finishing the prefetch, and its compile-ahead
+    helper, which must not overlap a timed run that follows."""
+    wrapper = [os.environ.get("BENCH_PYTHON", "python3"), "-c", _MEASURE]
+    subprocess.run([*wrapper, *argv], env=clean_env(env), check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def run_once(command: Command) -> tuple[float, int]:
     """Seconds of wall time, and the peak RSS (KiB) of the largest process it started."""
     if command.prepare is not None:
