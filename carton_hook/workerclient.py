@@ -150,6 +150,7 @@ def start_worker(*args: str, keep_fd: int | None = None,
             background.go_live()
             return background
     proc.wait()
+    background.close_stdin()
     background.stderr_done.wait()
     _result(proc.returncode, "", "".join(background.stderr))
     return None
@@ -252,13 +253,18 @@ class Background:
             self.proc.stdin.write(word + "\n")
             self.proc.stdin.flush()
         except (OSError, ValueError):
+            # The worker has ended. Close the pipe now: what stayed in its buffer would
+            # otherwise be flushed again when the file is collected, and Python would
+            # print that BrokenPipeError as "Exception ignored" (CPython 3.13 did).
+            self.close_stdin()
             return False
         return True
 
     def close_stdin(self) -> None:
+        """Close the worker's stdin; a flush that fails still closes it."""
         try:  # noqa: SIM105 - contextlib costs the warm path a millisecond
             self.proc.stdin.close()
-        except OSError:
+        except (OSError, ValueError):
             pass
 
 
