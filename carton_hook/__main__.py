@@ -50,8 +50,7 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         from .paths import env_flag
 
-        command = argv[:1] and argv[0] in COMMANDS
-        if env_flag("CARTON_VERBOSE") or (command and {"-v", "--verbose"} & set(argv)):
+        if env_flag("CARTON_VERBOSE"):  # what -v / --verbose set, for a run or a command
             raise
         print("carton: interrupted", file=sys.stderr)
         return 130

@@ -47,7 +47,7 @@ class Description:
     applies: str | None  # the section this interpreter would use
     packages: list[PackageRow] = field(default_factory=list)
     # From the model's core metadata (a .carton packed since it carries one): its
-    # Summary, License, Author, Home-page and Project-URL fields, as written.
+    # ABOUT_FIELDS, as written.
     about: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

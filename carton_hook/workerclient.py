@@ -68,11 +68,11 @@ def _worker_env(listen: bool = False,
     if stream is None:
         env.pop("CARTON_PROGRESS_FD", None)
         return env, None
-    terminal, env["CARTON_PROGRESS_STYLE"] = stream
-    env["CARTON_PROGRESS_FD"] = str(terminal)
+    progress_fd, env["CARTON_PROGRESS_STYLE"] = stream
+    env["CARTON_PROGRESS_FD"] = str(progress_fd)
     if listen:
         env["CARTON_PROGRESS_LISTEN"] = "1"
-    return env, terminal
+    return env, progress_fd
 
 
 def run_worker(*args: str, log: bool = False) -> str:
@@ -80,14 +80,14 @@ def run_worker(*args: str, log: bool = False) -> str:
     raise WorkerError on failure. `log`: progress into a stderr that is no terminal too."""
     import subprocess
 
-    env, terminal = _worker_env(log=log)
+    env, progress_fd = _worker_env(log=log)
     try:
         proc = subprocess.run([WORKER_PYTHON, "-m", "carton_hook.worker", *args], env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              check=False, pass_fds=() if terminal is None else (terminal,))
+                              check=False, pass_fds=() if progress_fd is None else (progress_fd,))
     finally:
-        if terminal is not None:
-            os.close(terminal)
+        if progress_fd is not None:
+            os.close(progress_fd)
     return _result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -114,10 +114,10 @@ def start_worker(*args: str, keep_fd: int | None = None,
     import subprocess
     import threading
 
-    env, terminal = _worker_env(listen=True, log=True)
+    env, progress_fd = _worker_env(listen=True, log=True)
     if meanwhile is not None:
         env["CARTON_AFTER_MODEL_OPENS"] = "1"
-    fds = tuple(fd for fd in (terminal, keep_fd) if fd is not None)
+    fds = tuple(fd for fd in (progress_fd, keep_fd) if fd is not None)
     try:
         # Its stdin says when `meanwhile` has ended, and when the model's process waits
         # for it (only then does it draw progress).
@@ -125,10 +125,10 @@ def start_worker(*args: str, keep_fd: int | None = None,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, pass_fds=fds)
     finally:
-        if terminal is not None:
-            os.close(terminal)
+        if progress_fd is not None:
+            os.close(progress_fd)
     assert proc.stdout is not None and proc.stderr is not None
-    background = Background(proc, listening=terminal is not None)
+    background = Background(proc, listening=progress_fd is not None)
     # Its stderr is read all along (a full pipe would stop it), and passed on once ready.
     threading.Thread(target=background.pass_on_stderr, daemon=True,
                      name="carton-worker-stderr").start()
@@ -137,7 +137,7 @@ def start_worker(*args: str, keep_fd: int | None = None,
             meanwhile()
         finally:
             background.tell(MODEL_OPENED)
-    if terminal is None:
+    if progress_fd is None:
         background.close_stdin()  # nothing more to say
     for line in proc.stdout:
         if line.startswith(READY):
@@ -227,7 +227,8 @@ class Background:
             raise
         finally:
             if interrupted:  # Ctrl-C ends the worker too: do not wait for its reply
-                self.tell(GOING_ON)
+                if self._listening:
+                    self.tell(GOING_ON)
             else:
                 self.hush()
             mark("model: waited")
