@@ -15,7 +15,7 @@ import sys
 import time
 
 import carton_hook
-from carton_hook.finder import CartonFinder
+from carton_hook.loading.finder import CartonFinder
 
 # Pure modules that import nothing unusual and can be executed again.
 MODULES = ("colorsys", "fnmatch", "shlex", "textwrap", "string", "keyword", "bisect", "heapq",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from carton_hook.errors import CartonError
-from carton_hook.lockfile import Lock
+from carton_hook.formats.lockfile import Lock
 
 from .config import ModelConfig, load_config
 from .locking import lock_is_current, lock_model

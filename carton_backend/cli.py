@@ -8,9 +8,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from carton_hook import CREATED_BY
 from carton_hook.errors import CartonError
-from carton_hook.lockfile import LOCK_PATH, Lock, load_lock
+from carton_hook.formats.lockfile import LOCK_PATH, Lock, load_lock
+from carton_hook.formats.version import CREATED_BY
 
 from .config import ModelConfig, load_config
 from .lockdiff import describe_changes

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from carton_hook.errors import WheelError
-from carton_hook.lockfile import DIST_INFO_DIR, Package, Wheel, bundled_path, canonical_name
-from carton_hook.wheelcheck import WheelInfo, check_wheel
+from carton_hook.formats.lockfile import DIST_INFO_DIR, Package, Wheel, bundled_path, canonical_name
+from carton_hook.formats.wheelcheck import WheelInfo, check_wheel
 
 from .atomic import TEMP_PREFIX, copy_file
 from .download import Downloader, file_sha256

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carton_hook.archive import entrypoint_problem
+from carton_hook.formats.archive import entrypoint_problem
 
 from .errors import ConfigError
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from carton_hook.importnames import install_paths
+from carton_hook.formats.importnames import install_paths
 
 _MAGIC = b"\x7fELF"
 _ET_DYN = 3

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from carton_hook.lockfile import Environment, Lock, first_applicable
+from carton_hook.formats.lockfile import Environment, Lock, first_applicable
 
 from .config import ModelConfig
 from .errors import ConfigError

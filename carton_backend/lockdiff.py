@@ -3,7 +3,7 @@ removed or moved to another version, per lock section; or that the lock was curr
 
 from __future__ import annotations
 
-from carton_hook.lockfile import Lock
+from carton_hook.formats.lockfile import Lock
 
 
 def describe_changes(before: Lock | None, after: Lock) -> list[str]:

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carton_hook import CREATED_BY
-from carton_hook.lockfile import (
+from carton_hook.formats.lockfile import (
     BUNDLED_DIR,
     DIST_INFO_DIR,
     LOCK_PATH,
@@ -34,6 +33,7 @@ from carton_hook.lockfile import (
     load_lock,
     parse_lock,
 )
+from carton_hook.formats.version import CREATED_BY
 
 from . import atomic
 from .config import ModelConfig

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from carton_hook import CREATED_BY
-from carton_hook.lockfile import Lock
+from carton_hook.formats.lockfile import Lock
+from carton_hook.formats.version import CREATED_BY
 
 from .config import ModelConfig
 

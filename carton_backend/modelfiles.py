@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from carton_hook.membernames import name_problem
+from carton_hook.formats.membernames import name_problem
 
 from .config import DEFAULT_EXCLUDES, ModelConfig
 from .errors import BuildError

@@ -17,8 +17,8 @@ import io
 import re
 from pathlib import Path
 
-from carton_hook import CREATED_BY
-from carton_hook.lockfile import Lock
+from carton_hook.formats.lockfile import Lock
+from carton_hook.formats.version import CREATED_BY
 
 from . import atomic, detzip
 from .config import ModelConfig

@@ -15,8 +15,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from carton_hook import CREATED_BY
-from carton_hook.archive import (
+from carton_hook.formats.archive import (
     CARTON_TOML,
     MANIFEST,
     METADATA_MEMBER,
@@ -27,7 +26,8 @@ from carton_hook.archive import (
     format_carton_toml,
     format_manifest,
 )
-from carton_hook.lockfile import BUNDLED_DIR, DIST_INFO_DIR, LOCK_PATH, Lock
+from carton_hook.formats.lockfile import BUNDLED_DIR, DIST_INFO_DIR, LOCK_PATH, Lock
+from carton_hook.formats.version import CREATED_BY
 
 from . import atomic, detzip
 from .config import ModelConfig

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from carton_hook import CREATED_BY
-from carton_hook.lockfile import Environment, Lock
+from carton_hook.formats.lockfile import Environment, Lock
+from carton_hook.formats.version import CREATED_BY
 
 from .errors import BuildError
 

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 
-from carton_hook.lockfile import canonical_name
-from carton_hook.urls import url_problem
+from carton_hook.formats.lockfile import canonical_name
+from carton_hook.formats.urls import url_problem
 
 from .errors import IndexLookupError
 from .httpclient import HttpClient

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carton_hook.lockfile import canonical_name
+from carton_hook.formats.lockfile import canonical_name
 
 from .environment import Target
 from .errors import ResolveError

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import carton_hook
-from carton_hook.archive import RUNTIME_PREFIX
+from carton_hook.formats.archive import RUNTIME_PREFIX
 
 from .errors import BuildError
 
@@ -28,7 +28,7 @@ _SKIP_SUFFIXES = (".pyc", ".pyo", ".exe")
 
 @dataclass(frozen=True)
 class RuntimeFile:
-    arcname: str  # "runtime/hook/carton_hook/api.py"
+    arcname: str  # "runtime/hook/carton_hook/loading/api.py"
     path: Path
 
 

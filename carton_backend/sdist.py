@@ -11,7 +11,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from carton_hook.lockfile import Lock
+from carton_hook.formats.lockfile import Lock
 
 from . import atomic
 from .config import ModelConfig

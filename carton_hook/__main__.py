@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        from .paths import env_flag
+        from carton_hook.switches import env_flag
 
         if env_flag("CARTON_VERBOSE"):  # what -v / --verbose set, for a run or a command
             raise
@@ -67,7 +67,7 @@ def _main(argv: list[str]) -> int:
             print(USAGE, end="")
             return 0
         if option == "--version":
-            from . import CREATED_BY
+            from carton_hook.formats.version import CREATED_BY
 
             print(CREATED_BY)
             return 0
@@ -96,9 +96,9 @@ def _main(argv: list[str]) -> int:
         # The worker and the model's subprocesses say as much as this process.
         os.environ["CARTON_VERBOSE" if "--verbose" in options else "CARTON_QUIET"] = "1"
 
-    from .api import load
-    from .errors import CartonError
-    from .finder import CartonImportError
+    from carton_hook.errors import CartonError
+    from carton_hook.loading.api import load
+    from carton_hook.loading.finder import CartonImportError
 
     try:
         carton = load(model, system_site_packages="--system-site-packages" in options or None)
@@ -190,7 +190,7 @@ def _not_locked(exc: ModuleNotFoundError, plan: dict[str, object], model: str) -
 
 def _command(argv: list[str]) -> int:
     """A runtime command; its output may go to a pipe that is closed early (`| head`)."""
-    from .cli import main as command
+    from carton_hook.commands.cli import main as command
 
     try:
         code = command(argv)

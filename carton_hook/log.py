@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from .paths import env_flag
+from carton_hook.switches import env_flag
 
 LOGGER = "carton"
 

@@ -5,7 +5,7 @@ the archive carries (`runtime/hook/`: carton_hook; `runtime/deps/`: what its wor
 imports). On first use they are extracted into `$CARTON_HOME/runtime/py3X/<key>/`, each
 checked against MANIFEST, compiled, and published by one rename; every run then does
 what `python -m carton_hook model.carton ARGS...` does, or, with `CARTON_INTERPRETER=1`,
-what `python ARGS...` does with the carton's packages (carton_hook/interpreter.py).
+what `python ARGS...` does with the carton's packages (carton_hook/loading/interpreter.py).
 Only the standard library is used here: this runs on a Python that has nothing else
 installed.
 """
@@ -44,14 +44,14 @@ def _main() -> None:
     sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != archive]
     sys.path.insert(0, os.path.join(root, "hook"))
     os.environ["CARTON_RUNTIME_DEPS"] = os.path.join(root, "deps")
-    from carton_hook.inuse import hold
+    from carton_hook.cache.inuse import hold
 
     if not hold(root):  # `cache clear` took it out this very moment
         sys.stderr.write(f"carton: error: {root} was removed while {sys.argv[0]} started; "
                          "run it again\n")
         raise SystemExit(1)
     if os.environ.get("CARTON_INTERPRETER", "").strip().lower() in ("1", "true", "yes", "on"):
-        from carton_hook.interpreter import run  # behave like `python` itself
+        from carton_hook.loading.interpreter import run  # behave like `python` itself
 
         raise SystemExit(run(sys.argv[0], sys.argv[1:]))
     from carton_hook.__main__ import main
@@ -60,7 +60,7 @@ def _main() -> None:
 
 
 def _home() -> str:
-    """As carton_hook.paths.carton_home, which cannot be imported before it is extracted."""
+    """As carton_hook.cache.layout.carton_home, which cannot be imported before it is extracted."""
     import os
     import sys
     import tempfile

@@ -160,7 +160,7 @@ def _only_for_another_python(folder: Path, archive: Path) -> Path:
     another cluster looks like)."""
     from carton_backend.config import load_config
     from carton_backend.pack import write_carton
-    from carton_hook.lockfile import parse_lock
+    from carton_hook.formats.lockfile import parse_lock
 
     lock_path = folder / ".carton" / "carton.lock"
     data = json.loads(lock_path.read_text())

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from carton_hook.archive import read_archive
+from carton_hook.formats.archive import read_archive
 
 from .conftest import carton
 

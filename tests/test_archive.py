@@ -1,4 +1,4 @@
-"""carton_hook/archive.py: the `.carton` header files, and reading an archive back with
+"""carton_hook/formats/archive.py: the `.carton` header files, and reading an archive back with
 every member checked against MANIFEST."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.archive import (
+from carton_hook.errors import ArchiveError, CartonError
+from carton_hook.formats.archive import (
     CARTON_TOML,
     MANIFEST,
     CartonInfo,
@@ -23,7 +24,6 @@ from carton_hook.archive import (
     parse_manifest,
     read_archive,
 )
-from carton_hook.errors import ArchiveError, CartonError
 
 INFO = CartonInfo(name="demo-model", version="0.1.0", entrypoint="model:main",
                   requires_python=">=3.10", created_by="carton 0.1.0")
@@ -190,7 +190,7 @@ def test_carton_toml_that_is_not_toml_is_refused(raw: bytes) -> None:
 
 @pytest.mark.parametrize("line", ['name = "a\\/b"', 'name = "\x7f"'])
 def test_what_json_reads_but_toml_refuses_is_refused(line: str) -> None:
-    from carton_hook.archive import loads_flat_toml
+    from carton_hook.formats.archive import loads_flat_toml
 
     with pytest.raises(ValueError, match="line 1"):
         loads_flat_toml(line)
@@ -329,7 +329,7 @@ def test_duplicate_manifest_line_is_refused() -> None:
 @pytest.mark.parametrize("name", ["demo", 'a "quoted" \\ name', "ünï 🐍", "tab\there"])
 def test_carton_toml_reads_without_a_toml_library(name: str) -> None:
     """A carton packed on 3.11+ that runs on a bare 3.10 has neither tomllib nor tomli."""
-    from carton_hook.archive import CartonInfo, format_carton_toml, loads_flat_toml
+    from carton_hook.formats.archive import CartonInfo, format_carton_toml, loads_flat_toml
 
     raw = format_carton_toml(CartonInfo(name, "1.0", "m:main", ">=3.10", "carton 0.1.0"))
     assert loads_flat_toml(raw.decode()) == {
@@ -338,3 +338,10 @@ def test_carton_toml_reads_without_a_toml_library(name: str) -> None:
     for bad in ("name = [1]", "name 'x'", "name = true", 'a = "1"\na = "2"'):
         with pytest.raises(ValueError, match="line"):
             loads_flat_toml(bad)
+
+
+def test_the_reserved_member_is_the_caches_completion_marker() -> None:
+    from carton_hook.cache.layout import COMPLETE
+    from carton_hook.formats.archive import RESERVED_MEMBER
+
+    assert RESERVED_MEMBER == COMPLETE

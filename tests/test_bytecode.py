@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook import bytecode
-from carton_hook.pycache import timestamp_header
+from carton_hook.cache.pycache import timestamp_header
+from carton_hook.installing import compileahead as bytecode
 
 TAG = sys.implementation.cache_tag
 

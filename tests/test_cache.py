@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook import cache
-from carton_hook.cache import CacheError, ensure, is_complete, remove
-from carton_hook.paths import COMPLETE
+from carton_hook.cache import entries as cache
+from carton_hook.cache.entries import CacheError, ensure, is_complete, remove
+from carton_hook.cache.layout import COMPLETE
 
 SHA = "ab" * 32
 OTHER = "cd" * 32
@@ -284,7 +284,7 @@ def test_threads_fill_once(tmp_path: Path) -> None:
 WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from carton_hook.cache import ensure
+    from carton_hook.cache.entries import ensure
 
     root, sha, count, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook import CREATED_BY
-from carton_hook.paths import COMPLETE
+from carton_hook.cache.layout import COMPLETE
+from carton_hook.formats.version import CREATED_BY
 
 from .conftest import run_hook
 from .factory import make_wheel

@@ -53,7 +53,7 @@ def test_a_bare_python_runs_the_carton(carton: Path, bare_python: Path,
     (runtime,) = (home / "runtime" / tag).iterdir()
     assert (runtime / ".carton-complete").is_file()
     assert list((runtime / "hook").iterdir()) == [runtime / "hook" / "carton_hook"]
-    assert list((runtime / "hook" / "carton_hook" / "__pycache__").glob("api.*.pyc"))
+    assert list((runtime / "hook" / "carton_hook" / "loading" / "__pycache__").glob("api.*.pyc"))
 
 
 def test_the_shebang_runs_it_with_python3_from_path(tmp_path: Path, carton: Path,
@@ -133,14 +133,14 @@ def test_a_changed_runtime_file_is_refused(tmp_path: Path, carton: Path, bare_py
     with zipfile.ZipFile(carton) as src, zipfile.ZipFile(changed, "w") as out:
         for info in src.infolist():
             data = src.read(info)
-            if info.filename == "runtime/hook/carton_hook/api.py":
+            if info.filename == "runtime/hook/carton_hook/loading/api.py":
                 data += b"\nprint('injected')\n"
             out.writestr(info, data)
     proc = subprocess.run([str(bare_python), str(changed)], env=hermetic_env,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "injected" not in proc.stdout
     assert proc.stderr.startswith(f"carton: error: {changed}: cannot set up the runtime")
-    assert "runtime/hook/carton_hook/api.py does not match its MANIFEST hash" in proc.stderr
+    assert "runtime/hook/carton_hook/loading/api.py does not match its MANIFEST hash" in proc.stderr
     assert "Traceback" not in proc.stderr
     runtime = Path(hermetic_env["CARTON_HOME"]) / "runtime"
     assert not [p for p in runtime.rglob("*") if p.name == ".carton-complete"]

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from carton_hook import fetch as fetch_mod
-from carton_hook.fetch import FetchError, fetch
+from carton_hook.installing import fetch as fetch_mod
+from carton_hook.installing.fetch import FetchError, fetch
 
 from .factory import make_wheel
 from .faultserver import (
@@ -152,7 +152,7 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Net:
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(var.upper(), raising=False)
     monkeypatch.setattr(fetch_mod, "_POOLS", {})
-    monkeypatch.setattr("carton_hook.fetch.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", lambda seconds: None)
     record = Net()
     real_getaddrinfo = socket.getaddrinfo
     real_connect = socket.socket.connect
@@ -307,7 +307,7 @@ def test_short_body_then_full_body_succeeds(tmp_path: Path,
 def test_503_then_200(tmp_path: Path, serve: Serve,
                       monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", sleeps.append)
 
     def respond(h: _Handler, n: int) -> None:
         if n == 0:
@@ -327,7 +327,7 @@ def test_503_every_time_gives_up_after_the_attempts(
         tmp_path: Path, serve: Serve,
         monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", sleeps.append)
     server = serve(lambda h, n: h.send(503, b"", length=0))
     dest = tmp_path / "demo.whl"
     with pytest.raises(FetchError, match="HTTP 503"):
@@ -394,7 +394,7 @@ def test_deadline_stops_retrying(tmp_path: Path, serve: Serve,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # The backoff sleep outlasts the deadline: no second attempt.
     monkeypatch.setattr(fetch_mod, "DEADLINE", 0.3)
-    monkeypatch.setattr("carton_hook.fetch.time.sleep", lambda seconds: REAL_SLEEP(0.4))
+    monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", lambda seconds: REAL_SLEEP(0.4))
     server = serve(lambda h, n: h.send(503, b"", length=0))
     dest = tmp_path / "demo.whl"
     with pytest.raises(FetchError, match="HTTP 503"):
@@ -709,7 +709,7 @@ def test_resume_at_the_wrong_offset_is_refused(tmp_path: Path, files: FaultServe
 def test_retry_after_is_honoured(tmp_path: Path, files: FaultServer,
                                  monkeypatch: pytest.MonkeyPatch, code: int) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", sleeps.append)
     url = files.add("/w.whl", DATA)
     files.script("/w.whl", status(code, retry_after="3"))
     fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
@@ -722,7 +722,7 @@ def test_retry_after_as_an_http_date(tmp_path: Path, files: FaultServer,
     from email.utils import formatdate
 
     sleeps: list[float] = []
-    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", sleeps.append)
     url = files.add("/w.whl", DATA)
     files.script("/w.whl", status(503, retry_after=formatdate(time.time() + 20, usegmt=True)))
     fetch(url, DATA_SHA, len(DATA), tmp_path / "w.whl", what=WHAT)
@@ -732,7 +732,7 @@ def test_retry_after_as_an_http_date(tmp_path: Path, files: FaultServer,
 def test_retry_after_past_the_deadline_gives_up_at_once(
         tmp_path: Path, files: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("carton_hook.fetch.time.sleep", sleeps.append)
+    monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", sleeps.append)
     monkeypatch.setattr(fetch_mod, "DEADLINE", 60.0)
     url = files.add("/w.whl", DATA)
     files.script("/w.whl", status(503, retry_after="86400"))

@@ -1,4 +1,4 @@
-"""carton_hook/importnames.py: the import names a wheel provides, from its file list alone
+"""carton_hook/formats/importnames.py: the import names a wheel provides, from its file list alone
 (IMPORTS.md, pitfall 1)."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.importnames import (
+from carton_hook.formats.importnames import (
     import_names,
     install_paths,
     module_name,
     shadowed_stdlib_names,
 )
-from carton_hook.wheelcheck import check_wheel
+from carton_hook.formats.wheelcheck import check_wheel
 
 from .factory import make_wheel
 
@@ -194,7 +194,7 @@ def test_check_wheel_reports_the_same_names(tmp_path: Path) -> None:
 
 
 def test_parse_pth_path_lines_and_code() -> None:
-    from carton_hook.importnames import parse_pth
+    from carton_hook.formats.importnames import parse_pth
 
     roots, runs_code = parse_pth("# comment\n\nsrc\nlib/extra/\nimport os\n../escape\n/abs\n"
                                  "src\n")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook import inuse
-from carton_hook.paths import COMPLETE
+from carton_hook.cache import inuse
+from carton_hook.cache.layout import COMPLETE
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def entry(tmp_path: Path, name: str = "e") -> Path:
 
 HOLDER = """
 import sys
-from carton_hook.inuse import hold
+from carton_hook.cache.inuse import hold
 assert hold(sys.argv[1])
 print("held", flush=True)
 sys.stdin.read()

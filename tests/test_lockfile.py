@@ -1,4 +1,4 @@
-"""carton_hook/lockfile.py: the lock schema's canonical bytes and its validation."""
+"""carton_hook/formats/lockfile.py: the lock schema's canonical bytes and its validation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from carton_hook.errors import CartonError, LockError
-from carton_hook.lockfile import (
+from carton_hook.formats.lockfile import (
     LOCK_VERSION,
     Environment,
     Lock,
@@ -22,7 +22,7 @@ from carton_hook.lockfile import (
     load_lock,
     parse_lock,
 )
-from carton_hook.urls import url_problem
+from carton_hook.formats.urls import url_problem
 
 SHA_A = hashlib.sha256(b"a").hexdigest()
 SHA_B = hashlib.sha256(b"b").hexdigest()

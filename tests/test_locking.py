@@ -16,7 +16,7 @@ import pytest
 from carton_backend import locking
 from carton_backend.config import load_config
 from carton_backend.locking import LockRequest, lock_model
-from carton_hook.lockfile import load_lock
+from carton_hook.formats.lockfile import load_lock
 
 from .conftest import run_cli, runnable_python
 from .factory import make_sdist, make_wheel, write_model, write_source_tree

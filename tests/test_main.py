@@ -15,7 +15,7 @@ import pytest
 
 from carton_backend.config import load_config
 from carton_backend.pack import write_carton
-from carton_hook.lockfile import load_lock
+from carton_hook.formats.lockfile import load_lock
 
 from .conftest import run_hook
 from .factory import make_wheel

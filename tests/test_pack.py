@@ -15,7 +15,7 @@ from carton_backend.config import load_config
 from carton_backend.errors import BuildError
 from carton_backend.locking import lock_model
 from carton_backend.pack import write_carton
-from carton_hook.archive import read_archive
+from carton_hook.formats.archive import read_archive
 
 from .conftest import run_cli
 from .factory import make_wheel, write_model

@@ -20,7 +20,7 @@ ROOT_OF_CARTON = str(Path(__file__).resolve().parent.parent)
 SLOW_PLAN = textwrap.dedent("""
     import sys, time
     argv = sys.orig_argv
-    if "carton_hook.worker" in argv and "plan" in argv:
+    if "carton_hook.installing.worker" in argv and "plan" in argv:
         with open({log!r}, "a") as f:
             f.write("plan\\n")
         time.sleep(1.5)

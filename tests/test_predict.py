@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carton_hook.predict import imported_names, predicted_wheels
+from carton_hook.planning.predict import imported_names, predicted_wheels
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.progress import Progress
+from carton_hook.installing.progress import Progress
 
 from .factory import make_wheel
 from .indexserver import PackageIndex
@@ -230,7 +230,7 @@ def test_nothing_is_drawn_once_the_models_process_has_ended(
 
 def test_one_wheel_has_one_size_in_info_and_in_progress() -> None:
     """`info` said 71.8 MB (powers of 1024) where the progress said 75.2 MB."""
-    from carton_hook.describe import format_size
+    from carton_hook.commands.info import format_size
 
     read, write = os.pipe()
     progress = Progress(write, after=60)

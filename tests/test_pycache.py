@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook import pycache
-from carton_hook.pycache import timestamp_header
+from carton_hook.cache import pycache
+from carton_hook.cache.pycache import timestamp_header
 
 TAG = sys.implementation.cache_tag
 ROOT_OF_CARTON = str(Path(pycache.__file__).resolve().parent.parent)
@@ -201,7 +201,7 @@ def test_a_hash_based_pyc_follows_pythons_rules(cache: Path, import_state: None)
 RACER = textwrap.dedent("""
     import json, os, sys, time
     sys.path.insert(0, sys.argv[1])
-    from carton_hook import pycache
+    from carton_hook.cache import pycache
     root, me = sys.argv[2], sys.argv[3]
     compiled = []
     real = pycache.CacheSourceLoader.source_to_code

@@ -10,7 +10,7 @@ import pytest
 
 from carton_backend.errors import BuildError
 from carton_backend.pylock import _string, dumps, pylock_data
-from carton_hook.lockfile import Environment, Lock, Package, Wheel, load_lock
+from carton_hook.formats.lockfile import Environment, Lock, Package, Wheel, load_lock
 
 from .conftest import run_cli
 from .factory import make_wheel, write_model

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from carton_hook.lockfile import Environment, Package, Wheel
-from carton_hook.select import preloads
+from carton_hook.formats.lockfile import Environment, Package, Wheel
+from carton_hook.planning.select import preloads
 
 
 def package(name: str, deps: tuple[str, ...] = (), needs: tuple[str, ...] = (),

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.cache import is_complete
-from carton_hook.verify import check_entry
+from carton_hook.cache.entries import is_complete
+from carton_hook.commands.verify import check_entry
 
 from .factory import make_wheel
 from .indexserver import PackageIndex

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from carton_hook.errors import WheelError
-from carton_hook.unpack import install_wheel
+from carton_hook.installing.unpack import install_wheel
 
 from .factory import make_wheel, record_row
 
@@ -233,8 +233,8 @@ def test_the_second_process_never_writes_through_a_planted_symlink(
         tmp_path: Path, plant: str) -> None:
     """What the helper that writes part of a big wheel runs (`write_members`), with a
     link planted where it writes: it fails instead of writing where the link points."""
-    from carton_hook import splitunpack
-    from carton_hook.wheelcheck import check_wheel
+    from carton_hook.formats.wheelcheck import check_wheel
+    from carton_hook.installing import splitunpack
 
     wheel = make_wheel(tmp_path / "w", "demo", "1.0",
                        files={"demo/__init__.py": "VALUE = 1\n", "demo/sub/mod.py": "X = 2\n"})
@@ -339,8 +339,8 @@ def test_a_big_wheel_split_between_two_processes_installs_the_same_tree(
     """Every member, mode and the RECORD written are the ones one process writes. The
     second process may write the root's plain members, biggest first (which of them it
     gets to first varies from run to run; the tests below make it write alone, or fail)."""
-    from carton_hook import splitunpack
-    from carton_hook.wheelcheck import check_wheel
+    from carton_hook.formats.wheelcheck import check_wheel
+    from carton_hook.installing import splitunpack
 
     wheel = build(tmp_path / "dist")
     record = check_wheel(wheel, wheel.name, contents=False).record
@@ -359,8 +359,8 @@ def test_the_second_process_checks_what_it_writes_against_record(
         tmp_path: Path, victim: str) -> None:
     """The helper process alone (nobody else writing): the tampered member is reported
     as a RECORD mismatch, which fails the install (`join`)."""
-    from carton_hook import splitunpack
-    from carton_hook.wheelcheck import check_wheel
+    from carton_hook.formats.wheelcheck import check_wheel
+    from carton_hook.installing import splitunpack
 
     data = MEMBERS[victim][0]
     changed = data[:-2] + bytes([data[-2] ^ 0x20]) + data[-1:]
@@ -407,7 +407,7 @@ def test_a_tampered_member_fails_a_split_install_whichever_process_writes_it(
 ])
 def test_a_second_process_that_fails_leaves_its_members_to_the_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: list[str]) -> None:
-    from carton_hook import splitunpack
+    from carton_hook.installing import splitunpack
 
     wheel = build(tmp_path / "dist")
     one = install_split(tmp_path, wheel, "one", 1 << 60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from carton_hook.urls import connect_problem, url_problem
+from carton_hook.formats.urls import connect_problem, url_problem
 
 GOOD = [
     "https://files.pythonhosted.org/packages/ab/cd/six-1.17.0-py2.py3-none-any.whl",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.lockfile import bundled_path
+from carton_hook.formats.lockfile import bundled_path
 
 from .conftest import run_hook
 from .factory import make_wheel

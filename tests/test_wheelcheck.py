@@ -1,4 +1,4 @@
-"""carton_hook/wheelcheck.py: wheels are refused whole unless every member is safe and
+"""carton_hook/formats/wheelcheck.py: wheels are refused whole unless every member is safe and
 matches RECORD (THREATS H5, H6, A1-A3, A5-A7, A9, A10)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook import wheelcheck
 from carton_hook.errors import CartonError, WheelError
-from carton_hook.wheelcheck import check_wheel, parse_filename
+from carton_hook.formats import wheelcheck
+from carton_hook.formats.wheelcheck import check_wheel, parse_filename
 
 from .factory import make_wheel, record_row
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook import worker
+from carton_hook.installing import worker
 
 from .conftest import run_hook
 from .factory import make_wheel
@@ -38,9 +38,9 @@ def test_the_second_share_is_about_half_of_the_bytes() -> None:
 LOG_WORKERS = textwrap.dedent("""
     import sys
     argv = sys.orig_argv
-    if "carton_hook.worker" in argv:
+    if "carton_hook.installing.worker" in argv:
         with open({log!r}, "a") as f:
-            f.write(argv[argv.index("carton_hook.worker") + 1] + "\\n")
+            f.write(argv[argv.index("carton_hook.installing.worker") + 1] + "\\n")
 """)
 
 
@@ -71,7 +71,8 @@ def test_a_first_run_shares_big_wheels_with_a_second_process(
 KILL_SECOND = textwrap.dedent("""
     import os, sys
     argv = sys.orig_argv
-    if "carton_hook.worker" in argv and argv[argv.index("carton_hook.worker") + 1] == "install":
+    worker = "carton_hook.installing.worker"
+    if worker in argv and argv[argv.index(worker) + 1] == "install":
         os._exit(9)
 """)
 

@@ -1,0 +1,1 @@
+"""The commands beside running a model: `info`, `verify`, `fetch`, `cache`, `lock`, ..."""

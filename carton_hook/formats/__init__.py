@@ -1,0 +1,1 @@
+"""The files both halves read and check the same way: the lock, wheels, the archive, URLs."""

@@ -1,0 +1,269 @@
+"""Validate a wheel file before trusting it, and read what carton needs from it.
+
+The same checks run at pack time (in the build half) and before unpacking (in the
+runtime), so a wheel that one half accepts the other accepts too. A wheel passes only if
+every member name is safe to write on any OS, every member is a regular file listed in
+RECORD with a strong hash that matches, and its `.dist-info` agrees with its filename.
+This is stricter than pip, which does not check RECORD at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carton_hook.errors import WheelError
+from carton_hook.formats.importnames import (
+    import_names,
+    install_paths,
+    parse_pth,
+    rooted_import_names,
+)
+from carton_hook.formats.lockfile import canonical_name
+from carton_hook.formats.members import UnsafeMember, check_members
+
+# Metadata files kept at pack time, so that importlib.metadata can be answered without
+# downloading the wheel. License files and the like are left out.
+METADATA_FILES = ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt")
+STRONG_HASHES = frozenset({"sha256", "sha384", "sha512"})
+DATA_SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
+# The runtime's completion marker: a wheel that ships one could fake a finished entry.
+RESERVED_TOP_LEVEL = frozenset({".carton-complete"})
+
+_WHEEL_NAME = re.compile(
+    r"^(?P<name>[^\s-]+?)-(?P<version>[^\s-]+?)(-(?P<build>\d[^-]*))?"
+    r"-(?P<tags>[^\s-]+?-[^\s-]+?-[^\s-]+?)\.whl$"
+)
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    """What a validated wheel provides."""
+
+    filename: str
+    name: str
+    version: str
+    dist_info: str
+    imports: tuple[str, ...]
+    metadata: dict[str, bytes] = field(repr=False)
+    # Extra import roots named by path lines of the wheel's .pth files, in order.
+    roots: tuple[str, ...] = ()
+    # .pth files with import lines: code that site would run and carton never does.
+    pth_with_code: tuple[str, ...] = ()
+    # Each member's RECORD entry (installer.records.RecordEntry), the signature files and
+    # RECORD itself aside: what `check_wheel(contents=False)` leaves to the reader.
+    record: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def parse_filename(filename: str) -> tuple[str, str]:
+    """The distribution name and version a wheel filename claims."""
+    match = _WHEEL_NAME.match(filename)
+    if not match:
+        raise WheelError(filename, "not a valid wheel filename (name-version-py-abi-platform.whl)")
+    return match["name"], match["version"]
+
+
+def check_wheel(path: Path, filename: str | None = None, *, contents: bool = True) -> WheelInfo:
+    """Validate the wheel at `path` (called `filename`, default its own name) and describe it.
+
+    With `contents=False`, every check but reading each member against its RECORD hash:
+    the caller must do that as it reads them (`unpack` does, in the pass that installs).
+    Raises `WheelError` naming the wheel and the first problem found.
+    """
+    filename = filename or path.name
+    dist, version = parse_filename(filename)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _check_open(zf, filename, dist, version, path.stat().st_size, contents)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        # zlib.error and EOFError: corrupt member data; NotImplementedError: a compression
+        # method or feature zipfile cannot read.
+        raise WheelError(filename, f"not a valid zip archive ({exc})") from exc
+    except OSError as exc:
+        raise WheelError(filename, f"cannot read: {exc}") from exc
+
+
+def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
+                compressed: int, contents: bool) -> WheelInfo:
+    try:
+        files = check_members(zf.infolist(), compressed, reserved=_reserved)
+    except UnsafeMember as exc:
+        raise WheelError(filename, str(exc)) from None
+    dist_info = _dist_info_dir(filename, [i.filename for i in files], dist, version)
+    names = {i.filename for i in files}
+    for required in ("METADATA", "WHEEL", "RECORD"):
+        if f"{dist_info}/{required}" not in names:
+            raise WheelError(filename, f"{dist_info}/{required} is missing")
+    _check_wheel_version(filename, zf.read(f"{dist_info}/WHEEL"))
+    _check_metadata(filename, zf.read(f"{dist_info}/METADATA"), dist, version)
+    _check_data_dirs(filename, names, dist_info)
+    record = check_record(zf, filename, dist_info, files, contents=contents)
+    metadata = {n: zf.read(f"{dist_info}/{n}") for n in METADATA_FILES
+                if f"{dist_info}/{n}" in names}
+    roots, with_code = _pth_roots(zf, names)
+    imports = set(import_names(names))
+    for root in roots:
+        imports.update(rooted_import_names(names, root))
+    return WheelInfo(
+        filename=filename,
+        name=dist,
+        version=version,
+        dist_info=dist_info,
+        imports=tuple(sorted(imports)),
+        metadata=metadata,
+        roots=tuple(roots),
+        pth_with_code=tuple(with_code),
+        record=record,
+    )
+
+
+def _pth_roots(zf: zipfile.ZipFile, names: set[str]) -> tuple[list[str], list[str]]:
+    """Path lines of the `.pth` files that land in site-packages, and the files that
+    also hold import lines."""
+    roots: list[str] = []
+    with_code: list[str] = []
+    installed: dict[str, str] = {}  # where a member lands -> the member
+    for member in names:
+        landed = install_paths([member])
+        if landed:
+            installed[landed[0]] = member
+    present_dirs = {p.rsplit("/", 1)[0] for p in installed if "/" in p}
+    for path, member in sorted(installed.items()):
+        if "/" in path or not path.endswith(".pth"):
+            continue
+        try:
+            text = zf.read(member).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        found, runs_code = parse_pth(text)
+        if runs_code:
+            with_code.append(path)
+        for root in found:
+            if root not in roots and any(d == root or d.startswith(root + "/")
+                                         for d in present_dirs):
+                roots.append(root)
+    return roots, with_code
+
+
+def _reserved(name: str) -> bool:
+    """A member that would land on the runtime's completion marker."""
+    installed = install_paths([name.rstrip("/")])
+    return bool(installed) and installed[0].split("/")[0] in RESERVED_TOP_LEVEL
+
+
+def _dist_info_dir(filename: str, names: list[str], dist: str, version: str) -> str:
+    tops = {n.split("/", 1)[0] for n in names if "/" in n}
+    found = sorted(t for t in tops if t.endswith(".dist-info"))
+    if len(found) != 1:
+        raise WheelError(filename,
+                         f"expected exactly one .dist-info folder, found {found or 'none'}")
+    stem = found[0][: -len(".dist-info")]
+    name, _, ver = stem.rpartition("-")
+    if canonical_name(name) != canonical_name(dist) or not _same_version(ver, version):
+        raise WheelError(filename, f"{found[0]} does not match the filename's {dist} {version}")
+    return found[0]
+
+
+def _same_version(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
+
+
+def _check_wheel_version(filename: str, raw: bytes) -> None:
+    from email.parser import BytesParser  # ~20 ms of import: only when a wheel is read
+
+    msg = BytesParser().parsebytes(raw)
+    value = (msg.get("Wheel-Version") or "").strip()
+    if not re.fullmatch(r"\d+\.\d+", value):
+        raise WheelError(filename, f"WHEEL has no valid Wheel-Version ({value!r})")
+    if value.split(".")[0] != "1":
+        raise WheelError(filename, f"Wheel-Version {value} is not supported (only 1.x)")
+
+
+def _check_metadata(filename: str, raw: bytes, dist: str, version: str) -> None:
+    from email.parser import BytesParser
+
+    msg = BytesParser().parsebytes(raw)
+    name, ver = msg.get("Name"), msg.get("Version")
+    if not name or not ver:
+        raise WheelError(filename, "METADATA lacks Name or Version")
+    if canonical_name(str(name)) != canonical_name(dist) or not _same_version(str(ver), version):
+        raise WheelError(filename, f"METADATA says {name} {ver}, the filename {dist} {version}")
+
+
+def _check_data_dirs(filename: str, names: set[str], dist_info: str) -> None:
+    data_dir = dist_info[: -len(".dist-info")] + ".data"
+    for name in names:
+        top, _, rest = name.partition("/")
+        if top.endswith(".data"):
+            if top != data_dir:
+                raise WheelError(filename, f"{top}/ does not match {dist_info}")
+            scheme = rest.split("/", 1)[0]
+            if scheme not in DATA_SCHEMES or "/" not in rest:
+                raise WheelError(filename, f"{name!r} is not in a known .data scheme")
+
+
+def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
+                 files: list[zipfile.ZipInfo], *, contents: bool = True) -> dict[str, Any]:
+    """Every file is listed in RECORD exactly once with a strong hash that matches its
+    bytes and size; every RECORD row names a file that is there. Without `contents`, the
+    sizes are compared with the zip's and the bytes are left to the caller. Returns the
+    entry of each member that must match (all but RECORD and its signatures)."""
+    from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
+
+    record_name = f"{dist_info}/RECORD"
+    unsigned = {record_name, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
+    try:
+        text = zf.read(record_name).decode("utf-8")
+        rows = list(parse_record_file(text.splitlines()))
+    except (UnicodeDecodeError, ValueError, InvalidRecordEntry, csv.Error) as exc:
+        raise WheelError(filename, f"RECORD cannot be parsed ({exc})") from exc
+    entries: dict[str, RecordEntry] = {}
+    for row in rows:
+        path = row[0]
+        if path in entries:
+            raise WheelError(filename, f"RECORD lists {path!r} twice")
+        try:
+            entries[path] = RecordEntry.from_elements(*row)
+        except InvalidRecordEntry as exc:
+            raise WheelError(filename, f"RECORD row for {path!r} is invalid: {exc}") from exc
+    present = {i.filename for i in files}
+    checked: dict[str, Any] = {}
+    missing = sorted(set(entries) - present)
+    if missing:
+        raise WheelError(filename, f"RECORD lists {missing[0]!r}, which the wheel lacks")
+    for info in files:
+        entry = entries.get(info.filename)
+        if info.filename in unsigned:
+            if info.filename != record_name and entry is not None:
+                raise WheelError(filename, f"signature file {info.filename!r} is listed in RECORD")
+            continue
+        if entry is None:
+            raise WheelError(filename, f"{info.filename!r} is not listed in RECORD")
+        if entry.hash_ is None or entry.size is None:
+            raise WheelError(filename, f"RECORD has no hash or size for {info.filename!r}")
+        if entry.hash_.name not in STRONG_HASHES:
+            raise WheelError(filename, f"RECORD uses {entry.hash_.name} for {info.filename!r}; "
+                                       "only sha256, sha384 and sha512 are accepted")
+        checked[info.filename] = entry
+        if not contents:
+            if entry.size != info.file_size:
+                raise WheelError(filename,
+                                 f"{info.filename!r} does not match its RECORD hash or size")
+            continue
+        with zf.open(info) as stream:
+            if not entry.validate_stream(stream):  # type: ignore[arg-type]
+                raise WheelError(filename,
+                                 f"{info.filename!r} does not match its RECORD hash or size")
+    return checked

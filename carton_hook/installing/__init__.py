@@ -1,0 +1,2 @@
+"""Put locked wheels into the cache: the worker, downloads, checks, unpacking, bytecode,
+progress."""

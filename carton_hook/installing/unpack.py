@@ -1,0 +1,225 @@
+"""Install one checked wheel into a folder with `installer`: purelib and platlib at the
+root, `*.dist-info` beside them, scripts in `bin/` with their `#!python` rewritten, exec
+bits kept. No `.pyc` is written here: modules are compiled when first imported (`pycache`)
+or, on request, all at once (`bytecode`).
+
+Each member is decompressed once: everything about the wheel is checked before a byte is
+written (names, types, sizes, RECORD's rows), and each member's bytes are hashed against
+RECORD while they are written (those the installer skips, after it), in the work folder
+that is published only when every member matched. A wheel that fails leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from carton_hook.errors import WheelError
+from carton_hook.formats.wheelcheck import check_wheel
+from carton_hook.installing import splitunpack
+
+
+def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
+                  interpreter: str, split_min: int = splitunpack.SPLIT_MIN_BYTES) -> None:
+    """Install `wheel` as if into `final`, writing below `destdir` (paths embedded in
+    scripts name `final`, where the tree is renamed to afterwards). A wheel of
+    `split_min` bytes or more, unpacked, is written by two processes (`splitunpack`)."""
+    from installer import install
+
+    info = check_wheel(wheel, filename, contents=False)  # contents: below, as installed
+    base = os.path.join(destdir, os.path.relpath(final, final.anchor))
+    shared = splitunpack.helper_share(info.record, split_min)
+    helper = (splitunpack.start(str(wheel), base, str(destdir), shared, info.record)
+              if shared else None)
+    schemes = {"purelib": final, "platlib": final, "scripts": final / "bin",
+               "headers": final / "include", "data": final / "data"}
+    destination = _safe_destination_class()(
+        {k: str(v) for k, v in schemes.items()},
+        interpreter=interpreter,
+        script_kind="posix",
+        bytecode_optimization_levels=(),  # compiled on first import (pycache)
+        destdir=str(destdir),
+    )
+    # Members both processes may write: whoever creates the file first writes it; those
+    # the helper had created when this process came to them are its own (`elsewhere`).
+    elsewhere: set[str] = set()
+    destination.shared, destination.elsewhere = (set(shared) if helper else set()), elsewhere
+    try:
+        with _verifying_source_class().open(wheel) as source:
+            source.expect(filename, info.record, elsewhere)
+            install(source, destination, additional_metadata={"INSTALLER": b"carton\n"})
+            if helper is not None:
+                theirs = sorted(elsewhere)
+                why = splitunpack.join(helper, filename) or splitunpack.missing(
+                    base, theirs, info.record)
+                helper = None
+                if why is not None:  # it died: its members are written here
+                    from carton_hook.log import logger
+
+                    logger().debug("%s: the second unpacking process failed (%s); "
+                                   "writing its part here", filename, why)
+                    splitunpack.rewrite(str(wheel), base, str(destdir), theirs, info.record)
+            source.all_read()
+    except BaseException:
+        import shutil
+
+        if helper is not None:  # this process failed first: the helper's work is moot
+            helper.kill()
+            helper.wait()
+        shutil.rmtree(destdir, ignore_errors=True)  # what was written before the mismatch
+        raise
+
+
+class _VerifiedStream:
+    """A member's stream that hashes what is read from it and raises `WheelError` when
+    its bytes end without matching their RECORD entry. Rewinding (installer reads a
+    script's first line twice) starts the hash again."""
+
+    def __init__(self, stream: BinaryIO, entry: Any, where: tuple[str, str],
+                 verified: set[str]) -> None:
+        self._stream = stream
+        self.entry = entry
+        self.algorithm: str = entry.hash_.name
+        self._where = where
+        self._verified = verified
+        self._hash = self._fresh()
+        self._size = 0
+
+    def _fresh(self) -> Any:
+        import hashlib
+
+        return hashlib.new(self.algorithm)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._seen(self._stream.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._seen(self._stream.readline(size))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._stream.seek(offset, whence)
+        if position != self._size:
+            if position != 0:
+                raise WheelError(self._where[0], f"{self._where[1]!r} was read out of order")
+            self._hash, self._size = self._fresh(), 0
+        return position
+
+    def tell(self) -> int:
+        return self._size
+
+    def _seen(self, data: bytes) -> bytes:
+        self._hash.update(data)
+        self._size += len(data)
+        if not data or self._size >= self.entry.size:
+            import base64
+
+            digest = base64.urlsafe_b64encode(self._hash.digest()).rstrip(b"=").decode()
+            if self._size != self.entry.size or digest != self.entry.hash_.value:
+                raise WheelError(self._where[0],
+                                 f"{self._where[1]!r} does not match its RECORD hash or size")
+            self._verified.add(self._where[1])
+        return data
+
+
+def _verifying_source_class() -> type[Any]:
+    """installer's wheel source, each member's stream checked against RECORD as it is
+    read (`_VerifiedStream`); `all_read()` then checks those it did not read."""
+    from installer.sources import WheelFile
+
+    class VerifyingWheelFile(WheelFile):
+        def expect(self, filename: str, record: dict[str, Any],
+                   elsewhere: set[str] | None = None) -> None:
+            """Check members against `record`; those that end up in `elsewhere` were
+            written (and checked) by another process."""
+            self._filename = filename
+            self._record = record
+            self._elsewhere = elsewhere if elsewhere is not None else set()
+            self._verified: set[str] = set()
+
+        def get_contents(self) -> Any:
+            for elements, stream, is_executable in super().get_contents():
+                entry = self._record.get(elements[0])
+                yield elements, stream if entry is None else _VerifiedStream(
+                    stream, entry, (self._filename, elements[0]), self._verified), is_executable
+
+        def all_read(self) -> None:
+            """Check the members the installer did not read (it skips a `__pycache__`
+            member, as numpy 2.2.6's cp310 wheel has), as the pass before would have."""
+            for name in sorted(set(self._record) - self._verified - self._elsewhere):
+                with self._zipfile.open(name) as stream:
+                    if not self._record[name].validate_stream(stream):
+                        raise WheelError(self._filename,
+                                         f"{name!r} does not match its RECORD hash or size")
+
+    return VerifyingWheelFile
+
+
+class _FileDescriptor:
+    """Writes to an open file descriptor: what installer needs of a file (`write`),
+    without the buffer object's `isatty` and `lseek` calls for each of thousands of files."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        return len(data)
+
+
+def _safe_destination_class() -> type[Any]:
+    """installer's destination, writing each file as pip and uv should: created new
+    (`O_EXCL`), never through a symlink (`O_NOFOLLOW`), in a folder that resolves inside
+    the work folder. Nobody else writes in that folder, but if something did plant a
+    link there, this fails instead of writing where the link points (THREATS A4)."""
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.records import Hash, RecordEntry
+    from installer.utils import copyfileobj_with_hashing
+
+    class SafeDestination(SchemeDictionaryDestination):
+        # Folders made and found inside the work folder: each is checked once, not once
+        # per file (a realpath is an lstat per path component).
+        _checked: set[str]
+        # Members a helper process may write too (`splitunpack`), and those it did.
+        shared: frozenset[str] | set[str] = frozenset()
+        elsewhere: set[str]
+
+        def write_to_fs(self, scheme: Any, path: str, stream: BinaryIO,
+                        is_executable: bool) -> Any:
+            target = self._path_with_destdir(scheme, path)
+            folder = os.path.dirname(target)
+            if folder not in self.__dict__.setdefault("_checked", set()):
+                os.makedirs(folder, exist_ok=True)
+                root = os.path.realpath(self.destdir or os.sep)
+                if not os.path.realpath(folder).startswith(root + os.sep):
+                    raise WheelError(path, f"its folder resolves outside {root} (a symlink "
+                                           "was planted in the work folder)")
+                self._checked.add(folder)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            try:
+                fd = os.open(target, flags, 0o755 if is_executable else 0o644)
+            except FileExistsError:
+                if path not in self.shared or not isinstance(stream, _VerifiedStream):
+                    raise
+                # The helper created it first: it writes it and checks it against the
+                # same RECORD row, which is the installed one (checked after it ends).
+                self.elsewhere.add(path)
+                return RecordEntry(path, stream.entry.hash_, stream.entry.size)
+            out = _FileDescriptor(fd)
+            try:
+                if (isinstance(stream, _VerifiedStream)
+                        and stream.algorithm == self.hash_algorithm):
+                    # Written as it is in the wheel: its hash is the one RECORD gives,
+                    # which the stream checks as it ends. No second hash of the bytes.
+                    for chunk in iter(lambda: stream.read(1 << 20), b""):
+                        out.write(chunk)
+                    return RecordEntry(path, stream.entry.hash_, stream.entry.size)
+                digest, size = copyfileobj_with_hashing(stream, out,  # type: ignore[arg-type]
+                                                        self.hash_algorithm)
+            finally:
+                os.close(fd)
+            return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
+
+    return SafeDestination

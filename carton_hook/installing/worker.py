@@ -1,0 +1,402 @@
+"""The runtime's worker: a short-lived subprocess that does every cold-path job.
+
+    python -m carton_hook.installing.worker plan MODEL PLANFILE IDENTITY [INTERPRETER]
+    python -m carton_hook.installing.worker install PLANFILE INTERPRETER SHA256 [SHA256 ...]
+    python -m carton_hook.installing.worker derive MODEL DEST
+
+Selection needs `packaging`, fetching `urllib3`, locking `filelock`, unpacking
+`installer`. The model's process must never import them under their public names (a
+model may lock other versions of them), so they are imported here, in another process.
+A failure prints one JSON line `{"error": ...}` on stderr and exits 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carton_hook.cache.layout import carton_home, packages_dir
+from carton_hook.errors import CartonError
+from carton_hook.planning.planfile import dump_plan, read_plan
+from carton_hook.trace import mark
+
+if TYPE_CHECKING:
+    from carton_hook.installing.progress import Progress
+
+# Each command imports what it needs when it runs: the plan command, on every cold
+# start, has no use for urllib3, installer or filelock (tens of milliseconds).
+
+# Downloads wait on the network, so every wheel of a first run starts at once; the
+# CPU work (checks, unpacking) shares the GIL; modules are compiled when imported.
+WORKERS = 8
+EXIT_ERROR = 3
+
+
+def write_plan(model_arg: str, plan_file: str, identity: str,
+               prefetch_for: str | None = None) -> None:
+    """Open the model (extracting a .carton), select its section, write the plan."""
+    from carton_hook.planning.models import ModelFiles, open_model
+    from carton_hook.planning.select import make_plan
+
+    mark("worker: imported")
+    # The model's process may be extracting the archive now (plan.get_plan): the section
+    # is selected from the archive meanwhile, and the plan written once the folder is
+    # published (by that process, or, if it failed or ended, by this one: no plan is
+    # ever written for a model whose archive was not checked whole).
+    extracting = os.environ.get("CARTON_AFTER_MODEL_OPENS") == "1"
+    folder = os.path.isfile(os.path.join(model_arg, "pyproject.toml"))
+    check = start_lock_check(model_arg) if folder else None  # meanwhile, in a subprocess
+    model = open_model(Path(model_arg), Path(carton_home()), extract=not extracting)
+    with ModelFiles(model) as files:
+        plan = make_plan(model, files)
+    mark("worker: section selected")
+    if extracting:
+        sys.stdin.readline()
+        mark("worker: the model's process opened the model")
+        model = open_model(Path(model_arg), Path(carton_home()))
+    plan["identity"] = identity
+    if check is not None:
+        plan["watch"] = lock_watch(check, model_arg)
+    write_plan_file(plan_file, plan)
+    plan["_file"] = plan_file
+    mark("worker: plan written")
+    # The model's process makes its prefix (api.load), on its own core while these
+    # install: here it took the installing threads' interpreter lock for 25-100 ms.
+    if prefetch_for:
+        prefetch(plan, str(model.root), model.entrypoint, prefetch_for)
+
+
+def start_lock_check(folder: str) -> subprocess.Popen[str] | None:
+    """Ask the build half whether a model folder's lock is current, and which files that
+    depends on (`lock --check`), in a subprocess: this runtime never imports it."""
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "carton_backend", "lock", "--check", folder],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+    except OSError:
+        return None
+
+
+def lock_watch(check: subprocess.Popen[str], folder: str) -> list[list[str]]:
+    """The answer of `start_lock_check`: the requirements files with their signatures,
+    for the plan to watch, and, once per change of them, a warning if the lock is stale
+    (the run goes on with it). Where carton_backend is not installed, nothing is
+    watched."""
+    from carton_hook.log import logger
+    from carton_hook.planning.planfile import file_signature
+
+    out, _ = check.communicate()
+    lines = out.splitlines()
+    if check.returncode not in (0, 1) or not lines or not (
+            lines[0] == "current" or lines[0].startswith("stale: ")):
+        return []  # no carton_backend here, or it could not tell (its error is for lock)
+    if lines[0] != "current":
+        logger().warning("%s: the lock is stale (%s); this run uses it as it is: run "
+                         "python -m carton_backend lock %s to bring it up to date",
+                         Path(folder, ".carton", "carton.lock"),
+                         lines[0].removeprefix("stale: "), folder)
+    return [[path, file_signature(path)] for path in lines[1:]]
+
+
+def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter: str,
+             meanwhile: Callable[[], None] = lambda: None) -> None:
+    """Install the wheels the model's source imports (and what they depend on) now, in
+    this run, together: the first run then starts no worker per first import. What could
+    not be installed is printed (one JSON line on stdout), so that the import that needs
+    it reports why at once instead of trying the same download again. `meanwhile` runs
+    while they download."""
+    from carton_hook.installing.compileahead import start_ahead
+    from carton_hook.planning.planfile import closure
+    from carton_hook.planning.predict import imported_names, predicted_wheels
+
+    names = imported_names(model_dir, entrypoint)
+    shas = closure(plan, predicted_wheels(plan, names))
+
+    def then() -> None:
+        meanwhile()
+        # The model's process goes on now, while these install: its finder waits for
+        # those it imports, each until its entry is complete (workerclient.Background).
+        mark("worker: ready")  # before the model's process hears it: one order
+        _say(json.dumps({"ready": shas}))
+
+    failed = _install_each(plan, shas, interpreter, then, share=True)
+    mark("worker: prefetch installed")
+    # The model's process imports these next: another core compiles them meanwhile.
+    root = packages_dir()
+    start_ahead(sorted(n for n in names if predicted_wheels(plan, {n})),
+                [os.path.join(root, sha, *filter(None, [sub]))
+                 for sha in shas if sha not in failed for sub in plan["wheels"][sha]["roots"]],
+                os.path.join(root, ".tmp"))
+    if failed:
+        _say(json.dumps({"prefetch-failed": {sha: str(exc) for sha, exc in failed.items()}}))
+
+
+_SAYING = threading.Lock()
+
+
+def _say(line: str) -> None:
+    """A line for the model's process, which may have ended by now; whole, from any
+    thread."""
+    with _SAYING, contextlib.suppress(OSError):
+        print(line, flush=True)
+
+
+def write_plan_file(plan_file: str, plan: dict[str, Any]) -> None:
+    """Publish a plan: written beside its place, then renamed over it."""
+    target = Path(plan_file)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    tmp.write_bytes(dump_plan(plan))
+    os.replace(tmp, target)
+
+
+def derive(model_arg: str, dest: str) -> None:
+    """Copy MODEL's model folder, bundled wheels included, to `dest`."""
+    from carton_hook.planning.models import copy_model
+
+    copy_model(Path(model_arg), Path(dest), Path(carton_home()))
+
+
+def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
+    """Make sure each wheel is in the cache, several at a time."""
+    plan = read_plan(plan_file)
+    if plan is None:
+        raise CartonError(f"the plan {plan_file} is gone or unreadable; run the carton again")
+    _install_all(plan, shas, interpreter)
+
+
+def _install_all(plan: dict[str, Any], shas: list[str], interpreter: str) -> None:
+    failed = _install_each(plan, shas, interpreter)
+    if failed:
+        raise next(iter(failed.values()))
+
+
+def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
+                  meanwhile: Callable[[], None] = lambda: None,
+                  share: bool = False) -> dict[str, Exception]:
+    """Install the wheels `shas`, several at a time, running `meanwhile` in this thread
+    after they started, and with `share`, part of them in a second worker process (a
+    first run's batch); what failed, in `shas` order."""
+    from carton_hook.cache.entries import is_complete
+    from carton_hook.installing.progress import from_env, packages_of
+
+    root = Path(packages_dir())
+    missing = [sha for sha in shas if not is_complete(root / sha, sha)]
+    # Made even when nothing is missing: a model's process that goes on while this one
+    # installs asks it to be quiet, and waits for its reply (progress.py).
+    progress = from_env(answer=_say)
+    if progress is not None and missing:
+        size = sum(plan["wheels"][sha]["size"] for sha in missing)
+        progress.start(f"{plan['name']} {plan['version']}: installing "
+                       f"{packages_of(len(missing))} ({size / 1e6:.1f} MB) into {root}",
+                       len(missing), size)
+    theirs = _second_share(plan, missing) if share else []
+    helper = _start_helper(plan, interpreter, theirs) if theirs else None
+    if helper is None:
+        theirs = []  # no second process (none wanted, or it could not start): all here
+    failed: dict[str, Exception] = {}
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            # Progress counts what is installed now, not what the cache already had.
+            futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter,
+                                        progress if sha in missing else None)
+                       for sha in shas if sha not in theirs}
+            meanwhile()
+            for sha, future in futures.items():
+                try:
+                    future.result()
+                except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
+                    failed[sha] = exc
+        if helper is not None:
+            _join_helper(helper)
+            for sha in theirs:  # what the helper did not install (it failed, or died)
+                try:
+                    _install_one(plan, root, sha, interpreter)
+                except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
+                    failed[sha] = exc
+                if progress is not None:
+                    progress.advance(plan["wheels"][sha]["size"])
+                    progress.finished_one(installed=_described(plan["wheels"][sha]))
+    finally:
+        if progress is not None:
+            progress.stop()
+    return {sha: failed[sha] for sha in shas if sha in failed}
+
+
+# A second worker process installs part of a first run's wheels when they are big enough
+# to be worth its start (~100 ms): unpacking is mostly Python, so threads of one process
+# share one core, and a second process uses the second.
+SHARE_MIN_BYTES = 8_000_000
+
+
+def _second_share(plan: dict[str, Any], missing: list[str]) -> list[str]:
+    """The wheels of `missing` for a second process: about half of the bytes, biggest
+    wheels spread over both; none on one core, or when there is little to share."""
+    if len(missing) < 2 or (os.cpu_count() or 1) < 2 or not plan.get("_file"):
+        return []
+    mine: list[str] = []
+    theirs: list[str] = []
+    loads = [0, 0]
+    for sha in sorted(missing, key=lambda s: -int(plan["wheels"][s]["size"])):
+        side = 0 if loads[0] <= loads[1] else 1
+        (mine, theirs)[side].append(sha)
+        loads[side] += int(plan["wheels"][sha]["size"])
+    return theirs if loads[1] >= SHARE_MIN_BYTES else []
+
+
+def _start_helper(plan: dict[str, Any], interpreter: str,
+                  shas: list[str]) -> subprocess.Popen[str] | None:
+    env = {k: v for k, v in os.environ.items() if k != "CARTON_PROGRESS_FD"}  # one line only
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "carton_hook.installing.worker", "install", plan["_file"],
+             interpreter, *shas],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+    except OSError:
+        return None  # this process installs them all
+
+
+def _join_helper(helper: subprocess.Popen[str]) -> None:
+    """Wait for the helper; pass on what it said but its failure (the wheels it could
+    not install are installed again here, and their failure reported from here)."""
+    _, err = helper.communicate()
+    lines = err.splitlines()
+    if helper.returncode != 0 and lines and lines[-1].startswith('{"error"'):
+        lines.pop()
+    if lines:
+        sys.stderr.write("\n".join(lines) + "\n")
+
+
+def _described(wheel: dict[str, Any]) -> str:
+    """A wheel as the log's verbose line names it."""
+    return f"{wheel['dist']} {wheel['version']} ({int(wheel['size']) / 1e6:.1f} MB)"
+
+
+def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
+                 progress: Progress | None = None) -> None:
+    from carton_hook.cache.entries import ensure
+    from carton_hook.installing.unpack import install_wheel
+
+    wheel = plan["wheels"][sha]
+    what = f"{wheel['dist']} {wheel['version']} ({wheel['name']})"
+    on_bytes = progress.advance if progress is not None else None
+
+    def fill(work: Path, tree: Path) -> None:
+        local = work / wheel["name"]
+        mark(f"{wheel['name']}: fetching")
+        if wheel["url"]:
+            _download(wheel, sha, local, what, on_bytes)
+        else:
+            _copy_bundled(plan, wheel["bundled"], sha, local, what, on_bytes)
+        mark(f"{wheel['name']}: unpacking")
+        if progress is not None:
+            progress.doing(unpacking)
+        entry = root / sha
+        destdir = work / "dest"
+        install_wheel(local, wheel["name"], entry, destdir, interpreter)
+        os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
+        # Counted before the entry is published: a model that waits for it goes on
+        # then, and what the progress says as it goes on must include this one.
+        if progress is not None:
+            progress.finished_one(unpacking, _described(wheel))
+            counted.append(sha)
+
+    unpacking = f"unpacking {wheel['dist']}"
+    counted: list[str] = []
+    ensure(root, sha, fill)
+    mark(f"{wheel['name']}: installed")
+    if progress is not None and not counted:  # another process installed it
+        progress.finished_one(unpacking, _described(wheel))
+
+
+def _download(wheel: dict[str, Any], sha: str, dest: Path, what: str,
+              on_bytes: Callable[[int], None] | None) -> None:
+    """From the mirror (`CARTON_INDEX_URL`) if one is set and has the file, else (or if
+    that fails) from the URL the lock records; the lock's sha256 is checked either way."""
+    from carton_hook.installing.fetch import FetchError, fetch
+    from carton_hook.installing.mirror import MirrorError, find, mirror_index
+
+    index = mirror_index()
+    if index is not None:
+        try:
+            url = find(index, wheel["dist"], wheel["name"])
+            if url is None:
+                raise MirrorError(f"{index} does not list {wheel['name']}")
+            fetch(url, sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
+            return
+        except (MirrorError, FetchError) as exc:
+            from carton_hook.log import logger
+
+            logger().warning("%s: not from the mirror (%s); trying %s", what, exc, wheel["url"])
+    fetch(wheel["url"], sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
+
+
+def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what: str,
+                  on_bytes: Callable[[int], None] | None = None) -> None:
+    """Copy a bundled wheel out of the archive (or the model folder), checking its sha256."""
+    from carton_hook.installing.fetch import FetchError
+
+    digest = hashlib.sha256()
+    with contextlib.ExitStack() as stack:
+        if plan["archive"]:
+            zf = stack.enter_context(zipfile.ZipFile(plan["archive"]))
+            src = stack.enter_context(zf.open(f"model/{relpath}"))
+        else:
+            src = stack.enter_context((Path(plan["model"]) / relpath).open("rb"))
+        out = stack.enter_context(dest.open("xb"))
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            digest.update(chunk)
+            out.write(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+    if digest.hexdigest() != sha:
+        raise FetchError(f"{what}: the bundled wheel {relpath} does not match its lock "
+                         f"sha256 ({digest.hexdigest()}); the carton was tampered with")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["plan"] and len(argv) in (4, 5):
+            write_plan(argv[1], argv[2], argv[3], argv[4] if len(argv) == 5 else None)
+        elif argv[:1] == ["derive"] and len(argv) == 3:
+            derive(argv[1], argv[2])
+        elif argv[:1] == ["install"] and len(argv) >= 4:
+            install(argv[1], argv[2], argv[3:])
+        else:
+            print(json.dumps({"error": f"usage: {__doc__}"}), file=sys.stderr)
+            return 2
+    except CartonError as exc:
+        # NoEnvironmentError, by name: importing select here would cost every command.
+        # It is "no-environment" (the model's process packs at load time) only where
+        # locking can be done here; otherwise its message says what the user can do.
+        kind = ("no-environment" if getattr(exc, "can_pack", False)
+                else type(exc).__name__)
+        print(json.dumps({"error": str(exc), "kind": kind}), file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "kind": "internal"}),
+              file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    import signal
+
+    # Ctrl-C reaches the model's process and this one together. This one ends at once,
+    # as a killed one does: what it was writing is in a temporary folder that nothing
+    # trusts. Finishing its downloads and unpacking first could take minutes.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.exit(main(sys.argv[1:]))

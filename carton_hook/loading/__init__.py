@@ -1,0 +1,2 @@
+"""Run a model in this process: its plan, the import finder, isolation, subprocesses, the
+entrypoint."""

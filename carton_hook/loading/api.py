@@ -1,0 +1,161 @@
+"""Load a carton into the running process: `carton_hook.load(MODEL)`.
+
+    carton = carton_hook.load("model.carton")   # plan, finder, isolation, subprocesses
+    main = carton.entrypoint()                   # the entrypoint as a callable
+    sys.exit(main())
+
+Loading twice in one process is refused: one interpreter, one set of locked packages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.machinery import PathFinder
+
+from carton_hook.cache import pycache
+from carton_hook.cache.inuse import hold
+from carton_hook.cache.layout import carton_home, packages_dir, prefix_dir
+from carton_hook.errors import CartonError
+from carton_hook.loading import workerclient
+from carton_hook.loading.finder import CartonFinder
+from carton_hook.loading.isolation import isolate
+from carton_hook.loading.plan import get_plan
+from carton_hook.loading.run import resolve_entrypoint
+from carton_hook.loading.workerclient import WorkerError, run_worker
+from carton_hook.switches import env_flag
+
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
+SYSTEM_SITE_ENV = "CARTON_SYSTEM_SITE_PACKAGES"
+
+
+class Carton:
+    """A loaded carton: its plan, its finder, its model folder and its prefix."""
+
+    def __init__(self, plan: dict[str, Any], finder: CartonFinder,
+                 prefix: str | None = None) -> None:
+        self.plan = plan
+        self.finder = finder
+        self._prefix = prefix
+
+    @property
+    def prefix(self) -> Path | None:
+        """The venv-like folder its subprocesses run in (None when only activated)."""
+        from pathlib import Path  # not at import: pathlib costs milliseconds at start-up
+
+        return Path(self._prefix) if self._prefix else None
+
+    @property
+    def name(self) -> str:
+        return str(self.plan["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.plan["version"])
+
+    @property
+    def model_dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.plan["model"])
+
+    @property
+    def section(self) -> str:
+        return str(self.plan["section"])
+
+    def entrypoint(self) -> Callable[[], Any]:
+        """The entrypoint as a callable; its return value is meant as the exit code."""
+        return resolve_entrypoint(self.plan["model"], str(self.plan["entrypoint"]))
+
+
+def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = None) -> Carton:
+    """Make `model`'s locked packages importable in this process and in the subprocesses
+    it starts with `sys.executable`, isolated from the interpreter's own site-packages
+    unless `system_site_packages` (or `CARTON_SYSTEM_SITE_PACKAGES=1`) lets them through
+    as a fallback."""
+    if system_site_packages is None:
+        system_site_packages = env_flag(SYSTEM_SITE_ENV)
+    home = carton_home()
+    path = os.path.realpath(os.fspath(model))
+    plan = plan_for(path, home)
+    if extracted(plan, home) and not hold(plan["model"]):
+        # `cache clear` took the extracted model out since the plan was made: again.
+        _forget(plan["_file"])
+        plan = get_plan(path, home)
+        hold(plan["model"])
+    prefix = prefix_dir(plan, home)
+    if not hold(prefix):  # a first run: made while its worker installs
+        from carton_hook.loading.prefix import ensure_prefix
+        from carton_hook.trace import mark
+
+        ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
+        hold(prefix)
+        mark("model: prefix made")
+    carton = activate(plan, system_site_packages=system_site_packages)
+    carton._prefix = prefix
+    # Children started with sys.executable, `python` from PATH or multiprocessing run in
+    # the prefix, whose .pth boots the same plan there.
+    bindir = os.path.join(prefix, "bin")
+    sys.executable = os.path.join(bindir, "python")
+    os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    if system_site_packages:
+        os.environ[SYSTEM_SITE_ENV] = "1"
+    if "multiprocessing.spawn" in sys.modules:
+        sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
+    return carton
+
+
+def plan_for(path: str, home: str) -> dict[str, Any]:
+    """The plan of the model at `path` (absolute) for this interpreter: made by the
+    worker on first use, after locking a section for this interpreter if the lock has
+    none (unless packing at load time is off)."""
+    try:
+        return get_plan(path, home)
+    except WorkerError as exc:
+        if exc.kind != "no-environment":
+            raise
+        from carton_hook.loading.newsection import pack_for_here
+
+        return pack_for_here(path, home, exc)
+
+
+def extracted(plan: dict[str, Any], home: str) -> bool:
+    """Whether the plan's model folder is one the cache holds (extracted, or packed)."""
+    return str(plan["model"]).startswith(os.path.join(home, "models", ""))
+
+
+def _forget(plan_file: str) -> None:
+    try:  # noqa: SIM105 - contextlib costs the warm path a millisecond
+        os.remove(plan_file)
+    except FileNotFoundError:
+        pass
+
+
+def activate(plan: dict[str, Any], *, system_site_packages: bool) -> Carton:
+    """Install the finder for `plan` and isolate `sys.path`: what a loaded carton and
+    each of its subprocesses do."""
+    if any(isinstance(f, CartonFinder) for f in sys.meta_path):
+        raise CartonError("a carton is already loaded in this process")
+    plan_file = plan["_file"]
+
+    def install(shas: list[str]) -> None:
+        if shas:
+            run_worker("install", plan_file, workerclient.WORKER_PYTHON, *shas)
+
+    home = carton_home()
+    packages = packages_dir(home)
+    finder = CartonFinder(plan, packages, install)
+    # Modules are compiled on first import and their .pyc kept: in the package entries,
+    # and in the model folder where it is the cache's own copy (an extracted .carton).
+    pycache.install([packages, *([plan["model"]] if extracted(plan, home) else [])],
+                    os.path.join(packages, ".tmp"))
+    position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
+                    len(sys.meta_path))
+    sys.meta_path.insert(position, finder)
+    isolate(str(plan["model"]), plan["stdlib"], fallback=system_site_packages)
+    return Carton(plan, finder)

@@ -1,0 +1,61 @@
+"""Boot a loaded carton's finder in one of its subprocesses.
+
+The prefix's `_carton_boot.pth` calls `boot` at start-up: the child gets the parent's
+plan, finder and isolation. It imports only the standard library and this package.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from carton_hook.loading import workerclient
+
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
+    """Activate the plan at `plan_file`. A plan removed since the parent loaded it (a
+    cache cleaned while the model runs) is made again from `model`, as the parent's
+    first run made it. On failure, say why and exit at once: a child that ran on
+    without its locked packages would fail later and less clearly."""
+    from carton_hook.errors import CartonError
+    from carton_hook.loading.api import SYSTEM_SITE_ENV, activate
+    from carton_hook.planning.planfile import read_plan
+    from carton_hook.switches import env_flag
+
+    workerclient.WORKER_PYTHON = worker_python
+    plan = read_plan(plan_file)
+    if plan is None and model:
+        plan = _remake(plan_file, model)
+    if plan is None:
+        print(f"carton: error: {sys.executable}: the plan {plan_file} of this carton's "
+              f"environment is gone and {model or 'its model'} no longer gives the same "
+              "one; run the carton again", file=sys.stderr)
+        raise SystemExit(1)
+    try:
+        activate(plan, system_site_packages=env_flag(SYSTEM_SITE_ENV))
+    except CartonError as exc:
+        print(f"carton: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if env_flag("CARTON_INTERPRETER"):
+        from carton_hook.loading.interpreter import keep_pythonpath
+
+        keep_pythonpath()  # a worker of an engine that runs the carton as its Python
+
+
+def _remake(plan_file: str, model: str) -> dict[str, Any] | None:
+    """The plan of `model`, made again, if it is the very plan the parent used (same
+    key: same model file, same stat, same interpreter); None otherwise."""
+    import os
+
+    from carton_hook.errors import CartonError
+    from carton_hook.loading.plan import get_plan
+
+    home = os.path.dirname(os.path.dirname(plan_file))  # $CARTON_HOME/plans/<key>.plan
+    try:
+        plan = get_plan(model, home)
+    except (CartonError, OSError):
+        return None
+    return plan if plan["_file"] == plan_file else None

@@ -1,0 +1,438 @@
+"""The `sys.meta_path` finder: locked wheels are imported from the cache, installed on
+the first import of a name they provide and not before.
+
+It answers only for the names in the plan's index and returns None for everything else
+at the cost of one dict lookup, so the standard library and the model's own modules go
+through the normal import system. For a locked top-level name, the model's own module of
+that name wins (a local `six.py`), but a stray folder without code (`yaml/` holding data)
+does not, which is what plain Python would do.
+
+A spec for a wheel not installed yet (`_DeferredSpec`) carries a loader that installs the
+wheel (through the worker) in `create_module` and then hands over to the real loader:
+`find_spec(name) is not None` never downloads, while whatever asks where the module lives
+(`origin`, `submodule_search_locations`, the loader's `get_code`: runpy, `pytest
+--pyargs`) installs it first and gets what a venv gives. After the import `__loader__`,
+`__file__` and `__path__` are what a normal import from the cache would give.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+from importlib.machinery import ModuleSpec, PathFinder
+
+from carton_hook.cache.inuse import hold
+from carton_hook.cache.layout import COMPLETE
+from carton_hook.errors import CartonError
+from carton_hook.planning.planfile import closure
+
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from types import ModuleType
+    from typing import Any
+
+# Paths are strings and the lock is _thread's: pathlib and threading cost milliseconds
+# at every start, and this module is on the warm path.
+_join = os.path.join
+# An entry that `cache clear` takes out between its install and this process holding it
+# is installed again, this many times at most (a clear loop beside the model, tried
+# here, takes one out every ~120 ms; an install through the worker takes ~150 ms).
+HOLD_ATTEMPTS = 20
+_isdir = os.path.isdir
+_isfile = os.path.isfile
+
+
+class CartonImportError(ImportError):
+    """A locked wheel could not be installed; `__cause__` says why."""
+
+
+class NamespacePath:
+    """`__path__` of a namespace package split over several wheels (`google`): the
+    portions present now, recomputed on each use, so a portion installed later joins in.
+    Its repr contains `NamespacePath`, which `importlib.resources` looks for."""
+
+    def __init__(self, name: str, finder: CartonFinder, shas: Sequence[str]) -> None:
+        self._parts = name.split(".")
+        self._finder = finder
+        self._shas = list(shas)
+        self._extra: list[str] = []
+
+    def _paths(self) -> list[str]:
+        found = []
+        for base in self._finder.local_paths:
+            candidate = _join(base, *self._parts)
+            if _isdir(candidate):
+                found.append(candidate)
+        for sha in self._shas:
+            candidate = _join(self._finder.cache_root, sha, *self._parts)
+            if _isdir(candidate):
+                found.append(candidate)
+        return found + self._extra
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths())
+
+    def __len__(self) -> int:
+        return len(self._paths())
+
+    def __getitem__(self, index: int) -> str:
+        return self._paths()[index]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._paths()
+
+    def append(self, item: str) -> None:
+        self._extra.append(item)
+
+    def __repr__(self) -> str:
+        return f"NamespacePath({self._paths()!r})"
+
+
+class CartonFinder:
+    """Finds locked modules in the cache; installs their wheels on first import."""
+
+    def __init__(self, plan: dict[str, Any], cache_root: str,
+                 install: Callable[[list[str]], None]) -> None:
+        self.plan = plan
+        self.imports: dict[str, str] = plan["imports"]
+        self.namespaces: dict[str, list[str]] = plan["namespaces"]
+        self.shared: dict[str, list[str]] = plan["shared"]
+        self.cache_root = cache_root
+        self.local_paths = [plan["model"]]
+        self._install = install
+        self._lock = _thread.allocate_lock()
+        self._preloaded: set[str] = set()
+
+    # -- the meta path protocol --------------------------------------------------------
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        sha = self.imports.get(fullname)
+        if sha is None:
+            if fullname == "distutils" and self.plan.get("distutils_shim") and path is None:
+                return _distutils_from_setuptools(fullname)
+            shas = self.namespaces.get(fullname)
+            if shas is None:
+                return None
+            spec = ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = NamespacePath(fullname, self, shas)  # type: ignore[assignment]
+            return spec
+        if "." not in fullname:
+            local = PathFinder.find_spec(fullname, self.local_paths)
+            if local is not None and local.loader is not None:
+                return local
+        shas = self.shared.get(fullname) or [sha]
+        # An entry counts with its marker; holding it keeps `cache prune` away from it.
+        if all(hold(_join(self.cache_root, s)) for s in shas):
+            return self._real_spec(fullname, sha)
+        return _DeferredSpec(fullname, _InstallingLoader(self, shas),
+                             self.plan["listed"].get(fullname))
+
+    def iter_modules(self, prefix: str = "") -> Iterator[tuple[str, bool]]:
+        """The locked top-level modules and packages, for `pkgutil.iter_modules()`
+        (which asks each meta path finder that has this method); installs nothing."""
+        for name, ispkg in self.plan["listed"].items():
+            yield prefix + name, ispkg
+
+    def invalidate_caches(self) -> None:
+        """Nothing is cached here; `importlib.invalidate_caches()` may call this."""
+
+    def find_distributions(self, context: Any = None) -> list[Any]:
+        """Locked distributions for `importlib.metadata`, from pack-time metadata."""
+        from carton_hook.loading.distributions import distributions
+
+        name = getattr(context, "name", None)
+        return distributions(self.plan, self.cache_root, name)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _real_spec(self, fullname: str, sha: str) -> ModuleSpec | None:
+        parts = fullname.split(".")
+        entry = _join(self.cache_root, sha)
+        roots = self.plan["wheels"][sha]["roots"]  # "" and .pth path lines
+        spec = PathFinder.find_spec(fullname, [_join(entry, *filter(None, (root, *parts[:-1])))
+                                               for root in roots])
+        if fullname == "pkg_resources" and spec is not None and spec.loader is not None:
+            spec.loader = _WorkingSetLoader(spec.loader, self._metadata_folders())  # type: ignore[assignment]
+        if (spec is not None and spec.loader is not None and sha not in self._preloaded
+                and self.plan["wheels"][sha].get("preload")):
+            spec.loader = _PreloadingLoader(spec.loader, self, sha)  # type: ignore[assignment]
+        locations = spec.submodule_search_locations if spec is not None else None
+        if locations is not None:
+            # A package other wheels provide too: its __path__ spans all of them, and a
+            # pkgutil.extend_path() in its __init__ keeps what it is given.
+            for other in self.shared.get(fullname, ()):
+                folder = _join(self.cache_root, other, *parts)
+                if folder not in locations and _isdir(folder):
+                    locations.append(folder)
+        return spec
+
+    def _metadata_folders(self) -> list[str]:
+        """The folders holding each locked wheel's pack-time `.dist-info`."""
+        return sorted({os.path.dirname(w["dist_info"]) for w in self.plan["wheels"].values()
+                       if w["dist_info"]})
+
+    def _complete(self, sha: str) -> bool:
+        return _isfile(_join(self.cache_root, sha, COMPLETE))
+
+    def ensure_installed(self, shas: list[str]) -> None:
+        """Install the wheels `shas` and the wheels they depend on (prefetched together),
+        or wait for the plan's worker, which installs them already."""
+        with self._lock:
+            wanted = closure(self.plan, shas)
+            failed: dict[str, str] = {}
+            background = self.plan.get("_background")
+            if background is not None:
+                # The plan's worker is installing what the model's source imports: wait
+                # for the wheels imported now; those they depend on are waited for when
+                # they are imported (torch needs none of sympy's 1,500 files to import).
+                background.wait(shas, self._complete)
+                failed = background.failed
+                wanted = [s for s in wanted if s in shas or s not in background.shas]
+            missing = [s for s in wanted if not self._complete(s)]
+            # What this run's plan step already failed to install: say why at once.
+            for s in missing:
+                if s in failed:
+                    raise CartonError(failed[s])
+            if missing:
+                self._install(missing)
+                for s in missing:
+                    _forget_negative_cache(_join(self.cache_root, s))
+
+
+def _distutils_from_setuptools(fullname: str) -> ModuleSpec | None:
+    """What setuptools' `distutils-precedence.pth` arranges for a pip-installed
+    setuptools: `import distutils` gives `setuptools._distutils` (unless
+    SETUPTOOLS_USE_DISTUTILS=stdlib). The shim's own finder decides."""
+    import os
+
+    if os.environ.get("SETUPTOOLS_USE_DISTUTILS", "local") != "local":
+        return None
+    import importlib
+
+    hack = importlib.import_module("_distutils_hack")  # installs setuptools if need be
+    spec: ModuleSpec | None = hack.DistutilsMetaFinder().find_spec(fullname, None)
+    return spec
+
+
+def _forget_negative_cache(entry: str) -> None:
+    """PathFinder remembers folders that did not exist yet; forget those under `entry`."""
+    prefix = entry
+    for key in [k for k in sys.path_importer_cache if k.startswith(prefix)]:
+        del sys.path_importer_cache[key]
+
+
+class _PreloadingLoader:
+    """The real loader, after loading the shared libraries that the wheel's extensions
+    link to in other wheels (torch to `nvidia-*`): one folder per wheel puts them where
+    no RPATH looks, and a library already loaded is found by its SONAME.
+
+    They are loaded with the default RTLD_LOCAL: the dynamic linker matches DT_NEEDED
+    entries by SONAME, and no symbol is put in the global scope that pip-installed
+    packages would not have there."""
+
+    def __init__(self, loader: Any, finder: CartonFinder, sha: str) -> None:
+        self._loader = loader
+        self._finder = finder
+        self._sha = sha
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        finder = self._finder
+        preload = finder.plan["wheels"][self._sha]["preload"]
+        try:
+            # The libraries' own wheels too: on a first run the worker may still be
+            # installing them (an import waits only for the wheel it imports).
+            finder.ensure_installed(list(dict.fromkeys([self._sha, *(s for s, _ in preload)])))
+        except CartonError as exc:
+            raise CartonImportError(f"cannot import {spec.name}: {exc}", name=spec.name) from exc
+        with finder._lock:
+            if self._sha not in finder._preloaded:
+                import ctypes
+
+                for sha, path in preload:
+                    library = _join(finder.cache_root, sha, path)
+                    try:
+                        ctypes.CDLL(library)
+                    except OSError as exc:
+                        raise CartonImportError(
+                            f"cannot import {spec.name}: loading {os.path.basename(library)} from "
+                            f"{finder.plan['wheels'][sha]['name']} failed: {exc}",
+                            name=spec.name) from exc
+                finder._preloaded.add(self._sha)
+        spec.loader = self._loader  # from here on, the module's loader is the real one
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class _WorkingSetLoader:
+    """pkg_resources' loader, plus one step: its working set is built from `sys.path`
+    and cannot see locked distributions, so their metadata folders are added to it."""
+
+    def __init__(self, loader: Any, folders: list[str]) -> None:
+        self._loader = loader
+        self._folders = folders
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        create = getattr(self._loader, "create_module", None)
+        return create(spec) if create else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        working_set = getattr(module, "working_set", None)
+        for folder in self._folders:
+            if working_set is not None and folder not in working_set.entries:
+                working_set.add_entry(folder)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)  # get_source, get_resource_reader, ...
+
+
+class _DeferredSpec(ModuleSpec):
+    """The spec of a locked module whose wheel is not installed yet.
+
+    That the module exists, its name, its parent and whether it is a package are known
+    from the plan, so the common probe `find_spec(name) is not None` installs nothing.
+    Where it lives is a path in the cache entry, which exists only once the wheel is
+    installed: reading `origin`, `submodule_search_locations` or `cached` (as runpy,
+    `pytest --pyargs` and `inspect` do) installs it first, and the answer is then what
+    a venv gives. The loader's own questions (`get_code`, `get_filename`, ...) do the same.
+    """
+
+    def __init__(self, name: str, loader: _InstallingLoader, is_package: bool | None) -> None:
+        self._installing: _InstallingLoader | None = None
+        self._package = is_package
+        super().__init__(name, loader, is_package=bool(is_package))  # type: ignore[arg-type]
+        self._set_fileattr = True  # has_location: modules from wheels are files
+        self._installing = loader
+        loader._spec = self
+
+    def resolve(self) -> None:
+        """Install the wheel and take the real spec's answers (once)."""
+        installing = self._installing
+        if installing is not None:
+            real = installing.real_spec(self.name)
+            self._installing = None
+            installing.real = real.loader
+            loader: object = self.loader
+            if loader is installing:  # not if someone wrapped it (a LazyLoader)
+                self.loader = real.loader
+            self.origin = real.origin
+            self.loader_state = real.loader_state
+            self.submodule_search_locations = real.submodule_search_locations
+            self.has_location = real.has_location
+            self.cached = None if real.origin is None else real.cached
+
+    @property
+    def origin(self) -> str | None:
+        self.resolve()
+        return self._origin
+
+    @origin.setter
+    def origin(self, value: str | None) -> None:
+        self._origin = value
+
+    @property
+    def submodule_search_locations(self) -> list[str] | None:
+        self.resolve()
+        return self._locations
+
+    @submodule_search_locations.setter
+    def submodule_search_locations(self, value: list[str] | None) -> None:
+        self._locations = value
+
+    @property
+    def cached(self) -> str | None:
+        self.resolve()  # which takes the real spec's, computed from its origin
+        return self._cached
+
+    @cached.setter
+    def cached(self, value: str | None) -> None:
+        self._cached = value
+
+    @property
+    def parent(self) -> str:
+        package = self._package
+        if self._installing is None or package is None:
+            package = self.submodule_search_locations is not None
+        return self.name if package else self.name.rpartition(".")[0]
+
+
+class _InstallingLoader:
+    """Installs the wheel, then turns the spec into the real one and delegates.
+
+    Until then it answers what needs no files (`is_package` of a top-level name); every
+    other loader question (`get_code` for runpy, `get_filename`, `get_source`,
+    `get_resource_reader`, ...) installs the wheel and asks the real loader."""
+
+    def __init__(self, finder: CartonFinder, shas: list[str]) -> None:
+        self._finder = finder
+        self._shas = shas
+        self._spec: _DeferredSpec | None = None
+        self.real: Any = None  # the real loader, once installed
+
+    def real_spec(self, name: str) -> ModuleSpec:
+        """Install the wheel (and what it depends on); the spec a venv would give."""
+        wheel = self._finder.plan["wheels"][self._shas[0]]
+        root = self._finder.cache_root
+        for _ in range(HOLD_ATTEMPTS):
+            try:
+                self._finder.ensure_installed(self._shas)
+            except CartonError as exc:
+                raise CartonImportError(f"cannot import {name}: {exc}", name=name) from exc
+            # Held, `cache clear` leaves it alone; taken out before that, install again.
+            if all(hold(_join(root, sha)) for sha in self._shas):
+                break
+        else:
+            raise CartonImportError(f"cannot import {name}: {wheel['name']} was removed from "
+                                    f"the cache {HOLD_ATTEMPTS} times while it was being "
+                                    "imported (`cache clear` in a loop?)", name=name)
+        real = self._finder._real_spec(name, self._shas[0])
+        if real is None or real.loader is None:
+            raise CartonImportError(f"{wheel['name']} was installed but provides no module "
+                                    f"{name}", name=name)
+        return real
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        if isinstance(spec, _DeferredSpec):
+            spec.resolve()
+        else:  # a spec made by someone else around this loader
+            real = self.real_spec(spec.name)
+            self.real = spec.loader = real.loader
+            spec.origin = real.origin
+            spec.loader_state = real.loader_state
+            spec.submodule_search_locations = real.submodule_search_locations
+            spec.has_location = real.has_location
+        create = getattr(self.real, "create_module", None)
+        return create(spec) if create else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        # Reached when a wrapper kept this loader (importlib.util.LazyLoader puts it back
+        # on the spec); hand over to the real one.
+        self._real_loader().exec_module(module)
+
+    def is_package(self, fullname: str) -> bool:
+        spec = self._spec
+        if spec is not None and fullname == spec.name and spec._package is not None:
+            return spec._package
+        return bool(self._real_loader().is_package(fullname))
+
+    def __getattr__(self, name: str) -> Any:
+        # get_code, get_source, get_filename, get_data, get_resource_reader, path, ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._real_loader(), name)
+
+    def _real_loader(self) -> Any:
+        if self.real is None:
+            spec = self._spec
+            assert spec is not None, "made by a _DeferredSpec"
+            spec.resolve()
+        return self.real

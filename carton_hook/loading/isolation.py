@@ -1,0 +1,82 @@
+"""Keep the model away from packages it did not lock.
+
+`sys.path` becomes the model folder plus the standard library, nothing else: the
+interpreter's site-packages, the user site, `PYTHONPATH` and whatever `.pth` files added
+(editable installs) all leave it, and what was already imported from there at start-up
+leaves `sys.modules` and `sys.meta_path`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from carton_hook.cache.layout import BOOT_MODULE
+
+# Stay, wherever they came from: this package, the main module (multiprocessing needs
+# it), and the prefix's boot module (purging it mid-import would break its import).
+_KEEP_PREFIXES = ("carton_hook", "__main__", "__mp_main__", BOOT_MODULE)
+
+
+def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) -> list[str]:
+    """Make `sys.path` the model folder plus the entries inside `stdlib` folders (and the
+    interpreter's zipped standard library), and forget modules imported from elsewhere.
+
+    With `fallback`, the other entries are put back at the end instead: the model and
+    its locked packages still come first. Returns the entries that were taken out.
+    """
+    roots = [os.path.realpath(p) for p in stdlib]
+    site_dirs = [os.path.realpath(p) for p in _site_dirs()]
+
+    def inside(path: str, folders: list[str]) -> bool:
+        return any(path == f or path.startswith(f + os.sep) for f in folders)
+
+    known: dict[str, bool] = {}
+
+    def is_stdlib(entry: str) -> bool:
+        # Most modules share a few folders: resolve each folder once (realpath is lstat
+        # calls, and this runs at every start).
+        answer = known.get(entry)
+        if answer is None:
+            answer = known[entry] = _is_stdlib(os.path.realpath(entry or "."))
+        return answer
+
+    def _is_stdlib(real: str) -> bool:
+        if inside(real, site_dirs):
+            return False
+        return inside(real, roots) or (real.endswith(".zip") and
+                                       inside(os.path.dirname(real), [os.path.dirname(r)
+                                                                      for r in roots]))
+
+    kept = [p for p in sys.path if p and is_stdlib(p)]
+    removed = [p for p in sys.path if p not in kept]
+    sys.path[:] = [model_dir, *kept, *(removed if fallback else [])]
+    if fallback:
+        return removed
+
+    def from_outside(name: str) -> bool:
+        if name.split(".")[0] in _KEEP_PREFIXES:
+            return False
+        location = getattr(sys.modules.get(name), "__file__", None)
+        return isinstance(location, str) and not is_stdlib(os.path.dirname(location))
+
+    # Finders that site-packages installed (_distutils_hack, editable installs) go first,
+    # while their modules can still be looked up, then the modules themselves.
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if not from_outside((f if isinstance(f, type) else type(f)).__module__)]
+    for key in [k for k in sys.path_importer_cache if not is_stdlib(k)]:
+        del sys.path_importer_cache[key]
+    for name in [n for n in sys.modules if from_outside(n)]:
+        del sys.modules[name]
+    return removed
+
+
+def _site_dirs() -> list[str]:
+    import site
+
+    dirs = list(getattr(site, "getsitepackages", list)())
+    user = getattr(site, "getusersitepackages", lambda: None)()
+    if isinstance(user, str):
+        dirs.append(user)
+    return dirs

@@ -1,0 +1,49 @@
+"""Pack at load time: when the lock has no section for this interpreter, add one by
+running the build half as a subprocess (the runtime never imports it), then load.
+
+A model folder is locked in place. A `.carton` (or unpacked carton) cannot change, so
+its model folder is copied, bundled wheels included, to `models/packed-<key>/` and
+locked there; the carton's plan then points at that folder, so later runs are warm.
+`CARTON_NO_PACK=1` or `CARTON_OFFLINE=1` turn this off: the missing section is an error.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from carton_hook.cache.layout import COMPLETE, models_dir
+from carton_hook.errors import CartonError
+from carton_hook.loading import workerclient
+from carton_hook.loading.plan import get_plan, plan_identity, plan_key, plan_path
+from carton_hook.loading.workerclient import WorkerError, run_worker
+from carton_hook.log import logger
+from carton_hook.planning.planfile import dump_plan
+
+
+def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str, Any]:
+    """Lock `model_path` for this interpreter and return its new plan, or raise why not."""
+    model = Path(model_path)
+    folder_form = (model / "pyproject.toml").is_file() and not (model / "carton.toml").exists()
+    target = model if folder_form else Path(models_dir(home), f"packed-{plan_key(model_path)}")
+    if not folder_form and not (target / COMPLETE).is_file():
+        run_worker("derive", str(model), str(target))
+    python = workerclient.WORKER_PYTHON
+    logger().warning("%s; locking %s for this interpreter now (python -m carton_backend "
+                     "lock)", missing, target)
+    proc = subprocess.run([python, "-m", "carton_backend", "lock", str(target)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:  # the warning above said what was missing: not again
+        lines = proc.stderr.strip().splitlines()
+        raise CartonError(f"locking {target} for this interpreter failed: "
+                          f"{lines[-1] if lines else f'exit status {proc.returncode}'}")
+    plan = get_plan(str(target), home)
+    if target != model:
+        # The carton's own plan key now leads to the locked copy.
+        copied = dict(plan, identity=plan_identity(model_path))
+        Path(plan_path(model_path, home)).write_bytes(dump_plan(copied))
+        plan = {**get_plan(model_path, home),
+                **{k: v for k, v in copied.items() if k.startswith("_") and k != "_file"}}
+    return plan

@@ -1,0 +1,123 @@
+"""Find the plan for a model on this interpreter, or have the worker make it.
+
+The plan is the answer of selection (which lock section, which wheel provides which
+import name, where each wheel's metadata is), kept in `plans/<key>.plan`
+(planning/planfile.py). The key covers the model's identity (path and the stat of the
+files that define it) and the interpreter, so the warm path is: stat, read one small
+file, done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from carton_hook.cache.layout import PLAN_SUFFIX, plans_dir
+from carton_hook.loading import workerclient
+from carton_hook.loading.workerclient import start_worker
+from carton_hook.planning.planfile import file_key, file_signature, read_plan
+
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from typing import Any
+
+def plan_identity(model: str) -> str:
+    """What the plan depends on: the model's path and the stat of the files that define
+    it, and the interpreter."""
+    join = os.path.join
+    if os.path.isfile(model):
+        defining = [model]
+    elif os.path.isfile(join(model, "carton.toml")):
+        defining = [join(model, "carton.toml"), join(model, "MANIFEST"),
+                    join(model, "model", ".carton", "carton.lock")]
+    else:
+        defining = [join(model, "pyproject.toml"), join(model, ".carton", "carton.lock")]
+    parts = [model, workerclient.WORKER_PYTHON, sys.version, sys.platform]
+    parts += [file_signature(path) for path in defining]
+    return "\n".join(parts)  # passed to the worker in argv: no NUL
+
+
+def plan_key(model: str) -> str:
+    return file_key(plan_identity(model))
+
+
+def get_plan(model: str, home: str) -> dict[str, Any]:
+    """The plan for `model` (absolute), made by the worker on the first run."""
+    identity = plan_identity(model)
+    path = os.path.join(plans_dir(home), file_key(identity) + PLAN_SUFFIX)
+    plan = read_plan(path, identity)
+    if plan is not None:
+        return plan
+    # Processes of one model started together (a Pool, an executor's workers) make the
+    # plan once: the first makes it, the others wait for it, then read it. `cache prune`
+    # and `clear` leave a plan alone while its lock is held, so it is read before the
+    # lock is let go; a plan removed anyway (a lock-less cache) is made again.
+    for _ in range(3):
+        lock = _lock(path)
+        try:
+            plan = read_plan(path, identity)
+            if plan is not None:
+                return plan
+            # With the interpreter: also install what the model's source imports
+            # (predict.py). The worker holds the lock (its copy of the descriptor) until
+            # it has installed them, so that processes started together wait for those
+            # too; this process goes on as soon as the plan is written.
+            from carton_hook.trace import mark
+
+            mark("model: starting the worker")
+            background = start_worker("plan", model, path, identity,
+                                      workerclient.WORKER_PYTHON, keep_fd=lock,
+                                      meanwhile=lambda: _extract_meanwhile(model, home))
+            mark("model: going on")
+            plan = read_plan(path, identity)
+        finally:
+            if lock is not None:
+                os.close(lock)
+        if plan is not None:
+            if background is not None:  # in memory only: this run's imports wait for it
+                plan["_background"] = background
+            return plan
+    raise OSError(f"the worker wrote no readable plan at {path} (three times)")
+
+
+def _extract_meanwhile(model: str, home: str) -> None:
+    """Extract a .carton while the worker's interpreter starts and imports what it needs
+    (~150 ms on one core, while this process would wait on the other): the worker then
+    finds the model's folder published. A failure is the worker's to report: it opens
+    the model again."""
+    if not os.path.isfile(model):
+        return  # a model folder: nothing to extract
+    from pathlib import Path
+
+    from carton_hook.errors import CartonError
+    from carton_hook.planning.models import open_model
+    from carton_hook.trace import mark
+
+    try:
+        open_model(Path(model), Path(home))
+    except (CartonError, OSError, ValueError, KeyError):
+        return
+    mark("model: model opened")
+
+
+def _lock(plan_file: str) -> int | None:
+    """Hold the lock of making `plan_file` (flock: it dies with its holder); None where
+    it cannot be taken (a read-only cache, no flock): then each process makes its own."""
+    try:
+        import fcntl
+
+        os.makedirs(os.path.dirname(plan_file), exist_ok=True)
+        fd = os.open(plan_file + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                     0o644)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def plan_path(model: str, home: str) -> str:
+    return os.path.join(plans_dir(home), plan_key(model) + PLAN_SUFFIX)

@@ -1,0 +1,301 @@
+"""Run the worker subprocess (`carton_hook.installing.worker`) and turn its failures into errors.
+
+The worker runs with the interpreter that started this process, before isolation, with
+this package's folder on its path, so it finds carton_hook and its dependencies even
+though the model's own `sys.path` no longer has them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from carton_hook.errors import CartonError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+# The interpreter that has carton's dependencies: captured at import, before anything
+# changes sys.executable; a subprocess of a loaded carton gets it set by its boot.
+WORKER_PYTHON = sys.executable
+WORKER_MODULE = "carton_hook.installing.worker"
+# The folder that holds carton_hook (this file is carton_hook/<room>/<module>.py).
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+
+
+class WorkerError(CartonError):
+    """The worker reported a failure; `kind` says which (e.g. "no-environment")."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+def _progress_stream(log: bool) -> tuple[int, str] | None:
+    """A copy of stderr for the worker's progress, and how to write it there: "terminal"
+    if stderr is one, "log" lines if it is not and `log` allows them; None when the run
+    is quiet (progress.py)."""
+    from carton_hook.switches import env_flag
+
+    if env_flag("CARTON_QUIET"):
+        return None
+    try:
+        style = "terminal" if os.isatty(2) else "log"
+        if style == "log" and not log:
+            return None
+        return os.dup(2), style
+    except OSError:
+        return None
+
+
+def _worker_env(listen: bool = False,
+                log: bool = False) -> tuple[dict[str, str], int | None]:
+    """The worker's environment, and the descriptor it writes progress on (the caller
+    passes it on, then closes it). With `listen`, the worker draws only while told on
+    its stdin that the model's process waits (progress.py). With `log`, progress goes
+    into a stderr that is no terminal too, as plain lines: for the plan's worker, whose
+    copy of stderr is taken before the model's code runs (a test runner of the model
+    may later point descriptor 2 at a capture), and for `fetch`."""
+    env = dict(os.environ)
+    env.pop("CARTON_PROGRESS_LISTEN", None)
+    env.pop("CARTON_PROGRESS_STYLE", None)
+    # An executable carton's runtime keeps carton_hook's dependencies in a folder of
+    # their own (zipmain.py), which the model's process never has on its path.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT,
+                                                      env.get("CARTON_RUNTIME_DEPS", ""),
+                                                      env.get("PYTHONPATH", "")]))
+    stream = _progress_stream(log)
+    if stream is None:
+        env.pop("CARTON_PROGRESS_FD", None)
+        return env, None
+    progress_fd, env["CARTON_PROGRESS_STYLE"] = stream
+    env["CARTON_PROGRESS_FD"] = str(progress_fd)
+    if listen:
+        env["CARTON_PROGRESS_LISTEN"] = "1"
+    return env, progress_fd
+
+
+def run_worker(*args: str, log: bool = False) -> str:
+    """Run `python -m carton_hook.installing.worker ARGS` and return what it printed on stdout;
+    raise WorkerError on failure. `log`: progress into a stderr that is no terminal too."""
+    import subprocess
+
+    env, progress_fd = _worker_env(log=log)
+    try:
+        proc = subprocess.run([WORKER_PYTHON, "-m", WORKER_MODULE, *args], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              check=False, pass_fds=() if progress_fd is None else (progress_fd,))
+    finally:
+        if progress_fd is not None:
+            os.close(progress_fd)
+    return _result(proc.returncode, proc.stdout, proc.stderr)
+
+
+# What the model's process says on the worker's stdin once `start_worker`'s `meanwhile`
+# has ended (the model's archive is extracted, or it failed: the worker tries again).
+MODEL_OPENED = "model-opened"
+
+# How long the model's process waits for a worker that draws progress to say it has
+# stopped: a terminal stopped with Ctrl-S blocks its writes, and the model must go on.
+HUSH_TIMEOUT = 2.0
+
+# The line a worker prints when the model's process may go on while it keeps installing
+# (`worker.write_plan`): `{"ready": [SHA256, ...]}`, the wheels it is still installing.
+READY = '{"ready"'
+
+
+def start_worker(*args: str, keep_fd: int | None = None,
+                 meanwhile: Callable[[], None] | None = None) -> Background | None:
+    """Run `python -m carton_hook.installing.worker ARGS` until it says it is ready, or
+    ends. Returns the `Background` of a worker that goes on installing (None if it ended); raises
+    WorkerError on failure. `keep_fd` is passed to it, so that a lock on it is held as
+    long as the worker runs. `meanwhile` runs while the worker starts; the worker waits
+    for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`)."""
+    import subprocess
+    import threading
+
+    env, progress_fd = _worker_env(listen=True, log=True)
+    if meanwhile is not None:
+        env["CARTON_AFTER_MODEL_OPENS"] = "1"
+    fds = tuple(fd for fd in (progress_fd, keep_fd) if fd is not None)
+    try:
+        # Its stdin says when `meanwhile` has ended, and when the model's process waits
+        # for it (only then does it draw progress).
+        proc = subprocess.Popen([WORKER_PYTHON, "-m", WORKER_MODULE, *args], env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, pass_fds=fds)
+    finally:
+        if progress_fd is not None:
+            os.close(progress_fd)
+    assert proc.stdout is not None and proc.stderr is not None
+    background = Background(proc, listening=progress_fd is not None)
+    # Its stderr is read all along (a full pipe would stop it), and passed on once ready.
+    threading.Thread(target=background.pass_on_stderr, daemon=True,
+                     name="carton-worker-stderr").start()
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        finally:
+            background.tell(MODEL_OPENED)
+    if progress_fd is None:
+        background.close_stdin()  # nothing more to say
+    for line in proc.stdout:
+        if line.startswith(READY):
+            import json
+
+            background.shas = set(json.loads(line)["ready"])
+            threading.Thread(target=background.read_reports, daemon=True,
+                             name="carton-worker-stdout").start()
+            background.hush()  # the model goes on: no status line above what it prints
+            background.go_live()
+            return background
+    proc.wait()
+    background.close_stdin()
+    background.stderr_done.wait()
+    _result(proc.returncode, "", "".join(background.stderr))
+    return None
+
+
+class Background:
+    """A worker that installs wheels while the model's process goes on: the finder waits
+    for those it imports (`wait`)."""
+
+    def __init__(self, proc: Any, listening: bool = False) -> None:
+        import threading
+
+        self.proc = proc
+        self._listening = listening  # it draws progress, when told the model waits
+        self.shas: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.stderr: list[str] = []
+        self.stderr_done = threading.Event()
+        self._ended = threading.Event()
+        self._quiet = threading.Event()
+        self._lock = threading.Lock()
+        self._live = False
+
+    def pass_on_stderr(self) -> None:
+        for line in self.proc.stderr:
+            with self._lock:
+                if self._live:  # a warning while the model runs: say it now
+                    _write_stderr(line)
+                else:
+                    self.stderr.append(line)
+        self.stderr_done.set()
+
+    def go_live(self) -> None:
+        """From now on, what the worker says on stderr is passed on as it comes."""
+        with self._lock:
+            sys.stderr.write("".join(self.stderr))
+            sys.stderr.flush()
+            self.stderr.clear()
+            self._live = True
+
+    def read_reports(self) -> None:
+        import json
+
+        from carton_hook.installing.progress import QUIET
+
+        for line in self.proc.stdout:
+            if line.startswith('{"prefetch-failed"'):
+                self.failed.update(json.loads(line)["prefetch-failed"])
+            elif line.strip() == QUIET:
+                self._quiet.set()
+        self.proc.wait()
+        self._ended.set()
+
+    def wait(self, shas: list[str], done: Callable[[str], bool]) -> None:
+        """Wait until each of `shas` that this worker installs is `done`, failed, or
+        the worker has ended; its progress is drawn meanwhile."""
+        pending = [sha for sha in shas
+                   if sha in self.shas and sha not in self.failed and not done(sha)]
+        if not pending or self._ended.is_set():
+            return
+        from carton_hook.installing.progress import GOING_ON, WAITING
+        from carton_hook.trace import mark
+
+        mark(f"model: waits for {len(pending)} wheels")
+        if self._listening:
+            self.tell(WAITING)
+        interrupted = False
+        try:
+            for sha in pending:
+                while sha not in self.failed and not done(sha) and not self._ended.wait(0.005):
+                    pass
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            if interrupted:  # Ctrl-C ends the worker too: do not wait for its reply
+                if self._listening:
+                    self.tell(GOING_ON)
+            else:
+                self.hush()
+            mark("model: waited")
+
+    def hush(self) -> None:
+        """Have the worker clear its status line and draw nothing more until the model's
+        process waits again: return once it says so (or has ended, or is stuck)."""
+        import time
+
+        from carton_hook.installing.progress import GOING_ON
+
+        self._quiet.clear()
+        if not self._listening or not self.tell(GOING_ON):
+            return
+        deadline = time.monotonic() + HUSH_TIMEOUT
+        while (not self._quiet.wait(0.005) and not self._ended.is_set()
+               and time.monotonic() < deadline):
+            pass
+
+    def tell(self, word: str) -> bool:
+        """Say `word` on the worker's stdin; whether it could be said (it has ended)."""
+        try:
+            self.proc.stdin.write(word + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            # The worker has ended. Close the pipe now: what stayed in its buffer would
+            # otherwise be flushed again when the file is collected, and Python would
+            # print that BrokenPipeError as "Exception ignored" (CPython 3.13 did).
+            self.close_stdin()
+            return False
+        return True
+
+    def close_stdin(self) -> None:
+        """Close the worker's stdin; a flush that fails still closes it."""
+        try:  # noqa: SIM105 - contextlib costs the warm path a millisecond
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+
+
+def _write_stderr(text: str) -> None:
+    """Write to fd 2 from a daemon thread: `sys.stderr`'s buffer lock could be held by
+    the interpreter's shutdown, which a daemon thread must not wait for (it would stop
+    the process with a fatal error)."""
+    try:  # noqa: SIM105 - contextlib costs the warm path a millisecond
+        os.write(2, text.encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _result(returncode: int, stdout: str, stderr: str) -> str:
+    if returncode == 0:
+        if stderr:
+            sys.stderr.write(stderr)
+        return stdout
+    import json
+
+    lines = stderr.strip().splitlines()
+    try:
+        report = json.loads(lines[-1])
+        message, kind = str(report["error"]), str(report.get("kind", ""))
+        if lines[:-1]:
+            sys.stderr.write("\n".join(lines[:-1]) + "\n")
+    except (IndexError, ValueError, KeyError, TypeError):
+        message = (lines[-1] if lines else f"exit status {returncode}")
+        kind = "crash"
+        sys.stderr.write(stderr)
+    raise WorkerError(message, kind)
