@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+from carton_hook.formats.hashing import file_sha256
+
 from .errors import DownloadError, HashMismatch
 
 TYPE_CHECKING = False
@@ -30,14 +32,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 def carton_home() -> Path:
     """`$CARTON_HOME`, or `~/.carton`."""
     return Path(os.environ.get("CARTON_HOME") or Path.home() / ".carton")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def url_filename(url: str) -> str:

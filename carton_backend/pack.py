@@ -26,12 +26,12 @@ from carton_hook.formats.archive import (
     format_carton_toml,
     format_manifest,
 )
+from carton_hook.formats.hashing import file_sha256
 from carton_hook.formats.lockfile import BUNDLED_DIR, DIST_INFO_DIR, LOCK_PATH, Lock
 from carton_hook.formats.version import CREATED_BY
 
 from . import atomic, detzip
 from .config import ModelConfig
-from .download import file_sha256
 from .errors import BuildError
 from .metadata import core_metadata, requires_python
 from .modelfiles import ModelFile, model_files

@@ -8,13 +8,14 @@ the two archives differ, the first member that differs is named.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from carton_hook.formats.hashing import file_sha256
 
 from .config import ModelConfig, load_config
 from .locking import lock_model
@@ -43,7 +44,7 @@ def check_reproducible(config: ModelConfig) -> Outcome:
             _copy_model(config, copy, shift)
             builds.append(write_carton(load_config(copy), lock_model(load_config(copy)),
                                        Path(tmp) / f"dist-{n}"))
-        first, second = (_sha256(b) for b in builds)
+        first, second = (file_sha256(b) for b in builds)
         difference = None if first == second else _first_difference(*builds)
     return Outcome(first, second, difference)
 
@@ -57,14 +58,6 @@ def _copy_model(config: ModelConfig, dest: Path, shift: int) -> None:
         shutil.copy2(f.path, target)
         stat = f.path.stat()
         os.utime(target, (stat.st_atime + shift, stat.st_mtime + shift))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _first_difference(a: Path, b: Path) -> str:

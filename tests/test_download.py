@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from carton_backend.download import Downloader, carton_home, file_sha256, url_filename
+from carton_backend.download import Downloader, carton_home, url_filename
 from carton_backend.errors import BuildError, DownloadError, HashMismatch
 from carton_backend.httpclient import HttpClient
+from carton_hook.formats.hashing import file_sha256
 
 from .factory import make_wheel
 from .faultserver import (

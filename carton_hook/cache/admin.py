@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from carton_hook.cache.entries import locked, sweep
 from carton_hook.cache.inuse import take
 from carton_hook.cache.layout import COMPLETE, PLAN_SUFFIX, models_dir, plans_dir
 
@@ -96,7 +97,7 @@ def prune(home: Path, older_than: float, now: float | None = None) -> Removal:
                 entry.path.unlink()
                 done.removed.append(entry)
     for tmp in (home / "pythonpackages").glob("py*/.tmp"):
-        _sweep(tmp, cutoff)
+        sweep(tmp, cutoff)
     return done
 
 
@@ -126,9 +127,7 @@ def _remove(home: Path, entry: Entry) -> bool:
     """Take `entry` out if no process uses it: under the lock that publishes it (for a
     package), and the exclusive lock of its marker."""
     if entry.kind == "package":
-        from carton_hook.cache.entries import _locked
-
-        with _locked(entry.path.parent, entry.path.name):
+        with locked(entry.path.parent, entry.path.name):
             return _remove_unused(entry.path, entry.path.parent / ".tmp")
     return _remove_unused(entry.path, entry.path.parent)
 
@@ -206,16 +205,3 @@ def _dirs(path: Path) -> Iterator[Path]:
                 yield child
 
 
-def _sweep(tmp: Path, cutoff: float) -> None:
-    """Work folders left by killed runs, older than the cutoff (and than a day: a live
-    install may be filling one)."""
-    from carton_hook.cache.entries import STALE_TMP_SECONDS
-
-    cutoff = min(cutoff, time.time() - STALE_TMP_SECONDS)
-    for child in tmp.iterdir() if tmp.is_dir() else []:
-        with contextlib.suppress(OSError):
-            if child.lstat().st_mtime < cutoff:
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink()

@@ -57,7 +57,7 @@ def ensure(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(root: Path, sha256: str) -> Iterator[None]:
+def locked(root: Path, sha256: str) -> Iterator[None]:
     """Hold the file lock of `sha256`'s entry (flock: it dies with its holder)."""
     for sub in (".locks", ".tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def _waited_too_long(root: Path, sha256: str) -> CacheError:
 
 def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) -> Path:
     entry = root / sha256
-    with _locked(root, sha256):
+    with locked(root, sha256):
         if is_complete(entry, sha256):
             return entry
         if entry.exists() or entry.is_symlink():
@@ -128,7 +128,7 @@ def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) ->
             _fsync_dir(root)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        _sweep(root / ".tmp")
+        sweep(root / ".tmp")
         return entry
 
 
@@ -139,7 +139,7 @@ def remove(root: Path, sha256: str) -> bool:
     entry = root / sha256
     if not (entry.exists() or entry.is_symlink()):
         return False
-    with _locked(root, sha256):
+    with locked(root, sha256):
         if not (entry.exists() or entry.is_symlink()):
             return False
         _move_aside(root, entry)
@@ -153,12 +153,13 @@ def _move_aside(root: Path, entry: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _sweep(tmp: Path) -> None:
-    """Remove what interrupted runs left in `tmp` more than a day ago."""
-    now = time.time()
-    for child in tmp.iterdir():
+def sweep(tmp: Path, cutoff: float | None = None) -> None:
+    """Remove what interrupted runs left in `tmp` before `cutoff` (a time) and more than
+    a day ago: a live install may be filling a younger one."""
+    cutoff = min(cutoff or time.time(), time.time() - STALE_TMP_SECONDS)
+    for child in tmp.iterdir() if tmp.is_dir() else []:
         with contextlib.suppress(OSError):
-            if now - child.lstat().st_mtime > STALE_TMP_SECONDS:
+            if child.lstat().st_mtime < cutoff:
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=True)
                 else:

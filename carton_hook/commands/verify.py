@@ -35,6 +35,7 @@ from carton_hook.formats.archive import (
     read_archive,
     read_member,
 )
+from carton_hook.formats.hashing import file_digest, file_sha256
 from carton_hook.formats.lockfile import LOCK_PATH, Lock, parse_lock
 from carton_hook.formats.wheelcheck import check_wheel
 
@@ -124,7 +125,7 @@ def _check_unpacked(folder: Path, report: Report) -> tuple[Lock | None,
         report.problems.append(f"{folder / name}: {what}")
     for name in sorted(present & set(manifest)):
         report.files += 1
-        if _sha256_file(folder / name) != manifest[name]:
+        if file_sha256(folder / name) != manifest[name]:
             report.problems.append(f"{folder / name}: does not match its MANIFEST hash")
     root = folder / "model"
 
@@ -206,7 +207,7 @@ def check_entry(entry: Path, sha256: str) -> list[str]:
         if not path.is_file():
             problems.append(f"{relpath}: missing")
             continue
-        digest = _hash_file(path, algorithm).digest()
+        digest = file_digest(path, algorithm).digest()
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != expected:
             problems.append(f"{relpath}: edited (its hash is not the one in RECORD)")
     compiled = []
@@ -281,16 +282,6 @@ def _files(root: Path) -> Iterator[str]:
             yield Path(folder, name).relative_to(root).as_posix()
 
 
-def _sha256_file(path: Path) -> str:
-    return _hash_file(path, "sha256").hexdigest()
-
-
-def _hash_file(path: Path, algorithm: str) -> hashlib._Hash:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest
 
 
 def format_report(model: Path, report: Report, *, cache: bool) -> str:
