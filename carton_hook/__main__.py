@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False  # typing costs milliseconds at every start
+if TYPE_CHECKING:
+    from carton_hook.planning.planfile import PlanData
+
 USAGE = """\
 usage: python -m carton_hook [OPTIONS] MODEL [ARGS...]
        python -m carton_hook COMMAND [OPTIONS] ...
@@ -151,12 +155,12 @@ def _failed(exc: Exception, options: set[str], model: str) -> int:
     return 1
 
 
-def _where_imported(exc: BaseException, plan: dict[str, object]) -> str:
+def _where_imported(exc: BaseException, plan: PlanData) -> str:
     """` (needed at model.py:3)`: the last line of the model's own code on the
     traceback of `exc`, or nothing."""
     import os
 
-    root = os.path.join(str(plan.get("model", "")), "")
+    root = os.path.join(plan["model"], "")
     found = ""
     tb = exc.__traceback__
     while tb is not None:
@@ -167,23 +171,21 @@ def _where_imported(exc: BaseException, plan: dict[str, object]) -> str:
     return found
 
 
-def _not_locked(exc: ModuleNotFoundError, plan: dict[str, object], model: str) -> str | None:
+def _not_locked(exc: ModuleNotFoundError, plan: PlanData, model: str) -> str | None:
     """The hint for a module the model imports that no locked package provides (not the
     standard library's, nor the model's own), or None."""
     import os
 
     name = (exc.name or "").partition(".")[0]
-    imports = plan.get("imports") or {}
-    namespaces = plan.get("namespaces") or {}
-    assert isinstance(imports, dict) and isinstance(namespaces, dict)
+    imports, namespaces = plan["imports"], plan["namespaces"]
     if (not name or name in imports or name in namespaces
             or name in sys.stdlib_module_names or name in sys.builtin_module_names):
         return None
-    root = str(plan.get("model", ""))
+    root = plan["model"]
     if os.path.exists(os.path.join(root, f"{name}.py")) or os.path.isdir(os.path.join(root,
                                                                                     name)):
         return None
-    requirements = plan.get("requirements") or "requirements.txt"
+    requirements = plan["requirements"] or "requirements.txt"
     return (f"carton: no package in {model}'s lock provides {name!r}: add the distribution "
             f"that does to the model's {requirements}, then lock and pack it again")
 

@@ -19,8 +19,7 @@ MB = 1_000_000
 
 
 def plan_of(sizes: dict[str, int]) -> dict[str, object]:
-    return {"_file": "/plans/x.plan", "wheels": {sha: {"size": size}
-                                                 for sha, size in sizes.items()}}
+    return {"wheels": {sha: {"size": size} for sha, size in sizes.items()}}
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the split needs a second core")
@@ -31,7 +30,6 @@ def test_the_second_share_is_about_half_of_the_bytes() -> None:
     assert worker._second_share(plan, ["a"]) == []  # nothing to share
     small = plan_of({"a": 5 * MB, "b": 5 * MB})
     assert worker._second_share(small, ["a", "b"]) == []  # not worth a process
-    assert worker._second_share({**plan, "_file": None}, ["a", "b"]) == []
 
 
 # Logs each worker command the run starts.

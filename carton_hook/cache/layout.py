@@ -63,9 +63,9 @@ def models_dir(home: str | os.PathLike[str] | None = None) -> str:
     return os.path.join(home or carton_home(), "models")
 
 
-def prefix_dir(plan: dict[str, object], home: str | os.PathLike[str]) -> str:
+def prefix_dir(plan_file: str, home: str | os.PathLike[str]) -> str:
     """The subprocess prefix of a plan: one per plan file."""
-    stem = os.path.splitext(os.path.basename(str(plan["_file"])))[0]
+    stem = os.path.splitext(os.path.basename(plan_file))[0]
     return os.path.join(home, "envs", stem)
 
 

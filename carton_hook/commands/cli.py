@@ -25,6 +25,7 @@ from carton_hook.formats.version import CREATED_BY
 
 if TYPE_CHECKING:
     from carton_hook.cache.admin import Entry
+    from carton_hook.planning.planfile import PlanData
 
 PROG = "python -m carton_hook"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -142,17 +143,18 @@ def _fetch(args: argparse.Namespace) -> int:
     started, since = time.monotonic(), time.time()
     # Making the plan on a first run already installs what the model imports: those
     # count as fetched here (their markers are newer than this command).
-    plan = plan_for(os.path.realpath(args.model), home)
+    loaded = plan_for(os.path.realpath(args.model), home)
+    plan = loaded.data
     wheels = plan["wheels"]
     cache = packages_dir(home)
     had = {sha for sha in wheels if _published_before(os.path.join(cache, sha, COMPLETE), since)}
     missing = sorted(sha for sha in set(wheels) - had
                      if not os.path.isfile(os.path.join(cache, sha, COMPLETE)))
     if missing:
-        run_worker("install", plan["_file"], workerclient.WORKER_PYTHON, *missing, log=True)
+        run_worker("install", loaded.file, workerclient.WORKER_PYTHON, *missing, log=True)
     # And the prefix a run makes (its subprocesses' environment): a cache filled here
     # may be read-only when the model runs.
-    ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
+    ensure_prefix(plan, loaded.file, home, workerclient.WORKER_PYTHON)
     fetched = sorted(set(wheels) - had)
     size = sum(wheels[sha]["size"] for sha in fetched)
     if not args.quiet:
@@ -173,15 +175,15 @@ def _published_before(marker: str, since: float) -> bool:
         return False
 
 
-def _compile_all(plan: dict[str, object], cache: str, home: str, quiet: bool) -> None:
+def _compile_all(plan: PlanData, cache: str, home: str, quiet: bool) -> None:
     """Compile every module of the plan's cache entries, and of its model folder where
     that is the cache's own copy, as their first imports would."""
     from carton_hook.installing.compileahead import compiler, tree_sources
     from carton_hook.loading.api import extracted
 
-    roots = [os.path.join(cache, sha) for sha in sorted(plan["wheels"])]  # type: ignore[call-overload]
+    roots = [os.path.join(cache, sha) for sha in sorted(plan["wheels"])]
     if extracted(plan, home):
-        roots.append(str(plan["model"]))
+        roots.append(plan["model"])
     started = time.monotonic()
     sources = [source for root in roots for source in tree_sources(root)]
     compiler(os.path.join(cache, ".tmp")).compile(sources)

@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
@@ -32,6 +32,7 @@ from carton_hook.trace import mark
 
 if TYPE_CHECKING:
     from carton_hook.installing.progress import Progress
+    from carton_hook.planning.planfile import PlanData, WheelPlan
 
 # Each command imports what it needs when it runs: the plan command, on every cold
 # start, has no use for urllib3, installer or filelock (tens of milliseconds).
@@ -68,12 +69,11 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     if check is not None:
         plan["watch"] = lock_watch(check, model_arg)
     write_plan_file(plan_file, plan)
-    plan["_file"] = plan_file
     mark("worker: plan written")
     # The model's process makes its prefix (api.load), on its own core while these
     # install: here it took the installing threads' interpreter lock for 25-100 ms.
     if prefetch_for:
-        prefetch(plan, str(model.root), model.entrypoint, prefetch_for)
+        prefetch(plan, plan_file, str(model.root), model.entrypoint, prefetch_for)
 
 
 def start_lock_check(folder: str) -> subprocess.Popen[str] | None:
@@ -109,8 +109,8 @@ def lock_watch(check: subprocess.Popen[str], folder: str) -> list[list[str]]:
     return [[path, file_signature(path)] for path in lines[1:]]
 
 
-def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter: str,
-             meanwhile: Callable[[], None] = lambda: None) -> None:
+def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
+             interpreter: str, meanwhile: Callable[[], None] = lambda: None) -> None:
     """Install the wheels the model's source imports (and what they depend on) now, in
     this run, together: the first run then starts no worker per first import. What could
     not be installed is printed (one JSON line on stdout), so that the import that needs
@@ -130,7 +130,7 @@ def prefetch(plan: dict[str, Any], model_dir: str, entrypoint: str, interpreter:
         mark("worker: ready")  # before the model's process hears it: one order
         _say(json.dumps({"ready": shas}))
 
-    failed = _install_each(plan, shas, interpreter, then, share=True)
+    failed = _install_each(plan, shas, interpreter, then, share_via=plan_file)
     mark("worker: prefetch installed")
     # The model's process imports these next: another core compiles them meanwhile.
     root = packages_dir()
@@ -152,7 +152,7 @@ def _say(line: str) -> None:
         print(line, flush=True)
 
 
-def write_plan_file(plan_file: str, plan: dict[str, Any]) -> None:
+def write_plan_file(plan_file: str, plan: PlanData) -> None:
     """Publish a plan: written beside its place, then renamed over it."""
     target = Path(plan_file)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -176,18 +176,18 @@ def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
     _install_all(plan, shas, interpreter)
 
 
-def _install_all(plan: dict[str, Any], shas: list[str], interpreter: str) -> None:
+def _install_all(plan: PlanData, shas: list[str], interpreter: str) -> None:
     failed = _install_each(plan, shas, interpreter)
     if failed:
         raise next(iter(failed.values()))
 
 
-def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
+def _install_each(plan: PlanData, shas: list[str], interpreter: str,
                   meanwhile: Callable[[], None] = lambda: None,
-                  share: bool = False) -> dict[str, Exception]:
+                  share_via: str | None = None) -> dict[str, Exception]:
     """Install the wheels `shas`, several at a time, running `meanwhile` in this thread
-    after they started, and with `share`, part of them in a second worker process (a
-    first run's batch); what failed, in `shas` order."""
+    after they started, and with `share_via` (the plan's file), part of them in a second
+    worker process (a first run's batch); what failed, in `shas` order."""
     from carton_hook.cache.entries import is_complete
     from carton_hook.installing.progress import from_env, packages_of
 
@@ -201,8 +201,8 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
         progress.start(f"{plan['name']} {plan['version']}: installing "
                        f"{packages_of(len(missing))} ({size / 1e6:.1f} MB) into {root}",
                        len(missing), size)
-    theirs = _second_share(plan, missing) if share else []
-    helper = _start_helper(plan, interpreter, theirs) if theirs else None
+    theirs = _second_share(plan, missing) if share_via else []
+    helper = _start_helper(share_via, interpreter, theirs) if share_via and theirs else None
     if helper is None:
         theirs = []  # no second process (none wanted, or it could not start): all here
     failed: dict[str, Exception] = {}
@@ -240,10 +240,10 @@ def _install_each(plan: dict[str, Any], shas: list[str], interpreter: str,
 SHARE_MIN_BYTES = 8_000_000
 
 
-def _second_share(plan: dict[str, Any], missing: list[str]) -> list[str]:
+def _second_share(plan: PlanData, missing: list[str]) -> list[str]:
     """The wheels of `missing` for a second process: about half of the bytes, biggest
     wheels spread over both; none on one core, or when there is little to share."""
-    if len(missing) < 2 or (os.cpu_count() or 1) < 2 or not plan.get("_file"):
+    if len(missing) < 2 or (os.cpu_count() or 1) < 2:
         return []
     mine: list[str] = []
     theirs: list[str] = []
@@ -255,12 +255,12 @@ def _second_share(plan: dict[str, Any], missing: list[str]) -> list[str]:
     return theirs if loads[1] >= SHARE_MIN_BYTES else []
 
 
-def _start_helper(plan: dict[str, Any], interpreter: str,
+def _start_helper(plan_file: str, interpreter: str,
                   shas: list[str]) -> subprocess.Popen[str] | None:
     env = {k: v for k, v in os.environ.items() if k != "CARTON_PROGRESS_FD"}  # one line only
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "carton_hook.installing.worker", "install", plan["_file"],
+            [sys.executable, "-m", "carton_hook.installing.worker", "install", plan_file,
              interpreter, *shas],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
@@ -279,12 +279,12 @@ def _join_helper(helper: subprocess.Popen[str]) -> None:
         sys.stderr.write("\n".join(lines) + "\n")
 
 
-def _described(wheel: dict[str, Any]) -> str:
+def _described(wheel: WheelPlan) -> str:
     """A wheel as the log's verbose line names it."""
     return f"{wheel['dist']} {wheel['version']} ({int(wheel['size']) / 1e6:.1f} MB)"
 
 
-def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
+def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
                  progress: Progress | None = None) -> None:
     from carton_hook.cache.entries import ensure
     from carton_hook.installing.unpack import install_wheel
@@ -297,9 +297,9 @@ def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
         local = work / wheel["name"]
         mark(f"{wheel['name']}: fetching")
         if wheel["url"]:
-            _download(wheel, sha, local, what, on_bytes)
+            _download(wheel["url"], wheel, sha, local, what, on_bytes)
         else:
-            _copy_bundled(plan, wheel["bundled"], sha, local, what, on_bytes)
+            _copy_bundled(plan, str(wheel["bundled"]), sha, local, what, on_bytes)
         mark(f"{wheel['name']}: unpacking")
         if progress is not None:
             progress.doing(unpacking)
@@ -321,7 +321,7 @@ def _install_one(plan: dict[str, Any], root: Path, sha: str, interpreter: str,
         progress.finished_one(unpacking, _described(wheel))
 
 
-def _download(wheel: dict[str, Any], sha: str, dest: Path, what: str,
+def _download(url: str, wheel: WheelPlan, sha: str, dest: Path, what: str,
               on_bytes: Callable[[int], None] | None) -> None:
     """From the mirror (`CARTON_INDEX_URL`) if one is set and has the file, else (or if
     that fails) from the URL the lock records; the lock's sha256 is checked either way."""
@@ -331,19 +331,19 @@ def _download(wheel: dict[str, Any], sha: str, dest: Path, what: str,
     index = mirror_index()
     if index is not None:
         try:
-            url = find(index, wheel["dist"], wheel["name"])
-            if url is None:
+            mirrored = find(index, wheel["dist"], wheel["name"])
+            if mirrored is None:
                 raise MirrorError(f"{index} does not list {wheel['name']}")
-            fetch(url, sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
+            fetch(mirrored, sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
             return
         except (MirrorError, FetchError) as exc:
             from carton_hook.log import logger
 
-            logger().warning("%s: not from the mirror (%s); trying %s", what, exc, wheel["url"])
-    fetch(wheel["url"], sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
+            logger().warning("%s: not from the mirror (%s); trying %s", what, exc, url)
+    fetch(url, sha, wheel["size"], dest, what=what, on_bytes=on_bytes)
 
 
-def _copy_bundled(plan: dict[str, Any], relpath: str, sha: str, dest: Path, what: str,
+def _copy_bundled(plan: PlanData, relpath: str, sha: str, dest: Path, what: str,
                   on_bytes: Callable[[int], None] | None = None) -> None:
     """Copy a bundled wheel out of the archive (or the model folder), checking its sha256."""
     from carton_hook.installing.fetch import FetchError

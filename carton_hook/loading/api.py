@@ -20,7 +20,7 @@ from carton_hook.errors import CartonError
 from carton_hook.loading import workerclient
 from carton_hook.loading.finder import CartonFinder
 from carton_hook.loading.isolation import isolate
-from carton_hook.loading.plan import get_plan
+from carton_hook.loading.plan import Plan, get_plan
 from carton_hook.loading.run import resolve_entrypoint
 from carton_hook.loading.workerclient import WorkerError, run_worker
 from carton_hook.switches import env_flag
@@ -31,13 +31,15 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from carton_hook.planning.planfile import PlanData
+
 SYSTEM_SITE_ENV = "CARTON_SYSTEM_SITE_PACKAGES"
 
 
 class Carton:
     """A loaded carton: its plan, its finder, its model folder and its prefix."""
 
-    def __init__(self, plan: dict[str, Any], finder: CartonFinder,
+    def __init__(self, plan: PlanData, finder: CartonFinder,
                  prefix: str | None = None) -> None:
         self.plan = plan
         self.finder = finder
@@ -83,17 +85,17 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     home = carton_home()
     path = os.path.realpath(os.fspath(model))
     plan = plan_for(path, home)
-    if extracted(plan, home) and not hold(plan["model"]):
+    if extracted(plan.data, home) and not hold(plan.data["model"]):
         # `cache clear` took the extracted model out since the plan was made: again.
-        _forget(plan["_file"])
+        _forget(plan.file)
         plan = get_plan(path, home)
-        hold(plan["model"])
-    prefix = prefix_dir(plan, home)
+        hold(plan.data["model"])
+    prefix = prefix_dir(plan.file, home)
     if not hold(prefix):  # a first run: made while its worker installs
         from carton_hook.loading.prefix import ensure_prefix
         from carton_hook.trace import mark
 
-        ensure_prefix(plan, home, workerclient.WORKER_PYTHON)
+        ensure_prefix(plan.data, plan.file, home, workerclient.WORKER_PYTHON)
         hold(prefix)
         mark("model: prefix made")
     carton = activate(plan, system_site_packages=system_site_packages)
@@ -110,7 +112,7 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     return carton
 
 
-def plan_for(path: str, home: str) -> dict[str, Any]:
+def plan_for(path: str, home: str) -> Plan:
     """The plan of the model at `path` (absolute) for this interpreter: made by the
     worker on first use, after locking a section for this interpreter if the lock has
     none (unless packing at load time is off)."""
@@ -124,7 +126,7 @@ def plan_for(path: str, home: str) -> dict[str, Any]:
         return pack_for_here(path, home, exc)
 
 
-def extracted(plan: dict[str, Any], home: str) -> bool:
+def extracted(plan: PlanData, home: str) -> bool:
     """Whether the plan's model folder is one the cache holds (extracted, or packed)."""
     return str(plan["model"]).startswith(os.path.join(home, "models", ""))
 
@@ -136,12 +138,12 @@ def _forget(plan_file: str) -> None:
         pass
 
 
-def activate(plan: dict[str, Any], *, system_site_packages: bool) -> Carton:
+def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
     """Install the finder for `plan` and isolate `sys.path`: what a loaded carton and
     each of its subprocesses do."""
     if any(isinstance(f, CartonFinder) for f in sys.meta_path):
         raise CartonError("a carton is already loaded in this process")
-    plan_file = plan["_file"]
+    plan_file = plan.file
 
     def install(shas: list[str]) -> None:
         if shas:
@@ -149,13 +151,14 @@ def activate(plan: dict[str, Any], *, system_site_packages: bool) -> Carton:
 
     home = carton_home()
     packages = packages_dir(home)
-    finder = CartonFinder(plan, packages, install)
+    data = plan.data
+    finder = CartonFinder(data, packages, install, plan.background)
     # Modules are compiled on first import and their .pyc kept: in the package entries,
     # and in the model folder where it is the cache's own copy (an extracted .carton).
-    pycache.install([packages, *([plan["model"]] if extracted(plan, home) else [])],
+    pycache.install([packages, *([data["model"]] if extracted(data, home) else [])],
                     os.path.join(packages, ".tmp"))
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
                     len(sys.meta_path))
     sys.meta_path.insert(position, finder)
-    isolate(str(plan["model"]), plan["stdlib"], fallback=system_site_packages)
-    return Carton(plan, finder)
+    isolate(data["model"], data["stdlib"], fallback=system_site_packages)
+    return Carton(data, finder)

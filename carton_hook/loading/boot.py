@@ -12,7 +12,7 @@ from carton_hook.loading import workerclient
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
-    from typing import Any
+    from carton_hook.loading.plan import Plan
 
 
 def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
@@ -22,13 +22,13 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     without its locked packages would fail later and less clearly."""
     from carton_hook.errors import CartonError
     from carton_hook.loading.api import SYSTEM_SITE_ENV, activate
+    from carton_hook.loading.plan import Plan
     from carton_hook.planning.planfile import read_plan
     from carton_hook.switches import env_flag
 
     workerclient.WORKER_PYTHON = worker_python
-    plan = read_plan(plan_file)
-    if plan is None and model:
-        plan = _remake(plan_file, model)
+    data = read_plan(plan_file)
+    plan = Plan(data, plan_file) if data is not None else _remake(plan_file, model or None)
     if plan is None:
         print(f"carton: error: {sys.executable}: the plan {plan_file} of this carton's "
               f"environment is gone and {model or 'its model'} no longer gives the same "
@@ -45,7 +45,7 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
         keep_pythonpath()  # a worker of an engine that runs the carton as its Python
 
 
-def _remake(plan_file: str, model: str) -> dict[str, Any] | None:
+def _remake(plan_file: str, model: str | None) -> Plan | None:
     """The plan of `model`, made again, if it is the very plan the parent used (same
     key: same model file, same stat, same interpreter); None otherwise."""
     import os
@@ -53,9 +53,11 @@ def _remake(plan_file: str, model: str) -> dict[str, Any] | None:
     from carton_hook.errors import CartonError
     from carton_hook.loading.plan import get_plan
 
+    if not model:
+        return None
     home = os.path.dirname(os.path.dirname(plan_file))  # $CARTON_HOME/plans/<key>.plan
     try:
         plan = get_plan(model, home)
     except (CartonError, OSError):
         return None
-    return plan if plan["_file"] == plan_file else None
+    return plan if plan.file == plan_file else None

@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from importlib.metadata import Distribution
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from carton_hook.planning.planfile import PlanData
 
 
 class CartonDistribution(Distribution):
@@ -45,7 +48,7 @@ class CartonDistribution(Distribution):
         return f"<CartonDistribution {self._dist_info.name} in {self._entry}>"
 
 
-def distributions(plan: dict[str, Any], root: str, name: str | None) -> list[Distribution]:
+def distributions(plan: PlanData, root: str, name: str | None) -> list[Distribution]:
     """The locked distributions (one named `name`, or all), each exactly once."""
     import re
 

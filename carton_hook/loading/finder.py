@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any
 
+    from carton_hook.loading.workerclient import Background
+    from carton_hook.planning.planfile import PlanData
+
 # Paths are strings and the lock is _thread's: pathlib and threading cost milliseconds
 # at every start, and this module is on the warm path.
 _join = os.path.join
@@ -93,9 +96,12 @@ class NamespacePath:
 class CartonFinder:
     """Finds locked modules in the cache; installs their wheels on first import."""
 
-    def __init__(self, plan: dict[str, Any], cache_root: str,
-                 install: Callable[[list[str]], None]) -> None:
+    def __init__(self, plan: PlanData, cache_root: str,
+                 install: Callable[[list[str]], None],
+                 background: Background | None = None) -> None:
         self.plan = plan
+        # A first run's worker, still installing what the model's source imports.
+        self._background = background
         self.imports: dict[str, str] = plan["imports"]
         self.namespaces: dict[str, list[str]] = plan["namespaces"]
         self.shared: dict[str, list[str]] = plan["shared"]
@@ -183,7 +189,7 @@ class CartonFinder:
         with self._lock:
             wanted = closure(self.plan, shas)
             failed: dict[str, str] = {}
-            background = self.plan.get("_background")
+            background = self._background
             if background is not None:
                 # The plan's worker is installing what the model's source imports: wait
                 # for the wheels imported now; those they depend on are waited for when

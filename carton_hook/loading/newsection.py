@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import COMPLETE, models_dir
 from carton_hook.errors import CartonError
 from carton_hook.loading import workerclient
-from carton_hook.loading.plan import get_plan, plan_identity, plan_key, plan_path
+from carton_hook.loading.plan import Plan, get_plan, plan_identity, plan_key, plan_path
 from carton_hook.loading.workerclient import WorkerError, run_worker
 from carton_hook.log import logger
 from carton_hook.planning.planfile import dump_plan
 
+if TYPE_CHECKING:
+    from carton_hook.planning.planfile import PlanData
 
-def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str, Any]:
+
+def pack_for_here(model_path: str, home: str, missing: WorkerError) -> Plan:
     """Lock `model_path` for this interpreter and return its new plan, or raise why not."""
     model = Path(model_path)
     folder_form = (model / "pyproject.toml").is_file() and not (model / "carton.toml").exists()
@@ -42,8 +45,9 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> dict[str,
     plan = get_plan(str(target), home)
     if target != model:
         # The carton's own plan key now leads to the locked copy.
-        copied = dict(plan, identity=plan_identity(model_path))
+        copied: PlanData = {**plan.data, "identity": plan_identity(model_path)}
         Path(plan_path(model_path, home)).write_bytes(dump_plan(copied))
-        plan = {**get_plan(model_path, home),
-                **{k: v for k, v in copied.items() if k.startswith("_") and k != "_file"}}
+        # Its worker (still installing what the model imports) goes with it.
+        plan = Plan(get_plan(model_path, home).data, plan_path(model_path, home),
+                    plan.background)
     return plan

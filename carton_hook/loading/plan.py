@@ -19,7 +19,21 @@ from carton_hook.planning.planfile import file_key, file_signature, read_plan
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
-    from typing import Any
+    from carton_hook.loading.workerclient import Background
+    from carton_hook.planning.planfile import PlanData
+
+
+class Plan:
+    """A plan in this process: what selection decided (`data`, the plan file's content),
+    the file it is kept in, and on a first run the worker that is still installing what
+    the model's source imports (`background`), which this run's imports wait for."""
+
+    __slots__ = ("background", "data", "file")
+
+    def __init__(self, data: PlanData, file: str, background: Background | None = None) -> None:
+        self.data = data
+        self.file = file
+        self.background = background
 
 def plan_identity(model: str) -> str:
     """What the plan depends on: the model's path and the stat of the files that define
@@ -41,13 +55,13 @@ def plan_key(model: str) -> str:
     return file_key(plan_identity(model))
 
 
-def get_plan(model: str, home: str) -> dict[str, Any]:
+def get_plan(model: str, home: str) -> Plan:
     """The plan for `model` (absolute), made by the worker on the first run."""
     identity = plan_identity(model)
     path = os.path.join(plans_dir(home), file_key(identity) + PLAN_SUFFIX)
-    plan = read_plan(path, identity)
-    if plan is not None:
-        return plan
+    data = read_plan(path, identity)
+    if data is not None:
+        return Plan(data, path)
     # Processes of one model started together (a Pool, an executor's workers) make the
     # plan once: the first makes it, the others wait for it, then read it. `cache prune`
     # and `clear` leave a plan alone while its lock is held, so it is read before the
@@ -55,9 +69,9 @@ def get_plan(model: str, home: str) -> dict[str, Any]:
     for _ in range(3):
         lock = _lock(path)
         try:
-            plan = read_plan(path, identity)
-            if plan is not None:
-                return plan
+            data = read_plan(path, identity)
+            if data is not None:
+                return Plan(data, path)
             # With the interpreter: also install what the model's source imports
             # (predict.py). The worker holds the lock (its copy of the descriptor) until
             # it has installed them, so that processes started together wait for those
@@ -69,14 +83,12 @@ def get_plan(model: str, home: str) -> dict[str, Any]:
                                       workerclient.WORKER_PYTHON, keep_fd=lock,
                                       meanwhile=lambda: _extract_meanwhile(model, home))
             mark("model: going on")
-            plan = read_plan(path, identity)
+            data = read_plan(path, identity)
         finally:
             if lock is not None:
                 os.close(lock)
-        if plan is not None:
-            if background is not None:  # in memory only: this run's imports wait for it
-                plan["_background"] = background
-            return plan
+        if data is not None:
+            return Plan(data, path, background)
     raise OSError(f"the worker wrote no readable plan at {path} (three times)")
 
 

@@ -19,11 +19,14 @@ import configparser
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import BOOT_MODULE, prefix_dir
 from carton_hook.cache.publish import is_published, publishing
 from carton_hook.planning.planfile import model_of
+
+if TYPE_CHECKING:
+    from carton_hook.planning.planfile import PlanData
 
 _BOOT_SOURCE = '''\
 """Boot carton's finder in a subprocess of a loaded carton (generated; see carton_hook)."""
@@ -50,16 +53,19 @@ if __name__ == "__main__":
 '''
 
 
-def ensure_prefix(plan: dict[str, Any], home: str | Path, worker_python: str) -> Path:
-    """The prefix for `plan`, made on first use and published by one rename."""
-    root = Path(prefix_dir(plan, home))
+def ensure_prefix(plan: PlanData, plan_file: str, home: str | Path,
+                  worker_python: str) -> Path:
+    """The prefix for `plan` (kept in `plan_file`), made on first use and published by
+    one rename."""
+    root = Path(prefix_dir(plan_file, home))
     if not is_published(root):
         with publishing(root) as tree:
-            _fill(tree, root, plan, worker_python)
+            _fill(tree, root, plan, plan_file, worker_python)
     return root
 
 
-def _fill(work: Path, final: Path, plan: dict[str, Any], worker_python: str) -> None:
+def _fill(work: Path, final: Path, plan: PlanData, plan_file: str,
+          worker_python: str) -> None:
     base = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     version = ".".join(map(str, sys.version_info[:3]))
     (work / "pyvenv.cfg").write_text(
@@ -74,7 +80,7 @@ def _fill(work: Path, final: Path, plan: dict[str, Any], worker_python: str) -> 
     site_packages.mkdir(parents=True)
     hook_parent = str(Path(__file__).resolve().parents[2])  # the folder holding carton_hook
     (site_packages / f"{BOOT_MODULE}.py").write_text(_BOOT_SOURCE.format(
-        hook_parent=hook_parent, plan_file=plan["_file"], worker_python=worker_python,
+        hook_parent=hook_parent, plan_file=plan_file, worker_python=worker_python,
         model=model_of(plan)))
     (site_packages / f"{BOOT_MODULE}.pth").write_text(f"import {BOOT_MODULE}\n")
     python = final / "bin" / "python"
@@ -100,7 +106,7 @@ def shebang(python: str) -> str:
     return f"#!/bin/sh\n'''exec' {shlex.quote(python)} \"$0\" \"$@\"\n' '''"
 
 
-def console_scripts(plan: dict[str, Any]) -> dict[str, str]:
+def console_scripts(plan: PlanData) -> dict[str, str]:
     """`name -> module:attr` for the console and GUI scripts of every locked
     distribution, read from the metadata recorded at pack time."""
     found: dict[str, str] = {}

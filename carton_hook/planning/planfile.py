@@ -15,7 +15,48 @@ from carton_hook.cache.layout import COMPLETE
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import TypedDict
+
+    class _WheelPlan(TypedDict):
+        name: str  # the wheel's filename
+        dist: str  # the distribution's canonical name
+        version: str
+        size: int
+        url: str | None  # where it is fetched from; None for a bundled wheel
+        bundled: str | None  # its path in the model folder, for a bundled wheel
+        dist_info: str | None  # the folder of its pack-time metadata (METADATA, RECORD, ...)
+        deps: list[str]  # the sha256s of the wheels it depends on (and preloads from)
+        top_level: list[str]
+        roots: list[str]  # "" and the folders its .pth files add to sys.path
+
+    class WheelPlan(_WheelPlan, total=False):
+        """One locked wheel, as the plan knows it."""
+
+        preload: list[list[str]]  # [sha256, path] of shared libraries to load first
+
+    class _PlanData(TypedDict):
+        format: int
+        stdlib: list[str]  # the interpreter's own sys.path entries (isolation keeps them)
+        model: str  # the model folder
+        name: str
+        version: str
+        entrypoint: str
+        requirements: str  # the model's requirements file, as the lock names it
+        archive: str | None  # the .carton it was extracted from
+        section: str  # the id of the lock section selected
+        wheels: dict[str, WheelPlan]  # by sha256
+        imports: dict[str, str]  # import name -> sha256 of the wheel that provides it
+        namespaces: dict[str, list[str]]  # namespace package -> the wheels that share it
+        shared: dict[str, list[str]]  # package several wheels provide -> their sha256s
+        listed: dict[str, bool]  # top-level names for pkgutil: is it a package?
+        distutils_shim: bool  # setuptools' distutils shim is locked
+
+    class PlanData(_PlanData, total=False):
+        """What selection decided for one model on one interpreter: the plan file's
+        content, built by `planning.select.make_plan`, completed by the worker."""
+
+        identity: str  # what the plan was made for (plan_identity); its first line: MODEL
+        watch: list[list[str]]  # [path, file_signature] of a model folder's requirements
 
 PLAN_FORMAT = 11
 
@@ -29,7 +70,7 @@ def file_signature(path: str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
-def model_of(plan: dict[str, Any]) -> str:
+def model_of(plan: PlanData) -> str:
     """The MODEL argument (a .carton, an unpacked carton or a model folder) that a plan
     was made for: the first line of its identity."""
     return str(plan["identity"]).split("\n", 1)[0]
@@ -47,20 +88,19 @@ def file_key(identity: str) -> str:
     return f"{h:016x}"
 
 
-def read_plan(path: str, identity: str | None = None) -> dict[str, Any] | None:
+def read_plan(path: str, identity: str | None = None) -> PlanData | None:
     """The plan stored at `path`, or None if it is missing, stale, unreadable or (given
     `identity`) made for another model or interpreter."""
     return _read(path, identity)
 
 
-def dump_plan(plan: dict[str, Any]) -> bytes:
-    """A plan's bytes (without the keys that start with `_`: this process's own). marshal,
-    because the warm path reads it without importing json; the plan's key covers the
-    interpreter, so marshal's version never differs."""
-    return marshal.dumps({k: v for k, v in plan.items() if not k.startswith("_")})
+def dump_plan(plan: PlanData) -> bytes:
+    """A plan's bytes: marshal, because the warm path reads it without importing json;
+    the plan's key covers the interpreter, so marshal's version never differs."""
+    return marshal.dumps(dict(plan))
 
 
-def _read(path: str, identity: str | None) -> dict[str, Any] | None:
+def _read(path: str, identity: str | None) -> PlanData | None:
     try:
         with open(path, "rb") as f:
             # The cache's own file, written by the worker: as trusted as its .pyc files.
@@ -81,11 +121,10 @@ def _read(path: str, identity: str | None) -> dict[str, Any] | None:
         return None  # the extracted model was removed: make the plan again
     if not os.path.isdir(root):
         return None
-    plan["_file"] = path
-    return plan
+    return plan  # type: ignore[return-value]  # the cache's own file, of this format
 
 
-def closure(plan: dict[str, Any], shas: list[str]) -> list[str]:
+def closure(plan: PlanData, shas: list[str]) -> list[str]:
     """`shas` and every wheel they depend on, in the lock's dependency graph: the wheels
     the first import will need, fetched together."""
     seen: list[str] = []

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from carton_hook.planning.planfile import PlanData
 
 MAX_MODULES = 200  # a model with more local modules than this is only partly read
 
@@ -44,7 +44,7 @@ def imported_names(model_dir: str, entrypoint: str) -> set[str]:
     return names
 
 
-def predicted_wheels(plan: dict[str, Any], names: set[str]) -> list[str]:
+def predicted_wheels(plan: PlanData, names: set[str]) -> list[str]:
     """The wheels (sha256) that provide `names`, per the plan's import index."""
     imports: dict[str, str] = plan["imports"]
     found: list[str] = []

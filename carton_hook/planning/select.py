@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from carton_hook.errors import CartonError
 from carton_hook.formats.archive import MODEL_PREFIX
@@ -25,6 +25,9 @@ from carton_hook.formats.lockfile import (
 )
 from carton_hook.planning.models import Model, ModelFiles
 from carton_hook.planning.planfile import PLAN_FORMAT
+
+if TYPE_CHECKING:
+    from carton_hook.planning.planfile import PlanData, WheelPlan
 
 
 class NoEnvironmentError(CartonError, LookupError):
@@ -122,7 +125,7 @@ def check_requires_python(model: Model, lock: Lock) -> None:
                           f"{here}{run_with}")
 
 
-def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
+def make_plan(model: Model, files: ModelFiles | None = None) -> PlanData:
     """What the warm path needs, and nothing more: the import index, the wheels and
     where their pack-time metadata lives (read from `files`: the model folder, or the
     archive it is being extracted from)."""
@@ -137,7 +140,7 @@ def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
     if section is None:
         raise NoEnvironmentError(model, lock)
     by_name = {p.name: p for p in section.packages}
-    wheels: dict[str, Any] = {}
+    wheels: dict[str, WheelPlan] = {}
     imports: dict[str, str] = {}
     owners: dict[str, list[str]] = {}
     shared: dict[str, list[str]] = {}
@@ -194,7 +197,7 @@ def make_plan(model: Model, files: ModelFiles | None = None) -> dict[str, Any]:
 
 
 def _top_level_listing(imports: dict[str, str], namespaces: dict[str, list[str]],
-                       wheels: dict[str, Any], files: ModelFiles,
+                       wheels: dict[str, WheelPlan], files: ModelFiles,
                        root: Path) -> dict[str, bool]:
     """Every top-level name the lock provides, and whether it is a package: what
     `pkgutil.iter_modules()` lists for it, known without installing anything."""
@@ -209,7 +212,7 @@ def _top_level_listing(imports: dict[str, str], namespaces: dict[str, list[str]]
     return dict(sorted(listed.items()))
 
 
-def _installed_folders(wheel: dict[str, Any], files: ModelFiles, root: Path) -> set[str]:
+def _installed_folders(wheel: WheelPlan, files: ModelFiles, root: Path) -> set[str]:
     """The top-level folders of a wheel's installed tree (below each import root), from
     its pack-time RECORD."""
     import csv
@@ -226,8 +229,8 @@ def _installed_folders(wheel: dict[str, Any], files: ModelFiles, root: Path) -> 
     rows = [row[0] for row in csv.reader(text.splitlines()) if row]
     found = set()
     for path in install_paths(rows):
-        for root in wheel["roots"]:
-            prefix = f"{root}/" if root else ""
+        for import_root in wheel["roots"]:
+            prefix = f"{import_root}/" if import_root else ""
             if path.startswith(prefix):
                 head, sep, _ = path[len(prefix):].partition("/")
                 if sep:
