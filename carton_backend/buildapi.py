@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from carton_hook.errors import CartonError
+from carton_hook.errors import CartonError, report
 from carton_hook.formats.lockfile import Lock
 
 from .config import ModelConfig, load_config
@@ -40,8 +39,7 @@ def _edge(func: F) -> F:
         except CartonError as exc:
             if verbose_from_env():
                 raise
-            print(f"carton: error: {exc}", file=sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(report(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 

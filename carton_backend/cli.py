@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import traceback
 from pathlib import Path
 
-from carton_hook.errors import CartonError
+from carton_hook.errors import CartonError, report
 from carton_hook.formats.lockfile import LOCK_PATH, Lock, load_lock
 from carton_hook.formats.version import CREATED_BY
 
@@ -86,8 +85,8 @@ def _export_pylock(config: ModelConfig, args: argparse.Namespace) -> int:
 
     out = (args.output or config.root / "pylock.toml").absolute()
     if not is_valid_pylock_path(out):
-        print(f"carton: error: {out}: PEP 751 names the file pylock.toml or "
-              "pylock.NAME.toml; pip and uv refuse other names", file=sys.stderr)
+        report(f"{out}: PEP 751 names the file pylock.toml or pylock.NAME.toml; pip and uv "
+               "refuse other names")
         return 2
     lock = lock_model(config)
     text = export_pylock(lock, config.root, out, args.environment)
@@ -106,9 +105,8 @@ def _check_reproducible(config: ModelConfig, *, quiet: bool) -> int:
         if not quiet:
             print(f"reproducible: two builds of {config.root} have sha256 {outcome.first}")
         return 0
-    print(f"carton: error: {config.root}: two builds differ ({outcome.first} and "
-          f"{outcome.second}); first difference: {outcome.difference}", file=sys.stderr)
-    return 1
+    return report(f"{config.root}: two builds differ ({outcome.first} and {outcome.second}); "
+                  f"first difference: {outcome.difference}")
 
 
 def _current_lock(config: ModelConfig) -> Lock | None:
@@ -156,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 print(path)
     except CartonError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"carton: error: {exc}", file=sys.stderr)
-        return 1
+        return report(exc, verbose=args.verbose)
     except KeyboardInterrupt:
         return 130
     return 0

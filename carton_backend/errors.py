@@ -8,6 +8,8 @@ from carton_hook.errors import CartonError
 class BuildError(CartonError):
     """Base of every expected failure while locking or packing a model."""
 
+    kind = "build"
+
 
 class ConfigError(BuildError, ValueError):
     """A key of pyproject.toml is missing or wrong."""

@@ -80,7 +80,10 @@ def _main(argv: list[str]) -> int:
             break
         option = {"-v": "--verbose", "-q": "--quiet"}.get(option, option)
         if option not in ("--system-site-packages", "--verbose", "--quiet"):
-            print(f"carton: error: unknown option {option}\n\n{USAGE}", file=sys.stderr, end="")
+            from carton_hook.errors import report
+
+            report(f"unknown option {option}")
+            print(f"\n{USAGE}", file=sys.stderr, end="")
             return 2
         options.add(option)
     if not argv:
@@ -100,9 +103,8 @@ def _main(argv: list[str]) -> int:
         # The worker and the model's subprocesses say as much as this process.
         os.environ["CARTON_VERBOSE" if "--verbose" in options else "CARTON_QUIET"] = "1"
 
-    from carton_hook.errors import CartonError
+    from carton_hook.errors import CartonError, CartonImportError, report
     from carton_hook.loading.api import load
-    from carton_hook.loading.finder import CartonImportError
 
     try:
         carton = load(model, system_site_packages="--system-site-packages" in options or None)
@@ -111,6 +113,8 @@ def _main(argv: list[str]) -> int:
     try:
         try:
             entry = carton.entrypoint()  # imports the entrypoint's module
+        except CartonImportError:
+            raise  # said where the model imported it, below
         except CartonError as exc:
             return _failed(exc, options, model)
         sys.argv = [model, *args]
@@ -120,8 +124,7 @@ def _main(argv: list[str]) -> int:
         # not match): carton's failure, in one line, where the model imported it.
         if "--verbose" in options:
             raise
-        print(f"carton: error: {exc}{_where_imported(exc, carton.plan)}", file=sys.stderr)
-        return 1
+        return report(exc, where=_where_imported(exc, carton.plan))
     except ModuleNotFoundError as exc:
         hint = _not_locked(exc, carton.plan, model)
         if hint is None:
@@ -137,22 +140,19 @@ def _main(argv: list[str]) -> int:
 def _failed(exc: Exception, options: set[str], model: str) -> int:
     """carton could not run `model`: one line (a traceback with --verbose). A model that
     does not exist but is named like a command is a mistyped command (exit 2)."""
-    if "--verbose" in options:
-        import traceback
-
-        traceback.print_exc()
     import os
+
+    from carton_hook.errors import report
 
     if not os.path.exists(model) and os.sep not in model:
         from difflib import get_close_matches
 
         close = get_close_matches(model, COMMANDS, n=1)
         if close:
-            print(f"carton: error: no such command or model {model!r} (did you mean "
-                  f"{close[0]!r}?)\n\n{USAGE}", file=sys.stderr, end="")
+            report(f"no such command or model {model!r} (did you mean {close[0]!r}?)")
+            print(f"\n{USAGE}", file=sys.stderr, end="")
             return 2
-    print(f"carton: error: {exc}", file=sys.stderr)
-    return 1
+    return report(exc, verbose="--verbose" in options)
 
 
 def _where_imported(exc: BaseException, plan: PlanData) -> str:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from carton_hook.cache import entries as cache
-from carton_hook.cache.entries import CacheError, ensure, is_complete, remove
+from carton_hook.cache.entries import ensure, is_complete, remove
 from carton_hook.cache.layout import COMPLETE
+from carton_hook.errors import CacheError
 
 SHA = "ab" * 32
 OTHER = "cd" * 32

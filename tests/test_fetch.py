@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from carton_hook.errors import FetchError
 from carton_hook.installing import fetch as fetch_mod
-from carton_hook.installing.fetch import FetchError, fetch
+from carton_hook.installing.fetch import fetch
 
 from .factory import make_wheel
 from .faultserver import (

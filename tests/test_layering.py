@@ -198,3 +198,37 @@ def test_every_package_folder_is_shipped() -> None:
     folders = {_module_name(p.parent) for package in ("carton_hook", "carton_backend")
                for p in (ROOT / package).rglob("__init__.py")}
     assert {f for f in folders if not any(fnmatch.fnmatch(f, i) for i in include)} == set()
+
+
+def test_errors_are_reported_by_one_function() -> None:
+    """`carton: error:` is written by errors.report alone (and by an executable carton's
+    bootstrap, which runs before the runtime it would import is unpacked)."""
+    writers = []
+    for package in ("carton_hook", "carton_backend"):
+        for module, path in _modules(package).items():
+            if module in ("carton_hook.errors", "carton_hook.zipmain"):
+                continue
+            if "carton: error:" in path.read_text(encoding="utf-8"):
+                writers.append(module)
+    assert writers == []
+
+
+def test_every_error_is_a_carton_error_with_a_kind() -> None:
+    """One tree: each exception class carton defines is a CartonError, and names the
+    kind that carries it over the worker boundary (a private one, which never leaves
+    its module, aside)."""
+    from carton_hook.errors import CartonError
+
+    found = []
+    for package in ("carton_hook", "carton_backend"):
+        for module, path in _modules(package).items():
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and any(
+                        "Error" in ast.unparse(b) or ast.unparse(b) == "Exception"
+                        for b in node.bases):
+                    found.append((module, node.name))
+    assert len(found) >= 15
+    for module, name in found:
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        assert issubclass(cls, CartonError), (module, name)
+        assert isinstance(cls.kind, str) and cls.kind, (module, name)

@@ -19,14 +19,11 @@ from pathlib import Path
 
 from carton_hook.cache.layout import COMPLETE
 from carton_hook.cache.publish import rename
-from carton_hook.errors import CartonError
+from carton_hook.errors import CacheError, CartonError
 
 LOCK_TIMEOUT = float(os.environ.get("CARTON_LOCK_TIMEOUT", "600"))
 STALE_TMP_SECONDS = 24 * 3600
 
-
-class CacheError(CartonError, OSError):
-    """The cache could not be filled."""
 
 
 def is_complete(entry: Path, sha256: str) -> bool:

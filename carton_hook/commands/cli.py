@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from carton_hook.errors import CartonError
+from carton_hook.errors import CartonError, report
 from carton_hook.formats.version import CREATED_BY
 
 if TYPE_CHECKING:
@@ -106,12 +106,7 @@ def main(argv: list[str]) -> int:
     try:
         return COMMANDS[args.command](args)
     except CartonError as exc:
-        if args.verbose:
-            import traceback
-
-            traceback.print_exc()
-        print(f"carton: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return report(exc, verbose=args.verbose)
 
 
 def _home() -> Path:

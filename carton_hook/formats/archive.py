@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carton_hook.errors import ArchiveError
-from carton_hook.formats.members import UnsafeMember, check_members
+from carton_hook.errors import ArchiveError, UnsafeMember
+from carton_hook.formats.members import check_members
 
 ARCHIVE_FORMAT = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -25,14 +25,12 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from carton_hook.errors import UnsafeMember
 from carton_hook.formats.membernames import name_problem
 
 SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
                                zipfile.ZIP_LZMA})
 
-
-class UnsafeMember(ValueError):
-    """A member (or the set of them) that the policy refuses; the message says which."""
 
 
 @dataclass(frozen=True)

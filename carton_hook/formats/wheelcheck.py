@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carton_hook.errors import WheelError
+from carton_hook.errors import UnsafeMember, WheelError
 from carton_hook.formats.importnames import (
     import_names,
     install_paths,
@@ -25,7 +25,7 @@ from carton_hook.formats.importnames import (
     rooted_import_names,
 )
 from carton_hook.formats.lockfile import canonical_name
-from carton_hook.formats.members import UnsafeMember, check_members
+from carton_hook.formats.members import check_members
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without
 # downloading the wheel. License files and the like are left out.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-from carton_hook.errors import CartonError
+from carton_hook.errors import FetchError
 from carton_hook.formats.urls import connect_problem
 from carton_hook.switches import env_flag
 
@@ -26,9 +26,6 @@ READ_TIMEOUT = float(os.environ.get("CARTON_READ_TIMEOUT", "30"))
 DEADLINE = float(os.environ.get("CARTON_FETCH_DEADLINE", "600"))
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
-
-class FetchError(CartonError, OSError):
-    """A wheel could not be downloaded, or what arrived is not the locked file."""
 
 
 def offline() -> bool:

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from carton_hook.errors import MirrorError
 from carton_hook.formats.lockfile import canonical_name
 from carton_hook.formats.urls import url_problem
 
@@ -25,9 +26,6 @@ MAX_PAGE = 64 << 20  # PyPI's largest project pages are a few MiB
 _pages: dict[str, dict[str, str]] = {}  # project page URL -> {filename: file URL}
 _lock = threading.Lock()
 
-
-class MirrorError(Exception):
-    """The mirror could not say where a file is (unreachable, refused, unreadable)."""
 
 
 def mirror_index() -> str | None:
@@ -56,7 +54,8 @@ def find(index: str, project: str, filename: str) -> str | None:
 def _read_page(page: str) -> dict[str, str]:
     import urllib3
 
-    from carton_hook.installing.fetch import FetchError, open_url
+    from carton_hook.errors import FetchError
+    from carton_hook.installing.fetch import open_url
 
     problem = url_problem(page)
     if problem:

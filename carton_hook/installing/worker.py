@@ -325,8 +325,9 @@ def _download(url: str, wheel: WheelPlan, sha: str, dest: Path, what: str,
               on_bytes: Callable[[int], None] | None) -> None:
     """From the mirror (`CARTON_INDEX_URL`) if one is set and has the file, else (or if
     that fails) from the URL the lock records; the lock's sha256 is checked either way."""
-    from carton_hook.installing.fetch import FetchError, fetch
-    from carton_hook.installing.mirror import MirrorError, find, mirror_index
+    from carton_hook.errors import FetchError, MirrorError
+    from carton_hook.installing.fetch import fetch
+    from carton_hook.installing.mirror import find, mirror_index
 
     index = mirror_index()
     if index is not None:
@@ -346,7 +347,7 @@ def _download(url: str, wheel: WheelPlan, sha: str, dest: Path, what: str,
 def _copy_bundled(plan: PlanData, relpath: str, sha: str, dest: Path, what: str,
                   on_bytes: Callable[[int], None] | None = None) -> None:
     """Copy a bundled wheel out of the archive (or the model folder), checking its sha256."""
-    from carton_hook.installing.fetch import FetchError
+    from carton_hook.errors import FetchError
 
     digest = hashlib.sha256()
     with contextlib.ExitStack() as stack:
@@ -378,12 +379,7 @@ def main(argv: list[str]) -> int:
             print(json.dumps({"error": f"usage: {__doc__}"}), file=sys.stderr)
             return 2
     except CartonError as exc:
-        # NoEnvironmentError, by name: importing select here would cost every command.
-        # It is "no-environment" (the model's process packs at load time) only where
-        # locking can be done here; otherwise its message says what the user can do.
-        kind = ("no-environment" if getattr(exc, "can_pack", False)
-                else type(exc).__name__)
-        print(json.dumps({"error": str(exc), "kind": kind}), file=sys.stderr)
+        print(json.dumps({"error": str(exc), "kind": exc.kind}), file=sys.stderr)
         return EXIT_ERROR
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "kind": "internal"}),

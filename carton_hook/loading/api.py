@@ -16,13 +16,13 @@ from importlib.machinery import PathFinder
 from carton_hook.cache import pycache
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import carton_home, packages_dir, prefix_dir
-from carton_hook.errors import CartonError
+from carton_hook.errors import CartonError, WorkerError
 from carton_hook.loading import workerclient
 from carton_hook.loading.finder import CartonFinder
 from carton_hook.loading.isolation import isolate
 from carton_hook.loading.plan import Plan, get_plan
 from carton_hook.loading.run import resolve_entrypoint
-from carton_hook.loading.workerclient import WorkerError, run_worker
+from carton_hook.loading.workerclient import run_worker
 from carton_hook.switches import env_flag
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy

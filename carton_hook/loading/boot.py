@@ -20,7 +20,7 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     cache cleaned while the model runs) is made again from `model`, as the parent's
     first run made it. On failure, say why and exit at once: a child that ran on
     without its locked packages would fail later and less clearly."""
-    from carton_hook.errors import CartonError
+    from carton_hook.errors import CartonError, report
     from carton_hook.loading.api import SYSTEM_SITE_ENV, activate
     from carton_hook.loading.plan import Plan
     from carton_hook.planning.planfile import read_plan
@@ -30,15 +30,13 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     data = read_plan(plan_file)
     plan = Plan(data, plan_file) if data is not None else _remake(plan_file, model or None)
     if plan is None:
-        print(f"carton: error: {sys.executable}: the plan {plan_file} of this carton's "
-              f"environment is gone and {model or 'its model'} no longer gives the same "
-              "one; run the carton again", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(report(f"{sys.executable}: the plan {plan_file} of this carton's "
+                                f"environment is gone and {model or 'its model'} no longer "
+                                "gives the same one; run the carton again"))
     try:
         activate(plan, system_site_packages=env_flag(SYSTEM_SITE_ENV))
     except CartonError as exc:
-        print(f"carton: error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(report(exc)) from None
     if env_flag("CARTON_INTERPRETER"):
         from carton_hook.loading.interpreter import keep_pythonpath
 

@@ -24,7 +24,7 @@ from importlib.machinery import ModuleSpec, PathFinder
 
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import COMPLETE
-from carton_hook.errors import CartonError
+from carton_hook.errors import CartonError, CartonImportError
 from carton_hook.planning.planfile import closure
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
@@ -46,9 +46,6 @@ HOLD_ATTEMPTS = 20
 _isdir = os.path.isdir
 _isfile = os.path.isfile
 
-
-class CartonImportError(ImportError):
-    """A locked wheel could not be installed; `__cause__` says why."""
 
 
 class NamespacePath:

@@ -29,14 +29,13 @@ _USAGE = ("usage: CARTON_INTERPRETER=1 MODEL.carton [-u] [-m MODULE | -c CODE | 
 
 def run(model: str, argv: list[str]) -> int:
     """Load `model`, then run `argv` as `python ARGV` would; returns the exit code."""
-    from carton_hook.errors import CartonError
+    from carton_hook.errors import CartonError, report
     from carton_hook.loading.api import load
 
     try:
         load(model)
     except CartonError as exc:
-        print(f"carton: error: {exc}", file=sys.stderr)
-        return 1
+        return report(exc)
     keep_pythonpath()
     return _run_like_python(argv)
 
@@ -64,19 +63,16 @@ def _run_like_python(argv: list[str]) -> int:
         elif option in ("-W", "-X") and args:
             args.pop(0)  # their value; warnings and -X options are the outer Python's
         elif not (len(option) > 1 and set(option[1:]) <= _IGNORED | {"u"}):
-            print(f"carton: error: unknown option {option}\n{_USAGE}", file=sys.stderr)
-            return 2
+            return _usage_error(f"unknown option {option}")
     try:
         if args[:1] == ["-m"]:
             if len(args) < 2:
-                print(f"carton: error: -m needs a module\n{_USAGE}", file=sys.stderr)
-                return 2
+                return _usage_error("-m needs a module")
             sys.argv = [args[1], *args[2:]]
             runpy.run_module(args[1], run_name="__main__", alter_sys=True)
         elif args[:1] == ["-c"]:
             if len(args) < 2:
-                print(f"carton: error: -c needs code\n{_USAGE}", file=sys.stderr)
-                return 2
+                return _usage_error("-c needs code")
             sys.argv = ["-c", *args[2:]]
             _exec(compile(args[1], "<string>", "exec"))
         elif args and args[0] != "-":
@@ -125,3 +121,11 @@ def _exit_code(code: object) -> int:
         return code
     print(code, file=sys.stderr)
     return 1
+
+
+def _usage_error(message: str) -> int:
+    from carton_hook.errors import report
+
+    report(message)
+    print(_USAGE, file=sys.stderr)
+    return 2

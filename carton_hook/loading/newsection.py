@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import COMPLETE, models_dir
-from carton_hook.errors import CartonError
+from carton_hook.errors import CartonError, WorkerError
 from carton_hook.loading import workerclient
 from carton_hook.loading.plan import Plan, get_plan, plan_identity, plan_key, plan_path
-from carton_hook.loading.workerclient import WorkerError, run_worker
+from carton_hook.loading.workerclient import run_worker
 from carton_hook.log import logger
 from carton_hook.planning.planfile import dump_plan
 

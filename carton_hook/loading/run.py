@@ -12,7 +12,7 @@ import os
 import sys
 import types
 
-from carton_hook.errors import CartonError
+from carton_hook.errors import EntrypointError
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from typing import Any
 
-
-class EntrypointError(CartonError, LookupError):
-    """The entrypoint names something that is not there."""
 
 
 def resolve_entrypoint(model_dir: str | os.PathLike[str],

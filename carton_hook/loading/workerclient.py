@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from carton_hook.errors import CartonError
+from carton_hook.errors import WorkerError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,13 +24,6 @@ WORKER_MODULE = "carton_hook.installing.worker"
 # The folder that holds carton_hook (this file is carton_hook/<room>/<module>.py).
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
-
-class WorkerError(CartonError):
-    """The worker reported a failure; `kind` says which (e.g. "no-environment")."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        self.kind = kind
-        super().__init__(message)
 
 
 def _progress_stream(log: bool) -> tuple[int, str] | None:

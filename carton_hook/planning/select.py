@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 class NoEnvironmentError(CartonError, LookupError):
     """The lock has no section for this interpreter. `can_pack`: carton can lock the model
-    for it now (packing at load time); otherwise the message says what the user can do."""
+    for it now (packing at load time: the kind "no-environment"); otherwise the message
+    says what the user can do."""
+
+    kind = "no-environment"
 
     def __init__(self, model: Model, lock: Lock) -> None:
         here = (f"CPython {sys.version_info[0]}.{sys.version_info[1]} on {sys.platform} "
@@ -41,6 +44,8 @@ class NoEnvironmentError(CartonError, LookupError):
         self.sections = [e.id for e in lock.environments]
         where = model.archive or model.lock_path  # the file the user named, if any
         advice, self.can_pack = _no_section_advice(model, lock)
+        if not self.can_pack:
+            self.kind = CartonError.kind  # nothing the model's process can do about it
         super().__init__(f"{where}: no lock section for {here} (the lock has: {have}){advice}")
 
 
