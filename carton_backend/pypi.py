@@ -7,34 +7,20 @@ links' `#sha256=` fragments) is read when that is what the index answers.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import urllib3
 
 from carton_hook.formats.lockfile import canonical_name
+from carton_hook.formats.simpleapi import ACCEPT, IndexFile, parse_project_page
 from carton_hook.formats.urls import url_problem
 
 from .errors import IndexLookupError
 from .httpclient import HttpClient
 
 DEFAULT_PYPI_URL = "https://pypi.org/simple/"
-ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
-          "text/html;q=0.01")
-
-
-@dataclass(frozen=True)
-class IndexFile:
-    """One file the index lists for a project."""
-
-    filename: str
-    url: str
-    sha256: str | None
-    yanked: bool = False
 
 
 def pypi_url() -> str:
@@ -85,59 +71,8 @@ class PublicIndex:
             return {}
         if resp.status != 200:
             raise IndexLookupError(f"{url} answered HTTP {resp.status}")
-        ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        body = resp.data
-        if ctype.endswith("+json") or ctype == "application/json":
-            return _parse_json(body, final_url)
-        return _parse_html(body.decode("utf-8", "replace"), final_url)
-
-
-def _parse_json(body: bytes, page_url: str) -> dict[str, IndexFile]:
-    try:
-        data = json.loads(body)
-        entries = data["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexLookupError(f"{page_url} is not a PEP 691 project page ({exc})") from exc
-    out = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or "filename" not in entry or "url" not in entry:
-            continue
-        hashes = entry.get("hashes") or {}
-        sha = hashes.get("sha256")
-        out[entry["filename"]] = IndexFile(
-            filename=entry["filename"],
-            url=urljoin(page_url, entry["url"]).split("#", 1)[0],
-            sha256=sha.lower() if isinstance(sha, str) else None,
-            yanked=bool(entry.get("yanked")),
-        )
-    return out
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[dict[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.links.append(dict(attrs))
-
-
-def _parse_html(text: str, page_url: str) -> dict[str, IndexFile]:
-    parser = _Links()
-    parser.feed(text)
-    base = page_url
-    out = {}
-    for attrs in parser.links:
-        href = attrs.get("href")
-        if not href:
-            continue
-        url = urljoin(base, href)
-        path, _, fragment = url.partition("#")
-        filename = unquote(urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1])
-        sha = None
-        if fragment.startswith("sha256="):
-            sha = fragment.split("=", 1)[1].lower()
-        out[filename] = IndexFile(filename=filename, url=path, sha256=sha,
-                                  yanked="data-yanked" in attrs)
-    return out
+        try:
+            return parse_project_page(resp.data, resp.headers.get("Content-Type") or "",
+                                      final_url)
+        except ValueError as exc:
+            raise IndexLookupError(str(exc)) from exc

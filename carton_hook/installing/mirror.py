@@ -10,22 +10,18 @@ once per project per worker.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from carton_hook.errors import MirrorError
 from carton_hook.formats.lockfile import canonical_name
+from carton_hook.formats.simpleapi import ACCEPT, MAX_PAGE, parse_project_page
 from carton_hook.formats.urls import url_problem
 
-ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
-MAX_PAGE = 64 << 20  # PyPI's largest project pages are a few MiB
 _pages: dict[str, dict[str, str]] = {}  # project page URL -> {filename: file URL}
 _lock = threading.Lock()
-
 
 
 def mirror_index() -> str | None:
@@ -79,30 +75,11 @@ def _read_files(page: str, base: str, resp: Any) -> dict[str, str]:
         return {}
     if resp.status != 200:
         raise MirrorError(f"{page} answered HTTP {resp.status}")
-    kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
     data = resp.read(MAX_PAGE + 1, decode_content=True)
     if len(data) > MAX_PAGE:
         raise MirrorError(f"the project page {page} is larger than {MAX_PAGE >> 20} MiB")
     try:
-        text = data.decode("utf-8")
-        if kind.startswith("application/vnd.pypi.simple.v1+json") or kind == "application/json":
-            return {f["filename"]: urljoin(base, f["url"]) for f in json.loads(text)["files"]}
-        return _links(text, base)
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        files = parse_project_page(data, resp.headers.get("Content-Type", ""), base)
+    except ValueError as exc:
         raise MirrorError(f"cannot read the project page {page}: {exc}") from exc
-
-
-def _links(html: str, base: str) -> dict[str, str]:
-    """filename -> absolute URL of every anchor of a PEP 503 page (fragment dropped)."""
-    found: dict[str, str] = {}
-
-    class Anchors(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            href = dict(attrs).get("href")
-            if tag == "a" and href:
-                url = urljoin(base, href).split("#", 1)[0]
-                name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-                found.setdefault(name, url)
-
-    Anchors().feed(html)
-    return found
+    return {name: f.url for name, f in files.items()}
