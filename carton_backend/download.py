@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+from carton_hook.errors import FetchError
 from carton_hook.formats.hashing import file_sha256
 
 from .errors import DownloadError, HashMismatch
@@ -87,7 +88,7 @@ class Downloader:
                     part.unlink(missing_ok=True)
                     if attempt == BODY_ATTEMPTS - 1:
                         raise DownloadError(url, f"download failed ({exc})") from exc
-                except urllib3.exceptions.HTTPError as exc:
+                except (urllib3.exceptions.HTTPError, FetchError) as exc:
                     raise DownloadError(url, f"download failed ({exc})") from exc
             if sha256 is not None and actual != sha256:
                 raise HashMismatch(url, sha256, actual)

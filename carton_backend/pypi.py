@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
+from carton_hook.errors import FetchError
 from carton_hook.formats.lockfile import canonical_name
 from carton_hook.formats.simpleapi import ACCEPT, IndexFile, parse_project_page
 from carton_hook.formats.urls import url_problem
@@ -62,7 +63,7 @@ class PublicIndex:
         url = urljoin(self.base_url, f"{project}/")
         try:
             resp, final_url = self._client.get(url, headers={"Accept": ACCEPT})
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, FetchError) as exc:
             raise IndexLookupError(
                 f"cannot reach the public index at {url} to check whether {project}'s files "
                 f"are on it ({exc}); check the network, set CARTON_PYPI_URL, or set "

@@ -214,7 +214,7 @@ def test_https_to_http_redirect_is_refused(tmp_path: Path,
     try:
         monkeypatch.setenv("CARTON_CA_BUNDLE", str(tmp_path / "cert.pem"))
         url = f"https://127.0.0.1:{secure.server_address[1]}/x.whl"
-        with pytest.raises(DownloadError, match="refusing a redirect"):
+        with pytest.raises(DownloadError, match="refusing to follow a redirect from https"):
             Downloader(HttpClient(), tmp_path / "cache").fetch(url)
         assert seen == {"http": [], "https": ["/x.whl"]}
     finally:

@@ -22,6 +22,7 @@ import pytest
 from carton_hook.errors import FetchError
 from carton_hook.installing import fetch as fetch_mod
 from carton_hook.installing.fetch import fetch
+from carton_hook.network import http
 
 from .factory import make_wheel
 from .faultserver import (
@@ -152,7 +153,7 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Net:
                 "CARTON_CA_BUNDLE"):
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(var.upper(), raising=False)
-    monkeypatch.setattr(fetch_mod, "_POOLS", {})
+    monkeypatch.setattr(http, "_POOLS", {})
     monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", lambda seconds: None)
     record = Net()
     real_getaddrinfo = socket.getaddrinfo
@@ -776,7 +777,7 @@ def test_https_proxy_is_used_and_no_proxy_bypasses_it(
         fetch(url, DATA_SHA, len(DATA), tmp_path / "a.whl", what=WHAT)
         assert proxy.tunnels == [urlsplit(url).netloc]
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        monkeypatch.setattr(fetch_mod, "_POOLS", {})
+        monkeypatch.setattr(http, "_POOLS", {})
         fetch(url, DATA_SHA, len(DATA), tmp_path / "b.whl", what=WHAT)
         assert len(proxy.tunnels) == 1
         assert files.count() == 2

@@ -22,6 +22,7 @@ THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "tomli", "build"
 LAYERS = [
     {"carton_hook.errors", "carton_hook.switches", "carton_hook.log", "carton_hook.trace"},
     {"carton_hook.formats"},
+    {"carton_hook.network"},
     {"carton_hook.cache"},
     {"carton_hook.planning"},
     {"carton_hook.installing"},
@@ -29,8 +30,8 @@ LAYERS = [
     {"carton_hook.commands"},
     {"carton_hook", "carton_hook.__main__", "carton_hook.zipmain"},
 ]
-# What the build half may use of the runtime: the shared formats and the errors' base.
-SHARED = ("carton_hook.formats", "carton_hook.errors")
+# What the build half may use of the runtime: the shared formats, HTTP and the errors.
+SHARED = ("carton_hook.formats", "carton_hook.network", "carton_hook.errors")
 
 
 def _module_name(path: Path) -> str:

@@ -12,15 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urljoin, urlsplit
 
 from carton_hook.errors import FetchError
-from carton_hook.formats.urls import connect_problem
+from carton_hook.network import http
 from carton_hook.switches import env_flag
 
 CHUNK = 1 << 20
 ATTEMPTS = 5
-MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = float(os.environ.get("CARTON_CONNECT_TIMEOUT", "10"))
 READ_TIMEOUT = float(os.environ.get("CARTON_READ_TIMEOUT", "30"))
 DEADLINE = float(os.environ.get("CARTON_FETCH_DEADLINE", "600"))
@@ -108,35 +106,12 @@ class _Retry(Exception):
 
 def open_url(url: str, headers: dict[str, str], what: str,
              retries: Any = False) -> tuple[Any, str]:
-    """GET `url`; the response (its body unread) and the URL that gave it, following up to
-    MAX_REDIRECTS redirects by hand: each URL is judged by `connect_problem` before
-    anything connects to it, and https never leads to http. Raises FetchError for a URL
-    refused; urllib3's own errors (connection, timeout, TLS) pass through."""
+    """`network.http.open_url` with the runtime's timeouts (CARTON_CONNECT_TIMEOUT,
+    CARTON_READ_TIMEOUT) and URL policy."""
     import urllib3
 
-    current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        problem = connect_problem(current)
-        if problem:
-            raise FetchError(f"{what}: refusing to download {problem}")
-        resp = pool_for(current).request(
-            "GET", current, preload_content=False, decode_content=False, redirect=False,
-            retries=retries, headers=headers,
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
-        if resp.status not in (301, 302, 303, 307, 308):
-            return resp, current
-        location = resp.headers.get("Location")
-        # A body left unread would break the next request on this keep-alive
-        # connection; draining it could take forever.
-        resp.close()
-        resp.release_conn()
-        if not location:
-            raise FetchError(f"{what}: redirect without a Location from {current}")
-        target = urljoin(current, location)
-        if urlsplit(current).scheme == "https" and urlsplit(target).scheme != "https":
-            raise FetchError(f"{what}: refusing to follow a redirect from https to {target!r}")
-        current = target
-    raise FetchError(f"{what}: more than {MAX_REDIRECTS} redirects from {url}")
+    return http.open_url(url, headers, what, retries=retries,
+                         timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
 
 
 def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
@@ -268,23 +243,3 @@ def _transient(exc: OSError) -> bool:
     return exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
                              errno.EPERM, errno.EFBIG)
 
-
-_POOLS: dict[str | None, Any] = {}
-
-
-def pool_for(url: str) -> Any:
-    """A urllib3 pool for `url`: through `HTTPS_PROXY` unless `NO_PROXY` says otherwise
-    (urllib3 reads neither), with `CARTON_CA_BUNDLE` as the CA bundle if set."""
-    import urllib.request  # for the proxy rules only; it costs ~20 ms to import
-
-    import urllib3
-
-    parts = urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
-        proxy = None
-    if proxy not in _POOLS:
-        ca = os.environ.get("CARTON_CA_BUNDLE")
-        _POOLS[proxy] = (urllib3.ProxyManager(proxy, ca_certs=ca) if proxy
-                         else urllib3.PoolManager(ca_certs=ca))
-    return _POOLS[proxy]
