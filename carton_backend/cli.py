@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 def _export_pylock(config: ModelConfig, args: argparse.Namespace) -> int:
     from packaging.pylock import is_valid_pylock_path
 
-    from . import atomic
+    from carton_hook.filesystem import atomic
+
     from .pylock import export_pylock
 
     out = (args.output or config.root / "pylock.toml").absolute()

@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from carton_hook.errors import WheelError
+from carton_hook.filesystem.atomic import TEMP_PREFIX, copy_file
 from carton_hook.formats.hashing import file_sha256
 from carton_hook.formats.lockfile import DIST_INFO_DIR, Package, Wheel, bundled_path, canonical_name
 from carton_hook.formats.wheelcheck import WheelInfo, check_wheel
 
-from .atomic import TEMP_PREFIX, copy_file
 from .download import Downloader
 from .elfdeps import scan_wheel
 from .environment import Target

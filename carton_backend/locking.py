@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carton_hook.filesystem import atomic
 from carton_hook.formats.lockfile import (
     BUNDLED_DIR,
     DIST_INFO_DIR,
@@ -35,7 +36,6 @@ from carton_hook.formats.lockfile import (
 )
 from carton_hook.formats.version import CREATED_BY
 
-from . import atomic
 from .config import ModelConfig
 from .environment import Target, check_interpreter, env_id, env_marker, section_for, targets
 from .errors import BuildError, RequirementsError, ResolveError

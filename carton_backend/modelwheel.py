@@ -17,10 +17,11 @@ import io
 import re
 from pathlib import Path
 
+from carton_hook.filesystem import atomic
 from carton_hook.formats.lockfile import Lock
 from carton_hook.formats.version import CREATED_BY
 
-from . import atomic, detzip
+from . import detzip
 from .config import ModelConfig
 from .metadata import core_metadata
 from .modelfiles import ModelFile, model_files

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from carton_hook.filesystem import atomic
 from carton_hook.formats.archive import (
     CARTON_TOML,
     MANIFEST,
@@ -30,7 +31,7 @@ from carton_hook.formats.hashing import file_sha256
 from carton_hook.formats.lockfile import BUNDLED_DIR, DIST_INFO_DIR, LOCK_PATH, Lock
 from carton_hook.formats.version import CREATED_BY
 
-from . import atomic, detzip
+from . import detzip
 from .config import ModelConfig
 from .errors import BuildError
 from .metadata import core_metadata, requires_python

@@ -11,9 +11,9 @@ import io
 import tarfile
 from pathlib import Path
 
+from carton_hook.filesystem import atomic
 from carton_hook.formats.lockfile import Lock
 
-from . import atomic
 from .config import ModelConfig
 from .detzip import source_date_epoch
 from .metadata import core_metadata

@@ -9,12 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from carton_backend import atomic
+from carton_hook.filesystem import atomic
 
 
 def _writer(folder: Path) -> subprocess.Popen[str]:
     """A process in the middle of writing `folder/model.carton`, stopped there."""
-    code = ("import sys, time; from pathlib import Path; from carton_backend import atomic\n"
+    code = ("import sys, time; from pathlib import Path\n"
+            "from carton_hook.filesystem import atomic\n"
             "with atomic.atomic_writer(Path(sys.argv[1]) / 'model.carton') as f:\n"
             "    f.write(b'x' * 100000); f.flush(); print('writing', flush=True)\n"
             "    time.sleep(600)\n")

@@ -22,7 +22,7 @@ THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "tomli", "build"
 LAYERS = [
     {"carton_hook.errors", "carton_hook.switches", "carton_hook.log", "carton_hook.trace"},
     {"carton_hook.formats"},
-    {"carton_hook.network"},
+    {"carton_hook.network", "carton_hook.filesystem"},
     {"carton_hook.cache"},
     {"carton_hook.planning"},
     {"carton_hook.installing"},
@@ -30,8 +30,10 @@ LAYERS = [
     {"carton_hook.commands"},
     {"carton_hook", "carton_hook.__main__", "carton_hook.zipmain"},
 ]
-# What the build half may use of the runtime: the shared formats, HTTP and the errors.
-SHARED = ("carton_hook.formats", "carton_hook.network", "carton_hook.errors")
+# What the build half may use of the runtime: the shared formats, HTTP, atomic writes and
+# the errors.
+SHARED = ("carton_hook.formats", "carton_hook.network", "carton_hook.filesystem",
+          "carton_hook.errors")
 
 
 def _module_name(path: Path) -> str:

@@ -82,10 +82,15 @@ def test_a_first_run_into_a_pipe_writes_plain_lines(carton: Path, hermetic_env: 
     assert (proc.returncode, proc.stdout) == (0, "alpha 1.0\n"), proc.stderr
     lines = proc.stderr.splitlines()
     assert lines[0].startswith("carton: demo-model 0.1.0: installing 1 package (0.3 MB) into ")
-    assert lines[-1].startswith("carton: installed 1 package (0.3 MB) in "), lines
     assert all(line.startswith("carton: ") for line in lines), lines
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
-    assert ("carton: installed alpha 1.0 (0.3 MB)" in lines) is verbose, lines
+    if lines[-1].startswith("carton: 0/1 packages installed in "):
+        # A loaded machine: the model went on before the wheel was in (it may, once the
+        # download has started), and its import found it there without waiting.
+        assert lines[-1].endswith("; the rest installs while the model runs"), lines
+    else:
+        assert lines[-1].startswith("carton: installed 1 package (0.3 MB) in "), lines
+        assert ("carton: installed alpha 1.0 (0.3 MB)" in lines) is verbose, lines
     warm = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     assert (warm.returncode, warm.stderr) == (0, "")  # nothing to install: nothing to say
 

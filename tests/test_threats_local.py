@@ -66,6 +66,7 @@ def test_a_busy_rename_is_retried(tmp_path: Path, carton: Path,
                                   hermetic_env: dict[str, str]) -> None:
     """C4: each rename that publishes a content-addressed folder (the extracted model,
     the wheel's cache entry) fails twice with EBUSY, then works."""
+    log = tmp_path / "busy.log"
     fault = """
 import errno, os, re
 _rename, _busy = os.rename, {}
@@ -74,12 +75,19 @@ class Rename:
         name = os.path.basename(str(dst))
         if re.fullmatch('[0-9a-f]{64}', name) and _busy.setdefault(name, 2):
             _busy[name] -= 1
+            with open(BUSY_LOG, "a") as f:
+                f.write(os.path.basename(os.path.dirname(str(dst))) + "/" + name + "\\n")
             raise OSError(errno.EBUSY, 'Device or resource busy')
         return _rename(src, dst, *args, **kwargs)
 os.rename = Rename()
-"""
+""".replace("BUSY_LOG", repr(str(log)))
     assert run_with(tmp_path, hermetic_env, carton, fault) == "imported alpha 1.0"
     assert len(entries(hermetic_env)) == 1
+    # Each folder was refused twice before it was published: the retries did it.
+    busy = log.read_text().splitlines()
+    entry = entries(hermetic_env)[0]
+    assert busy.count(f"{entry.parent.name}/{entry.name}") == 2, busy
+    assert any(line.startswith("models/") for line in busy), busy
 
 
 def test_a_full_disk_while_unpacking_is_a_clear_error_and_leaves_nothing(

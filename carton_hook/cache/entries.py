@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from carton_hook.cache.layout import COMPLETE
-from carton_hook.cache.publish import rename
 from carton_hook.errors import CacheError, CartonError
+from carton_hook.filesystem.atomic import fsync_dir, rename
 
 LOCK_TIMEOUT = float(os.environ.get("CARTON_LOCK_TIMEOUT", "600"))
 STALE_TMP_SECONDS = 24 * 3600
@@ -122,7 +122,7 @@ def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) ->
                 f.flush()
                 os.fsync(f.fileno())
             rename(tree, entry)
-            _fsync_dir(root)
+            fsync_dir(root)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         sweep(root / ".tmp")
@@ -140,7 +140,7 @@ def remove(root: Path, sha256: str) -> bool:
         if not (entry.exists() or entry.is_symlink()):
             return False
         _move_aside(root, entry)
-        _fsync_dir(root)
+        fsync_dir(root)
         return True
 
 
@@ -161,12 +161,3 @@ def sweep(tmp: Path, cutoff: float | None = None) -> None:
                     shutil.rmtree(child, ignore_errors=True)
                 else:
                     child.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -54,6 +54,13 @@ def _fallback_home(default: str) -> str:
     return home
 
 
+def is_published(folder: str | os.PathLike[str]) -> bool:
+    """Whether `folder` (a package entry, an extracted model, a prefix) was published
+    whole: it has its completion marker, the last thing written before the rename that
+    publishes it. `cache.entries.is_complete` also checks what the marker says."""
+    return os.path.isfile(os.path.join(folder, COMPLETE))
+
+
 def packages_dir(home: str | os.PathLike[str] | None = None) -> str:
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
     return os.path.join(home or carton_home(), "pythonpackages", tag)

@@ -9,35 +9,11 @@ the rename, so a folder without it is never trusted.
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from carton_hook.cache.layout import COMPLETE
-
-# Errors a rename may give for a moment (a virus scanner or indexer holding the folder,
-# a network filesystem), worth a few short retries. ENOTEMPTY/EEXIST are not among them:
-# a target that exists is a lost race or a bug, never something to overwrite.
-_TRANSIENT = frozenset({errno.EBUSY, errno.EACCES, errno.EPERM, errno.EAGAIN})
-RENAME_ATTEMPTS = 5
-
-
-def rename(source: Path, target: Path) -> None:
-    """`os.rename`, retried a few times on errors that pass (THREATS C4)."""
-    for attempt in range(RENAME_ATTEMPTS):
-        try:
-            os.rename(source, target)
-            return
-        except OSError as exc:
-            if exc.errno not in _TRANSIENT or attempt == RENAME_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05 * 2 ** attempt)
-
-
-def is_published(final: Path) -> bool:
-    return (final / COMPLETE).is_file()
+from carton_hook.cache.layout import COMPLETE, is_published
+from carton_hook.filesystem.atomic import rename
 
 
 @contextlib.contextmanager

@@ -127,7 +127,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from carton_hook.cache.layout import COMPLETE, packages_dir
+    from carton_hook.cache.layout import COMPLETE, is_published, packages_dir
     from carton_hook.commands.info import format_size
     from carton_hook.loading import workerclient
     from carton_hook.loading.api import plan_for
@@ -144,7 +144,7 @@ def _fetch(args: argparse.Namespace) -> int:
     cache = packages_dir(home)
     had = {sha for sha in wheels if _published_before(os.path.join(cache, sha, COMPLETE), since)}
     missing = sorted(sha for sha in set(wheels) - had
-                     if not os.path.isfile(os.path.join(cache, sha, COMPLETE)))
+                     if not is_published(os.path.join(cache, sha)))
     if missing:
         run_worker("install", loaded.file, workerclient.WORKER_PYTHON, *missing, log=True)
     # And the prefix a run makes (its subprocesses' environment): a cache filled here

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from carton_hook.cache.layout import COMPLETE, packages_dir
+from carton_hook.cache.layout import is_published, packages_dir
 from carton_hook.errors import ArchiveError, CartonError
 from carton_hook.formats.archive import (
     CARTON_TOML,
@@ -95,7 +95,7 @@ def describe(model: Path, home: Path) -> Description:
             source = "bundled" if wheel.bundled else urlsplit(wheel.url or "").hostname or "?"
             description.packages.append(PackageRow(
                 package.name, package.version, wheel.size, source,
-                os.path.isfile(os.path.join(cache, wheel.sha256, COMPLETE)),
+                is_published(os.path.join(cache, wheel.sha256)),
                 package.requested))
     return description
 

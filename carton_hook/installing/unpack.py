@@ -186,9 +186,21 @@ def _safe_destination_class() -> type[Any]:
         shared: frozenset[str] | set[str] = frozenset()
         elsewhere: set[str]
 
+        def _target(self, scheme: Any, path: str) -> str:
+            """Where `path` of `scheme` is written: inside the scheme's folder (member
+            names were checked before, this is the last word), below `destdir`. Written
+            here from installer's public attributes, not its private helper."""
+            folder = os.path.abspath(self.scheme_dict[scheme])
+            target = os.path.abspath(os.path.join(folder, path))
+            if os.path.commonpath([folder, target]) != folder:
+                raise WheelError(path, f"it would be written outside {folder}")
+            if self.destdir is None:
+                return target
+            return os.path.join(self.destdir, os.path.splitdrive(target)[1].lstrip(os.sep))
+
         def write_to_fs(self, scheme: Any, path: str, stream: BinaryIO,
                         is_executable: bool) -> Any:
-            target = self._path_with_destdir(scheme, path)
+            target = self._target(scheme, path)
             folder = os.path.dirname(target)
             if folder not in self.__dict__.setdefault("_checked", set()):
                 os.makedirs(folder, exist_ok=True)

@@ -153,12 +153,11 @@ def _say(line: str) -> None:
 
 
 def write_plan_file(plan_file: str, plan: PlanData) -> None:
-    """Publish a plan: written beside its place, then renamed over it."""
-    target = Path(plan_file)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-    tmp.write_bytes(dump_plan(plan))
-    os.replace(tmp, target)
+    """Publish a plan: written beside its place, then renamed over it (not fsynced: a
+    plan lost to a power cut is made again)."""
+    from carton_hook.filesystem.atomic import write_bytes
+
+    write_bytes(Path(plan_file), dump_plan(plan), durable=False)
 
 
 def derive(model_arg: str, dest: str) -> None:

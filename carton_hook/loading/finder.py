@@ -23,7 +23,7 @@ import sys
 from importlib.machinery import ModuleSpec, PathFinder
 
 from carton_hook.cache.inuse import hold
-from carton_hook.cache.layout import COMPLETE
+from carton_hook.cache.layout import is_published
 from carton_hook.errors import CartonError, CartonImportError
 from carton_hook.planning.planfile import closure
 
@@ -44,7 +44,6 @@ _join = os.path.join
 # here, takes one out every ~120 ms; an install through the worker takes ~150 ms).
 HOLD_ATTEMPTS = 20
 _isdir = os.path.isdir
-_isfile = os.path.isfile
 
 
 
@@ -178,7 +177,7 @@ class CartonFinder:
                        if w["dist_info"]})
 
     def _complete(self, sha: str) -> bool:
-        return _isfile(_join(self.cache_root, sha, COMPLETE))
+        return is_published(_join(self.cache_root, sha))
 
     def ensure_installed(self, shas: list[str]) -> None:
         """Install the wheels `shas` and the wheels they depend on (prefetched together),

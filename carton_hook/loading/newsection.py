@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from carton_hook.cache.layout import COMPLETE, models_dir
+from carton_hook.cache.layout import is_published, models_dir
 from carton_hook.errors import CartonError, WorkerError
 from carton_hook.loading import workerclient
 from carton_hook.loading.plan import Plan, get_plan, plan_identity, plan_key, plan_path
@@ -30,7 +30,7 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> Plan:
     model = Path(model_path)
     folder_form = (model / "pyproject.toml").is_file() and not (model / "carton.toml").exists()
     target = model if folder_form else Path(models_dir(home), f"packed-{plan_key(model_path)}")
-    if not folder_form and not (target / COMPLETE).is_file():
+    if not folder_form and not is_published(target):
         run_worker("derive", str(model), str(target))
     python = workerclient.WORKER_PYTHON
     logger().warning("%s; locking %s for this interpreter now (python -m carton_backend "

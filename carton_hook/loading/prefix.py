@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from carton_hook.cache.layout import BOOT_MODULE, prefix_dir
-from carton_hook.cache.publish import is_published, publishing
+from carton_hook.cache.layout import BOOT_MODULE, is_published, prefix_dir
+from carton_hook.cache.publish import publishing
 from carton_hook.planning.planfile import model_of
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from carton_hook.cache.layout import COMPLETE, models_dir
-from carton_hook.cache.publish import is_published, publishing
+from carton_hook.cache.layout import COMPLETE, is_published, models_dir
+from carton_hook.cache.publish import publishing
 from carton_hook.errors import ArchiveError, CartonError
 from carton_hook.formats.archive import (
     CARTON_TOML,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import marshal
 import os
 
-from carton_hook.cache.layout import COMPLETE
+from carton_hook.cache.layout import is_published
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def _read(path: str, identity: str | None) -> PlanData | None:
         if file_signature(watched) != signature:
             return None
     root = plan["model"]
-    if plan.get("archive") and not os.path.isfile(os.path.join(root, COMPLETE)):
+    if plan.get("archive") and not is_published(root):
         return None  # the extracted model was removed: make the plan again
     if not os.path.isdir(root):
         return None

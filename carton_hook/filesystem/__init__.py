@@ -1,0 +1,1 @@
+"""Writing files so that nothing is ever half-written: for both halves."""
