@@ -283,27 +283,32 @@ def test_threads_fill_once(tmp_path: Path) -> None:
 
 
 WORKER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from carton_hook.cache.entries import ensure
 
     root, sha, count, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
 
     def fill(work, tree):
-        with count.open("a") as f:
-            f.write(f"{work}\\n")
-        time.sleep(0.2)
+        started = time.time()
+        time.sleep(1.0)
         (tree / "pkg").mkdir(parents=True)
         (tree / "pkg" / "__init__.py").write_text("x = 1\\n")
+        with count.open("a") as f:
+            f.write(f"{work} {started} {time.time()}\\n")
 
-    deadline = time.monotonic() + 20
+    (go.parent / f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.005)
-    print(ensure(root, sha, fill))
+    asked = time.time()
+    print(ensure(root, sha, fill), asked)
 """)
 
 
 def test_processes_fill_once(tmp_path: Path) -> None:
+    """Four processes ask for one entry at once: one fills it, the others wait for it
+    (each asked while it was being filled) and find it complete."""
     root = tmp_path / "cache"
     count = tmp_path / "fills.txt"
     go = tmp_path / "go"
@@ -311,12 +316,18 @@ def test_processes_fill_once(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(root), SHA, str(count),
                                str(go)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    time.sleep(0.3)  # let them import and wait for the start signal
-    go.touch()
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()  # all four are at the starting line
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
-    assert [out.strip() for out, _ in outputs] == [str(root / SHA)] * 4
-    assert len(count.read_text().splitlines()) == 1
+    results = [out.split() for out, _ in outputs]
+    assert [path for path, _ in results] == [str(root / SHA)] * 4
+    fills = count.read_text().splitlines()
+    assert len(fills) == 1
+    ended = fills[0].split()[2]
+    assert all(float(asked) < float(ended) for _, asked in results), (fills, results)
     assert is_complete(root / SHA, SHA)
     assert (root / SHA / "pkg" / "__init__.py").read_text() == "x = 1\n"
     assert tmp_children(root) == []
