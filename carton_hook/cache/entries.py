@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from carton_hook.cache.layout import COMPLETE
+from carton_hook.cache.publish import publish
 from carton_hook.errors import CacheError, CartonError
 from carton_hook.filesystem.atomic import fsync_dir, rename
 
@@ -117,12 +118,7 @@ def _fill_locked(root: Path, sha256: str, fill: Callable[[Path, Path], None]) ->
         try:
             tree = work / "tree"
             fill(work, tree)
-            with open(tree / COMPLETE, "x") as f:
-                json.dump({"format": 1, "sha256": sha256}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            rename(tree, entry)
-            fsync_dir(root)
+            publish(tree, entry, {"sha256": sha256}, durable=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         sweep(root / ".tmp")
