@@ -89,11 +89,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def integration(session: nox.Session) -> None:
-    """Against the real package index: real wheels, sdists and isolated frontends."""
+    """Against the real package index: real wheels, sdists and isolated frontends. Two at
+    a time: each test runs one process at a time, mostly (pip, a build, a suite)."""
     # nox: the README's quick start and docs/cli.md's nox snippet; tox: its tox snippet.
     _install(session, ".", *TEST_DEPS, "build", "nox", "tox")
     wheelhouse = _own_wheel(session)
-    session.run("pytest", *(session.posargs or ["integration"]),
+    session.run("pytest", *(session.posargs or ["-n", "2", "integration"]),
                 env={"CARTON_TEST_WHEELHOUSE": str(wheelhouse)})
 
 
