@@ -22,7 +22,16 @@ once = pytest.mark.skipif(sys.version_info[:2] != (3, 11),
                           reason="runs once per CI, on CPython 3.11 (the active one)")
 
 # The rows of test_suites.py's table: other projects' suites under carton and in a venv.
-SUITE_REPORT: list[str] = []
+# Each test hands its row over as the user property SUITE_ROW (its place in the table and
+# the row), which reaches this process also from pytest-xdist's workers.
+SUITE_ROW = "suite_row"
+SUITE_REPORT: list[tuple[int, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        SUITE_REPORT.extend(tuple(value) for name, value in report.user_properties
+                            if name == SUITE_ROW)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -31,7 +40,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("| suite | exercises | Python | run as | outcomes (venv) | "
                                     "tests that ended differently |")
         terminalreporter.write_line("|---|---|---|---|---|---|")
-        for row in SUITE_REPORT:
+        for _, row in sorted(SUITE_REPORT):
             terminalreporter.write_line(row)
 
 

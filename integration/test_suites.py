@@ -17,13 +17,14 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import SUITE_REPORT, carton
+from .conftest import SUITE_ROW, carton
 
 HERE = Path(__file__).resolve().parent
 ACTIVE = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -66,8 +67,8 @@ SUITES = [
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=[s.name for s in SUITES])
-def test_suite_ends_as_in_a_venv(suite: Suite, tmp_path: Path,
-                                 real_env: dict[str, str]) -> None:
+def test_suite_ends_as_in_a_venv(suite: Suite, tmp_path: Path, real_env: dict[str, str],
+                                 record_property: Callable[[str, object], None]) -> None:
     if suite.python != ACTIVE:
         pytest.skip(f"runs in the {suite.python} session")
     env = {**real_env, "PYTHONDONTWRITEBYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -94,8 +95,8 @@ def test_suite_ends_as_in_a_venv(suite: Suite, tmp_path: Path,
                        if in_venv["outcomes"].get(k) != in_carton["outcomes"].get(k))
     form = "python model.carton" if suite.executable else "python -m carton_hook"
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-    SUITE_REPORT.append(f"| {suite.name} | {suite.kind} | {ACTIVE} | {form} | {summary} | "
-                  f"{len(different)} |")
+    record_property(SUITE_ROW, (SUITES.index(suite), f"| {suite.name} | {suite.kind} | "
+                                f"{ACTIVE} | {form} | {summary} | {len(different)} |"))
     assert in_venv["outcomes"], "the venv run collected no tests"
     assert (in_carton["exit"], different) == (in_venv["exit"], []), [
         (k, in_venv["outcomes"].get(k), in_carton["outcomes"].get(k)) for k in different[:20]]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,8 +87,72 @@ def run_hook(env: dict[str, str], *args: str | os.PathLike[str],
                           env=env, cwd=cwd, capture_output=True, text=True, check=False)
 
 
+class LockStore:
+    """The `.carton` folders (lock, metadata, bundled wheels) of the models this process
+    has locked, by everything a lock depends on: pyproject.toml, requirements.txt, each
+    index's files and what it says of them, and the environment pip and carton read.
+
+    Many tests lock the same requirements against the same wheels (each case of a
+    parametrized test builds its carton anew): resolving with pip is most of a build's
+    time. A model folder that gets a stored `.carton` (its index URLs made this test's)
+    has a current lock, so `lock_model` takes its fast path, as a second build does; the
+    carton is packed as always. Requirements that name paths or URLs are locked anew."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def key(self, folder: Path, indexes: dict[str, PackageIndex]) -> str | None:
+        requirements = (folder / "requirements.txt").read_text()
+        if any(c in requirements for c in "/\\:@") or "-" in "".join(
+                line.lstrip()[:1] for line in requirements.splitlines()):
+            return None
+        env = {k: v for k, v in os.environ.items()
+               if k.upper().startswith(("PIP_", "CARTON_", "PATH")) or k.upper().endswith("_PROXY")}
+        for own in ("PIP_CACHE_DIR", "CARTON_HOME"):  # this test's own folders
+            env.pop(own, None)
+        served = {role: [index.json, sorted(index.wrong_hashes.items()), sorted(index.yanked),
+                         [(f.name, hashlib.sha256(f.read_bytes()).hexdigest())
+                          for f in sorted(index.files_dir.iterdir())]]
+                  for role, index in indexes.items()}
+        text = self._generic(json.dumps([sys.executable, (folder / "pyproject.toml").read_text(),
+                                         requirements, sorted(env.items()), served]), indexes)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def fetch(self, key: str, folder: Path, indexes: dict[str, PackageIndex]) -> bool:
+        stored = self.root / key
+        if not stored.is_dir():
+            return False
+        shutil.copytree(stored, folder / ".carton")
+        lock = folder / ".carton" / "carton.lock"
+        text = lock.read_text()
+        for role, index in indexes.items():
+            text = text.replace(f"{{{role}}}", f"127.0.0.1:{index.port}/")
+        lock.write_text(text)
+        return True
+
+    def keep(self, key: str, folder: Path, indexes: dict[str, PackageIndex]) -> None:
+        work = self.root / f".{key}"
+        shutil.copytree(folder / ".carton", work)
+        lock = work / "carton.lock"
+        lock.write_text(self._generic(lock.read_text(), indexes))
+        work.rename(self.root / key)
+
+    @staticmethod
+    def _generic(text: str, indexes: dict[str, PackageIndex]) -> str:
+        """`text` with each index's address replaced by its role."""
+        return re.sub(r"127\.0\.0\.1:(\d+)/", lambda m: next(
+            (f"{{{role}}}" for role, index in indexes.items() if index.port == int(m[1])),
+            m[0]), text)
+
+
+@pytest.fixture(scope="session")
+def lock_store(tmp_path_factory: pytest.TempPathFactory) -> LockStore:
+    return LockStore(tmp_path_factory.mktemp("locks"))
+
+
 @pytest.fixture
-def build_carton(tmp_path: Path, use_hermetic_env: None) -> Callable[..., Path]:
+def build_carton(tmp_path: Path, use_hermetic_env: None, pypi: PackageIndex,
+                 private: PackageIndex, lock_store: LockStore) -> Callable[..., Path]:
     """Lock and pack a model folder in-process; returns the `.carton` path."""
     from carton_backend.config import load_config
     from carton_backend.locking import lock_model
@@ -93,13 +160,20 @@ def build_carton(tmp_path: Path, use_hermetic_env: None) -> Callable[..., Path]:
 
     from .factory import write_model
 
+    indexes = {"pypi": pypi, "private": private}
+
     def build(requirements: str, files: dict[str, str] | None = None, *,
               entrypoint: str = "model:main", name: str = "demo-model",
               settings: str = "") -> Path:
         folder = write_model(tmp_path / "models" / name, requirements, name=name,
                              carton=f'entrypoint = "{entrypoint}"\n{settings}', files=files)
+        key = None if (folder / ".carton").exists() else lock_store.key(folder, indexes)
+        stored = key is not None and lock_store.fetch(key, folder, indexes)
         config = load_config(folder)
-        return write_carton(config, lock_model(config), tmp_path / "dist")
+        carton = write_carton(config, lock_model(config), tmp_path / "dist")
+        if key is not None and not stored:
+            lock_store.keep(key, folder, indexes)
+        return carton
 
     return build
 

@@ -38,7 +38,10 @@ class PackageIndex:
         self.requests: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # serve_forever checks for shutdown() every poll interval: 0.5 s by default, which
+        # each test's teardown would wait out for each index it stopped.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     @property
     def port(self) -> int:

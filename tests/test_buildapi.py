@@ -1,5 +1,8 @@
 """The PEP 517 hooks, driven by real frontends (`python -m build`, `pip wheel`) without
-build isolation, and directly."""
+build isolation, and directly.
+
+The tests that drive a frontend are marked `slow`: they run on one Python (noxfile.py);
+the integration session drives real frontends, isolated, on each."""
 
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ def build(env: dict[str, str], model: Path, out: Path,
                           check=False)
 
 
+@pytest.mark.slow
 def test_python_m_build_leaves_sdist_wheel_and_carton(
         model: Path, tmp_path: Path, hermetic_env: dict[str, str]) -> None:
     out = tmp_path / "dist"
@@ -59,6 +63,7 @@ def test_python_m_build_leaves_sdist_wheel_and_carton(
     assert "demo-model = model:main" in scripts
 
 
+@pytest.mark.slow
 def test_carton_from_frontend_equals_carton_from_cli(
         model: Path, tmp_path: Path, hermetic_env: dict[str, str]) -> None:
     """The wheel step builds from the unpacked sdist (with PKG-INFO added): the carton
@@ -73,6 +78,7 @@ def test_carton_from_frontend_equals_carton_from_cli(
         (tmp_path / "cli" / "demo_model-0.1.0.carton").read_bytes()
 
 
+@pytest.mark.slow
 def test_pip_wheel_drives_the_backend(model: Path, tmp_path: Path,
                                       hermetic_env: dict[str, str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation",
@@ -85,6 +91,7 @@ def test_pip_wheel_drives_the_backend(model: Path, tmp_path: Path,
     assert [p.name for p in (model / "dist").iterdir()] == ["demo_model-0.1.0.carton"]
 
 
+@pytest.mark.slow
 def test_pip_keeps_the_carton_where_carton_dir_says(model: Path, tmp_path: Path,
                                                    hermetic_env: dict[str, str]) -> None:
     """pip keeps only the wheel out of its temporary folder: `-C carton-dir=dist` has
@@ -104,6 +111,7 @@ def test_pip_keeps_the_carton_where_carton_dir_says(model: Path, tmp_path: Path,
         proc.stdout + proc.stderr)
 
 
+@pytest.mark.slow
 def test_wheel_from_the_sdist_reuses_its_lock(
         model: Path, tmp_path: Path, hermetic_env: dict[str, str], pypi: PackageIndex,
         private: PackageIndex, use_hermetic_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,6 +143,7 @@ def test_get_requires_asks_for_pip_only_when_resolving(
     assert carton_backend.get_requires_for_build_wheel() == []
 
 
+@pytest.mark.slow
 def test_hook_error_is_one_line_without_traceback(tmp_path: Path,
                                                   hermetic_env: dict[str, str]) -> None:
     model = write_model(tmp_path / "model", "no-such-package\n")
@@ -146,6 +155,7 @@ def test_hook_error_is_one_line_without_traceback(tmp_path: Path,
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
 
 
+@pytest.mark.slow
 def test_unnormalised_version_gives_valid_file_names(tmp_path: Path,
                                                      hermetic_env: dict[str, str]) -> None:
     model = write_model(tmp_path / "model", "", version="1.0-RC1")
@@ -156,6 +166,7 @@ def test_unnormalised_version_gives_valid_file_names(tmp_path: Path,
         "demo_model-1.0rc1.tar.gz"]
 
 
+@pytest.mark.slow
 def test_project_metadata_reaches_the_wheel_and_the_sdist(
         tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
     from packaging.metadata import Metadata
@@ -201,6 +212,7 @@ urls = {Homepage = "https://example.com", Issues = "https://example.com/issues"}
     assert [str(r) for r in meta.requires_dist or []] == ["alpha==1.0"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("editable", [True, False])
 def test_pip_install_gives_a_console_script_that_finds_the_models_data(
         tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str],

@@ -210,7 +210,7 @@ def test_https_to_http_redirect_is_refused(tmp_path: Path,
     ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     secure.socket = ctx.wrap_socket(secure.socket, server_side=True)
     for server in (plain, secure):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         monkeypatch.setenv("CARTON_CA_BUNDLE", str(tmp_path / "cert.pem"))
         url = f"https://127.0.0.1:{secure.server_address[1]}/x.whl"

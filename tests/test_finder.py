@@ -517,7 +517,7 @@ def test_kill_9_mid_download_then_a_retry_succeeds(
     port = int(pypi.url.split(":")[2].split("/")[0])
     pypi.stop()
     slow_server = ThreadingHTTPServer(("127.0.0.1", port), Slow)
-    threading.Thread(target=slow_server.serve_forever, daemon=True).start()
+    threading.Thread(target=slow_server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         proc = subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
                                 env=hermetic_env, start_new_session=True,

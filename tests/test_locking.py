@@ -1,4 +1,9 @@
-"""Locking end to end: the real CLI, real pip, loopback indexes, wheels built at test time."""
+"""Locking end to end: the real CLI, real pip, loopback indexes, wheels built at test time.
+
+Marked `slow`: what is tested here is the lock's upkeep (when it is stale, which pins it
+keeps, what it bundles), carton's own logic over pip's report, so it runs on one Python
+(noxfile.py); each Python resolves with pip in the carton builds of the other tests and
+against the real index in the integration session."""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from carton_hook.formats.lockfile import load_lock
 from .conftest import run_cli, runnable_python
 from .factory import make_sdist, make_wheel, write_model, write_source_tree
 from .indexserver import PackageIndex
+
+pytestmark = pytest.mark.slow
 
 
 def sha(path: Path) -> str:

@@ -111,7 +111,7 @@ def test_a_mirror_page_that_redirects_where_carton_may_not_go_is_refused(
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         env = {**hermetic_env, "CARTON_INDEX_URL": f"http://127.0.0.1:{server.server_port}/"}
         proc = run_hook(env, carton)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -43,8 +44,10 @@ def run_on_terminal(env: dict[str, str], *args: str | Path) -> tuple[int, str, s
 
 @pytest.fixture
 def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]) -> Path:
+    # Weight that does not deflate; the same bytes in each test, so that its lock is kept.
+    weight = random.Random(1).randbytes(300_000)
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
-        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/big.dat": os.urandom(300_000)}))
+        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/big.dat": weight}))
     return build_carton("alpha\n", MODEL)
 
 

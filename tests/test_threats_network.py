@@ -5,7 +5,7 @@ wheel; what the server does to that request decides what the import sees."""
 from __future__ import annotations
 
 import json
-import os
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +67,11 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
            hermetic_env: dict[str, str]) -> Iterator[Served]:
-    # A wheel big enough that a cut at 70 kB leaves a tail (random bytes do not deflate).
+    # A wheel big enough that a cut at 70 kB leaves a tail (random bytes do not deflate);
+    # the same bytes in each test, so that its lock is kept.
+    blob = random.Random(1).randbytes(120_000)
     wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", files={
-        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/blob.bin": os.urandom(120_000)}))
+        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/blob.bin": blob}))
     build_carton("alpha\n", {"model.py": MODEL})
     folder = tmp_path / "models" / "demo-model"
     with fault_server(tmp_path / "tls") as server:
