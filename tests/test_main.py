@@ -371,6 +371,7 @@ def test_ctrl_c_while_a_wheel_downloads_ends_at_once_in_one_line(
     pypi.add(make_wheel(tmp_path / "w", "slow", "1.0", {"slow/__init__.py": "VALUE = 1\n"}))
     carton = build_carton("slow\n", {"model.py": "import slow\ndef main():\n"
                                                  "    print('slow', slow.VALUE)\n"})
+    pypi.reset_counts()  # the build downloaded the wheel too: wait for the run's request
     gate = threading.Event()
     pypi.held["slow-1.0-py3-none-any.whl"] = gate
     args = {"run": [str(carton)], "verbose": ["-v", str(carton)],
