@@ -133,7 +133,7 @@ def test_the_runtime_never_imports_the_build_half() -> None:
         assert not [n for n in names if n.split(".")[0] == "carton_backend"], module
 
 
-def test_the_build_half_uses_only_the_shared_formats() -> None:
+def test_the_build_half_uses_only_the_shared_rooms() -> None:
     for module, path in _modules("carton_backend").items():
         runtime = {n for n in _imports(path, top_level_only=False)
                    if n.split(".")[0] == "carton_hook"}

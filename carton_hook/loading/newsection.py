@@ -48,6 +48,7 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> Plan:
         copied: PlanData = {**plan.data, "identity": plan_identity(model_path)}
         Path(plan_path(model_path, home)).write_bytes(dump_plan(copied))
         # Its worker (still installing what the model imports) goes with it.
-        plan = Plan(get_plan(model_path, home).data, plan_path(model_path, home),
-                    plan.background)
+        mine = get_plan(model_path, home)
+        mine.background = plan.background
+        plan = mine
     return plan

@@ -35,6 +35,7 @@ class Plan:
         self.file = file
         self.background = background
 
+
 def plan_identity(model: str) -> str:
     """What the plan depends on: the model's path and the stat of the files that define
     it, and the interpreter."""
