@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from carton_hook import loading
 from carton_hook.errors import WorkerError
 from carton_hook.loading import workerclient
 
@@ -71,5 +72,5 @@ def test_the_worker_runs_with_the_callers_interpreter_and_carton_on_its_path(
         print(carton_hook.__file__)
     """)
     python, hook = workerclient.run_worker().splitlines()
-    assert python == workerclient.WORKER_PYTHON
+    assert python == loading.WORKER_PYTHON
     assert Path(hook).parent.parent == Path(workerclient._PACKAGE_PARENT)

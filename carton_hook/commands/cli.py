@@ -127,9 +127,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from carton_hook import loading
     from carton_hook.cache.layout import COMPLETE, is_published, packages_dir
     from carton_hook.commands.info import format_size
-    from carton_hook.loading import workerclient
     from carton_hook.loading.api import plan_for
     from carton_hook.loading.prefix import ensure_prefix
     from carton_hook.loading.workerclient import run_worker
@@ -146,10 +146,10 @@ def _fetch(args: argparse.Namespace) -> int:
     missing = sorted(sha for sha in set(wheels) - had
                      if not is_published(os.path.join(cache, sha)))
     if missing:
-        run_worker("install", loaded.file, workerclient.WORKER_PYTHON, *missing, log=True)
+        run_worker("install", loaded.file, loading.WORKER_PYTHON, *missing, log=True)
     # And the prefix a run makes (its subprocesses' environment): a cache filled here
     # may be read-only when the model runs.
-    ensure_prefix(plan, loaded.file, home, workerclient.WORKER_PYTHON)
+    ensure_prefix(plan, loaded.file, home, loading.WORKER_PYTHON)
     fetched = sorted(set(wheels) - had)
     size = sum(wheels[sha]["size"] for sha in fetched)
     if not args.quiet:

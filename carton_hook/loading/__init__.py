@@ -1,2 +1,10 @@
 """Run a model in this process: its plan, the import finder, isolation, subprocesses, the
 entrypoint."""
+
+import sys
+
+# The interpreter that has carton's own dependencies, which runs the worker: captured
+# when loading is first imported, before a loaded carton points sys.executable at its
+# prefix (whose interpreter sees only the model's packages). A subprocess of a loaded
+# carton is told it by its boot.
+WORKER_PYTHON = sys.executable

@@ -13,17 +13,15 @@ import os
 import sys
 from importlib.machinery import PathFinder
 
+from carton_hook import loading
 from carton_hook.cache import pycache
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import carton_home, packages_dir, prefix_dir
 from carton_hook.errors import CartonError, WorkerError
-from carton_hook.loading import workerclient
 from carton_hook.loading.finder import CartonFinder
 from carton_hook.loading.isolation import isolate
 from carton_hook.loading.plan import Plan, get_plan
 from carton_hook.loading.run import resolve_entrypoint
-from carton_hook.loading.workerclient import run_worker
-from carton_hook.switches import env_flag
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
@@ -81,7 +79,7 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     unless `system_site_packages` (or `CARTON_SYSTEM_SITE_PACKAGES=1`) lets them through
     as a fallback."""
     if system_site_packages is None:
-        system_site_packages = env_flag(SYSTEM_SITE_ENV)
+        system_site_packages = SYSTEM_SITE_ENV in os.environ and _env_flag(SYSTEM_SITE_ENV)
     home = carton_home()
     path = os.path.realpath(os.fspath(model))
     plan = plan_for(path, home)
@@ -95,7 +93,7 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
         from carton_hook.loading.prefix import ensure_prefix
         from carton_hook.trace import mark
 
-        ensure_prefix(plan.data, plan.file, home, workerclient.WORKER_PYTHON)
+        ensure_prefix(plan.data, plan.file, home, loading.WORKER_PYTHON)
         hold(prefix)
         mark("model: prefix made")
     carton = activate(plan, system_site_packages=system_site_packages)
@@ -110,6 +108,13 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     if "multiprocessing.spawn" in sys.modules:
         sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
     return carton
+
+
+def _env_flag(name: str) -> bool:
+    # Imported only when the variable is set: one module less on every warm start.
+    from carton_hook.switches import env_flag
+
+    return env_flag(name)
 
 
 def plan_for(path: str, home: str) -> Plan:
@@ -147,7 +152,9 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
 
     def install(shas: list[str]) -> None:
         if shas:
-            run_worker("install", plan_file, workerclient.WORKER_PYTHON, *shas)
+            from carton_hook.loading.workerclient import run_worker
+
+            run_worker("install", plan_file, loading.WORKER_PYTHON, *shas)
 
     home = carton_home()
     packages = packages_dir(home)

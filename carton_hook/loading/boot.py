@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from carton_hook.loading import workerclient
+from carton_hook import loading
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     from carton_hook.planning.planfile import read_plan
     from carton_hook.switches import env_flag
 
-    workerclient.WORKER_PYTHON = worker_python
+    loading.WORKER_PYTHON = worker_python
     data = read_plan(plan_file)
     plan = Plan(data, plan_file) if data is not None else _remake(plan_file, model or None)
     if plan is None:

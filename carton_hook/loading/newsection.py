@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from carton_hook import loading
 from carton_hook.cache.layout import is_published, models_dir
 from carton_hook.errors import CartonError, WorkerError
-from carton_hook.loading import workerclient
 from carton_hook.loading.plan import Plan, get_plan, plan_identity, plan_key, plan_path
 from carton_hook.loading.workerclient import run_worker
 from carton_hook.log import logger
@@ -32,7 +32,7 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> Plan:
     target = model if folder_form else Path(models_dir(home), f"packed-{plan_key(model_path)}")
     if not folder_form and not is_published(target):
         run_worker("derive", str(model), str(target))
-    python = workerclient.WORKER_PYTHON
+    python = loading.WORKER_PYTHON
     logger().warning("%s; locking %s for this interpreter now (python -m carton_backend "
                      "lock)", missing, target)
     proc = subprocess.run([python, "-m", "carton_backend", "lock", str(target)],

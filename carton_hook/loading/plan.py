@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
+from carton_hook import loading
 from carton_hook.cache.layout import PLAN_SUFFIX, plans_dir
-from carton_hook.loading import workerclient
-from carton_hook.loading.workerclient import start_worker
 from carton_hook.planning.planfile import file_key, file_signature, read_plan
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
@@ -47,7 +46,7 @@ def plan_identity(model: str) -> str:
                     join(model, "model", ".carton", "carton.lock")]
     else:
         defining = [join(model, "pyproject.toml"), join(model, ".carton", "carton.lock")]
-    parts = [model, workerclient.WORKER_PYTHON, sys.version, sys.platform]
+    parts = [model, loading.WORKER_PYTHON, sys.version, sys.platform]
     parts += [file_signature(path) for path in defining]
     return "\n".join(parts)  # passed to the worker in argv: no NUL
 
@@ -77,11 +76,12 @@ def get_plan(model: str, home: str) -> Plan:
             # (predict.py). The worker holds the lock (its copy of the descriptor) until
             # it has installed them, so that processes started together wait for those
             # too; this process goes on as soon as the plan is written.
+            from carton_hook.loading.workerclient import start_worker
             from carton_hook.trace import mark
 
             mark("model: starting the worker")
             background = start_worker("plan", model, path, identity,
-                                      workerclient.WORKER_PYTHON, keep_fd=lock,
+                                      loading.WORKER_PYTHON, keep_fd=lock,
                                       meanwhile=lambda: _extract_meanwhile(model, home))
             mark("model: going on")
             data = read_plan(path, identity)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from carton_hook import loading
 from carton_hook.errors import WorkerError
 
 TYPE_CHECKING = False
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-# The interpreter that has carton's dependencies: captured at import, before anything
-# changes sys.executable; a subprocess of a loaded carton gets it set by its boot.
-WORKER_PYTHON = sys.executable
 WORKER_MODULE = "carton_hook.installing.worker"
 # The folder that holds carton_hook (this file is carton_hook/<room>/<module>.py).
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -77,7 +75,7 @@ def run_worker(*args: str, log: bool = False) -> str:
 
     env, progress_fd = _worker_env(log=log)
     try:
-        proc = subprocess.run([WORKER_PYTHON, "-m", WORKER_MODULE, *args], env=env,
+        proc = subprocess.run([loading.WORKER_PYTHON, "-m", WORKER_MODULE, *args], env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               check=False, pass_fds=() if progress_fd is None else (progress_fd,))
     finally:
@@ -116,7 +114,7 @@ def start_worker(*args: str, keep_fd: int | None = None,
     try:
         # Its stdin says when `meanwhile` has ended, and when the model's process waits
         # for it (only then does it draw progress).
-        proc = subprocess.Popen([WORKER_PYTHON, "-m", WORKER_MODULE, *args], env=env,
+        proc = subprocess.Popen([loading.WORKER_PYTHON, "-m", WORKER_MODULE, *args], env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, pass_fds=fds)
     finally:
