@@ -19,7 +19,7 @@ from carton_hook.formats.lockfile import bundled_path
 from .conftest import run_cli, run_hook
 from .factory import make_wheel, write_model
 from .indexserver import PackageIndex
-from .test_wheelcheck import members, metadata, wheel_file, write_zip
+from .wheelzip import members, metadata, wheel_file, write_zip
 
 NAME, VERSION = "secret", "2.0"
 FILENAME = f"{NAME}-{VERSION}-py3-none-any.whl"

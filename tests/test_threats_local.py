@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 
 from .conftest import run_hook
-from .factory import make_wheel
+from .factory import ALPHA_MODEL, make_wheel
 from .indexserver import PackageIndex
-from .test_threats_network import MODEL
 
 
 @pytest.fixture
 def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]) -> Path:
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", files={
         "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/more.py": "X = 1\n"}))
-    return build_carton("alpha\n", {"model.py": MODEL})
+    return build_carton("alpha\n", {"model.py": ALPHA_MODEL})
 
 
 # The replacements are instances of a class, not functions: Python 3.10's pathlib keeps

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import run_hook
-from .factory import make_wheel
+from .factory import ALPHA_MODEL, make_wheel
 from .faultserver import (
     ConnectProxy,
     Fault,
@@ -31,16 +31,6 @@ from .faultserver import (
     wrong_bytes,
 )
 from .indexserver import PackageIndex
-
-MODEL = """
-def main():
-    try:
-        import alpha
-    except ImportError as exc:
-        print(type(exc).__name__, '|', exc)
-        return 0
-    print('imported', alpha.VALUE)
-"""
 
 
 @dataclass
@@ -72,7 +62,7 @@ def served(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]
     blob = random.Random(1).randbytes(120_000)
     wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", files={
         "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/blob.bin": blob}))
-    build_carton("alpha\n", {"model.py": MODEL})
+    build_carton("alpha\n", {"model.py": ALPHA_MODEL})
     folder = tmp_path / "models" / "demo-model"
     with fault_server(tmp_path / "tls") as server:
         assert server.ca_file is not None

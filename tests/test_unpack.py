@@ -259,7 +259,7 @@ def test_the_second_process_never_writes_through_a_planted_symlink(
 
 def test_setuid_and_odd_modes_become_plain_modes(tmp_path: Path) -> None:
     """THREATS A3: only the exec bit of a member's mode survives."""
-    from .test_wheelcheck import members, write_zip
+    from .wheelzip import members, write_zip
 
     entries: list[tuple[str | zipfile.ZipInfo, bytes]] = []
     for name, data in members({"demo/__init__.py": b"", "demo/tool.py": b"",
