@@ -81,8 +81,8 @@ def stress(session: nox.Session) -> None:
     _install(session, ".", *TEST_DEPS, "build", "wheel")
     report = os.environ.get("CARTON_STRESS_REPORT") or str(ROOT / ".nox" / "stress-report.json")
     session.run("pytest", "-m", "stress",
-                *(session.posargs or ["tests/test_stress.py", "tests/test_fuzz.py",
-                                      "tests/test_cacheadmin.py"]),
+                *(session.posargs or ["tests/e2e/test_stress.py", "tests/e2e/test_fuzz.py",
+                                      "tests/cache/test_admin.py"]),
                 env={"CARTON_STRESS_REPORT": report})
     session.log(f"figures: {report}")
 

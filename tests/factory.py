@@ -193,6 +193,20 @@ def write_model(directory: Path, requirements: str = "", *, name: str = "demo-mo
     return directory
 
 
+# A model whose `main` imports the locked wheel `alpha` and prints what became of the
+# import: "imported" and alpha's VALUE, or the ImportError's class and message (exit 0
+# either way), so that a test of a fault reads the import's fate from stdout.
+ALPHA_MODEL = """
+def main():
+    try:
+        import alpha
+    except ImportError as exc:
+        print(type(exc).__name__, '|', exc)
+        return 0
+    print('imported', alpha.VALUE)
+"""
+
+
 def c_compiler() -> str | None:
     """A C compiler, or None (tests that need one skip, saying why)."""
     import shutil

@@ -1,0 +1,210 @@
+"""`python -m carton_hook verify`: the carton, its bundled wheels and its cache entries
+(THREATS C3, H5, S2, and the bad-carton cases)."""
+
+from __future__ import annotations
+
+import json
+import py_compile
+import subprocess
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from carton_hook.formats.lockfile import bundled_path
+
+from ..conftest import run_hook
+from ..factory import make_wheel
+from ..indexserver import PackageIndex
+
+MODEL = {"model.py": "import alpha, secret\ndef main():\n    print(alpha.VALUE, secret.WHO)\n"}
+
+
+def verify(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return run_hook(env, "verify", *args)
+
+
+@pytest.fixture
+def carton(tmp_path: Path, pypi: PackageIndex, private: PackageIndex,
+           build_carton: Callable[..., Path]) -> Path:
+    """A carton with one recorded wheel (alpha) and one bundled wheel (secret)."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", files={
+        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/data.txt": "data\n"}))
+    private.add(make_wheel(tmp_path / "w", "secret", "2.0", {"secret.py": "WHO = 'bundled'\n"}))
+    return build_carton("alpha\nsecret\n", MODEL)
+
+
+def folder_of(tmp_path: Path) -> Path:
+    return tmp_path / "models" / "demo-model"
+
+
+def test_a_good_carton_verifies(carton: Path, hermetic_env: dict[str, str]) -> None:
+    proc = verify(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith(f"carton: verify {carton}: OK (")
+    assert "1 bundled wheels" in proc.stdout
+
+
+def test_a_model_folder_verifies(carton: Path, tmp_path: Path,
+                                 hermetic_env: dict[str, str]) -> None:
+    proc = verify(hermetic_env, folder_of(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def rewrite(carton: Path, change: Callable[[str, bytes], bytes | None]) -> None:
+    """Rewrite the archive's members through `change` (None drops a member)."""
+    with zipfile.ZipFile(carton) as zf:
+        members = [(i, zf.read(i)) for i in zf.infolist()]
+    with zipfile.ZipFile(carton, "w") as zf:
+        for info, data in members:
+            new = change(info.filename, data)
+            if new is not None:
+                zf.writestr(info, new)
+
+
+def test_a_member_that_does_not_match_manifest(carton: Path,
+                                               hermetic_env: dict[str, str]) -> None:
+    rewrite(carton, lambda name, data: data + b"# edited\n" if name == "model/model.py" else data)
+    proc = verify(hermetic_env, carton)
+    assert proc.returncode == 1
+    assert "model/model.py does not match its MANIFEST hash" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_truncated_archive(carton: Path, hermetic_env: dict[str, str]) -> None:
+    data = carton.read_bytes()
+    carton.write_bytes(data[: len(data) // 2])
+    proc = verify(hermetic_env, carton)
+    assert proc.returncode == 1
+    assert "not a .carton archive" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_tampered_bundled_wheel(carton: Path, tmp_path: Path,
+                                  hermetic_env: dict[str, str]) -> None:
+    folder = folder_of(tmp_path)
+    wheel = next((folder / ".carton" / "bundled_wheels").rglob("*.whl"))
+    data = bytearray(wheel.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    wheel.write_bytes(bytes(data))
+    proc = verify(hermetic_env, folder)
+    assert proc.returncode == 1
+    assert "sha256 is" in proc.stdout and "the lock says" in proc.stdout
+
+
+def test_a_bundled_wheel_whose_record_lies(carton: Path, tmp_path: Path,
+                                           hermetic_env: dict[str, str]) -> None:
+    """The lock matches the file, but the file does not match its own RECORD (H5)."""
+    import hashlib
+
+    folder = folder_of(tmp_path)
+    bad = make_wheel(tmp_path / "bad", "secret", "2.0", {"secret.py": "WHO = 'bundled'\n"},
+                     extra_members={"secret_extra.py": b"print('not in RECORD')\n"})
+    sha = hashlib.sha256(bad.read_bytes()).hexdigest()
+    relpath = bundled_path(sha, bad.name)
+    (folder / relpath).parent.mkdir(parents=True)
+    (folder / relpath).write_bytes(bad.read_bytes())
+    lock_file = folder / ".carton" / "carton.lock"
+    lock = json.loads(lock_file.read_text())
+    for env in lock["environments"]:
+        for package in env["packages"]:
+            if package["name"] == "secret":
+                package["wheels"][0].update(path=relpath, size=bad.stat().st_size,
+                                            hashes={"sha256": sha})
+    lock_file.write_text(json.dumps(lock))
+    proc = verify(hermetic_env, folder)
+    assert proc.returncode == 1
+    assert "secret_extra.py" in proc.stdout and "RECORD" in proc.stdout
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda lock: lock.update({"lock-version": 7}), "lock-version: version 7 is not supported"),
+    (lambda lock: lock["environments"][0]["packages"][0]["wheels"][0].update(
+        name="alpha-1.0.tar.gz"), "not a wheel filename"),
+    (lambda lock: lock["environments"][0]["packages"][0]["wheels"][0].update(
+        url="file:///etc/passwd"), "file:"),
+    (lambda lock: lock["environments"][0]["packages"][0]["wheels"][0].update(
+        url="http://example.org/alpha-1.0-py3-none-any.whl"), "http:"),
+], ids=["unknown-version", "sdist", "file-url", "plain-http"])
+def test_a_bad_lock_is_named(carton: Path, tmp_path: Path, hermetic_env: dict[str, str],
+                             edit: Callable[[dict[str, object]], None], fragment: str) -> None:
+    lock_file = folder_of(tmp_path) / ".carton" / "carton.lock"
+    lock = json.loads(lock_file.read_text())
+    edit(lock)
+    lock_file.write_text(json.dumps(lock))
+    proc = verify(hermetic_env, folder_of(tmp_path))
+    assert proc.returncode == 1
+    assert fragment in proc.stdout, proc.stdout
+
+
+# ---------------------------------------------------------------- the cache (C3)
+
+
+def entries(env: dict[str, str]) -> list[Path]:
+    return sorted(Path(env["CARTON_HOME"]).glob("pythonpackages/*/[0-9a-f]*"))
+
+
+def test_cache_entries_are_rehashed_and_edits_found(
+        carton: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    assert run_hook(hermetic_env, carton).returncode == 0  # fills the cache
+    proc = verify(hermetic_env, "--cache", carton)
+    assert proc.returncode == 0, proc.stdout
+    assert "2 cache entries" in proc.stdout
+    alpha = next(e for e in entries(hermetic_env) if (e / "alpha").is_dir())
+    (alpha / "alpha" / "data.txt").write_text("edited\n")
+    (alpha / "alpha" / "planted.py").write_text("print('planted')\n")
+    # A .pyc compiled from other code, under a name the source compiles to (not the
+    # import's own: a run's compile-ahead helper may still be renaming a copy over it).
+    other = alpha / "other.py"
+    other.write_text("VALUE = 'not alpha'\n")
+    real_pyc = next((alpha / "alpha" / "__pycache__").glob("__init__.*.pyc"))
+    py_compile.compile(str(other), cfile=str(real_pyc.with_name(
+        real_pyc.name.replace(".pyc", ".opt-1.pyc"))), optimize=1)
+    other.unlink()
+    proc = verify(hermetic_env, "--cache", carton)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert any("alpha/data.txt: edited" in line for line in lines)
+    assert any("alpha/planted.py: not in RECORD" in line for line in lines)
+    assert any("__init__" in line and "differs from its source" in line for line in lines)
+    assert "3 problem(s)" in lines[-1] and "2 cache entries checked" in lines[-1]
+    proc = verify(hermetic_env, "--cache", "--remove", carton)
+    assert proc.returncode == 1 and "removed 1 bad cache entries" in proc.stdout
+    assert not alpha.exists()
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "alpha 1.0 bundled")
+    assert sum("/files/" in r for r in pypi.requests) == 1  # installed again
+    assert verify(hermetic_env, "--cache", carton).returncode == 0
+
+
+def test_a_pyc_that_is_not_compiled_code_is_a_finding(
+        carton: Path, hermetic_env: dict[str, str]) -> None:
+    assert run_hook(hermetic_env, carton).returncode == 0
+    alpha = next(e for e in entries(hermetic_env) if (e / "alpha").is_dir())
+    real_pyc = next((alpha / "alpha" / "__pycache__").glob("__init__.*.pyc"))
+    # Beside the import's own .pyc, under a legitimate name no run writes (a run's
+    # compile-ahead helper may still be renaming a fresh copy over the import's one).
+    crafted = real_pyc.with_name(real_pyc.name.replace(".pyc", ".opt-2.pyc"))
+    crafted.write_bytes(real_pyc.read_bytes()[:16] + b"\xff" * 64)  # not marshal data
+    proc = verify(hermetic_env, "--cache", carton)
+    assert proc.returncode == 1
+    assert "alpha/__pycache__/__init__" in proc.stdout
+    assert "unreadable compiled code" in proc.stdout
+
+
+def test_usage_errors(hermetic_env: dict[str, str], carton: Path) -> None:
+    assert verify(hermetic_env).returncode == 2
+    assert verify(hermetic_env, "--remove", carton).returncode == 2
+    assert verify(hermetic_env, "--bogus", carton).returncode == 2
+    proc = verify(hermetic_env, "--help")
+    assert proc.returncode == 0 and "usage: python -m carton_hook verify" in proc.stdout
+
+
+def test_a_model_named_like_the_command_still_runs(
+        tmp_path: Path, carton: Path, hermetic_env: dict[str, str]) -> None:
+    named = tmp_path / "verify"
+    named.write_bytes(carton.read_bytes())
+    proc = run_hook(hermetic_env, "./verify", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "alpha 1.0 bundled"), proc.stderr

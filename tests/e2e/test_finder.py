@@ -1,0 +1,756 @@
+"""The finder's behaviour inside a loaded model, through real runs (IMPORTS.md's cases)."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ..conftest import run_hook
+from ..factory import c_compiler, compile_shared, make_wheel
+from ..indexserver import PackageIndex
+
+
+def model(body: str) -> dict[str, str]:
+    """A model.py whose main() runs `body` (indented by the caller's text)."""
+    lines = "".join(f"    {line}\n" for line in body.strip().splitlines())
+    return {"model.py": f"def main():\n{lines}"}
+
+
+def files_fetched(index: PackageIndex) -> list[str]:
+    return [r for r in index.requests if r.startswith("/files/")]
+
+
+def test_find_spec_and_metadata_download_nothing(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    ep = "[console_scripts]\nalpha-cli = alpha:cli\n[demo.plugins]\nfirst = alpha:plugin\n"
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.2", requires=["beta>=1"],
+                        files={"alpha/__init__.py": "", "alpha-1.2.dist-info/entry_points.txt":
+                               ep}))
+    pypi.add(make_wheel(tmp_path / "w", "beta", "1.0"))
+    carton = build_carton("alpha\n", model("""
+import importlib.util
+from importlib import metadata
+spec = importlib.util.find_spec('alpha')
+assert spec is not None
+print(spec.name, spec.parent, spec.has_location, spec.loader.is_package('alpha'))
+print(metadata.version('alpha'), metadata.version('beta'))
+print(metadata.requires('alpha'))
+print(sorted(e.name for e in metadata.entry_points(group='demo.plugins')))
+names = [d.metadata['Name'] for d in metadata.distributions()]
+print(sorted(names))
+print(metadata.packages_distributions().get('alpha'))
+"""))
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["alpha alpha True True", "1.2 1.0", "['beta>=1']",
+                                        "['first']",
+                                        "['alpha', 'beta']", "['alpha']"]
+    assert files_fetched(pypi) == []
+
+
+def test_files_gives_real_paths_after_import(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", model("""
+import alpha
+from importlib import metadata
+init = [f for f in metadata.files('alpha') if f.name == '__init__.py'][0]
+print(init.locate().resolve() == __import__('pathlib').Path(alpha.__file__).resolve())
+"""))
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "True"), proc.stderr
+
+
+def test_namespace_split_over_two_wheels(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    proto = pypi.add(make_wheel(tmp_path / "w", "nsproto", "1.0",
+                                {"nsp/proto/__init__.py": "NAME = 'proto'\n",
+                                 "nsp/proto/data.txt": "hello"}))
+    api = pypi.add(make_wheel(tmp_path / "w", "nsapi", "1.0",
+                              {"nsp/api/__init__.py": "NAME = 'api'\n"}))
+    carton = build_carton("nsproto\nnsapi\n", model("""
+import importlib.resources
+import nsp
+import nsp.proto
+print(nsp.proto.NAME, importlib.resources.files('nsp.proto').joinpath('data.txt').read_text())
+import sys
+print(sys.argv[1] == 'first' and len(list(nsp.__path__)))
+if sys.argv[1] == 'second':
+    import nsp.api
+    print(nsp.api.NAME, len(list(nsp.__path__)))
+    print(sorted(p.name for p in importlib.resources.files('nsp').iterdir()))
+"""))
+    pypi.reset_counts()
+    first = run_hook(hermetic_env, carton, "first")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["proto hello", "1"]
+    assert files_fetched(pypi) == [f"/files/{proto.name}"], "nsp.api must not be fetched"
+    second = run_hook(hermetic_env, carton, "second")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[2:] == ["api 2", "['api', 'proto']"]
+    assert files_fetched(pypi) == [f"/files/{proto.name}", f"/files/{api.name}"]
+
+
+def test_model_module_beats_locked_one_but_a_stray_folder_does_not(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "six", "1.0", {"six.py": "WHO = 'locked six'\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "pyyaml", "1.0",
+                        {"yaml/__init__.py": "WHO = 'locked yaml'\n"}))
+    carton = build_carton("six\npyyaml\n", {
+        "six.py": "WHO = 'model six'\n",
+        "yaml/readme.txt": "a data folder that happens to be called yaml",
+        **model("import six, yaml\nprint(six.WHO, '|', yaml.WHO)")})
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "model six | locked yaml"), proc.stderr
+
+
+@pytest.mark.parametrize("name", ["urllib3", "filelock", "packaging", "installer"])
+def test_the_hooks_own_dependencies_never_shadow_locked_ones(
+        name: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", name, "0.0.1",
+                        {f"{name}/__init__.py": "__version__ = '0.0.1-locked'\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "other", "1.0"))
+    carton = build_carton(f"{name}\nother\n", model(f"""
+import other  # a cold install first: the hook uses its own {name} for it
+import {name}, sys
+print({name}.__version__, [m for m in sys.modules if m.startswith('{name}.')])
+"""))
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "0.0.1-locked []"), proc.stderr
+
+
+def test_install_failure_is_an_import_error_with_the_cause(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", model("""
+try:
+    import alpha
+except ImportError as exc:
+    print(type(exc).__name__, '|', exc)
+"""))
+    data = bytearray(wheel.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the server now serves other bytes of the same size
+    wheel.write_bytes(bytes(data))
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    kind, _, message = proc.stdout.strip().partition(" | ")
+    assert kind == "CartonImportError"
+    assert "cannot import alpha" in message and "sha256" in message
+    entries = Path(hermetic_env["CARTON_HOME"]).glob("pythonpackages/*/[0-9a-f]*")
+    assert list(entries) == [], "nothing may be left in the cache"
+
+
+def test_isolated_from_the_interpreters_site_packages(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    extra = tmp_path / "on-pythonpath"
+    (extra / "outsider").mkdir(parents=True)
+    (extra / "outsider" / "__init__.py").write_text("")
+    carton = build_carton("alpha\n", model("""
+for name in ('pytest', 'outsider'):
+    try:
+        __import__(name)
+        print(name, 'imported')
+    except ImportError:
+        print(name, 'blocked')
+"""))
+    env = {**hermetic_env, "PYTHONPATH": str(extra)}
+    proc = run_hook(env, carton)
+    assert proc.stdout.splitlines() == ["pytest blocked", "outsider blocked"], proc.stderr
+    proc = run_hook(env, "--system-site-packages", carton)
+    assert proc.stdout.splitlines() == ["pytest imported", "outsider imported"], proc.stderr
+
+
+def test_concurrent_cold_processes_download_each_wheel_once(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    for name in ("alpha", "beta", "gamma"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
+    carton = build_carton("alpha\nbeta\ngamma\n", model("""
+import threading
+threads = [threading.Thread(target=__import__, args=(n,)) for n in ('alpha', 'beta', 'gamma')]
+for t in threads: t.start()
+for t in threads: t.join()
+import alpha, beta, gamma
+print('ok')
+"""))
+    pypi.reset_counts()
+    procs = [subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
+                              env=hermetic_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert (proc.returncode, out.strip()) == (0, "ok"), err
+    assert sorted(files_fetched(pypi)) == sorted(
+        f"/files/{n}-1.0-py3-none-any.whl" for n in ("alpha", "beta", "gamma"))
+
+
+def test_modules_behave_as_if_imported_normally(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "class Point:\n    def __init__(self, x):\n        self.x = x\n"
+                             "def answer():\n    return 42\n"}))
+    carton = build_carton("alpha\n", model("""
+import importlib, inspect, pickle
+from importlib.machinery import SourceFileLoader
+import alpha
+print(isinstance(alpha.__loader__, SourceFileLoader), alpha.__spec__.origin == alpha.__file__)
+print(inspect.getsource(alpha.answer).split()[1])
+print(pickle.loads(pickle.dumps(alpha.Point(3))).x)
+importlib.invalidate_caches()
+print(importlib.reload(alpha).answer())
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == ["True True", "answer():", "3", "42"]
+
+
+
+def test_every_import_surface_answers_before_the_first_import(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """What runpy, `python -m`, pytest --pyargs, pkgutil, importlib.resources and inspect
+    ask of a locked package never imported before: the answers a venv gives. Each
+    surface gets a wheel of its own, so each one meets a spec whose wheel is not
+    installed yet (the model names them only in strings: nothing is prefetched)."""
+    wheels = {
+        "specpkg": {"specpkg/__init__.py": ""},
+        "runme": {"runme/__init__.py": "",
+                  "runme/__main__.py": "import sys\nprint('runme main', sys.argv[1:])\n"},
+        "solo": {"solo.py": "print('solo ran as', __name__)\n"},
+        "gamma": {"gamma/__init__.py": "", "gamma/data.txt": "gamma data"},
+        "delta": {"delta.py": "def f():\n    return 'delta'\n"},
+        "kappa": {"kappa/__init__.py": "", "kappa/sub.py": ""},
+        "theta": {"theta.py": "VALUE = 'theta value'\n"},
+        "iota": {"iota.py": "VALUE = 1\n"},
+        "eps": {"eps/__init__.py": "", "eps/data.txt": "eps data"},
+        "lazy": {"lazy.py": "print('lazy runs')\nVALUE = 'lazy value'\n"},
+        "made": {"made.py": "VALUE = 'made value'\n"},
+    }
+    for name, files in wheels.items():
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0", files))
+    carton = build_carton("\n".join(wheels) + "\n", model("""
+import importlib, importlib.resources, importlib.util, inspect, os, pkgutil, runpy
+import subprocess, sys
+spec = importlib.util.find_spec('specpkg')
+print(os.path.isfile(spec.origin), spec.origin.endswith(os.path.join('specpkg', '__init__.py')),
+      spec.submodule_search_locations == [os.path.dirname(spec.origin)],
+      spec.cached == importlib.util.cache_from_source(spec.origin))
+proc = subprocess.run([sys.executable, '-m', 'runme', 'x'], capture_output=True, text=True)
+print(proc.returncode, proc.stdout.strip(), proc.stderr[-300:] or 'ok')
+runpy.run_module('solo', run_name='__main__')
+print(importlib.resources.files('gamma').joinpath('data.txt').read_text())
+loader = pkgutil.get_loader('delta')
+print(loader.get_filename('delta').endswith('delta.py'), loader.get_source('delta').splitlines()[0])
+spec = importlib.util.find_spec('kappa')
+print([m.name for m in pkgutil.walk_packages(spec.submodule_search_locations, 'kappa.')])
+print(pkgutil.resolve_name('theta:VALUE'))
+iota = importlib.import_module('iota')
+print(inspect.getsourcefile(iota).endswith('iota.py'), importlib.reload(iota).VALUE)
+reader = importlib.util.find_spec('eps').loader.get_resource_reader('eps')
+print(reader.files().joinpath('data.txt').read_text())
+spec = importlib.util.find_spec('lazy')  # the LazyLoader recipe of importlib's docs
+spec.loader = importlib.util.LazyLoader(spec.loader)
+lazy = importlib.util.module_from_spec(spec)
+sys.modules['lazy'] = lazy
+spec.loader.exec_module(lazy)
+print('lazy loaded')
+print(lazy.VALUE)
+made = importlib.util.spec_from_loader('made', pkgutil.get_loader('made'))  # a spec of one's own
+module = importlib.util.module_from_spec(made)
+made.loader.exec_module(module)
+print(module.VALUE, module.__file__.endswith('made.py'))
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == [
+            "True True True True", "0 runme main ['x'] ok", "solo ran as __main__", "gamma data",
+            "True def f():", "['kappa.sub']", "theta value", "True 1", "eps data",
+            "lazy loaded", "lazy runs", "lazy value", "made value True"], run
+
+
+GUARD = """
+import builtins, os
+HOME = os.path.realpath(os.environ["CARTON_HOME"])
+def _inside(path):
+    try:
+        return os.path.realpath(os.fspath(path)).startswith(HOME)
+    except TypeError:
+        return False
+def _refuse(what, path):
+    raise PermissionError(13, f"read-only cache: {what}", str(path))
+_open = builtins.open
+def guarded_open(file, mode="r", *args, **kwargs):
+    if any(c in mode for c in "wxa+") and _inside(file):
+        _refuse("open", file)
+    return _open(file, mode, *args, **kwargs)
+builtins.open = guarded_open
+for name in ("mkdir", "makedirs", "rename", "replace", "remove", "unlink", "rmdir", "symlink",
+             "utime"):
+    original = getattr(os, name)
+    def guarded(*args, _original=original, _name=name, **kwargs):
+        if args and _inside(args[0]):
+            _refuse(_name, args[0])
+        return _original(*args, **kwargs)
+    setattr(os, name, guarded)
+_os_open = os.open
+WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+def guarded_os_open(path, flags, *args, **kwargs):
+    if flags & WRITING and _inside(path):
+        _refuse("os.open", path)
+    return _os_open(path, flags, *args, **kwargs)
+os.open = guarded_os_open
+"""
+
+# With GUARD: compiling a module of the cache is refused too (an image whose cache was
+# precompiled never compiles at run time).
+NO_COMPILE = """
+_compile = builtins.compile
+def guarded_compile(source, filename, *args, **kwargs):
+    if isinstance(filename, str) and _inside(filename):
+        raise AssertionError(f"compiled at run time: {filename}")
+    return _compile(source, filename, *args, **kwargs)
+builtins.compile = guarded_compile
+"""
+
+
+def test_warm_run_writes_nothing_so_a_read_only_cache_works(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", model("import alpha, subprocess, sys\nprint('ok')\n"
+                                           "subprocess.run([sys.executable, '-c', 'import alpha'],"
+                                           " check=True)"))
+    assert run_hook(hermetic_env, carton).returncode == 0
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD)
+    env = {**hermetic_env, "PYTHONPATH": str(guard), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = run_hook(env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr
+
+
+def test_imported_modules_keep_their_pyc_although_bytecode_writing_is_off(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """Compiled on first import, kept in the entry; modules never imported stay
+    uncompiled (a wheel is not compiled whole before publishing)."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "VALUE = 1\n", "alpha/used.py": "", "alpha/unused.py": ""}))
+    carton = build_carton("alpha\n", model("import alpha.used, sys\n"
+                                           "print(alpha.__cached__)\nprint(alpha.used.__cached__)"))
+    env = {**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = run_hook(env, carton)
+    assert proc.returncode == 0, proc.stderr
+    init, used = map(Path, proc.stdout.split())
+    assert init.is_file() and used.is_file(), "the .pyc must exist although bytecode " \
+                                              "writing is off"
+    assert sorted(p.name.split(".")[0] for p in init.parent.iterdir()) == ["__init__", "used"]
+    stamps = [init.stat().st_mtime_ns, used.stat().st_mtime_ns]
+    assert run_hook(env, carton).returncode == 0  # warm: read, not written again
+    assert [init.stat().st_mtime_ns, used.stat().st_mtime_ns] == stamps
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="compiling ahead needs a second core")
+def test_a_first_run_compiles_ahead_on_another_core(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The worker that installed what the model imports starts a process that compiles
+    what those imports will load (module-level imports, followed): a module the model
+    never imports, but that alpha imports at module level under a condition, shows it."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "import os\nif os.environ.get('ALPHA_EXTRA'):\n"
+                             "    from . import extra\nVALUE = 1\n",
+        "alpha/extra.py": "E = 1\n", "alpha/unrelated.py": "U = 1\n"}))
+    # The helper stops when the model's process ends, so this model waits for it (a
+    # model that ends at once may end before the helper has started, on a loaded machine).
+    carton = build_carton("alpha\n", model(
+        "import alpha, pathlib, time\n"
+        "cache = pathlib.Path(alpha.__file__).parent / '__pycache__'\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not list(cache.glob('extra.*.pyc')) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print(alpha.__file__)"))
+    proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, carton)
+    assert proc.returncode == 0, proc.stderr
+    package = Path(proc.stdout.strip()).parent
+    assert list((package / "__pycache__").glob("extra.*.pyc")), "nothing compiled extra.py"
+    assert not list((package / "__pycache__").glob("unrelated.*"))
+
+
+def test_a_read_only_cache_without_bytecode_compiles_in_memory(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """Filled by `fetch` (nothing imported yet, so nothing compiled), then read-only. (The
+    import is in a helper function: nothing predicts it, so nothing compiles it ahead.)"""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", {
+        "model.py": "def helper():\n    import alpha\n    return alpha.__name__\n"
+                    "def main():\n    print('ok', helper())\n"})
+    assert run_hook(hermetic_env, "fetch", carton).returncode == 0
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD)
+    env = {**hermetic_env, "PYTHONPATH": str(guard), "PYTHONDONTWRITEBYTECODE": "1"}
+    for _ in range(2):
+        proc = run_hook(env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "ok alpha"), proc.stderr
+    assert not list(Path(hermetic_env["CARTON_HOME"]).rglob("*.pyc"))
+
+
+def test_fetch_compile_leaves_nothing_to_compile_at_run_time(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """An image: `fetch --compile` once, then a read-only cache that never compiles."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "from . import deep\n", "alpha/deep.py": "X = 1\n",
+        "alpha/later.py": "LATER = 2\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "beta", "1.0", {"beta.py": "B = 3\n"}))
+    carton = build_carton("alpha\nbeta\n", {
+        "model.py": "import helper\ndef main():\n    helper.run()\n",
+        "helper.py": "def run():\n    import alpha, alpha.later, beta\n"
+                     "    print(alpha.deep.X, alpha.later.LATER, beta.B)\n"})
+    proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, "fetch", "--compile",
+                    carton)
+    assert proc.returncode == 0, proc.stderr
+    assert "modules compiled" in proc.stdout
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD + NO_COMPILE)
+    env = {**hermetic_env, "PYTHONPATH": str(guard), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = run_hook(env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "1 2 3"), proc.stderr
+    verify = run_hook(hermetic_env, "verify", "--cache", carton)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_pkgutil_style_namespace_across_two_wheels(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    init = "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+    pypi.add(make_wheel(tmp_path / "w", "zpkg-a", "1.0",
+                        {"zpkg/__init__.py": init, "zpkg/a.py": "NAME = 'a'\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "zpkg-b", "1.0",
+                        {"zpkg/__init__.py": init, "zpkg/b.py": "NAME = 'b'\n"}))
+    carton = build_carton("zpkg-a\nzpkg-b\n", model("""
+import zpkg.a, zpkg.b
+print(zpkg.a.NAME, zpkg.b.NAME, len(zpkg.__path__))
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "a b 2"), (run, proc.stderr)
+
+
+def test_pth_path_lines_are_honoured_and_pth_code_never_runs(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    flag = tmp_path / "pth-code-ran"
+    pth = f"vendored\nimport pathlib; pathlib.Path({str(flag)!r}).touch()\n"
+    pypi.add(make_wheel(tmp_path / "w", "oldstyle", "1.0", {
+        "oldstyle.pth": pth, "vendored/helper.py": "WHO = 'from a .pth path line'\n"}))
+    carton = build_carton("oldstyle\n", model("import helper\nprint(helper.WHO)"))
+    lock = json.loads((tmp_path / "models" / "demo-model" / ".carton" / "carton.lock")
+                      .read_text())
+    (package,) = lock["environments"][0]["packages"]
+    assert package["tool"]["carton"] == {"imports": ["helper", "vendored.helper"],
+                                         "path-roots": ["vendored"]}
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "from a .pth path line"), \
+            (run, proc.stderr)
+    assert not flag.exists(), "an import line of a wheel's .pth file must never run"
+
+
+def test_kill_9_mid_download_then_a_retry_succeeds(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    import os
+    import signal
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "", "alpha/blob.bin": os.urandom(2_000_000)}))
+    carton = build_carton("alpha\n", model("import alpha\nprint('ok')"))
+    data = wheel.read_bytes()
+    started = threading.Event()
+    slow = {"on": True}
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(0, len(data), 65536):
+                if slow["on"]:
+                    started.set()
+                    time.sleep(0.2)
+                try:
+                    self.wfile.write(data[i:i + 65536])
+                except OSError:
+                    return
+
+    # Serve the wheel at the URL the lock recorded: stop the index, listen on its port.
+    port = int(pypi.url.split(":")[2].split("/")[0])
+    pypi.stop()
+    slow_server = ThreadingHTTPServer(("127.0.0.1", port), Slow)
+    threading.Thread(target=slow_server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
+                                env=hermetic_env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert started.wait(60), "the download never started"
+        os.killpg(proc.pid, signal.SIGKILL)  # the model and its worker, mid-download
+        proc.wait(10)
+        root = next(Path(hermetic_env["CARTON_HOME"]).glob("pythonpackages/py*"))
+        assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
+        slow["on"] = False
+        started_at = time.monotonic()
+        again = run_hook(hermetic_env, carton)
+        assert (again.returncode, again.stdout.strip()) == (0, "ok"), again.stderr
+        assert time.monotonic() - started_at < 30, "a lock of the killed run was still held"
+    finally:
+        slow_server.shutdown()
+        slow_server.server_close()
+
+
+@pytest.mark.skipif(c_compiler() is None or not sys.platform.startswith("linux"),
+                    reason="needs a C compiler and ELF (Linux)")
+def test_extension_links_a_library_from_another_wheel(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    # The torch -> nvidia-* pattern, one level deeper: usesfoo's extension needs
+    # libfoo.so.1 (wheel foolib), which needs libbar.so.2 (wheel barlib). Each finds the
+    # next through an RPATH that is right only when all share one site-packages.
+    from packaging.tags import sys_tags
+
+    tag = str(next(iter(sys_tags())))
+    ext = importlib.machinery.EXTENSION_SUFFIXES[0]
+    c = tmp_path / "c"
+    bar = compile_shared(c / "libbar.so.2", "int bar_base(void) { return 40; }",
+                         soname="libbar.so.2")
+    foo = compile_shared(c / "libfoo.so.1",
+                         "int bar_base(void); int foo_answer(void) { return bar_base() + 2; }",
+                         soname="libfoo.so.1", links=[c / "libbar.so.2"],
+                         runpath="$ORIGIN/../../barlib/lib")
+    module = compile_shared(c / f"_ext{ext}", """
+#include <Python.h>
+int foo_answer(void);
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(foo_answer()); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_ext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__ext(void) { return PyModule_Create(&mod); }
+""", links=[c / "libfoo.so.1"], runpath="$ORIGIN/../foolib/lib", python_extension=True)
+    wheels = tmp_path / "w"
+    for wheel in (
+        make_wheel(wheels, "barlib", "1.0", tag=tag,
+                   files={"barlib/__init__.py": "", "barlib/lib/libbar.so.2": bar}),
+        make_wheel(wheels, "foolib", "1.0", tag=tag, requires=["barlib"],
+                   files={"foolib/__init__.py": "", "foolib/lib/libfoo.so.1": foo}),
+        make_wheel(wheels, "usesfoo", "1.0", tag=tag, requires=["foolib"],
+                   files={"usesfoo/__init__.py": "from ._ext import answer\n",
+                          f"usesfoo/_ext{ext}": module}),
+    ):
+        pypi.add(wheel)
+    # The control: pip-installed into one folder, the wheels work as they are.
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links",
+                    str(wheels), "--target", str(target), "usesfoo"], check=True,
+                   env=hermetic_env)
+    control = subprocess.run([sys.executable, "-c", "import usesfoo; print(usesfoo.answer())"],
+                             env={**hermetic_env, "PYTHONPATH": str(target)},
+                             capture_output=True, text=True, check=False)
+    assert control.stdout == "42\n", control.stderr
+    carton = build_carton("usesfoo\n", model("""
+import sys
+import barlib
+print('libfoo loaded early:', any('libfoo' in line for line in open('/proc/self/maps')))
+import usesfoo
+from importlib.machinery import SourceFileLoader
+print(usesfoo.answer(), isinstance(usesfoo.__loader__, SourceFileLoader))
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == ["libfoo loaded early: False",
+                                            "42 True"], run
+
+
+def test_pkgutil_iter_modules_lists_locked_names_without_installing(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", requires=["single", "nsportion"]))
+    pypi.add(make_wheel(tmp_path / "w", "single", "1.0", files={"single.py": "X = 1\n"}))
+    pypi.add(make_wheel(tmp_path / "w", "nsportion", "1.0",
+                        files={"nsdemo/portion/__init__.py": ""}))
+    carton = build_carton("alpha\n", {**model("""
+import pkgutil
+found = {m.name: m.ispkg for m in pkgutil.iter_modules()}
+print(sorted((n, found[n]) for n in ('alpha', 'single', 'nsdemo', 'helper')))
+print('pytest' in found)
+"""), "helper.py": ""})
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "[('alpha', True), ('helper', False), ('nsdemo', True), ('single', False)]", "False"]
+    assert files_fetched(pypi) == []
+
+
+def test_a_wheel_that_ships_a_stdlib_name_never_shadows_it(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """THREATS S1: a top-level `json.py` in a wheel, and a `.pth` that would write a flag."""
+    flag = tmp_path / "pth-code-ran"
+    pypi.add(make_wheel(tmp_path / "w", "sneaky", "1.0", {
+        "sneaky/__init__.py": "", "json.py": "HIJACKED = True\n",
+        "sneaky.pth": f"import pathlib; pathlib.Path({str(flag)!r}).touch()\n"}))
+    carton = build_carton("sneaky\n", model("""
+import json, sneaky, sysconfig
+print(hasattr(json, 'HIJACKED'), json.__file__.startswith(sysconfig.get_paths()['stdlib']))
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "False True"), (run, proc.stderr)
+    assert not flag.exists()
+
+
+def test_the_first_run_installs_what_the_source_imports_together(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The plan's worker installs what the model's source imports while the model starts;
+    the imports wait for it (no worker of their own), and a conditional import is left
+    to its first use."""
+    for name in ("alpha", "beta", "gamma"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
+    carton = build_carton("alpha\nbeta\ngamma\n", {"model.py": """
+import glob, os, sys
+def main():
+    import alpha
+    import beta
+    entries = glob.glob(os.path.join(os.environ['CARTON_HOME'], 'pythonpackages', '*', '*',
+                                     '.carton-complete'))
+    print(len(entries))
+    if len(sys.argv) > 1:
+        import gamma
+"""})
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "2"), proc.stderr
+    assert sorted(files_fetched(pypi)) == [f"/files/{n}-1.0-py3-none-any.whl"
+                                           for n in ("alpha", "beta")]
+    proc = run_hook(hermetic_env, carton, "and gamma")  # a conditional import: on first use
+    assert (proc.returncode, proc.stdout.strip()) == (0, "2"), proc.stderr
+    assert len(files_fetched(pypi)) == 3
+
+
+
+def test_the_model_starts_while_the_plan_worker_still_installs(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """`fast` is imported while `slow` is still downloading (the index holds it back);
+    `slow`, imported next, waits for the same worker: one download of each. A dependency
+    that is never imported (`unused`, which `fast` requires) does not hold the model up."""
+    import threading
+
+    pypi.add(make_wheel(tmp_path / "w", "unused", "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "fast", "1.0", requires=["unused"]))
+    pypi.add(make_wheel(tmp_path / "w", "slow", "1.0"))
+    flag = tmp_path / "fast-imported"
+    carton = build_carton("fast\nslow\n", model(f"""
+import fast, pathlib
+pathlib.Path({str(flag)!r}).touch()
+import slow
+print(slow.__name__)"""))
+    gate = threading.Event()
+    pypi.held.update({"slow-1.0-py3-none-any.whl": gate, "unused-1.0-py3-none-any.whl": gate})
+    pypi.reset_counts()
+    proc = subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
+                            env=hermetic_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flag.exists(), "the model did not start while a prefetched wheel downloaded"
+    finally:
+        gate.set()
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out.strip()) == (0, "slow"), err
+    assert sorted(files_fetched(pypi)) == [f"/files/{n}-1.0-py3-none-any.whl"
+                                           for n in ("fast", "slow", "unused")]
+
+def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """CARTON_TRACE gets each step of both processes, in one timeline; the model's
+    process extracts the archive while the worker starts and selects the section, and
+    the worker writes the plan after."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
+    trace = tmp_path / "trace.txt"
+    proc = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
+    assert proc.returncode == 0, proc.stderr
+    # The worker may outlive the model's process by a few steps: it finishes the
+    # prefetch (the model waited only for the wheel it imports) and then ends.
+    deadline = time.monotonic() + 60
+    while ("worker: prefetch installed" not in trace.read_text()
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    lines = [line.split(" ", 3) for line in trace.read_text().splitlines()]
+    steps = [step for _, _, _, step in sorted(lines, key=lambda line: float(line[0]))]
+    assert len({pid for _, pid, _, _ in lines}) == 2  # the model's process and its worker
+    order = ["model: starting the worker", "model: model opened",
+             "worker: the model's process opened the model", "worker: plan written",
+             "worker: ready", "model: going on"]
+    assert [s for s in steps if s in order] == order, steps
+    wheel = "alpha-1.0-py3-none-any.whl"
+    assert steps.index(f"{wheel}: fetching") < steps.index(f"{wheel}: unpacking"), steps
+    assert f"{wheel}: installed" in steps, steps
+    assert "worker: prefetch installed" in steps and "model: prefix made" in steps, steps
+    assert run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton).returncode == 0
+    assert len(trace.read_text().splitlines()) == len(lines)  # a warm run: no step to trace
+
+
+def test_a_failed_prefetch_is_reported_by_the_import_without_a_second_download(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
+    data = bytearray(wheel.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    wheel.write_bytes(bytes(data))
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 1
+    # carton's failure, not the model's: one line, with where the model needed it.
+    assert proc.stderr.startswith("carton: error: cannot import alpha: ")
+    assert len(proc.stderr.splitlines()) == 1 and "sha256" in proc.stderr
+    assert proc.stderr.rstrip().endswith("(needed at model.py:2)"), proc.stderr
+    assert len(files_fetched(pypi)) == 1
+    verbose = run_hook(hermetic_env, "-v", carton)  # the traceback, with its cause
+    assert "CartonImportError: cannot import alpha" in verbose.stderr
+    assert "The above exception was the direct cause" in verbose.stderr

@@ -1,0 +1,253 @@
+"""Progress of a first run: drawn on a terminal, plain lines into a pipe or a log, nothing
+with --quiet."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from carton_hook.installing.progress import Progress
+
+from ..factory import make_wheel
+from ..indexserver import PackageIndex
+
+MODEL = {"model.py": "import alpha\ndef main():\n    print(alpha.VALUE)\n"}
+
+
+def run_on_terminal(env: dict[str, str], *args: str | Path) -> tuple[int, str, str]:
+    """Run `python -m carton_hook ARGS` with its stderr on a pseudo-terminal; returns the
+    exit code, stdout, and what the terminal showed."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "carton_hook", *map(str, args)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every writer closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out = proc.stdout.read() if proc.stdout else b""
+    return proc.wait(), out.decode(), shown.decode(errors="replace")
+
+
+@pytest.fixture
+def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]) -> Path:
+    # Weight that does not deflate; the same bytes in each test, so that its lock is kept.
+    weight = random.Random(1).randbytes(300_000)
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "VALUE = 'alpha 1.0'\n", "alpha/big.dat": weight}))
+    return build_carton("alpha\n", MODEL)
+
+
+def test_a_first_run_shows_progress_on_a_terminal(carton: Path,
+                                                  hermetic_env: dict[str, str]) -> None:
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+    code, out, shown = run_on_terminal(env, carton)
+    assert (code, out) == (0, "alpha 1.0\n"), shown
+    assert "carton: demo-model 0.1.0: installing 1 package (0.3 MB) into " in shown
+    assert "/1 packages, " in shown and (" MB/s" in shown or "MB downloaded" in shown)
+    assert shown.endswith("\r\x1b[K"), repr(shown[-40:])  # the status line is cleared
+    code, out, shown = run_on_terminal(env, carton)  # warm: nothing to say
+    assert (code, shown) == (0, "")
+
+
+def test_quiet_says_nothing_on_a_terminal_or_into_a_pipe(carton: Path,
+                                                         hermetic_env: dict[str, str]) -> None:
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+    code, _, shown = run_on_terminal(env, "-q", carton)
+    assert (code, shown) == (0, "")
+    Path(env["CARTON_HOME"]).rename(Path(env["CARTON_HOME"] + "-old"))
+    proc = subprocess.run([sys.executable, "-m", "carton_hook", "-q", str(carton)], env=env,
+                          capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "alpha 1.0\n", "")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_first_run_into_a_pipe_writes_plain_lines(carton: Path, hermetic_env: dict[str, str],
+                                                    verbose: bool) -> None:
+    """A CI job's or a container's log gets whole lines, nothing redrawn: what is
+    installed, where, how big, and when it is done; `-v` names each package."""
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+    args = [sys.executable, "-m", "carton_hook", *(["-v"] if verbose else []), str(carton)]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout) == (0, "alpha 1.0\n"), proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("carton: demo-model 0.1.0: installing 1 package (0.3 MB) into ")
+    assert all(line.startswith("carton: ") for line in lines), lines
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
+    if lines[-1].startswith("carton: 0/1 packages installed in "):
+        # A loaded machine: the model went on before the wheel was in (it may, once the
+        # download has started), and its import found it there without waiting.
+        assert lines[-1].endswith("; the rest installs while the model runs"), lines
+    else:
+        assert lines[-1].startswith("carton: installed 1 package (0.3 MB) in "), lines
+        assert ("carton: installed alpha 1.0 (0.3 MB)" in lines) is verbose, lines
+    warm = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert (warm.returncode, warm.stderr) == (0, "")  # nothing to install: nothing to say
+
+
+def test_into_a_log_the_status_is_a_line_every_few_seconds() -> None:
+    """The status every `every` seconds while the model waits; when it goes on, how far
+    the install got (only if something was said while it waited); when the install is
+    done, one line that says so."""
+    import time
+
+    read, write = os.pipe()
+    progress = Progress(write, after=0, log=True, every=0.3)
+    progress.start("demo: installing 2 packages", packages=2, total=2_000_000)
+    time.sleep(1.0)  # the title, then about three status lines
+    progress.advance(1_000_000)
+    progress.finished_one()
+    progress.hold()  # the model goes on while the second package installs
+    time.sleep(0.5)  # held: nothing
+    progress.resume()  # it waits again
+    time.sleep(0.1)
+    progress.finished_one()
+    progress.stop()
+    os.close(write)
+    lines = os.read(read, 65536).decode().splitlines()
+    os.close(read)
+    assert lines[0] == "carton: demo: installing 2 packages"
+    status = [line for line in lines if line.startswith("carton:  0/2 packages, ")]
+    assert 2 <= len(status) <= 5, lines
+    went_on = lines.index(next(line for line in lines if "the rest installs" in line))
+    assert lines[went_on].startswith("carton: 1/2 packages installed in "), lines
+    assert lines[-1].startswith("carton: installed 2 packages (2.0 MB) in "), lines
+    assert sum("installed 2 packages" in line for line in lines) == 1
+
+
+def test_the_status_line_is_drawn_only_while_the_model_waits(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The model goes on while the plan's worker still installs `slow` (the index holds
+    it back): what the model writes to the terminal never follows a status line, the
+    line is drawn again while the model waits for `slow`, and cleared at the end."""
+    import threading
+    import time
+
+    pypi.add(make_wheel(tmp_path / "w", "fast", "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "slow", "1.0", {"slow/__init__.py": "",
+                                                         "slow/big.dat": os.urandom(300_000)}))
+    flag = tmp_path / "waiting-for-slow"
+    carton = build_carton("fast\nslow\n", {"model.py": f"""
+import pathlib, sys, time
+import fast
+for _ in range(3):
+    sys.stderr.write("MODEL fast\\n")
+    time.sleep(0.3)
+pathlib.Path({str(flag)!r}).touch()
+import slow
+sys.stderr.write("MODEL slow\\n")
+def main():
+    pass
+"""})
+    gate = threading.Event()
+    pypi.held["slow-1.0-py3-none-any.whl"] = gate
+    env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+
+    def release() -> None:
+        deadline = time.monotonic() + 60
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the model waits for slow: a few ticks of the status line
+        gate.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        code, _, shown = run_on_terminal(env, carton)
+    finally:
+        gate.set()
+        releaser.join()
+    assert code == 0, shown
+    # What each line of the terminal shows: a status line is cleared with "\r\x1b[K".
+    visible = [line.split("\r\x1b[K")[-1] for line in shown.split("\r\n")]
+    model_lines = [line for line in visible if "MODEL" in line]
+    assert model_lines == ["MODEL fast"] * 3 + ["MODEL slow"], repr(shown)
+    waited = shown[shown.rindex("MODEL fast"):shown.index("MODEL slow")]
+    assert "2 packages, " in waited, repr(shown)  # drawn while the model waited
+    assert visible[-1] == "", repr(shown[-60:])  # and cleared at the end
+
+
+def test_a_short_first_run_says_nothing(carton: Path, hermetic_env: dict[str, str]) -> None:
+    code, _, shown = run_on_terminal({**hermetic_env, "CARTON_PROGRESS_AFTER": "60"}, carton)
+    assert (code, shown) == (0, "")
+
+
+def test_the_status_line_counts_bytes_packages_and_restarts() -> None:
+    read, write = os.pipe()
+    progress = Progress(write, after=60)
+    progress.start("demo", packages=2, total=3_000_000)
+    progress.advance(2_000_000)
+    progress.advance(-500_000)  # a download started over
+    progress.finished_one()
+    progress.doing("unpacking alpha")
+    line = progress.status()
+    progress.stop()
+    os.close(write)
+    assert os.read(read, 100) == b""  # stopped before its first second: nothing drawn
+    os.close(read)
+    assert line.startswith("  1/2 packages, 1.5/3.0 MB at ")
+    assert line.endswith(" MB/s; unpacking alpha")
+    progress.advance(1_500_000)
+    assert progress.status() == "  1/2 packages, 3.0 MB downloaded; unpacking alpha"
+
+
+def test_nothing_is_drawn_once_the_models_process_has_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan's worker installs on after the model's process has ended (what it never
+    imported): the terminal is the shell's again, so the worker draws nothing more, not
+    even the line that clears its status."""
+    import time
+
+    read, write = os.pipe()
+    progress = Progress(write, after=0)
+    progress.start("demo", packages=1, total=1_000)
+    deadline = time.monotonic() + 30
+    os.set_blocking(read, False)
+    shown = b""
+    while b"0/1 packages" not in shown and time.monotonic() < deadline:
+        time.sleep(0.01)
+        with contextlib.suppress(BlockingIOError):
+            shown += os.read(read, 4096)
+    assert b"0/1 packages" in shown
+    monkeypatch.setattr(os, "getppid", lambda: 1)  # what the worker sees once orphaned
+    time.sleep(0.3)  # a tick or two: nothing more may arrive after what was drawn already
+    with contextlib.suppress(BlockingIOError):
+        os.read(read, 65536)
+    progress.advance(500)
+    time.sleep(0.5)
+    progress.stop()
+    with pytest.raises(BlockingIOError):
+        os.read(read, 65536)
+    os.close(write)
+    os.close(read)
+
+
+def test_one_wheel_has_one_size_in_info_and_in_progress() -> None:
+    """`info` said 71.8 MB (powers of 1024) where the progress said 75.2 MB."""
+    from carton_hook.commands.info import format_size
+
+    read, write = os.pipe()
+    progress = Progress(write, after=60)
+    progress.start("demo", packages=1, total=75_200_000)
+    status = progress.status()
+    progress.stop()
+    os.close(write)
+    os.close(read)
+    assert "/75.2 MB" in status
+    assert format_size(75_200_000) == "75.2 MB"
+    assert (format_size(999), format_size(1536), format_size(3 * 10**9)) == (
+        "999 B", "1.5 kB", "3.0 GB")

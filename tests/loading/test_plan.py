@@ -1,0 +1,52 @@
+"""The plan: made once by the worker, kept in the cache, read on the warm path; made once
+for processes of one model started together."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from ..factory import make_wheel
+from ..indexserver import PackageIndex
+
+ROOT_OF_CARTON = str(Path(__file__).resolve().parents[2])
+
+# Logs each worker `plan` command, and makes it slow, so that every process of the crowd
+# is started while the first one's plan is still being made.
+SLOW_PLAN = textwrap.dedent("""
+    import sys, time
+    argv = sys.orig_argv
+    if "carton_hook.installing.worker" in argv and "plan" in argv:
+        with open({log!r}, "a") as f:
+            f.write("plan\\n")
+        time.sleep(1.5)
+""")
+
+
+def test_processes_started_together_make_the_plan_once(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "V = 'a'\n"}))
+    carton = build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
+                                                  "    print(alpha.V)\n"})
+    site = tmp_path / "site"
+    site.mkdir()
+    log = tmp_path / "plans.log"
+    (site / "sitecustomize.py").write_text(SLOW_PLAN.format(log=str(log)))
+    env = {**hermetic_env, "PYTHONPATH": str(site)}
+    pypi.reset_counts()
+    procs = [subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)], env=env,
+                              cwd=ROOT_OF_CARTON, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [(p.returncode, out) for p, (out, _) in zip(procs, results, strict=True)] == [
+        (0, "a\n")] * 8, [err for _, err in results]
+    assert log.read_text() == "plan\n"  # one worker made it; seven read it
+    assert sum("/files/" in r for r in pypi.requests) == 1
+    plans = Path(hermetic_env["CARTON_HOME"]) / "plans"
+    assert len(list(plans.glob("*.plan"))) == 1
+    assert not [p for p in os.listdir(plans) if p.startswith(".tmp")]

@@ -1,0 +1,46 @@
+"""carton_hook/planning/planfile.py: a plan file is read back only while it still describes
+the model and the interpreter; its key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from carton_hook.planning.models import open_model
+from carton_hook.planning.planfile import (
+    PLAN_FORMAT,
+    dump_plan,
+    file_key,
+    file_signature,
+    read_plan,
+)
+from carton_hook.planning.select import make_plan
+
+from ..lockfactory import ALPHA, BETA, HERE, lock_section, model_folder
+
+
+def test_a_plan_file_is_read_back_only_while_it_still_describes_the_model(
+        tmp_path: Path) -> None:
+    folder = model_folder(tmp_path, lock_section("here", HERE, ALPHA, BETA))
+    plan = make_plan(open_model(folder, tmp_path / "home"))
+    requirements = folder / "requirements.txt"
+    requirements.write_text("alpha\n")
+    plan["identity"] = "who"
+    plan["watch"] = [[str(requirements), file_signature(str(requirements))]]
+    path = tmp_path / "plans" / "x.plan"
+    path.parent.mkdir()
+    path.write_bytes(dump_plan(plan))
+    assert read_plan(str(path), "who") == plan
+    assert read_plan(str(path), "someone else") is None  # another model or interpreter
+    requirements.write_text("alpha\nbeta\n")  # an edited requirements file
+    os.utime(requirements, ns=(1, 1))
+    assert read_plan(str(path), "who") is None
+    path.write_bytes(dump_plan({**plan, "watch": [], "format": PLAN_FORMAT - 1}))
+    assert read_plan(str(path)) is None  # another plan format
+    path.write_bytes(b"not marshal")
+    assert read_plan(str(path)) is None
+
+
+def test_the_plan_key_covers_the_identity_and_the_format() -> None:
+    assert file_key("a") == file_key("a") != file_key("b")
+    assert len(file_key("a")) == 16 and int(file_key("a"), 16) >= 0

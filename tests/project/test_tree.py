@@ -1,0 +1,69 @@
+"""The test tree mirrors the code (docs/architecture.md): a module's tests are
+tests/<room>/test_<module>.py for carton_hook/<room>/<module>.py, tests/backend/ for the
+build half and tests/base/ for the runtime's base modules; runs of the whole runtime are in
+tests/e2e/ and checks of the project as a whole in tests/project/. A test file anywhere
+else, or named for a module that was renamed or removed, fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Folders of tests named freely: what they test is not one module.
+FREE = ("e2e", "project")
+
+
+def _mirrors(root: Path) -> dict[str, Path]:
+    """Each folder of tests named after modules -> the folder that holds those modules."""
+    rooms = {p.parent.name: p.parent for p in (root / "carton_hook").glob("*/__init__.py")}
+    return {**rooms, "base": root / "carton_hook", "backend": root / "carton_backend"}
+
+
+def misplaced(root: Path) -> list[str]:
+    """What in `root`/tests breaks the mirror, one line each."""
+    tests = root / "tests"
+    mirrors = _mirrors(root)
+    folders = sorted([*mirrors, *FREE])
+    problems = []
+    for path in sorted(tests.rglob("*.py")):
+        where = path.relative_to(tests)
+        if len(where.parts) == 1:
+            if path.name.startswith("test_"):
+                problems.append(f"{where}: a test file belongs in one of {folders}")
+            continue  # a support module (conftest, factory, ...)
+        folder = where.parts[0]
+        if len(where.parts) > 2 or folder not in folders:
+            problems.append(f"{where}: tests live one level down, in one of {folders}")
+        elif path.name == "__init__.py":
+            continue
+        elif not path.name.startswith("test_"):
+            problems.append(f"{where}: support modules stay at the top of tests/")
+        elif not (tests / folder / "__init__.py").is_file():
+            problems.append(f"{where}: tests/{folder}/ has no __init__.py")
+        elif folder in mirrors and not (mirrors[folder] / f"{path.stem[5:]}.py").is_file():
+            module = (mirrors[folder] / f"{path.stem[5:]}.py").relative_to(root)
+            problems.append(f"{where}: there is no {module.as_posix()} for it to test")
+    return problems
+
+
+def test_every_test_file_is_where_its_subject_is() -> None:
+    assert misplaced(ROOT) == []
+
+
+def test_a_stray_file_and_a_renamed_module_are_caught(tmp_path: Path) -> None:
+    for name in ("carton_hook/cache/__init__.py", "carton_hook/cache/entries.py",
+                 "carton_backend/pack.py", "tests/cache/__init__.py",
+                 "tests/cache/test_entries.py", "tests/backend/__init__.py",
+                 "tests/backend/test_pack.py", "tests/e2e/__init__.py",
+                 "tests/e2e/test_anything.py", "tests/conftest.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    assert misplaced(tmp_path) == []
+    for name in ("tests/test_stray.py", "tests/cache/test_cache.py",
+                 "tests/backend/test_packing.py", "tests/nowhere/test_x.py",
+                 "tests/cache/helpers.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    assert [line.split(":")[0] for line in misplaced(tmp_path)] == [
+        "backend/test_packing.py", "cache/helpers.py", "cache/test_cache.py",
+        "nowhere/test_x.py", "test_stray.py"]
