@@ -234,20 +234,3 @@ def test_nothing_is_drawn_once_the_models_process_has_ended(
         os.read(read, 65536)
     os.close(write)
     os.close(read)
-
-
-def test_one_wheel_has_one_size_in_info_and_in_progress() -> None:
-    """`info` said 71.8 MB (powers of 1024) where the progress said 75.2 MB."""
-    from carton_hook.commands.info import format_size
-
-    read, write = os.pipe()
-    progress = Progress(write, after=60)
-    progress.start("demo", packages=1, total=75_200_000)
-    status = progress.status()
-    progress.stop()
-    os.close(write)
-    os.close(read)
-    assert "/75.2 MB" in status
-    assert format_size(75_200_000) == "75.2 MB"
-    assert (format_size(999), format_size(1536), format_size(3 * 10**9)) == (
-        "999 B", "1.5 kB", "3.0 GB")
