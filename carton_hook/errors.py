@@ -108,5 +108,7 @@ def report(error: BaseException | str, *, verbose: bool = False, where: str = ""
         import traceback
 
         traceback.print_exception(type(error), error, error.__traceback__)
-    print(f"carton: error: {error}{where}", file=sys.stderr)
+    # An exception without a message is named by its type, never an empty line.
+    said = str(error) or (type(error).__name__ if not isinstance(error, str) else "")
+    print(f"carton: error: {said}{where}", file=sys.stderr)
     return 1

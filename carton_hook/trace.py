@@ -19,7 +19,9 @@ def mark(step: str) -> None:
     """Append `step`, now, to the trace file, if one is asked for."""
     if _FILE is None:
         return
-    line = f"{time.time():.6f} {os.getpid()} {threading.current_thread().name} {step}\n"
+    # A thread's default name ("Thread-1 (run)") has spaces; the line's fields do not.
+    thread = "_".join(threading.current_thread().name.split())
+    line = f"{time.time():.6f} {os.getpid()} {thread} {step}\n"
     try:
         fd = os.open(_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError:

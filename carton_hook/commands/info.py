@@ -176,7 +176,7 @@ def format_size(size: int) -> str:
     does, so that one wheel has one size in everything carton prints."""
     value = float(size)
     for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
+        if round(value, 1) < 1000 or unit == "GB":  # 999,999 B is "1.0 MB", not "1000.0 kB"
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")

@@ -48,7 +48,8 @@ class Limits:
                            ("ratio", "CARTON_MAX_RATIO")):
             raw = os.environ.get(var, "").strip()
             if raw:
-                if not raw.isdigit() or int(raw) <= 0:
+                # isdigit() alone takes superscripts ('²'), which int() refuses.
+                if not (raw.isascii() and raw.isdigit()) or int(raw) <= 0:
                     raise UnsafeMember(f"{var}={raw!r} is not a positive whole number")
                 values[field] = int(raw)
         return cls(**values)

@@ -33,7 +33,10 @@ def pool_for(url: str) -> Any:
 
     parts = urlsplit(url)
     proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+    host = parts.hostname or ""
+    # urllib's rules: a NO_PROXY entry names a host, a domain or a host:port.
+    if proxy and (urllib.request.proxy_bypass(host) or (
+            parts.port is not None and urllib.request.proxy_bypass(f"{host}:{parts.port}"))):
         proxy = None
     ca = os.environ.get("CARTON_CA_BUNDLE") or None
     with _POOLS_LOCK:
@@ -62,7 +65,7 @@ def open_url(url: str, headers: dict[str, str], what: str, *, retries: Any = Fal
         resp = pool_for(current).request(
             "GET", current, preload_content=False, decode_content=False, redirect=False,
             retries=retries, timeout=timeout,
-            headers={"Accept-Encoding": "identity", **headers})
+            headers={**headers, "Accept-Encoding": "identity"})
         if resp.status not in (301, 302, 303, 307, 308):
             return resp, current
         location = resp.headers.get("Location")

@@ -135,6 +135,16 @@ def test_any_exception_is_written_as_its_message_without_its_type(
     ]
 
 
+def test_an_exception_without_a_message_is_named_by_its_type(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    report(_raised(RuntimeError()))
+    report(_raised(KeyError()), where=" (while reading the plan)")
+    assert capsys.readouterr().err.splitlines() == [
+        "carton: error: RuntimeError",
+        "carton: error: KeyError (while reading the plan)",
+    ]
+
+
 def test_verbose_prints_the_traceback_and_its_cause_before_the_line(
         capsys: pytest.CaptureFixture[str]) -> None:
     try:

@@ -64,6 +64,15 @@ def test_the_thread_that_marks_is_named(tmp_path: Path) -> None:
                                                      "demo.whl: fetching"]]
 
 
+def test_a_thread_name_with_spaces_stays_one_field(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    code = (MARK + "import threading\n"
+            "t = threading.Thread(target=mark, args=('demo.whl: fetching',),"
+            " name='Thread-1 (run)')\nt.start()\nt.join()\n")
+    assert run(code, tmp_path, trace).returncode == 0
+    assert [line[2:] for line in fields(trace)] == [["Thread-1_(run)", "demo.whl: fetching"]]
+
+
 def test_nothing_is_written_when_the_variable_is_unset_or_empty(tmp_path: Path) -> None:
     for value in (None, ""):
         proc = run(MARK + "mark('worker: imported')\n", tmp_path, value)

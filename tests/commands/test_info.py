@@ -263,7 +263,8 @@ def test_no_line_of_the_table_ends_in_spaces() -> None:
 
 @pytest.mark.parametrize(("size", "shown"), [
     (0, "0 B"), (1, "1 B"), (1000, "1.0 kB"), (1049, "1.0 kB"), (1050, "1.1 kB"),
-    (999_900, "999.9 kB"), (1_000_000, "1.0 MB"), (1_048_576, "1.0 MB"),
+    (999_900, "999.9 kB"), (999_999, "1.0 MB"), (999_949_999, "999.9 MB"),
+    (1_000_000, "1.0 MB"), (1_048_576, "1.0 MB"),
     (512 * 1024 * 1024, "536.9 MB"), (10**9, "1.0 GB"), (5 * 10**12, "5000.0 GB"),
 ])
 def test_a_size_is_in_powers_of_1000_with_one_decimal_above_bytes(size: int,

@@ -236,8 +236,6 @@ def test_a_limit_that_is_not_a_positive_whole_number_is_refused(
     assert str(caught.value) == f"{var}={value!r} is not a positive whole number"
 
 
-@pytest.mark.xfail(strict=True, reason="str.isdigit() accepts superscript digits that int() "
-                   "refuses: a ValueError escapes instead of UnsafeMember")
 def test_a_superscript_digit_as_a_limit_is_refused_as_the_others(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARTON_MAX_MEMBERS", "\u00b2")

@@ -150,8 +150,6 @@ def test_lower_case_no_proxy_is_read_too(monkeypatch: pytest.MonkeyPatch) -> Non
     assert type(pool_for("https://files.example/a.whl")) is urllib3.PoolManager
 
 
-@pytest.mark.xfail(strict=True, reason="pool_for hands proxy_bypass the host without its "
-                   "port, so a NO_PROXY entry with a port (which urllib honours) never matches")
 def test_a_no_proxy_entry_with_a_port_bypasses_that_host_and_port(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
@@ -226,6 +224,14 @@ def test_the_response_comes_unread_with_the_url_that_gave_it(plain: FaultServer)
         resp.release_conn()
     headers = plain.requests[0].headers
     assert (headers["Accept-Encoding"], headers["X-Carton"]) == ("identity", "1")
+
+
+def test_a_callers_accept_encoding_cannot_replace_identity(plain: FaultServer) -> None:
+    """What is hashed must be the bytes as sent (docs/security.md, H3)."""
+    url = plain.add("/a.whl", DATA)
+    resp, _ = open_url(url, {"Accept-Encoding": "gzip"}, WHAT)
+    resp.release_conn()
+    assert plain.requests[0].headers["Accept-Encoding"] == "identity"
 
 
 def test_the_body_is_handed_over_as_sent_not_decoded(plain: FaultServer) -> None:
