@@ -108,11 +108,10 @@ class Collector:
                                                     **_location(res.url, self.root),
                                                     "hashes": {"sha256": file_sha256(sdist)}}}
         elif res.kind == "directory":
-            path = Path(url2pathname(urlsplit(res.url).path))
-            if res.subdirectory:
-                path = path / res.subdirectory
-            source = str(path)
-            built_from = {"directory": {"path": _relative(path, self.root)}}
+            folder = Path(url2pathname(urlsplit(res.url).path))
+            source = str(folder / res.subdirectory if res.subdirectory else folder)
+            # PEP 751: `path` is the folder named, `subdirectory` (below) is inside it.
+            built_from = {"directory": {"path": _relative(folder, self.root)}}
         else:
             vcs = res.vcs or {}
             commit = vcs.get("commit_id", "")

@@ -11,7 +11,6 @@ from typing import BinaryIO
 
 CHUNK = 1 << 20
 EPOCH_1980 = 315532800
-COMPRESS_LEVEL = 6
 
 
 def source_date_epoch() -> int:
@@ -24,9 +23,10 @@ def source_date_epoch() -> int:
 
 
 def open_zip(file: BinaryIO) -> zipfile.ZipFile:
-    """A zip being written, with the one compression level every entry uses."""
-    return zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED,
-                           compresslevel=COMPRESS_LEVEL)
+    """A zip being written. Its members are `entry()`s, which zipfile deflates at zlib's
+    default level (6) whatever level the ZipFile names: that level is part of what makes
+    an archive's bytes."""
+    return zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED)
 
 
 def zip_timestamp() -> tuple[int, int, int, int, int, int]:

@@ -62,6 +62,8 @@ def write_metadata(config: ModelConfig, lock: Lock, metadata_dir: Path) -> str:
 
 # Top-level files of a project that no code reads: METADATA carries the readme and the
 # license, and installing them into site-packages' root would clash between projects.
+# A module named like one (changes.py, license.py) is code the model imports: kept.
+_CODE_SUFFIXES = (".py", ".pyi", ".so", ".pyd")
 _PROJECT_FILES = re.compile(r"(README|LICEN[CS]E|COPYING|NOTICE|AUTHORS|CHANGELOG|CHANGES)"
                             r"(\.[^/]*)?", re.IGNORECASE)
 
@@ -71,7 +73,8 @@ def wheel_files(config: ModelConfig) -> list[ModelFile]:
     skip = {"pyproject.toml", *(f.relpath for f in read_tree(config.root, config.requirements))}
     return [f for f in model_files(config)
             if f.relpath not in skip and not f.relpath.startswith(".")  # and .carton/
-            and not ("/" not in f.relpath and _PROJECT_FILES.fullmatch(f.relpath))]
+            and not ("/" not in f.relpath and _PROJECT_FILES.fullmatch(f.relpath)
+                     and not f.relpath.endswith(_CODE_SUFFIXES))]
 
 
 def write_wheel(config: ModelConfig, lock: Lock, out_dir: Path) -> str:

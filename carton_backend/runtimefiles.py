@@ -48,13 +48,21 @@ def runtime_files() -> list[RuntimeFile]:
         for file in distribution.files or ():
             rel = file.as_posix()
             top = rel.split("/", 1)[0]
-            keep = top in packages or (top.endswith(".dist-info") and
-                                       rel.endswith(("/METADATA", "/LICENSE", "/LICENSE.txt")))
+            keep = top in packages or (top.endswith(".dist-info") and _kept_metadata(rel))
             if keep and not rel.endswith(_SKIP_SUFFIXES) and "/__pycache__/" not in rel:
                 path = Path(str(file.locate()))
                 if path.is_file():
                     files.append(RuntimeFile(f"{RUNTIME_PREFIX}deps/{rel}", path))
     return sorted(files, key=lambda f: f.arcname)
+
+
+def _kept_metadata(rel: str) -> bool:
+    """A dist-info file an executable carton carries: METADATA and every license text
+    (packaging's LICENSE only points to LICENSE.APACHE and LICENSE.BSD; PEP 639 puts
+    them in `licenses/`)."""
+    name = rel.rsplit("/", 1)[-1]
+    return (name == "METADATA" or "/licenses/" in rel
+            or name.upper().startswith(("LICENSE", "LICENCE", "COPYING", "NOTICE")))
 
 
 def runtime_key(manifest: dict[str, str]) -> str:

@@ -185,8 +185,6 @@ def test_an_sdist_in_the_model_folder_is_built_and_recorded_by_its_relative_path
     assert package.index is None and package.imports == ("gamma",)
 
 
-@pytest.mark.xfail(strict=True, reason="a folder's recorded path already ends in its "
-                                       "subdirectory, which is recorded again beside it")
 def test_a_folder_built_from_a_subdirectory_records_the_subdirectory_once(
         model: Path, collector: Collector, use_hermetic_env: None) -> None:
     write_source_tree(model / "libs" / "repo" / "pkg", "delta", "0.3")

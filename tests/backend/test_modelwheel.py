@@ -104,9 +104,6 @@ def test_the_wheel_holds_the_code_and_its_data_not_what_only_packing_needs(
         "readme_utils.py", "run.sh", "weights.json"]
 
 
-@pytest.mark.xfail(strict=True, reason="the project-file rule (README, LICENSE, CHANGES, ...) "
-                                       "also matches modules such as changes.py, which the "
-                                       "wheel then leaves out")
 def test_a_module_named_like_a_project_file_is_kept(model: Path) -> None:
     (model / "changes.py").write_text("def diff(a, b): return a != b\n")
     (model / "model.py").write_text("import changes\ndef main():\n    return 0\n")
