@@ -169,9 +169,12 @@ def write_members(wheel: str, base: str, root: str,
             target = os.path.join(base, name)
             folder = os.path.dirname(target)
             if folder not in checked:
-                os.makedirs(folder, exist_ok=True)
-                if not os.path.realpath(folder).startswith(real_root + os.sep):
-                    raise ValueError(f"{name!r}: its folder resolves outside {real_root}")
+                # Checked before its folders are made (nothing is made through a planted
+                # link) and after (a link planted meanwhile).
+                for _ in ("before", "after"):
+                    if not os.path.realpath(folder).startswith(real_root + os.sep):
+                        raise ValueError(f"{name!r}: its folder resolves outside {real_root}")
+                    os.makedirs(folder, exist_ok=True)
                 checked.add(folder)
             mode = info.external_attr >> 16
             executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)

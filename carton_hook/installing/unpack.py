@@ -203,11 +203,14 @@ def _safe_destination_class() -> type[Any]:
             target = self._target(scheme, path)
             folder = os.path.dirname(target)
             if folder not in self.__dict__.setdefault("_checked", set()):
-                os.makedirs(folder, exist_ok=True)
                 root = os.path.realpath(self.destdir or os.sep)
-                if not os.path.realpath(folder).startswith(root + os.sep):
-                    raise WheelError(path, f"its folder resolves outside {root} (a symlink "
-                                           "was planted in the work folder)")
+                # Checked before its folders are made (nothing is made through a planted
+                # link) and after (a link planted meanwhile).
+                for _ in ("before", "after"):
+                    if not os.path.realpath(folder).startswith(root + os.sep):
+                        raise WheelError(path, f"its folder resolves outside {root} (a "
+                                               "symlink was planted in the work folder)")
+                    os.makedirs(folder, exist_ok=True)
                 self._checked.add(folder)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
             try:

@@ -25,23 +25,28 @@ from carton_hook.loading.run import resolve_entrypoint
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
     from typing import Any
 
     from carton_hook.planning.planfile import PlanData
 
 SYSTEM_SITE_ENV = "CARTON_SYSTEM_SITE_PACKAGES"
+# What the loading process put back after its model with system_site_packages (its
+# interpreter's site-packages, PYTHONPATH, ...), for its children: theirs run in the
+# prefix, whose pyvenv.cfg keeps those out.
+SYSTEM_PATH_ENV = "CARTON_SYSTEM_SITE_PATH"
 
 
 class Carton:
     """A loaded carton: its plan, its finder, its model folder and its prefix."""
 
     def __init__(self, plan: PlanData, finder: CartonFinder,
-                 prefix: str | None = None) -> None:
+                 prefix: str | None = None, fallback: Sequence[str] = ()) -> None:
         self.plan = plan
         self.finder = finder
         self._prefix = prefix
+        self._fallback = list(fallback)  # the entries put back after the model's
 
     @property
     def prefix(self) -> Path | None:
@@ -103,8 +108,13 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     bindir = os.path.join(prefix, "bin")
     sys.executable = os.path.join(bindir, "python")
     os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    # Its children (which boot from the environment) get what it got.
     if system_site_packages:
         os.environ[SYSTEM_SITE_ENV] = "1"
+        os.environ[SYSTEM_PATH_ENV] = os.pathsep.join(carton._fallback)
+    else:
+        os.environ.pop(SYSTEM_SITE_ENV, None)
+        os.environ.pop(SYSTEM_PATH_ENV, None)
     if "multiprocessing.spawn" in sys.modules:
         sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
     return carton
@@ -167,5 +177,5 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
                     len(sys.meta_path))
     sys.meta_path.insert(position, finder)
-    isolate(data["model"], data["stdlib"], fallback=system_site_packages)
-    return Carton(data, finder)
+    removed = isolate(data["model"], data["stdlib"], fallback=system_site_packages)
+    return Carton(data, finder, fallback=removed if system_site_packages else ())

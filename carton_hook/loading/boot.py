@@ -21,7 +21,7 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     first run made it. On failure, say why and exit at once: a child that ran on
     without its locked packages would fail later and less clearly."""
     from carton_hook.errors import CartonError, report
-    from carton_hook.loading.api import SYSTEM_SITE_ENV, activate
+    from carton_hook.loading.api import SYSTEM_PATH_ENV, SYSTEM_SITE_ENV, activate
     from carton_hook.loading.plan import Plan
     from carton_hook.planning.planfile import read_plan
     from carton_hook.switches import env_flag
@@ -33,10 +33,16 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
         raise SystemExit(report(f"{sys.executable}: the plan {plan_file} of this carton's "
                                 f"environment is gone and {model or 'its model'} no longer "
                                 "gives the same one; run the carton again"))
+    fallback = env_flag(SYSTEM_SITE_ENV)
     try:
-        activate(plan, system_site_packages=env_flag(SYSTEM_SITE_ENV))
+        activate(plan, system_site_packages=fallback)
     except CartonError as exc:
         raise SystemExit(report(exc)) from None
+    if fallback:  # and what the parent let through, which this prefix's python lacks
+        import os
+
+        sys.path.extend(p for p in os.environ.get(SYSTEM_PATH_ENV, "").split(os.pathsep)
+                        if p and p not in sys.path)
     if env_flag("CARTON_INTERPRETER"):
         from carton_hook.loading.interpreter import keep_pythonpath
 

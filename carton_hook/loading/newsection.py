@@ -40,8 +40,10 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> Plan:
                           stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:  # the warning above said what was missing: not again
         lines = proc.stderr.strip().splitlines()
+        # The lock's last line is its own one-line error: said again without its prefix.
+        reason = lines[-1].removeprefix("carton: error: ") if lines else ""
         raise CartonError(f"locking {target} for this interpreter failed: "
-                          f"{lines[-1] if lines else f'exit status {proc.returncode}'}")
+                          f"{reason or f'exit status {proc.returncode}'}")
     plan = get_plan(str(target), home)
     if target != model:
         # The carton's own plan key now leads to the locked copy.

@@ -27,10 +27,20 @@ def resolve_entrypoint(model_dir: str | os.PathLike[str],
     """A callable that runs the entrypoint and returns what should become the exit code."""
     if entrypoint.endswith(".py"):
         script = os.path.join(model_dir, entrypoint)
+        if not os.path.isfile(script):
+            raise EntrypointError(f"entrypoint {entrypoint!r}: no file {script}")
         return lambda: _run_main(compile(_read(script), script, "exec"), script, None)
     module_name, _, attrs = entrypoint.partition(":")
     if attrs:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # The entrypoint's own module (or its package) is not there; a module that
+            # it imports and that is missing is the model's error, said as it is.
+            if exc.name is None or not (module_name == exc.name
+                                        or module_name.startswith(exc.name + ".")):
+                raise
+            raise EntrypointError(f"entrypoint {entrypoint!r}: no module {module_name}") from None
         target: Any = module
         for attr in attrs.split("."):
             try:

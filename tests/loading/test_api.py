@@ -110,9 +110,8 @@ print(json.dumps([seen, sys.path[0] == str(c.model_dir),
     ("", None, [False, True, None]),
     (", system_site_packages=True", None, [True, True, "1"]),
     ("", "1", [True, True, "1"]),
-    ("", "no", [False, True, "no"]),
-    # What its children are told is the subject of an xfail test below.
-    (", system_site_packages=False", "1", [False, True]),
+    ("", "no", [False, True, None]),
+    (", system_site_packages=False", "1", [False, True, None]),
 ], ids=["default", "argument", "variable", "variable-off", "argument-wins"])
 def test_system_site_packages_lets_the_interpreters_packages_through_after_the_model(
         carton: Path, hermetic_env: dict[str, str], argument: str, variable: str | None,
@@ -139,9 +138,6 @@ print(json.dumps([imports({name!r}), child.returncode == 0]))
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the prefix's pyvenv.cfg keeps the interpreter's "
-                   "site-packages from a child: CARTON_SYSTEM_SITE_PACKAGES, passed on, "
-                   "gives it back only PYTHONPATH")
 def test_children_of_a_carton_loaded_with_system_site_packages_see_them_too(
         carton: Path, hermetic_env: dict[str, str]) -> None:
     got = python(hermetic_env, CHILD_PROBE.format(carton=str(carton), argument=True,
@@ -149,9 +145,6 @@ def test_children_of_a_carton_loaded_with_system_site_packages_see_them_too(
     assert got == [True, True]
 
 
-@pytest.mark.xfail(strict=True, reason="load(system_site_packages=False) leaves "
-                   "CARTON_SYSTEM_SITE_PACKAGES=1 for its children, which boot with the "
-                   "fallback the parent was refused")
 def test_children_of_a_carton_loaded_without_system_site_packages_stay_isolated(
         carton: Path, hermetic_env: dict[str, str], tmp_path: Path) -> None:
     extra = tmp_path / "on-pythonpath"

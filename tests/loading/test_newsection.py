@@ -103,9 +103,6 @@ def test_a_model_folder_is_locked_in_place_and_a_failure_gives_the_lock_s_reason
     assert not Path(home, "models").exists()  # no copy of a model folder
 
 
-@pytest.mark.xfail(strict=True, reason="the lock's own `carton: error: ` prefix is kept in "
-                   "the message, which is then reported as `carton: error: locking ... "
-                   "failed: carton: error: ...`")
 def test_the_lock_s_reason_is_given_without_its_own_prefix(
         tmp_path: Path, use_hermetic_env: None) -> None:
     folder = foreign_folder(tmp_path)

@@ -138,18 +138,22 @@ def test_a_script_is_compiled_under_its_own_path(model_dir: Path) -> None:
     assert caught.value.filename == str(model_dir / "broken.py")
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="a script entrypoint that is not there is found only when called, "
-                          "as a FileNotFoundError with a traceback, not an EntrypointError")
 def test_a_script_that_is_not_there_is_an_entrypoint_error(model_dir: Path) -> None:
     with pytest.raises(EntrypointError):
         resolve_entrypoint(model_dir, "missing.py")()
 
 
-@pytest.mark.xfail(strict=True, raises=ModuleNotFoundError,
-                   reason="'module:function' whose module is not there raises "
-                          "ModuleNotFoundError, where 'module' alone is an EntrypointError")
 def test_a_function_of_a_module_that_is_not_there_is_an_entrypoint_error(
         model_dir: Path) -> None:
     with pytest.raises(EntrypointError):
         resolve_entrypoint(model_dir, "run_unit_gone:main")
+
+
+def test_a_module_the_entrypoint_imports_that_is_missing_is_not_the_entrypoints_error(
+        model_dir: Path) -> None:
+    """Only the entrypoint's own module is an EntrypointError; what it imports that is
+    missing is the model's ModuleNotFoundError (and the runner's hint about the lock)."""
+    write(model_dir, {"run_unit_needs.py": "import run_unit_nowhere\ndef main():\n    pass\n"})
+    with pytest.raises(ModuleNotFoundError) as caught:
+        resolve_entrypoint(model_dir, "run_unit_needs:main")
+    assert caught.value.name == "run_unit_nowhere"
