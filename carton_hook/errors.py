@@ -98,6 +98,10 @@ class WorkerError(CartonError):
         super().__init__(message)
 
 
+# How every error line starts; `report` is the one place that writes it.
+ERROR_PREFIX = "carton: error: "
+
+
 def report(error: BaseException | str, *, verbose: bool = False, where: str = "") -> int:
     """Say why carton failed, on stderr, in one line (`carton: error: ...`, then `where`
     it happened), after the traceback of the exception being handled with `verbose`.
@@ -110,5 +114,5 @@ def report(error: BaseException | str, *, verbose: bool = False, where: str = ""
         traceback.print_exception(type(error), error, error.__traceback__)
     # An exception without a message is named by its type, never an empty line.
     said = str(error) or (type(error).__name__ if not isinstance(error, str) else "")
-    print(f"carton: error: {said}{where}", file=sys.stderr)
+    print(f"{ERROR_PREFIX}{said}{where}", file=sys.stderr)
     return 1

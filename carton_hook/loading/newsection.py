@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from carton_hook import loading
 from carton_hook.cache.layout import is_published, models_dir
-from carton_hook.errors import CartonError, WorkerError
+from carton_hook.errors import ERROR_PREFIX, CartonError, WorkerError
 from carton_hook.loading.plan import Plan, get_plan, plan_identity, plan_key, plan_path
 from carton_hook.loading.workerclient import run_worker
 from carton_hook.log import logger
@@ -41,7 +41,7 @@ def pack_for_here(model_path: str, home: str, missing: WorkerError) -> Plan:
     if proc.returncode != 0:  # the warning above said what was missing: not again
         lines = proc.stderr.strip().splitlines()
         # The lock's last line is its own one-line error: said again without its prefix.
-        reason = lines[-1].removeprefix("carton: error: ") if lines else ""
+        reason = lines[-1].removeprefix(ERROR_PREFIX) if lines else ""
         raise CartonError(f"locking {target} for this interpreter failed: "
                           f"{reason or f'exit status {proc.returncode}'}")
     plan = get_plan(str(target), home)
