@@ -67,3 +67,35 @@ def test_a_stray_file_and_a_renamed_module_are_caught(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in misplaced(tmp_path)] == [
         "backend/test_packing.py", "cache/helpers.py", "cache/test_cache.py",
         "nowhere/test_x.py", "test_stray.py"]
+
+
+# The edges Python runs directly: tested end to end (tests/e2e/test_main.py,
+# tests/e2e/test_executable.py, tests/backend/test_cli.py through its main).
+RUN_END_TO_END = ("carton_hook/__main__.py", "carton_hook/zipmain.py",
+                  "carton_backend/__main__.py")
+
+
+def untested(root: Path) -> list[str]:
+    """The modules of `root` without a test file of their own, edges aside."""
+    missing = []
+    for folder, modules in _mirrors(root).items():
+        for module in sorted(modules.glob("*.py")):
+            relpath = module.relative_to(root).as_posix()
+            if module.name == "__init__.py" or relpath in RUN_END_TO_END:
+                continue
+            if not (root / "tests" / folder / f"test_{module.name}").is_file():
+                missing.append(relpath)
+    return missing
+
+
+def test_every_module_has_a_test_file_of_its_own() -> None:
+    assert untested(ROOT) == []
+
+
+def test_a_module_without_tests_is_named(tmp_path: Path) -> None:
+    for name in ("carton_hook/cache/__init__.py", "carton_hook/cache/entries.py",
+                 "carton_hook/cache/layout.py", "carton_hook/__main__.py",
+                 "carton_backend/pack.py", "tests/cache/test_entries.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    assert untested(tmp_path) == ["carton_hook/cache/layout.py", "carton_backend/pack.py"]
