@@ -167,8 +167,9 @@ pip, far behind; twice as many on the laziness workload, five times the warm run
 start-up alone). Times are wall clock of the
 command alone, until its own process ends; what a carton's worker still does after that
 (it finishes the wheels it started, which the model did not import) ends before the next
-run starts, untimed. "peak RSS" is the largest resident set of any process the command
-started.
+run starts, untimed, and so does a `sync`: what one run wrote (a cold run creates
+thousands of files) or removed is on disk before the next starts, which would otherwise
+pay for it. "peak RSS" is the largest resident set of any process the command started.
 
 `PYTHONDONTWRITEBYTECODE` is removed from every contender's environment, as on a user's
 machine: with it set, nothing writes `.pyc` files, and shiv's and the venv's warm starts

@@ -63,6 +63,10 @@ def run_once(command: Command) -> tuple[float, int]:
     """Seconds of wall time, and the peak RSS (KiB) of the largest process it started."""
     if command.prepare is not None:
         command.prepare()
+    # What the run before wrote (a cold run: thousands of files), or its prepare removed,
+    # is written back now, untimed: otherwise the kernel does it during this run, which
+    # then pays for the one before (cold runs of one contender took 2.3 s and 4.9 s).
+    os.sync()
     wrapper = [os.environ.get("BENCH_PYTHON", "python3"), "-c", _MEASURE]
     argv = ["sh", "-c", command.argv[0]] if command.shell else list(command.argv)
     proc = subprocess.run([*wrapper, *argv], env=clean_env(command.env), capture_output=True,
