@@ -141,6 +141,9 @@ def start_worker(*args: str, keep_fd: int | None = None,
                              name="carton-worker-stdout").start()
             background.hush()  # the model goes on: no status line above what it prints
             background.go_live()
+            import atexit
+
+            atexit.register(background.drain)
             return background
     proc.wait()
     background.close_stdin()
@@ -154,6 +157,7 @@ class Background:
     for those it imports (`wait`)."""
 
     def __init__(self, proc: Any, listening: bool = False) -> None:
+        import codecs
         import threading
 
         self.proc = proc
@@ -166,15 +170,49 @@ class Background:
         self._quiet = threading.Event()
         self._lock = threading.Lock()
         self._live = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        os.set_blocking(proc.stderr.fileno(), False)  # read only what it holds (`_take`)
 
     def pass_on_stderr(self) -> None:
-        for line in self.proc.stderr:
+        """Read the worker's stderr as it comes (a full pipe would stop it): kept until
+        the model's process goes live, passed on from then on. Each read is made under
+        the lock, once the pipe has something, so that `drain` at exit knows that what
+        the pipe no longer holds has been passed on."""
+        import select
+
+        fd = self.proc.stderr.fileno()
+        while True:
+            select.select([fd], [], [])
             with self._lock:
-                if self._live:  # a warning while the model runs: say it now
-                    _write_stderr(line)
-                else:
-                    self.stderr.append(line)
+                if self._take(fd) is None:
+                    break
         self.stderr_done.set()
+
+    def _take(self, fd: int) -> bool | None:
+        """Pass on (or keep) what the pipe holds now: True if it held something, False
+        if nothing yet, None at its end. The caller holds the lock."""
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        text = self._decoder.decode(data, final=not data)
+        if self._live:  # a warning while the model runs: say it now
+            _write_stderr(text)
+        else:
+            self.stderr.append(text)
+        return True if data else None
+
+    def drain(self) -> None:
+        """At the model process's exit: pass on what the worker has said that the
+        relaying thread has not yet (a warning written just before the wheel the model
+        waited for was published), without waiting for more."""
+        if not self._live or self.stderr_done.is_set():
+            return
+        with self._lock:
+            while self._take(self.proc.stderr.fileno()):
+                pass
 
     def go_live(self) -> None:
         """From now on, what the worker says on stderr is passed on as it comes."""

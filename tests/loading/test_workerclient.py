@@ -4,7 +4,12 @@ with carton's folder on its path), so each test says exactly what the worker pri
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,3 +79,60 @@ def test_the_worker_runs_with_the_callers_interpreter_and_carton_on_its_path(
     python, hook = workerclient.run_worker().splitlines()
     assert python == loading.WORKER_PYTHON
     assert Path(hook).parent.parent == Path(workerclient._PACKAGE_PARENT)
+
+
+def test_drain_passes_on_what_the_worker_said_and_the_relay_did_not(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """No relaying thread here: what the pipe holds at the model's exit is only said if
+    `drain` says it."""
+    said = tmp_path / "said"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "print('carton: warning: a late word', file=sys.stderr, flush=True)\n"
+         f"open({str(said)!r}, 'w').close()\ntime.sleep(30)\n"],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        background = workerclient.Background(proc)
+        background.go_live()
+        deadline = time.monotonic() + 10
+        while not said.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        background.drain()
+        assert capfd.readouterr().err == "carton: warning: a late word\n"
+        background.drain()  # nothing more to say, and no waiting for it
+        assert capfd.readouterr().err == ""
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_warning_just_before_the_model_ends_is_not_lost(
+        stand_in: Callable[[str], None], tmp_path: Path) -> None:
+    """The model's process ends right after the worker warned (a mirror fell back, then
+    the wheel it waited for was published): the warning still reaches its stderr."""
+    said = tmp_path / "said"
+    stand_in(f"""
+        import json, sys, time
+        print(json.dumps({{"ready": []}}), flush=True)
+        print("carton: warning: the mirror does not list it", file=sys.stderr, flush=True)
+        open({str(said)!r}, "w").close()
+        time.sleep(30)
+    """)
+    model = textwrap.dedent(f"""
+        import os, sys, time
+        from carton_hook.loading import workerclient
+        workerclient.WORKER_MODULE = "standin_worker"
+        workerclient.start_worker("plan")
+        while not os.path.exists({str(said)!r}):
+            time.sleep(0.001)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", model], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CARTON_QUIET": "1"}, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=60)
+        assert (proc.returncode, err) == (0, "carton: warning: the mirror does not list it\n")
+    finally:
+        # The stand-in worker outlives the model's process, as the real one may.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
