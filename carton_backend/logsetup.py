@@ -9,8 +9,9 @@ LOGGER = "carton"
 
 
 def verbose_from_env() -> bool:
-    """`CARTON_VERBOSE` set to anything but empty, 0, false or no."""
-    return os.environ.get("CARTON_VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+    """`CARTON_VERBOSE` set to anything but empty, 0, false, no or off."""
+    return os.environ.get("CARTON_VERBOSE", "").strip().lower() not in ("", "0", "false", "no",
+                                                                         "off")
 
 
 def setup_logging(level: int | None = None) -> None:

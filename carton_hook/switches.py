@@ -6,5 +6,5 @@ import os
 
 
 def env_flag(name: str) -> bool:
-    """An on/off environment switch: anything but unset, empty, 0, false or no is on."""
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+    """An on/off environment switch: anything but unset, empty, 0, false, no or off is on."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")

@@ -29,7 +29,7 @@ def own_handlers(logger: logging.Logger) -> list[logging.Handler]:
     return [h for h in logger.handlers if getattr(h, "_carton", False)]
 
 
-@pytest.mark.parametrize("value", ["", "0", "false", "no", " FALSE ", "No"])
+@pytest.mark.parametrize("value", ["", "0", "false", "no", " FALSE ", "No", "off", "Off"])
 def test_verbose_is_off_when_unset_empty_or_negative(value: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARTON_VERBOSE", value)

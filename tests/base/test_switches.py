@@ -15,16 +15,16 @@ def test_an_unset_switch_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("value", ["", "   ", "0", "false", "False", "FALSE", "no", "No",
-                                   " 0 ", "\tfalse\n", " NO "])
-def test_empty_zero_false_and_no_are_off(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+                                   " 0 ", "\tfalse\n", " NO ", "off", "OFF"])
+def test_empty_zero_false_no_and_off_are_off(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(NAME, value)
     assert env_flag(NAME) is False
 
 
 @pytest.mark.parametrize("value", ["1", "true", "TRUE", "yes", "on", "2", " 1 ", "y",
-                                   "anything", "00", "off", "none"])
+                                   "anything", "00", "none"])
 def test_any_other_value_is_on(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the four words above turn a switch off: `off` and `none` are on."""
+    """Only the words above turn a switch off: `none` is on."""
     monkeypatch.setenv(NAME, value)
     assert env_flag(NAME) is True
 
