@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
+
+from carton_hook.switches import env_flag
 
 LOGGER = "carton"
 
 
 def verbose_from_env() -> bool:
-    """`CARTON_VERBOSE` set to anything but empty, 0, false, no or off."""
-    return os.environ.get("CARTON_VERBOSE", "").strip().lower() not in ("", "0", "false", "no",
-                                                                         "off")
+    """`CARTON_VERBOSE` is on, by the runtime's rule for every switch."""
+    return env_flag("CARTON_VERBOSE")
 
 
 def setup_logging(level: int | None = None) -> None:

@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from .faultserver import FaultServer, fault_server
 from .indexserver import PackageIndex
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
+    """A loopback https server (tests/faultserver.py) whose CA is CARTON_CA_BUNDLE."""
+    with fault_server(tmp_path / "tls") as server:
+        assert server.ca_file is not None
+        monkeypatch.setenv("CARTON_CA_BUNDLE", str(server.ca_file))
+        yield server
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 MARK = "from carton_hook.trace import mark\n"
 
 
@@ -54,23 +56,18 @@ def test_lines_are_appended_by_every_process_into_one_timeline(tmp_path: Path) -
     assert lines[1][1] != lines[2][1]  # two processes
 
 
-def test_the_thread_that_marks_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "field"), [
+    ("ThreadPoolExecutor-0_1", "ThreadPoolExecutor-0_1"),
+    ("Thread-1 (run)", "Thread-1_(run)"),  # a default name's spaces would split the line
+])
+def test_the_thread_that_marks_is_named_in_one_field(tmp_path: Path, name: str,
+                                                     field: str) -> None:
     trace = tmp_path / "trace.txt"
     code = (MARK + "import threading\n"
             "t = threading.Thread(target=mark, args=('demo.whl: fetching',),"
-            " name='ThreadPoolExecutor-0_1')\nt.start()\nt.join()\n")
+            f" name={name!r})\nt.start()\nt.join()\n")
     assert run(code, tmp_path, trace).returncode == 0
-    assert [line[2:] for line in fields(trace)] == [["ThreadPoolExecutor-0_1",
-                                                     "demo.whl: fetching"]]
-
-
-def test_a_thread_name_with_spaces_stays_one_field(tmp_path: Path) -> None:
-    trace = tmp_path / "trace.txt"
-    code = (MARK + "import threading\n"
-            "t = threading.Thread(target=mark, args=('demo.whl: fetching',),"
-            " name='Thread-1 (run)')\nt.start()\nt.join()\n")
-    assert run(code, tmp_path, trace).returncode == 0
-    assert [line[2:] for line in fields(trace)] == [["Thread-1_(run)", "demo.whl: fetching"]]
+    assert [line[2:] for line in fields(trace)] == [[field, "demo.whl: fetching"]]
 
 
 def test_nothing_is_written_when_the_variable_is_unset_or_empty(tmp_path: Path) -> None:

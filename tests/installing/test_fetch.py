@@ -630,11 +630,8 @@ DATA_SHA = hashlib.sha256(DATA).hexdigest()
 
 
 @pytest.fixture
-def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
-    with fault_server(tmp_path / "tls") as server:
-        assert server.ca_file is not None
-        monkeypatch.setenv("CARTON_CA_BUNDLE", str(server.ca_file))
-        yield server
+def files(tls_server: FaultServer) -> FaultServer:
+    return tls_server
 
 
 def test_cut_transfer_resumes_with_range_and_if_range(tmp_path: Path,

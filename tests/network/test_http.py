@@ -70,12 +70,8 @@ def plain() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
-    """An https server whose CA is CARTON_CA_BUNDLE."""
-    with fault_server(tmp_path / "tls") as server:
-        assert server.ca_file is not None
-        monkeypatch.setenv("CARTON_CA_BUNDLE", str(server.ca_file))
-        yield server
+def tls(tls_server: FaultServer) -> FaultServer:
+    return tls_server
 
 
 def get(url: str, **kwargs: Any) -> tuple[Any, str]:

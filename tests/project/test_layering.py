@@ -30,10 +30,10 @@ LAYERS = [
     {"carton_hook.commands"},
     {"carton_hook", "carton_hook.__main__", "carton_hook.zipmain"},
 ]
-# What the build half may use of the runtime: the shared formats, HTTP, atomic writes and
-# the errors.
+# What the build half may use of the runtime: the shared formats, HTTP, atomic writes,
+# the errors and the on/off switches.
 SHARED = ("carton_hook.formats", "carton_hook.network", "carton_hook.filesystem",
-          "carton_hook.errors")
+          "carton_hook.errors", "carton_hook.switches")
 
 
 def _module_name(path: Path) -> str:
