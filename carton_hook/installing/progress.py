@@ -77,6 +77,7 @@ class Progress:
         self._logged = 0.0  # when the last status line went into the log
         self._said = False  # something was logged since the model began to wait
         self._finished = False  # the log said the install is done
+        self._unsaid: list[str] = []  # verbose lines held back while the model ran
         self._lock = threading.Lock()
         self._draw = threading.Lock()  # held while drawing, and to stop the drawing
         self._stop = threading.Event()
@@ -121,8 +122,11 @@ class Progress:
                 self._doing = ""
         if installed and self._log and self._verbose:
             with self._draw:
-                if not self._held:
-                    self._write(f"carton: installed {installed}\n")
+                line = f"carton: installed {installed}\n"
+                if self._held:  # said with the next line the log gets, not amid the model's
+                    self._unsaid.append(line)
+                else:
+                    self._write(line)
 
     def stop(self) -> None:
         """Stop drawing, and clear the status line."""
@@ -150,6 +154,8 @@ class Progress:
         with self._lock:
             done, packages, total = self._done, self._packages, self._total
         elapsed = time.monotonic() - self._started
+        if (done >= packages and not self._finished) or self._said:
+            self._say_unsaid()
         if done >= packages:
             if not self._finished:
                 self._write(f"carton: installed {packages_of(packages)} ({_mb(total)} MB) "
@@ -209,6 +215,7 @@ class Progress:
                 self._write(f"carton: {self._title}\n")
                 self._titled = True
             elif not self._said or now - self._logged >= self._every:
+                self._say_unsaid()
                 self._write(f"carton:{self.status()}\n")  # first of this wait, then every
             else:
                 return
@@ -222,6 +229,12 @@ class Progress:
         except OSError:
             width = 80
         self._on_screen = self._write("\r\x1b[K" + self.status()[:max(width - 1, 10)])
+
+    def _say_unsaid(self) -> None:
+        """Into a log, the verbose lines held back while the model's process ran."""
+        for line in self._unsaid:
+            self._write(line)
+        self._unsaid.clear()
 
     def _write(self, text: str) -> bool:
         """Whether `text` reached the terminal (if not, nothing more is drawn)."""

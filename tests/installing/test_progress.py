@@ -128,6 +128,28 @@ def test_into_a_log_the_status_is_a_line_every_few_seconds() -> None:
     assert sum("installed 2 packages" in line for line in lines) == 1
 
 
+def test_a_verbose_log_names_a_package_installed_while_the_model_ran() -> None:
+    """A package installed while the model's process went on is named with the next
+    line the log gets, before the line that says the install is done, never left out."""
+    read, write = os.pipe()
+    progress = Progress(write, after=0, log=True, verbose=True, every=60)
+    progress.start("demo: installing 2 packages", packages=2, total=2_000_000)
+    progress.finished_one(installed="one 1.0 (1.0 MB)")  # while the model waits: said now
+    progress.hold()  # the model goes on
+    progress.finished_one(installed="two 1.0 (1.0 MB)")  # held: amid the model's output
+    progress.resume()  # the model waits again, and the install is done
+    progress.stop()
+    os.close(write)
+    lines = os.read(read, 65536).decode().splitlines()
+    os.close(read)
+    named = [line for line in lines if line.startswith("carton: installed ") and "MB)" in line
+             and "packages" not in line]
+    assert named == ["carton: installed one 1.0 (1.0 MB)",
+                     "carton: installed two 1.0 (1.0 MB)"], lines
+    assert lines[-2:] == ["carton: installed two 1.0 (1.0 MB)", lines[-1]], lines
+    assert lines[-1].startswith("carton: installed 2 packages (2.0 MB) in "), lines
+
+
 def test_the_status_line_is_drawn_only_while_the_model_waits(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
