@@ -141,8 +141,8 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
     # The second run right after a cold one: against the venv's warm run, in turn.
     second = alternate([venv, b.carton_second()], max(3, args.cold_runs // 2), warmup=0)
     warm.append(second[1])
-    cold = alternate([carton_cold, shiv_cold, pexv_cold, b.uv_then_run()], cold_runs,
-                     warmup=0)
+    cold = alternate([carton_cold, shiv_cold, pexv_cold, b.uv_then_run(),
+                      b.venv_compiling()], cold_runs, warmup=0)
     if small:  # far behind (7-16x the venv): a third of the samples tell that
         cold += alternate([c for c in (pex_cold, b.pip_then_run()) if c is not None],
                           max(2, cold_runs // 3), warmup=0)
