@@ -39,8 +39,9 @@ def typecheck(session: nox.Session) -> None:
 
 
 # trustme makes the test CA and certificates of the loopback HTTPS servers; pytest-xdist
-# runs the hermetic tests three at a time (they mostly wait on subprocesses and sockets).
-TEST_DEPS = ["pytest", "pytest-xdist", "trustme"]
+# runs the hermetic tests three at a time (they mostly wait on subprocesses and sockets);
+# uv is the oracle that sections locked for other platforms are compared with.
+TEST_DEPS = ["pytest", "pytest-xdist", "trustme", "uv"]
 
 
 def _install(session: nox.Session, *args: str) -> None:

@@ -24,8 +24,8 @@ BUNDLE_MODES = ("non-pypi", "all")
 DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
                     "__pycache__/", "*.pyc", ".ipynb_checkpoints/", ".env", ".env.*",
                     "/pylock.toml", "/pylock.*.toml")
-_KNOWN_KEYS = ("entrypoint", "requirements", "python", "exclude", "bundle", "only-binary",
-               "executable")
+_KNOWN_KEYS = ("entrypoint", "requirements", "python", "platforms", "exclude", "bundle",
+               "only-binary", "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 
@@ -40,6 +40,9 @@ class ModelConfig:
     entrypoint: str
     requirements: str = "requirements.txt"
     python: tuple[str, ...] = ()
+    # Other machines to lock for (uv's `--python-platform` names), each with the building
+    # Python and every `python` version.
+    platforms: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     bundle: str = "non-pypi"
     only_binary: bool = False
@@ -125,6 +128,18 @@ def load_config(root: Path) -> ModelConfig:
             raise ConfigError(where, "tool.carton.python",
                               f'{value!r} is not a MAJOR.MINOR version like "3.12"')
 
+    platforms = tool.get("platforms", [])
+    if not isinstance(platforms, list) or not all(isinstance(v, str) for v in platforms):
+        raise ConfigError(where, "tool.carton.platforms",
+                          'must be a list like ["x86_64-manylinux_2_28", "aarch64-apple-darwin"]')
+    for value in platforms:
+        from .platforms import PlatformError, parse_platform
+
+        try:
+            parse_platform(value)
+        except PlatformError as exc:
+            raise ConfigError(where, "tool.carton.platforms", str(exc)) from None
+
     exclude = tool.get("exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(v, str) and v for v in exclude):
         raise ConfigError(where, "tool.carton.exclude", 'must be a list of patterns like '
@@ -149,6 +164,7 @@ def load_config(root: Path) -> ModelConfig:
         entrypoint=entrypoint,
         requirements=requirements,
         python=tuple(dict.fromkeys(python)),
+        platforms=tuple(dict.fromkeys(platforms)),
         exclude=tuple(exclude),
         bundle=bundle,
         only_binary=only_binary,

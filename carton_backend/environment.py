@@ -6,12 +6,13 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from carton_hook.formats.lockfile import Environment, Lock, first_applicable
 
 from .config import ModelConfig
 from .errors import ConfigError
+from .platforms import Platform, parse_platform
 
 # The marker keys a section is selected by; the rest of the marker environment is kept
 # for audit only (platform_release and the like change with every kernel update).
@@ -21,21 +22,26 @@ _IMPLEMENTATION_PREFIX = {"cpython": "cp", "pypy": "pp", "graalpy": "gp"}
 
 @dataclass(frozen=True)
 class Target:
-    """An interpreter to resolve for: the building one, or a `[tool.carton] python`
-    version, found on PATH as `python3.X` (None when it is not there)."""
+    """What to resolve for: the building interpreter, a `[tool.carton] python` version
+    found on PATH as `python3.X` (None when it is not there), or, with `platform`, a
+    CPython version on another machine, resolved here without running there."""
 
     python_version: str
     building: bool = False
     executable: str | None = None
+    platform: Platform | None = None
 
     @property
     def label(self) -> str:
+        if self.platform is not None:
+            return f"Python {self.python_version} on {self.platform.name}"
         where = f" ({self.executable})" if self.executable else ""
         return f"Python {self.python_version}{where}"
 
 
 def targets(config: ModelConfig) -> list[Target]:
-    """The building interpreter first, then each `[tool.carton] python` version.
+    """The building interpreter first, then each `[tool.carton] python` version, then
+    each `[tool.carton] platforms` entry with each of those Python versions.
 
     An interpreter that is not installed is an error only when its section has to be
     resolved (`check_interpreter`): a complete lock packs without it.
@@ -45,13 +51,18 @@ def targets(config: ModelConfig) -> list[Target]:
     for version in config.python:
         if version != here:
             out.append(Target(version, executable=shutil.which(f"python{version}")))
+    versions = list(dict.fromkeys([here, *config.python]))
+    for name in config.platforms:
+        platform = parse_platform(name)
+        out += [Target(version, platform=platform) for version in versions]
     return out
 
 
 def check_interpreter(target: Target, config: ModelConfig) -> None:
     """Make sure a target found on PATH really runs and is the version it claims (a pyenv
-    shim for a version that is not active is on PATH but fails when run)."""
-    if target.building:
+    shim for a version that is not active is on PATH but fails when run). A foreign
+    platform's target needs no interpreter."""
+    if target.building or target.platform is not None:
         return
     if target.executable is None:
         raise ConfigError(str(config.pyproject), "tool.carton.python",
@@ -72,11 +83,14 @@ def check_interpreter(target: Target, config: ModelConfig) -> None:
                           "from the list")
 
 
-def env_id(menv: Mapping[str, str]) -> str:
-    """A readable id such as `cp311-linux-x86_64`."""
+def env_id(menv: Mapping[str, str], platform: str | None = None) -> str:
+    """A readable id such as `cp311-linux-x86_64`, or `cp312-aarch64-apple-darwin` for a
+    section locked for a platform by name."""
     impl = menv.get("implementation_name", "")
     prefix = _IMPLEMENTATION_PREFIX.get(impl, impl)
     version = menv.get("python_version", "").replace(".", "")
+    if platform is not None:
+        return f"{prefix}{version}-{platform}"
     return f"{prefix}{version}-{menv.get('sys_platform', '')}-{menv.get('platform_machine', '')}"
 
 
@@ -97,14 +111,21 @@ def current_marker_environment() -> dict[str, str]:
 
 
 def section_for(lock: Lock, target: Target) -> Environment | None:
-    """The section of `lock` that serves `target` on this machine, if any.
+    """The section of `lock` made for `target`, if any.
 
-    For the building interpreter the section's marker must hold and every wheel must be
-    installable here. For another interpreter the marker is evaluated with its Python
-    version; its tags are checked when the carton is loaded there.
+    For a platform, the section locked for that platform name and Python version. For
+    the building interpreter, among the sections locked by running an interpreter, the
+    section's marker must hold and every wheel must be installable here. For another
+    interpreter the marker is evaluated with its Python version; its tags are checked
+    when the carton is loaded there.
     """
+    if target.platform is not None:
+        return next((e for e in lock.environments if e.platform == target.platform.name
+                     and e.marker_environment.get("python_version") == target.python_version),
+                    None)
     menv = current_marker_environment()
     if not target.building:
         menv["python_version"] = target.python_version
         menv["python_full_version"] = target.python_version + ".0"
-    return first_applicable(lock, menv, check_tags=target.building)
+    ran = replace(lock, environments=tuple(e for e in lock.environments if e.platform is None))
+    return first_applicable(ran, menv, check_tags=target.building)

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +124,10 @@ def _stale(config: ModelConfig, existing: Lock | None, sha256: str, *,
     if removed:
         return (f"tool.carton.python no longer lists {', '.join(removed)}: its sections go "
                 "at the next lock")
+    gone = _removed_platforms(config, existing) if removed_pythons else []
+    if gone:
+        return (f"tool.carton.platforms no longer lists {', '.join(gone)}: its sections go "
+                "at the next lock")
     return None
 
 
@@ -136,6 +140,13 @@ def _removed_pythons(config: ModelConfig, existing: Lock) -> list[str]:
         return []
     keep = {*config.python, *(t.python_version for t in targets(config) if t.building)}
     return sorted({str(v) for v in before} - keep)
+
+
+def _removed_platforms(config: ModelConfig, existing: Lock) -> list[str]:
+    """The platforms the lock has sections for that `[tool.carton] platforms` no longer
+    lists."""
+    return sorted({e.platform for e in existing.environments if e.platform is not None}
+                  - set(config.platforms))
 
 
 def lock_is_current(config: ModelConfig) -> bool:
@@ -159,8 +170,10 @@ def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
     if (existing is not None and not request.upgrading
             and _stale(config, existing, sha256, removed_pythons=False) is None):
         removed = _removed_pythons(config, existing)
+        gone = _removed_platforms(config, existing)
         drop = tuple(e for e in existing.environments
-                     if e.marker_environment.get("python_version") in removed)
+                     if e.marker_environment.get("python_version") in removed
+                     or e.platform in gone)
         keep = tuple(e for e in existing.environments if e not in drop)
         todo = tuple(t for t in wanted if section_for(existing, t) is None)
         return _Plan(files, sha256, existing, keep, todo, drop)
@@ -177,8 +190,11 @@ STALE_SETTINGS = ("bundle", "only-binary")
 
 
 def settings(config: ModelConfig) -> dict[str, Any]:
-    return {"bundle": config.bundle, "only-binary": config.only_binary,
-            "python": sorted(config.python)}
+    out: dict[str, Any] = {"bundle": config.bundle, "only-binary": config.only_binary,
+                           "python": sorted(config.python)}
+    if config.platforms:  # kept only where set: a lock without platforms stays as it was
+        out["platforms"] = sorted(config.platforms)
+    return out
 
 
 def locked_settings(lock: Lock) -> dict[str, Any]:
@@ -214,15 +230,20 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
             bundled = sum(p.wheel.bundled for p in env.packages)
             log.info("locked %d packages for %s (%d bundled)", len(env.packages), env.id, bundled)
     for old in plan.drop:
-        log.warning("dropped lock section %s: Python %s is no longer in [tool.carton] python",
-                    old.id, old.marker_environment.get("python_version"))
+        if old.platform is not None and old.platform not in config.platforms:
+            log.warning("dropped lock section %s: %s is no longer in [tool.carton] platforms",
+                        old.id, old.platform)
+        else:
+            log.warning("dropped lock section %s: Python %s is no longer in "
+                        "[tool.carton] python", old.id,
+                        old.marker_environment.get("python_version"))
     if plan.existing is not None and not plan.keep:
         kept = {e.id for e in environments}
         for old in plan.existing.environments:
             if old.id not in kept:
                 log.warning("dropped lock section %s: it is not among this build's targets "
-                            "(the building Python and [tool.carton] python); lock again where "
-                            "it is", old.id)
+                            "(the building Python, [tool.carton] python and platforms); "
+                            "lock again where it is", old.id)
     lock = Lock(
         requirements_path=config.requirements,
         requirements_sha256=plan.sha256,
@@ -247,8 +268,9 @@ def _environment(resolution: Resolution, target: Target, collector: Collector) -
     with ThreadPoolExecutor(WORKERS) as pool:
         packages = list(pool.map(lambda r: collector.package(r, graph[r.key]),
                                  resolution.packages))
-    return Environment(id=env_id(menv), marker=env_marker(menv), marker_environment=menv,
-                       packages=tuple(packages))
+    platform = target.platform.name if target.platform is not None else None
+    return Environment(id=env_id(menv, platform), marker=env_marker(menv),
+                       marker_environment=menv, packages=tuple(packages), platform=platform)
 
 
 def _resolve_keeping_pins(config: ModelConfig, target: Target, pins: dict[str, str],
@@ -324,7 +346,7 @@ def _unique_id(env: Environment, existing: list[Environment]) -> Environment:
     n = 2
     while f"{env.id}-{n}" in taken:
         n += 1
-    return Environment(f"{env.id}-{n}", env.marker, env.marker_environment, env.packages)
+    return replace(env, id=f"{env.id}-{n}")
 
 
 def _files_present(root: Path, lock: Lock) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -62,17 +63,21 @@ def resolve(root: Path, requirements: str, target: Target, *, constraints: Mappi
     """
     with tempfile.TemporaryDirectory(prefix="carton-resolve-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip"]
-        if not target.building:
-            cmd += ["--python", str(target.executable)]
-        cmd += ["install", "--dry-run", "--ignore-installed", "--quiet", "--no-input",
+        if target.platform is not None:
+            cmd = foreign_pip(target, Path(tmp) / "target")
+        else:
+            cmd = [sys.executable, "-m", "pip"]
+            if not target.building:
+                cmd += ["--python", str(target.executable)]
+            cmd.append("install")
+        cmd += ["--dry-run", "--ignore-installed", "--quiet", "--no-input",
                 "--disable-pip-version-check", "--report", str(report), "-r", requirements]
         if constraints:
             cfile = Path(tmp) / "constraints.txt"
             cfile.write_text("".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())),
                              encoding="utf-8")
             cmd += ["-c", str(cfile)]
-        if only_binary:
+        if only_binary or target.platform is not None:  # no build code for another machine
             cmd += ["--only-binary", ":all:"]
         log.debug("running %s", " ".join(cmd))
         # A dry run installs nothing, so a pip configured to insist on a virtualenv may
@@ -81,14 +86,64 @@ def resolve(root: Path, requirements: str, target: Target, *, constraints: Mappi
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
                               check=False)
         if proc.returncode != 0:
+            said = pip_error(proc.stdout + proc.stderr)
+            missing = _NO_MATCH.search(said) if target.platform is not None else None
+            if missing:
+                raise ResolveError(f"{missing.group(1)} has no wheel for {target.label} (only "
+                                   "wheels are locked for another platform): " + said)
             raise ResolveError(f"pip could not resolve {root / requirements} for "
-                               f"{target.label}: {pip_error(proc.stdout + proc.stderr)}")
+                               f"{target.label}: {said}")
         try:
             data = json.loads(report.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ResolveError(f"pip wrote no readable report for {target.label} ({exc}); "
                                "carton needs pip 23.0 or newer") from exc
-    return parse_report(data)
+    resolution = parse_report(data)
+    if target.platform is not None:
+        check_foreign(resolution, target)
+    return resolution
+
+
+_NO_MATCH = re.compile(r"No matching distribution found for ([^\s|;]+)")
+
+
+def foreign_pip(target: Target, scratch: Path) -> list[str]:
+    """pip's `install` for another machine (piprunner.py): its marker environment, and
+    the platforms and ABIs of the wheels CPython `target.python_version` installs there.
+    `--target` only because pip asks for it beside `--platform`; a dry run writes
+    nothing there."""
+    assert target.platform is not None
+    version = target.python_version
+    environment = target.platform.marker_environment(version)
+    cmd = [sys.executable, "-m", "carton_backend.piprunner", json.dumps(environment),
+           "install", "--target", str(scratch), "--python-version", version,
+           "--implementation", "cp"]
+    for abi in (f"cp{version.replace('.', '')}", "abi3", "none"):
+        cmd += ["--abi", abi]
+    for platform in target.platform.platform_tags():
+        cmd += ["--platform", platform]
+    return cmd
+
+
+def check_foreign(resolution: Resolution, target: Target) -> None:
+    """Every package of a foreign resolution is a wheel the target installs, and the
+    marker environment is the target's (the pip that ran took it)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    assert target.platform is not None
+    if dict(resolution.marker_environment) != target.platform.marker_environment(
+            target.python_version):
+        raise ResolveError(f"pip did not resolve in the marker environment of {target.label}; "
+                           "carton needs a pip whose vendored packaging it can set it in")
+    supported = set(target.platform.tags(target.python_version))
+    for res in resolution.packages:
+        try:
+            tags = parse_wheel_filename(res.filename)[3] if res.kind == "wheel" else frozenset()
+        except InvalidWheelFilename:
+            tags = frozenset()
+        if supported.isdisjoint(tags):
+            raise ResolveError(f"{res.name} {res.version}: {res.filename} does not install "
+                               f"on {target.label} (only wheels for it can be locked there)")
 
 
 def pip_error(output: str) -> str:

@@ -36,6 +36,7 @@ class PackageIndex:
         # File names whose download waits until their event is set.
         self.held: dict[str, threading.Event] = {}
         self.requests: list[str] = []
+        self.bytes_sent = 0  # of files and pages, all requests together
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         # serve_forever checks for shutdown() every poll interval: 0.5 s by default, which
@@ -70,6 +71,7 @@ class PackageIndex:
     def reset_counts(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.bytes_sent = 0
 
     def _projects(self) -> dict[str, list[Path]]:
         out: dict[str, list[Path]] = {}
@@ -87,7 +89,11 @@ class PackageIndex:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:
+            def do_HEAD(self) -> None:
+                self.do_GET(head=True)
+
+            def do_GET(self, head: bool = False) -> None:
+                self.head = head
                 with index._lock:
                     index.requests.append(self.path)
                 parts = [unquote(p) for p in self.path.split("?")[0].split("/") if p]
@@ -96,7 +102,7 @@ class PackageIndex:
                     if parts[1] in index.held:
                         index.held[parts[1]].wait(120)
                     if f.is_file():
-                        return self._send(200, "application/octet-stream", f.read_bytes())
+                        return self._file(f.read_bytes())
                 elif parts[:1] == ["simple"] and len(parts) == 2:
                     files = index._projects().get(parts[1])
                     if files:
@@ -121,11 +127,36 @@ class PackageIndex:
                 body = f"<!DOCTYPE html><html><body>\n{links}</body></html>\n"
                 self._send(200, "text/html", body.encode())
 
-            def _send(self, status: int, ctype: str, body: bytes) -> None:
+            def _file(self, data: bytes) -> None:
+                """A file, or the one byte range asked for (as files.pythonhosted.org
+                answers: `bytes=A-B`, `bytes=A-`, `bytes=-N`)."""
+                wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range") or "")
+                if wanted is None or not any(wanted.groups()):
+                    return self._send(200, "application/octet-stream", data)
+                first, last = wanted.groups()
+                start = int(first) if first else max(len(data) - int(last), 0)
+                end = min(int(last), len(data) - 1) if first and last else len(data) - 1
+                if start > end:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                return self._send(206, "application/octet-stream", data[start:end + 1],
+                                  {"Content-Range": f"bytes {start}-{end}/{len(data)}"})
+
+            def _send(self, status: int, ctype: str, body: bytes,
+                      headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(body)
+                if not getattr(self, "head", False):
+                    with index._lock:
+                        index.bytes_sent += len(body)
+                    self.wfile.write(body)
 
         return Handler

@@ -112,14 +112,20 @@ class Environment:
     marker: str
     marker_environment: Mapping[str, str]
     packages: tuple[Package, ...]
+    # The target platform (uv's `--python-platform` name) of a section locked for another
+    # machine than the one that locked it; None for an interpreter that ran the resolver.
+    platform: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "marker": self.marker,
             "marker-environment": dict(self.marker_environment),
             "packages": [p.to_json() for p in sorted(self.packages, key=lambda p: p.name)],
         }
+        if self.platform is not None:
+            out["platform"] = self.platform
+        return out
 
 
 @dataclass(frozen=True)
@@ -285,11 +291,15 @@ class _Reader:
         names = [canonical_name(p.name) for p in packages]
         if len(set(names)) != len(names):
             raise self.fail(f"{key}.packages", "a package is listed twice")
+        platform = env.get("platform")
+        if platform is not None and (not isinstance(platform, str) or not platform):
+            raise self.fail(f"{key}.platform", "expected a platform name")
         return Environment(
             id=self.string(env, "id", key),
             marker=self.marker(self.string(env, "marker", key), f"{key}.marker"),
             marker_environment=dict(menv),
             packages=packages,
+            platform=platform,
         )
 
     def package(self, data: Any, key: str) -> Package:

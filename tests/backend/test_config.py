@@ -185,7 +185,8 @@ def test_script_entrypoint_outside_folder(tmp_path: Path, script: str) -> None:
 def test_unknown_key(tmp_path: Path) -> None:
     root = write(tmp_path, PROJECT + CARTON + 'only_binary = true\n')
     config_error(root, "tool.carton.only_binary", "is not a carton setting",
-                 "known keys: entrypoint, requirements, python, exclude, bundle, only-binary")
+                 "known keys: entrypoint, requirements, python, platforms, exclude, bundle, "
+                 "only-binary")
 
 
 def test_requirements_absolute_path(tmp_path: Path) -> None:
@@ -287,3 +288,20 @@ def test_project_metadata_is_read(tmp_path: Path) -> None:
     assert config.metadata == (("Summary", "Demo"), ("License", "MIT"),
                                ("Author-email", "a@example.com"))
     assert config.readme == ("text/plain", "Hello")
+
+
+def test_platforms_are_uv_names(tmp_path: Path) -> None:
+    root = write(tmp_path, PROJECT + CARTON + 'platforms = ["windows", "aarch64-manylinux_2_28",'
+                 ' "windows"]\n')
+    assert load_config(root).platforms == ("windows", "aarch64-manylinux_2_28")
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    ('"windows"', 'must be a list like ["x86_64-manylinux_2_28", "aarch64-apple-darwin"]'),
+    ("[3]", "must be a list like"),
+    ('["x86_64-linux"]', "'x86_64-linux' is not a platform carton locks for; use one of linux"),
+    ('["x86_64-manylinux_2_5"]', "manylinux levels start at 2_17"),
+])
+def test_a_wrong_platform_names_the_key(tmp_path: Path, value: str, fragment: str) -> None:
+    root = write(tmp_path, PROJECT + CARTON + f"platforms = {value}\n")
+    config_error(root, "tool.carton.platforms", fragment)

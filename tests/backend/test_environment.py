@@ -169,3 +169,39 @@ def test_another_interpreters_full_version_is_its_first_release() -> None:
     full = section("full", "python_full_version == '3.99.0'")
     assert section_for(lock(full), Target("3.99")) == full
     assert section_for(lock(full), Target("3.98")) is None
+
+
+def test_each_platform_gets_the_building_python_and_every_listed_one(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from carton_backend.platforms import parse_platform
+
+    cfg = replace(config(tmp_path, "3.99"), platforms=("windows", "aarch64-apple-darwin"))
+    found = targets(cfg)
+    assert [(t.python_version, t.platform.name if t.platform else None) for t in found] == [
+        (HERE, None), ("3.99", None), (HERE, "windows"), ("3.99", "windows"),
+        (HERE, "aarch64-apple-darwin"), ("3.99", "aarch64-apple-darwin")]
+    assert found[2] == Target(HERE, platform=parse_platform("windows"))
+    assert found[3].label == "Python 3.99 on windows"
+    check_interpreter(found[3], cfg)  # no interpreter is needed for another platform
+
+
+def test_a_platforms_section_is_found_by_its_name_and_version_alone(tmp_path: Path) -> None:
+    """The building interpreter never takes a section locked for a platform by name
+    (it gets its own), and a platform never takes another's, even where markers agree."""
+    from carton_backend.platforms import parse_platform
+
+    def section(id_: str, menv: dict[str, str], platform: str | None) -> Environment:
+        return Environment(id_, env_marker(menv), menv, (), platform=platform)
+
+    here = current_marker_environment()
+    linux = parse_platform(f"{here['platform_machine']}-manylinux_2_17")
+    same = section("foreign-here", linux.marker_environment(HERE), linux.name)
+    lock = Lock("requirements.txt", "0" * 64, (same,))
+    assert section_for(lock, Target(HERE, building=True)) is None
+    assert section_for(lock, Target(HERE, platform=linux)) is same
+    assert section_for(lock, Target("3.99", platform=linux)) is None
+    assert section_for(lock, Target(HERE, platform=parse_platform("windows"))) is None
+    own = section("own", here, None)
+    lock = Lock("requirements.txt", "0" * 64, (same, own))
+    assert section_for(lock, Target(HERE, building=True)) is own

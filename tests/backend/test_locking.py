@@ -554,3 +554,103 @@ def test_lock_check_says_current_or_why_stale_and_changes_nothing(
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == "stale: requirements.txt (or a file it includes) changed"
     assert (model / ".carton" / "carton.lock").read_bytes() == before
+
+
+def add_platform_wheels(tmp_path: Path, pypi: PackageIndex) -> None:
+    """click pulls colorama on Windows only; `native` has a wheel per platform."""
+    pypi.add(make_wheel(tmp_path / "w", "click", "8.1.8",
+                        requires=["colorama ; platform_system == 'Windows'"]))
+    pypi.add(make_wheel(tmp_path / "w", "colorama", "0.4.6"))
+    here = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    for platform in ("win_amd64", "manylinux_2_17_aarch64", "manylinux_2_17_x86_64"):
+        pypi.add(make_wheel(tmp_path / "w", "native", "1.0", tag=f"{here}-{here}-{platform}"))
+
+
+def test_platforms_lock_a_section_each_without_running_there(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    from carton_backend.platforms import parse_platform
+
+    add_platform_wheels(tmp_path, pypi)
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    tag = here.replace(".", "")
+    model = write_model(tmp_path / "model", "click\nnative\n", carton=(
+        'entrypoint = "model:main"\n'
+        'platforms = ["x86_64-pc-windows-msvc", "aarch64-manylinux_2_28"]\n'))
+    lock_ok(hermetic_env, model)
+    envs = lock_json(model)["environments"]
+    assert [e["id"] for e in envs] == [f"cp{tag}-linux-{'x86_64'}",
+                                       f"cp{tag}-x86_64-pc-windows-msvc",
+                                       f"cp{tag}-aarch64-manylinux_2_28"]
+    assert [e.get("platform") for e in envs] == [None, "x86_64-pc-windows-msvc",
+                                                 "aarch64-manylinux_2_28"]
+    for env in envs[1:]:
+        assert env["marker-environment"] == parse_platform(env["platform"]).marker_environment(
+            here)
+    names = [[(p["name"], p["wheels"][0]["name"]) for p in e["packages"]] for e in envs]
+    assert names[1] == [("click", "click-8.1.8-py3-none-any.whl"),
+                        ("colorama", "colorama-0.4.6-py3-none-any.whl"),
+                        ("native", f"native-1.0-cp{tag}-cp{tag}-win_amd64.whl")]
+    assert names[2][1] == ("native", f"native-1.0-cp{tag}-cp{tag}-manylinux_2_17_aarch64.whl")
+    assert all("url" in p["wheels"][0] for e in envs for p in e["packages"])
+    assert "platform_machine == 'AMD64'" in envs[1]["marker"]
+    # Complete: the fast path. A platform taken out: its section goes, nothing resolved.
+    pypi.reset_counts()
+    lock_ok(hermetic_env, model)
+    assert pypi.requests == []
+    pyproject = model / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"x86_64-pc-windows-msvc", ', ""))
+    check = run_cli(hermetic_env, "lock", "--check", model)
+    assert check.returncode == 1
+    assert "no longer lists x86_64-pc-windows-msvc" in check.stdout + check.stderr
+    stderr = lock_ok(hermetic_env, model)
+    assert [e["id"] for e in lock_json(model)["environments"]] == [envs[0]["id"], envs[2]["id"]]
+    assert f"dropped lock section cp{tag}-x86_64-pc-windows-msvc" in stderr
+    assert pypi.requests == []
+
+
+def test_an_unknown_platform_is_one_line_naming_the_key(tmp_path: Path,
+                                                        hermetic_env: dict[str, str]) -> None:
+    model = write_model(tmp_path / "model", "", carton=(
+        'entrypoint = "model:main"\nplatforms = ["x86_64-linux"]\n'))
+    proc = run_cli(hermetic_env, "lock", model)
+    assert proc.returncode != 0
+    assert_one_line_error(proc.stderr, "tool.carton.platforms", "'x86_64-linux'",
+                          "x86_64-manylinux_2_N")
+
+
+def test_a_carton_locked_elsewhere_runs_from_the_section_for_this_platform(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    """A lock made on another machine, with sections for Windows, Linux aarch64 and Linux
+    x86_64 (manylinux 2.17) but none for the building interpreter: here, the runtime
+    takes the x86_64 section (marker and tags), and no other."""
+    import platform
+
+    if platform.machine() != "x86_64" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the Linux section is for glibc x86_64")
+    add_platform_wheels(tmp_path, pypi)
+    model = write_model(tmp_path / "model", "click\nnative\n", carton=(
+        'entrypoint = "model:main"\nplatforms = ["x86_64-pc-windows-msvc", '
+        '"aarch64-manylinux_2_28", "x86_64-manylinux_2_17"]\n'),
+        files={"model.py": "import native, click, sys\n"
+                           "def main():\n"
+                           "    print(native.__file__.split('/')[-3][:12], 'colorama' in "
+                           "sys.modules)\n"})
+    lock_ok(hermetic_env, model)
+    lock_file = model / ".carton" / "carton.lock"
+    data = json.loads(lock_file.read_text())
+    data["environments"] = [e for e in data["environments"] if e.get("platform")]  # made elsewhere
+    lock_file.write_text(json.dumps(data, sort_keys=True, indent=2) + "\n")
+    from carton_backend.pack import write_carton
+
+    carton = write_carton(load_config(model), load_lock(lock_file), tmp_path / "dist")
+    with zipfile.ZipFile(carton) as zf:
+        packed = json.loads(zf.read("model/.carton/carton.lock"))
+    assert [e.get("platform") for e in packed["environments"]] == [
+        "x86_64-pc-windows-msvc", "aarch64-manylinux_2_28", "x86_64-manylinux_2_17"]
+    run = subprocess.run([sys.executable, "-m", "carton_hook", "-v", str(carton)],
+                         env={**hermetic_env, "CARTON_NO_PACK": "1"}, capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    x86 = next(e for e in data["environments"] if e["platform"] == "x86_64-manylinux_2_17")
+    native = next(p for p in x86["packages"] if p["name"] == "native")
+    assert run.stdout.split() == [native["wheels"][0]["hashes"]["sha256"][:12], "False"]

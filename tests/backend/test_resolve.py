@@ -322,3 +322,89 @@ def test_resolve_failure_reports_pip_error(tmp_path: Path, private: PackageIndex
                               f"Python {here().python_version}: ")
     assert "No matching distribution found for alpha==7.0" in message
     assert "\n" not in message
+
+
+def foreign(platform: str, python: str = "3.12") -> Target:
+    from carton_backend.platforms import parse_platform
+
+    return Target(python, platform=parse_platform(platform))
+
+
+def uv_compile(tmp_path: Path, requirements: Path, platform: str, python: str,
+               indexes: list[PackageIndex]) -> dict[str, str]:
+    """What uv resolves for the same target from the same indexes (the oracle)."""
+    import shutil
+    import subprocess
+
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    if not Path(uv).exists():
+        pytest.skip("uv is not installed here")
+    out = tmp_path / "uv-out.txt"
+    cmd = [uv, "pip", "compile", "-q", "--no-config", "--no-python-downloads", "--no-header",
+           "--no-annotate",
+           "--python-platform", platform, "--python-version", python, "--only-binary", ":all:",
+           "--cache-dir", str(tmp_path / "uv-cache"), "--index-strategy", "unsafe-best-match",
+           "--default-index", indexes[0].url, *(a for i in indexes[1:]
+                                                for a in ("--index", i.url)),
+           str(requirements), "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split("==") for line in out.read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+
+
+PLATFORM_CASES = ["x86_64-pc-windows-msvc", "aarch64-apple-darwin", "x86_64-apple-darwin",
+                  "aarch64-manylinux_2_28", "x86_64-manylinux_2_17",
+                  "x86_64-unknown-linux-musl"]
+
+
+@pytest.mark.usefixtures("use_hermetic_env")
+@pytest.mark.parametrize("platform", PLATFORM_CASES)
+def test_a_foreign_resolution_is_the_oracles(tmp_path: Path, private: PackageIndex,
+                                             pypi: PackageIndex, platform: str) -> None:
+    """Markers that differ by platform (click's colorama on Windows, a `sys_platform`
+    line), and per-platform wheels: the same packages at the same versions as uv's
+    resolution for that target, each wheel one the target installs."""
+    from packaging.utils import parse_wheel_filename
+
+    wheels = tmp_path / "wheels"
+    private.add(make_wheel(wheels, "click", "8.1.8",
+                           requires=["colorama ; platform_system == 'Windows'"]))
+    private.add(make_wheel(wheels, "colorama", "0.4.6"))
+    private.add(make_wheel(wheels, "winonly", "1.0"))
+    # A compiled package: a wheel per platform, and a newer version for Linux only.
+    for tag in ("cp312-cp312-win_amd64", "cp312-cp312-macosx_11_0_arm64",
+                "cp312-cp312-macosx_10_9_x86_64", "cp312-cp312-manylinux_2_17_x86_64",
+                "cp312-cp312-manylinux_2_17_aarch64", "cp312-cp312-musllinux_1_1_x86_64"):
+        pypi.add(make_wheel(wheels, "native", "1.0", tag=tag))
+    for tag in ("cp312-cp312-manylinux_2_28_aarch64", "cp312-cp312-manylinux_2_34_x86_64"):
+        pypi.add(make_wheel(wheels, "native", "2.0", tag=tag))
+    (tmp_path / "requirements.txt").write_text(
+        "click\nnative\nwinonly ; sys_platform == 'win32'\n")
+    target = foreign(platform)
+    res = resolve(tmp_path, "requirements.txt", target, constraints={}, only_binary=False)
+    mine = {p.key: p.version for p in res.packages}
+    assert mine == uv_compile(tmp_path, tmp_path / "requirements.txt", platform, "3.12",
+                              [private, pypi])
+    assert ("colorama" in mine) is ("windows" in platform)
+    assert mine["native"] == ("2.0" if platform == "aarch64-manylinux_2_28" else "1.0")
+    assert target.platform is not None
+    supported = set(target.platform.tags("3.12"))
+    assert all(not supported.isdisjoint(parse_wheel_filename(p.filename)[3])
+               for p in res.packages)
+    assert dict(res.marker_environment) == target.platform.marker_environment("3.12")
+
+
+@pytest.mark.usefixtures("use_hermetic_env")
+def test_a_package_without_a_wheel_for_the_target_is_one_line(tmp_path: Path,
+                                                              private: PackageIndex) -> None:
+    private.add(make_wheel(tmp_path / "wheels", "native", "1.0",
+                           tag="cp312-cp312-manylinux_2_17_x86_64"))
+    (tmp_path / "requirements.txt").write_text("native\n")
+    with pytest.raises(ResolveError) as info:
+        resolve(tmp_path, "requirements.txt", foreign("aarch64-apple-darwin"), constraints={},
+                only_binary=False)
+    message = str(info.value)
+    assert message.startswith("native has no wheel for Python 3.12 on aarch64-apple-darwin "
+                              "(only wheels are locked for another platform): "), message
+    assert "\n" not in message
