@@ -551,3 +551,19 @@ def test_a_wheel_of_another_project_or_version_is_refused() -> None:
         data = sample_json()
         data["environments"][0]["packages"][0]["wheels"][0]["name"] = name
         assert_names_key(refused(data), f"{WHL0}.name", "is not a wheel of demo-pkg 2.0")
+
+
+def test_a_section_locked_for_a_platform_keeps_its_name() -> None:
+    data = sample_json()
+    assert all("platform" not in env for env in data["environments"])  # absent: unchanged
+    data["environments"][1]["platform"] = "aarch64-apple-darwin"
+    lock = parse(data)
+    assert [e.platform for e in lock.environments] == [None, "aarch64-apple-darwin"]
+    assert json.loads(dump_lock(lock)) == data
+
+
+@pytest.mark.parametrize("value", ["", 3, ["windows"]])
+def test_a_platform_that_is_not_a_name_is_refused(value: Any) -> None:
+    data = sample_json()
+    data["environments"][0]["platform"] = value
+    assert "environments[0].platform" in str(refused(data))
