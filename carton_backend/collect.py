@@ -8,11 +8,13 @@ are taken from it at the same time.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,10 +24,10 @@ from carton_hook.errors import WheelError
 from carton_hook.filesystem.atomic import TEMP_PREFIX, copy_file
 from carton_hook.formats.hashing import file_sha256
 from carton_hook.formats.lockfile import DIST_INFO_DIR, Package, Wheel, bundled_path, canonical_name
-from carton_hook.formats.wheelcheck import WheelInfo, check_wheel
+from carton_hook.formats.wheelcheck import WheelInfo, check_wheel, check_wheel_stream
 
 from .download import Downloader
-from .elfdeps import scan_wheel
+from .elfdeps import SharedLibraries, may_link_across, scan_wheel
 from .environment import Target
 from .errors import BuildError
 from .pypi import PublicIndex
@@ -44,47 +46,36 @@ class Collector:
     downloader: Downloader
     index: PublicIndex | None  # None: bundle everything
     work_dir: Path
+    # Wheels read by byte ranges (sha256 -> whether they hold libraries other wheels may
+    # link to: see `may_link_across`), and the bytes each cost.
+    ranged: dict[str, bool] = field(default_factory=dict)
+    fetched: dict[str, int] = field(default_factory=dict)
 
-    def package(self, res: Resolved, dependencies: list[str]) -> Package:
+    def package(self, res: Resolved, dependencies: list[str], *, whole: bool = False) -> Package:
         """Lock `res`: check its wheel (building one if pip chose a source), and record or
-        bundle it."""
+        bundle it. A wheel for another platform that the public index serves is read by
+        byte ranges (its directory and metadata), unless `whole`."""
+        ranged = None if whole else self._by_ranges(res)
         built_from: dict[str, Any] | None = None
-        if res.kind == "wheel":
-            local = self.downloader.fetch(res.url, res.sha256)
-            filename = _filename(res.url)
+        index: str | None
+        if ranged is not None:
+            info, wheel, index = ranged
+            libraries = SharedLibraries()  # see `ranged`: scanned whole where it matters
         else:
-            local, built_from = self._build(res)
-            filename = local.name
-        try:
-            info = check_wheel(local, filename)
-        except WheelError as exc:
-            raise BuildError(f"{res.name} {res.version} from {_shown(res.url)}: {exc}") from exc
-        if canonical_name(info.name) != res.key:
-            raise BuildError(f"{res.url}: the wheel is {info.name}, pip asked for {res.name}")
-        sha256 = file_sha256(local)
-        size = local.stat().st_size
-        if res.yanked:
-            log.warning("%s %s is yanked on its index; consider another version",
-                        res.name, res.version)
-        index = self.index if built_from is None else None
-        hit = index.find(res.name, filename, sha256) if index is not None else None
-        if index is not None and hit is None and filename in index.files(res.name):
-            log.warning("%s differs from the file of the same name on %s; bundling it",
-                        filename, index.base_url)
-        if index is not None and hit is not None:
-            wheel = Wheel(name=filename, sha256=sha256, size=size, url=hit.url)
-            if hit.yanked and not res.yanked:
-                log.warning("%s is yanked on %s", filename, index.base_url)
-        else:
-            relpath = bundled_path(sha256, filename)
-            wheel = Wheel(name=filename, sha256=sha256, size=size, path=relpath)
-            self._bundle(local, relpath)
-        self._keep_metadata(sha256, info)
-        libraries = scan_wheel(local)
+            if res.kind == "wheel":
+                local = self.downloader.fetch(res.url, res.sha256)
+                filename = _filename(res.url)
+            else:
+                local, built_from = self._build(res)
+                filename = local.name
+            info = self._checked(res, filename, lambda: check_wheel(local, filename))
+            wheel, index = self._record_or_bundle(res, local, filename, built_from is None)
+            libraries = scan_wheel(local)
+        self._keep_metadata(wheel.sha256, info)
         for pth in info.pth_with_code:
             if pth != "distutils-precedence.pth" and not pth.endswith("-nspkg.pth"):
                 log.warning("%s: %s runs code at start-up when pip-installed; carton never "
-                            "runs it (its path lines are honoured)", filename, pth)
+                            "runs it (its path lines are honoured)", wheel.name, pth)
         return Package(
             name=res.key,
             version=res.version,
@@ -96,8 +87,70 @@ class Collector:
             libraries=libraries.provides,
             needs_libraries=libraries.needs,
             built_from=built_from,
-            index=index.base_url if index is not None and hit is not None else None,
+            index=index,
         )
+
+    def _checked(self, res: Resolved, filename: str,
+                 check: Callable[[], WheelInfo]) -> WheelInfo:
+        try:
+            info = check()
+        except WheelError as exc:
+            raise BuildError(f"{res.name} {res.version} from {_shown(res.url)}: {exc}") from exc
+        if canonical_name(info.name) != res.key:
+            raise BuildError(f"{res.url}: the wheel is {info.name}, pip asked for {res.name}")
+        if res.yanked:
+            log.warning("%s %s is yanked on its index; consider another version",
+                        res.name, res.version)
+        return info
+
+    def _record_or_bundle(self, res: Resolved, local: Path, filename: str,
+                          from_index: bool) -> tuple[Wheel, str | None]:
+        """The wheel as the lock records it (by URL where the public index serves the
+        identical file, else bundled into the model), and that index."""
+        sha256 = file_sha256(local)
+        size = local.stat().st_size
+        index = self.index if from_index else None
+        hit = index.find(res.name, filename, sha256) if index is not None else None
+        if index is not None and hit is None and filename in index.files(res.name):
+            log.warning("%s differs from the file of the same name on %s; bundling it",
+                        filename, index.base_url)
+        if index is not None and hit is not None:
+            if hit.yanked and not res.yanked:
+                log.warning("%s is yanked on %s", filename, index.base_url)
+            return Wheel(name=filename, sha256=sha256, size=size, url=hit.url), index.base_url
+        relpath = bundled_path(sha256, filename)
+        self._bundle(local, relpath)
+        return Wheel(name=filename, sha256=sha256, size=size, path=relpath), None
+
+    def _by_ranges(self, res: Resolved) -> tuple[WheelInfo, Wheel, str | None] | None:
+        """For a section locked for another platform: a wheel the public index serves,
+        read by byte ranges, checked but for its members' bytes (left to the runtime,
+        which checks each against RECORD as it unpacks), with the index's sha256. None
+        where that does not apply, or the server does not answer ranges."""
+        if (self.target.platform is None or res.kind != "wheel" or res.sha256 is None
+                or self.index is None):
+            return None
+        filename = _filename(res.url)
+        hit = self.index.find(res.name, filename, res.sha256)
+        if hit is None or urlsplit(hit.url).scheme not in ("http", "https"):
+            return None
+        from .rangefile import BLOCK, RangeFile, RangesUnsupported
+
+        try:
+            with RangeFile(self.downloader.client, hit.url) as remote:
+                stream = io.BufferedReader(remote, buffer_size=BLOCK)
+                info = self._checked(res, filename, lambda: check_wheel_stream(
+                    stream, remote.size, filename, contents=False))
+                size = remote.size
+                self.fetched[res.sha256] = remote.fetched
+        except RangesUnsupported as exc:
+            log.debug("%s: %s; downloading it whole", filename, exc)
+            return None
+        if hit.yanked and not res.yanked:
+            log.warning("%s is yanked on %s", filename, self.index.base_url)
+        self.ranged[res.sha256] = may_link_across(info.record)
+        return (info, Wheel(name=filename, sha256=res.sha256, size=size, url=hit.url),
+                self.index.base_url)
 
     def _build(self, res: Resolved) -> tuple[Path, dict[str, Any]]:
         out = Path(tempfile.mkdtemp(dir=self.work_dir))

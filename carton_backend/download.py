@@ -46,6 +46,10 @@ class Downloader:
         self._client = client
         self.cache_dir = cache_dir or carton_home() / "build-cache" / "files"
 
+    @property
+    def client(self) -> HttpClient:
+        return self._client
+
     def fetch(self, url: str, sha256: str | None = None, filename: str | None = None) -> Path:
         """A local path holding the file at `url`, whose sha256 equals `sha256` if given."""
         filename = filename or url_filename(url)

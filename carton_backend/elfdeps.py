@@ -12,8 +12,10 @@ read, by seeking inside the zip member; a file that is not well-formed ELF is sk
 from __future__ import annotations
 
 import posixpath
+import re
 import struct
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -81,6 +83,26 @@ def link_summary(files: dict[str, ElfFile]) -> SharedLibraries:
         summary.provides[name] = (path, outside(files[path]))
     summary.needs = tuple(sorted({n for elf in files.values() for n in outside(elf)}))
     return summary
+
+
+# An extension module's name (`lib.cpython-312-x86_64-linux-gnu.so`, `_x.abi3.so`): a
+# module Python loads, not a library another wheel links to.
+_EXTENSION = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)\.so$")
+
+
+def may_link_across(members: Iterable[str]) -> bool:
+    """Whether a wheel with these members may hold a library that another wheel's ELF
+    files link to (torch's `torch/lib/libc10.so`, the `nvidia-*` wheels' `lib/*.so.N`),
+    judged by file names alone: a `lib*.so` that is not an extension module and not in a
+    `<name>.libs/` folder, where auditwheel puts copies, renamed with a hash, that only
+    their own wheel loads."""
+    for landed in install_paths(list(members)):
+        name = posixpath.basename(landed)
+        if (name.startswith("lib") and _may_be_shared_object(landed)
+                and not _EXTENSION.search(name)
+                and not landed.split("/", 1)[0].endswith(".libs")):
+            return True
+    return False
 
 
 def _may_be_shared_object(path: str) -> bool:

@@ -268,6 +268,24 @@ def _environment(resolution: Resolution, target: Target, collector: Collector) -
     with ThreadPoolExecutor(WORKERS) as pool:
         packages = list(pool.map(lambda r: collector.package(r, graph[r.key]),
                                  resolution.packages))
+        # Wheels read by byte ranges were not scanned for shared libraries (their ELF
+        # files' links sit deep inside the members). That matters on Linux only, and only
+        # where some wheel of the section holds a library others may link to: then the
+        # ranged ones are read whole.
+        linux = target.platform is not None and target.platform.os in ("manylinux",
+                                                                       "musllinux")
+        if linux and any(collector.ranged.values()):
+            log.info("%s: a wheel holds libraries others may link to; reading %d wheels "
+                     "whole to scan them", target.label, len(collector.ranged))
+            packages = list(pool.map(
+                lambda pr: (collector.package(pr[1], graph[pr[1].key], whole=True)
+                            if pr[0].wheel.sha256 in collector.ranged else pr[0]),
+                zip(packages, resolution.packages, strict=True)))
+    fetched = sum(collector.fetched.values())
+    if fetched:
+        total = sum(p.wheel.size for p in packages if p.wheel.sha256 in collector.fetched)
+        log.info("%s: read %.1f MB of %d wheels' %.1f MB by byte ranges", target.label,
+                 fetched / 1e6, len(collector.fetched), total / 1e6)
     platform = target.platform.name if target.platform is not None else None
     return Environment(id=env_id(menv, platform), marker=env_marker(menv),
                        marker_environment=menv, packages=tuple(packages), platform=platform)

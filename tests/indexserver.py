@@ -35,8 +35,13 @@ class PackageIndex:
         self.yanked: set[str] = set()  # file names served as yanked (PEP 592)
         # File names whose download waits until their event is set.
         self.held: dict[str, threading.Event] = {}
+        # Serve each wheel's METADATA beside it (PEP 658/714), as PyPI does: a resolver
+        # then reads it instead of downloading the wheel.
+        self.core_metadata = False
         self.requests: list[str] = []
         self.bytes_sent = 0  # of files and pages, all requests together
+        self.sent: dict[str, int] = {}  # bytes of each file sent, by file name
+        self.sent_in_ranges: dict[str, int] = {}  # of which in answers to Range requests
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         # serve_forever checks for shutdown() every poll interval: 0.5 s by default, which
@@ -72,12 +77,34 @@ class PackageIndex:
         with self._lock:
             self.requests.clear()
             self.bytes_sent = 0
+            self.sent.clear()
+            self.sent_in_ranges.clear()
 
     def _projects(self) -> dict[str, list[Path]]:
         out: dict[str, list[Path]] = {}
         for f in sorted(self.files_dir.iterdir()):
             out.setdefault(project_of(f.name), []).append(f)
         return out
+
+    def _metadata(self, wheel: Path) -> bytes | None:
+        """The wheel's `.dist-info/METADATA`, or None."""
+        import zipfile
+
+        if not wheel.is_file():
+            return None
+        with zipfile.ZipFile(wheel) as zf:
+            name = next((n for n in zf.namelist() if n.count("/") == 1
+                         and n.endswith(".dist-info/METADATA")), None)
+            return zf.read(name) if name else None
+
+    def _metadata_attributes(self, f: Path) -> str:
+        if not self.core_metadata or not f.name.endswith(".whl"):
+            return ""
+        meta = self._metadata(f)
+        if meta is None:
+            return ""
+        digest = f"sha256={hashlib.sha256(meta).hexdigest()}"
+        return f' data-dist-info-metadata="{digest}" data-core-metadata="{digest}"'
 
     def _sha(self, f: Path) -> str:
         return self.wrong_hashes.get(f.name) or hashlib.sha256(f.read_bytes()).hexdigest()
@@ -97,7 +124,12 @@ class PackageIndex:
                 with index._lock:
                     index.requests.append(self.path)
                 parts = [unquote(p) for p in self.path.split("?")[0].split("/") if p]
-                if parts[:1] == ["files"] and len(parts) == 2:
+                if (parts[:1] == ["files"] and len(parts) == 2 and index.core_metadata
+                        and parts[1].endswith(".whl.metadata")):
+                    meta = index._metadata(index.files_dir / parts[1][:-len(".metadata")])
+                    if meta is not None:
+                        return self._send(200, "application/octet-stream", meta)
+                elif parts[:1] == ["files"] and len(parts) == 2:
                     f = index.files_dir / parts[1]
                     if parts[1] in index.held:
                         index.held[parts[1]].wait(120)
@@ -122,7 +154,8 @@ class PackageIndex:
                     return self._send(200, JSON_TYPE, json.dumps(data).encode())
                 links = "".join(
                     f'<a href="../../files/{quote(f.name)}#sha256={index._sha(f)}"'
-                    f'{" data-yanked" if f.name in index.yanked else ""}>'
+                    f'{" data-yanked" if f.name in index.yanked else ""}'
+                    f"{index._metadata_attributes(f)}>"
                     f"{html.escape(f.name)}</a><br/>\n" for f in files)
                 body = f"<!DOCTYPE html><html><body>\n{links}</body></html>\n"
                 self._send(200, "text/html", body.encode())
@@ -157,6 +190,12 @@ class PackageIndex:
                 if not getattr(self, "head", False):
                     with index._lock:
                         index.bytes_sent += len(body)
+                        if self.path.startswith("/files/"):
+                            name = unquote(self.path.split("?")[0].rsplit("/", 1)[-1])
+                            index.sent[name] = index.sent.get(name, 0) + len(body)
+                            if status == 206:
+                                index.sent_in_ranges[name] = (
+                                    index.sent_in_ranges.get(name, 0) + len(body))
                     self.wfile.write(body)
 
         return Handler

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from carton_hook.errors import UnsafeMember, WheelError
 from carton_hook.formats.importnames import (
@@ -76,10 +76,21 @@ def check_wheel(path: Path, filename: str | None = None, *, contents: bool = Tru
     Raises `WheelError` naming the wheel and the first problem found.
     """
     filename = filename or path.name
+    try:
+        with path.open("rb") as stream:
+            return check_wheel_stream(stream, path.stat().st_size, filename, contents=contents)
+    except OSError as exc:
+        raise WheelError(filename, f"cannot read: {exc}") from exc
+
+
+def check_wheel_stream(stream: IO[bytes], size: int, filename: str, *,
+                       contents: bool = True) -> WheelInfo:
+    """`check_wheel` of a wheel read from a seekable binary stream of `size` bytes (a
+    local file, or one read by byte ranges over HTTP)."""
     dist, version = parse_filename(filename)
     try:
-        with zipfile.ZipFile(path) as zf:
-            return _check_open(zf, filename, dist, version, path.stat().st_size, contents)
+        with zipfile.ZipFile(stream) as zf:
+            return _check_open(zf, filename, dist, version, size, contents)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         # zlib.error and EOFError: corrupt member data; NotImplementedError: a compression
         # method or feature zipfile cannot read.

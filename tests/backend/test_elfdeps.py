@@ -78,3 +78,20 @@ def test_summary_keeps_only_needs_the_wheel_cannot_answer() -> None:
     summary = link_summary(files)
     assert summary.provides == {"libq.so": ("lib/libq.so", ("libc.so.6",))}
     assert summary.needs == ("libc.so.6", "libz.so.1")
+
+
+@pytest.mark.parametrize(("members", "expected"), [
+    (["torch/lib/libc10.so", "torch/__init__.py"], True),
+    (["nvidia/cublas/lib/libcublas.so.12", "nvidia/cublas/__init__.py"], True),
+    (["x-1.0.data/platlib/x/libx.so"], True),
+    (["numpy.libs/libscipy_openblas64_-ff651d7f.so",
+      "numpy/_core/_m.cpython-312-x86_64-linux-gnu.so"], False),
+    (["pandas/_libs/lib.cpython-312-x86_64-linux-gnu.so", "pandas/_libs/libx.abi3.so"], False),
+    (["x-1.0.dist-info/libfoo.so", "x-1.0.data/data/lib/libfoo.so"], False),
+    (["x/foo.so", "x/__init__.py"], False),
+])
+def test_which_wheels_may_hold_a_library_others_link_to(members: list[str],
+                                                       expected: bool) -> None:
+    from carton_backend.elfdeps import may_link_across
+
+    assert may_link_across(members) is expected

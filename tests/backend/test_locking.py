@@ -654,3 +654,71 @@ def test_a_carton_locked_elsewhere_runs_from_the_section_for_this_platform(
     x86 = next(e for e in data["environments"] if e["platform"] == "x86_64-manylinux_2_17")
     native = next(p for p in x86["packages"] if p["name"] == "native")
     assert run.stdout.split() == [native["wheels"][0]["hashes"]["sha256"][:12], "False"]
+
+
+def pip_downloads_in_dry_runs() -> bool:
+    """pip before 25.3 downloads every wheel it resolves, also with `--dry-run`."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    return Version(version("pip")) < Version("25.3")
+
+
+def test_a_foreign_wheel_is_read_by_ranges_and_recorded_as_a_whole_read_would(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    """Its directory and metadata, a small part of it: the lock entry is the one reading
+    it whole gives (its links to other wheels' libraries aside: there are none here)."""
+    import os
+
+    here = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    files = {"big/__init__.py": "", "big/weights.bin": os.urandom(2_000_000)}
+    win = pypi.add(make_wheel(tmp_path / "w", "big", "1.0", files,
+                              tag=f"{here}-{here}-win_amd64"))
+    pypi.add(make_wheel(tmp_path / "w", "big", "1.0", files,
+                        tag=f"{here}-{here}-manylinux_2_17_x86_64"))
+    model = write_model(tmp_path / "model", "big\n", carton=(
+        'entrypoint = "model:main"\nplatforms = ["windows"]\n'))
+    pypi.core_metadata = True  # as PyPI: pip resolves without downloading wheels
+    pypi.reset_counts()
+    stderr = lock_ok(hermetic_env, model, "-v")
+    assert 0 < pypi.sent_in_ranges[win.name] < win.stat().st_size / 10, pypi.sent
+    # Whole downloads: none by carton; pip before 25.3 downloads what it resolves even in
+    # a dry run with the index's metadata (pip's #12603), pip 25.3 and later does not.
+    whole = (pypi.sent[win.name] - pypi.sent_in_ranges[win.name]) / win.stat().st_size
+    assert whole == (1 if pip_downloads_in_dry_runs() else 0), pypi.sent
+    assert "by byte ranges" in stderr
+    ranged = packages(model, 1)["big"]
+    assert ranged["wheels"][0] == {"name": win.name, "size": win.stat().st_size,
+                                   "url": pypi.file_url(win.name),
+                                   "hashes": {"sha256": sha(win)}}
+    assert ranged["tool"]["carton"]["imports"] == ["big"]
+    meta = model / ".carton" / "dist-info" / sha(win) / "big-1.0.dist-info" / "METADATA"
+    assert meta.read_bytes() == zipfile.ZipFile(win).read("big-1.0.dist-info/METADATA")
+
+
+def test_a_linux_section_whose_wheels_may_link_across_reads_them_whole(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    """A wheel with a `lib*.so` outside `*.libs/` (torch's, the nvidia wheels'): on
+    Linux another wheel's extensions may link to it, and what they need is read from
+    their ELF files, so the section's wheels are read whole; on Windows, never."""
+    import os
+
+    here = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    for tag in ("manylinux_2_17_aarch64", "win_amd64", "manylinux_2_17_x86_64"):
+        pypi.add(make_wheel(tmp_path / "w", "prov", "1.0", {
+            "prov/__init__.py": "", "prov/lib/libprov.so.1": os.urandom(600_000)},
+            tag=f"{here}-{here}-{tag}"))
+    model = write_model(tmp_path / "model", "prov\n", carton=(
+        'entrypoint = "model:main"\nplatforms = ["aarch64-manylinux_2_28", "windows"]\n'))
+    pypi.core_metadata = True
+    pypi.reset_counts()
+    stderr = lock_ok(hermetic_env, model, "-v")
+    arm = next(n for n in pypi.sent if "aarch64" in n and n.endswith(".whl"))
+    win = next(n for n in pypi.sent if "win_amd64" in n and n.endswith(".whl"))
+    pips = 1 if pip_downloads_in_dry_runs() else 0
+    assert pypi.sent[arm] - pypi.sent_in_ranges.get(arm, 0) == (
+        (1 + pips) * (tmp_path / "w" / arm).stat().st_size)
+    assert pypi.sent[win] - pypi.sent_in_ranges[win] == pips * (
+        tmp_path / "w" / win).stat().st_size
+    assert "reading 1 wheels whole" in stderr
