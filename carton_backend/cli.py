@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="re-resolve every package to the newest allowed version")
     lock.add_argument("--upgrade-package", action="append", default=[], metavar="NAME",
                       help="re-resolve this package (repeatable); others keep their versions")
+    lock.add_argument("--platform", action="append", default=[], metavar="NAME",
+                      type=_platform,
+                      help="also lock for this platform, named as uv's --python-platform "
+                           "names it (repeatable); kept until the requirements change")
+    lock.add_argument("--python", action="append", default=[], metavar="3.N",
+                      type=_python_version,
+                      help="the Python versions for --platform (repeatable; default: the "
+                           "building one and [tool.carton] python); without --platform, "
+                           "also lock for this python3.N on PATH")
     lock.add_argument("--check", action="store_true",
                       help="change nothing: print 'current' or 'stale: WHY', then the files "
                            "the lock depends on; exit 0 if current, 1 if stale")
@@ -75,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
                         help="where to write (default: MODEL_DIR/pylock.toml); the name "
                              "must be pylock.toml or pylock.NAME.toml")
     return parser
+
+
+def _platform(value: str) -> str:
+    from .platforms import PlatformError, parse_platform
+
+    try:
+        parse_platform(value)
+    except PlatformError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _python_version(value: str) -> str:
+    if not re.fullmatch(r"3\.\d{1,2}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a MAJOR.MINOR version like 3.12")
+    return value
 
 
 def _export_pylock(config: ModelConfig, args: argparse.Namespace) -> int:
@@ -139,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if stale is None else 1
         if args.command == "lock":
             request = LockRequest(upgrade=args.upgrade,
-                                  upgrade_packages=tuple(args.upgrade_package))
+                                  upgrade_packages=tuple(args.upgrade_package),
+                                  platforms=tuple(args.platform), python=tuple(args.python))
             before = _current_lock(config)
             after = lock_model(config, request)
             if not args.quiet:

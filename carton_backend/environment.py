@@ -39,22 +39,27 @@ class Target:
         return f"Python {self.python_version}{where}"
 
 
-def targets(config: ModelConfig) -> list[Target]:
+def targets(config: ModelConfig, platforms: tuple[str, ...] = (),
+            pythons: tuple[str, ...] = ()) -> list[Target]:
     """The building interpreter first, then each `[tool.carton] python` version, then
-    each `[tool.carton] platforms` entry with each of those Python versions.
+    each `[tool.carton] platforms` entry with each of those Python versions; then what
+    the command line adds for this run: `platforms`, each with `pythons` (or, without
+    them, the Python versions above), or, without platforms, `pythons` on this machine.
 
     An interpreter that is not installed is an error only when its section has to be
     resolved (`check_interpreter`): a complete lock packs without it.
     """
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     out = [Target(here, building=True)]
-    for version in config.python:
+    local = [*config.python, *(() if platforms else pythons)]
+    for version in dict.fromkeys(local):
         if version != here:
             out.append(Target(version, executable=shutil.which(f"python{version}")))
     versions = list(dict.fromkeys([here, *config.python]))
-    for name in config.platforms:
-        platform = parse_platform(name)
-        out += [Target(version, platform=platform) for version in versions]
+    foreign = [(name, version) for name in config.platforms for version in versions]
+    foreign += [(name, version) for name in platforms for version in (pythons or versions)]
+    for name, version in dict.fromkeys(foreign):
+        out.append(Target(version, platform=parse_platform(name)))
     return out
 
 

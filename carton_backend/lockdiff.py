@@ -12,10 +12,12 @@ def describe_changes(before: Lock | None, after: Lock) -> list[str]:
         counts = ", ".join(f"{len(e.packages)} packages for {e.id}" for e in after.environments)
         return [f"the lock is current ({counts}); nothing to resolve"]
     lines: list[str] = []
+    added = False
     old_sections = {e.id: e for e in before.environments} if before is not None else {}
     for env in after.environments:
         old = old_sections.pop(env.id, None)
         if old is None:  # a new section: locking said how many packages it holds
+            added = True
             continue
         was = {p.name: p.version for p in old.packages}
         now = {p.name: p.version for p in env.packages}
@@ -28,6 +30,6 @@ def describe_changes(before: Lock | None, after: Lock) -> list[str]:
                 lines.append(f"{env.id}: updated {name} {was[name]} -> {now[name]}")
     for gone in old_sections:
         lines.append(f"{gone}: section dropped")
-    if not lines and before is not None:
+    if not lines and not added and before is not None:
         lines.append("the lock was rewritten; no package changed version")
     return lines

@@ -58,6 +58,11 @@ class LockRequest:
 
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
+    # Sections to add in this run beside the configured ones (`lock --platform NAME
+    # --python 3.N`): kept while the requirements stay as they are, not recorded as
+    # settings, so a later run without them neither needs nor drops them.
+    platforms: tuple[str, ...] = ()
+    python: tuple[str, ...] = ()
 
     @property
     def upgrading(self) -> bool:
@@ -143,10 +148,13 @@ def _removed_pythons(config: ModelConfig, existing: Lock) -> list[str]:
 
 
 def _removed_platforms(config: ModelConfig, existing: Lock) -> list[str]:
-    """The platforms the lock has sections for that `[tool.carton] platforms` no longer
-    lists."""
-    return sorted({e.platform for e in existing.environments if e.platform is not None}
-                  - set(config.platforms))
+    """The platforms `[tool.carton] platforms` listed when the lock was made and no
+    longer lists (sections added with `lock --platform` were never listed: they stay)."""
+    before = locked_settings(existing).get("platforms", [])
+    if not isinstance(before, list):
+        return []
+    present = {e.platform for e in existing.environments}
+    return sorted(({str(p) for p in before} - set(config.platforms)) & present)
 
 
 def lock_is_current(config: ModelConfig) -> bool:
@@ -166,7 +174,7 @@ def _plan(config: ModelConfig, request: LockRequest) -> _Plan:
                                                  "build code, which only-binary = true forbids")
     lock_path = config.root / LOCK_PATH
     existing = load_lock(lock_path) if lock_path.exists() else None
-    wanted = targets(config)
+    wanted = targets(config, request.platforms, request.python)
     if (existing is not None and not request.upgrading
             and _stale(config, existing, sha256, removed_pythons=False) is None):
         removed = _removed_pythons(config, existing)
@@ -240,7 +248,12 @@ def _relock(config: ModelConfig, request: LockRequest, plan: _Plan) -> Lock:
     if plan.existing is not None and not plan.keep:
         kept = {e.id for e in environments}
         for old in plan.existing.environments:
-            if old.id not in kept:
+            if old.id not in kept and old.platform is not None:
+                log.warning("dropped lock section %s: it is not among this build's targets; "
+                            "lock again with --platform %s --python %s to add it back",
+                            old.id, old.platform,
+                            old.marker_environment.get("python_version"))
+            elif old.id not in kept:
                 log.warning("dropped lock section %s: it is not among this build's targets "
                             "(the building Python, [tool.carton] python and platforms); "
                             "lock again where it is", old.id)

@@ -205,3 +205,22 @@ def test_a_platforms_section_is_found_by_its_name_and_version_alone(tmp_path: Pa
     own = section("own", here, None)
     lock = Lock("requirements.txt", "0" * 64, (same, own))
     assert section_for(lock, Target(HERE, building=True)) is own
+
+
+def test_the_command_line_adds_platforms_with_its_pythons_or_the_configured_ones(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    cfg = replace(config(tmp_path, "3.99"), platforms=("windows",))
+
+    def pairs(found: list[Target]) -> list[tuple[str, str | None]]:
+        return [(t.python_version, t.platform.name if t.platform else None) for t in found]
+
+    assert pairs(targets(cfg, ("macos",), ("3.12",))) == [
+        (HERE, None), ("3.99", None), (HERE, "windows"), ("3.99", "windows"),
+        ("3.12", "macos")]  # no python3.12 needed here
+    assert pairs(targets(cfg, ("macos", "windows"))) == [
+        (HERE, None), ("3.99", None), (HERE, "windows"), ("3.99", "windows"),
+        (HERE, "macos"), ("3.99", "macos")]
+    assert pairs(targets(cfg, (), ("3.98",))) == [  # no platform: this machine's python3.98
+        (HERE, None), ("3.99", None), ("3.98", None), (HERE, "windows"), ("3.99", "windows")]

@@ -68,6 +68,14 @@ def test_a_new_section_beside_old_ones_is_not_described_package_by_package() -> 
     assert describe_changes(before, after) == [f"{LINUX}: added beta 1.0"]
 
 
+def test_only_a_new_section_says_nothing_more() -> None:
+    """Locking said how many packages the new section holds; "rewritten, no package
+    changed" would only puzzle."""
+    before = lock(section(LINUX, package("alpha", "1.0")))
+    after = lock(section(LINUX, package("alpha", "1.0")), section(MAC, package("alpha", "1.0")))
+    assert describe_changes(before, after) == []
+
+
 def test_a_section_that_went_is_said_to_be_dropped_after_the_changes() -> None:
     before = lock(section(MAC, package("alpha", "1.0")), section(LINUX, package("alpha", "1.0")))
     after = lock(section(LINUX, package("alpha", "1.1")))

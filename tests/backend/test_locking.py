@@ -722,3 +722,30 @@ def test_a_linux_section_whose_wheels_may_link_across_reads_them_whole(
     assert pypi.sent[win] - pypi.sent_in_ranges[win] == pips * (
         tmp_path / "w" / win).stat().st_size
     assert "reading 1 wheels whole" in stderr
+
+
+def test_lock_platform_adds_a_section_until_the_requirements_change(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    """`lock --platform NAME --python 3.N`: a section for that pair, no interpreter of
+    that version needed; later runs without the options keep it (nothing to resolve)
+    until the requirements change, which drops it with a word on how to add it back."""
+    add_platform_wheels(tmp_path, pypi)
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    pypi.add(make_wheel(tmp_path / "w", "native", "1.0", tag="cp399-cp399-win_amd64"))
+    model = write_model(tmp_path / "model", "click\n")
+    lock_ok(hermetic_env, model, "--platform", "windows", "--python", "3.99")
+    envs = lock_json(model)["environments"]
+    assert [e["id"] for e in envs] == [f"{tag}-linux-x86_64", "cp399-windows"]
+    assert [p["name"] for p in envs[1]["packages"]] == ["click", "colorama"]
+    assert "platforms" not in lock_json(model)["settings"]
+    pypi.reset_counts()
+    lock_ok(hermetic_env, model)
+    assert pypi.requests == [] and lock_json(model)["environments"] == envs
+    assert run_cli(hermetic_env, "lock", "--check", model).returncode == 0
+    (model / "requirements.txt").write_text("click\ncolorama\n")
+    stderr = lock_ok(hermetic_env, model)
+    assert [e["id"] for e in lock_json(model)["environments"]] == [f"{tag}-linux-x86_64"]
+    assert ("dropped lock section cp399-windows: it is not among this build's targets; lock "
+            "again with --platform windows --python 3.99 to add it back") in stderr
+    bad = run_cli(hermetic_env, "lock", "--platform", "windows", "--python", "3", model)
+    assert bad.returncode == 2 and "'3' is not a MAJOR.MINOR version like 3.12" in bad.stderr
