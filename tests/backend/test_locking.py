@@ -749,3 +749,45 @@ def test_lock_platform_adds_a_section_until_the_requirements_change(
             "again with --platform windows --python 3.99 to add it back") in stderr
     bad = run_cli(hermetic_env, "lock", "--platform", "windows", "--python", "3", model)
     assert bad.returncode == 2 and "'3' is not a MAJOR.MINOR version like 3.12" in bad.stderr
+
+
+def test_foreign_sections_are_reproducible_listed_and_exported(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    """Locked again from nothing: the same bytes. `info` lists every section;
+    `export-pylock` writes them all, each package with its sections' markers, as a file
+    packaging's PEP 751 reader takes; `check-reproducible` packs them twice alike."""
+    from packaging.pylock import Pylock
+
+    from ..conftest import run_hook
+
+    add_platform_wheels(tmp_path, pypi)
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    model = write_model(tmp_path / "model", "click\nnative\n", carton=(
+        'entrypoint = "model:main"\nplatforms = ["windows", "aarch64-manylinux_2_28"]\n'))
+    pypi.core_metadata = True
+    lock_ok(hermetic_env, model)
+    first = (model / ".carton" / "carton.lock").read_bytes()
+    shutil.rmtree(model / ".carton")
+    lock_ok(hermetic_env, model)
+    assert (model / ".carton" / "carton.lock").read_bytes() == first
+    info = run_hook(hermetic_env, "info", model)
+    assert info.returncode == 0, info.stderr
+    assert (f"lock sections:   {tag}-linux-x86_64 (applies here), {tag}-windows, "
+            f"{tag}-aarch64-manylinux_2_28") in info.stdout
+    export = run_cli(hermetic_env, "export-pylock", model)
+    assert export.returncode == 0, export.stderr
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    data = tomllib.loads((model / "pylock.toml").read_text())
+    Pylock.from_dict(data)  # valid PEP 751
+    entries = {p["name"]: p for p in data["packages"]}
+    assert "platform_machine == 'AMD64'" in entries["colorama"]["marker"]
+    assert "aarch64" not in entries["colorama"]["marker"]
+    assert "marker" not in entries["click"]  # in every section
+    assert sorted(w["name"].rsplit("-", 1)[-1] for w in entries["native"]["wheels"]) == [
+        "manylinux_2_17_aarch64.whl", "manylinux_2_17_x86_64.whl", "win_amd64.whl"]
+    repro = run_cli(hermetic_env, "check-reproducible", model)
+    assert repro.returncode == 0, repro.stderr
+    assert repro.stdout.startswith("reproducible: two builds of ")
