@@ -103,19 +103,16 @@ def prune(home: Path, older_than: float, now: float | None = None) -> Removal:
 
 def _plan_unlocked(plan: Path) -> bool:
     """Whether no process holds the lock of making `plan` (plan.get_plan's)."""
-    import fcntl
+    from carton_hook.system import lock
 
     try:
-        fd = os.open(f"{plan}.lock", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(f"{plan}.lock", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return True  # never locked here
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+        return lock(fd, wait=False) is True  # not where it cannot tell
     finally:
         os.close(fd)
-    return True
 
 
 def clear(home: Path) -> Removal:

@@ -9,6 +9,7 @@ point leaves nothing that is trusted; the lock (flock) dies with its holder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from carton_hook import system
 from carton_hook.cache.layout import COMPLETE
 from carton_hook.cache.publish import publish
 from carton_hook.errors import CacheError, CartonError
@@ -60,9 +62,7 @@ def locked(root: Path, sha256: str) -> Iterator[None]:
     for sub in (".locks", ".tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     path = str(root / ".locks" / f"{sha256}.lock")
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): filelock's lock, under the same name
+    if not system.HAVE_FLOCK:  # Windows: filelock's lock, under the same name
         with _filelock(path, root, sha256):
             yield
         return
@@ -73,14 +73,15 @@ def locked(root: Path, sha256: str) -> Iterator[None]:
         deadline = time.monotonic() + LOCK_TIMEOUT
         pause = 0.001
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            taken = system.lock(fd, wait=False)
+            if taken:
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise _waited_too_long(root, sha256) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
+            if taken is None:
+                raise OSError(errno.ENOLCK, f"{path}: this filesystem refuses file locks")
+            if time.monotonic() >= deadline:
+                raise _waited_too_long(root, sha256) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
         yield
     finally:
         os.close(fd)  # which releases the lock

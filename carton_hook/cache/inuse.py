@@ -16,6 +16,9 @@ import os
 import time
 
 from carton_hook.cache.layout import COMPLETE
+from carton_hook.system import lock
+
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # not on Windows
 
 # How stale a "last used" stamp may get: one write per entry per hour at most.
 STAMP_EVERY = 3600.0
@@ -28,15 +31,15 @@ def hold(entry: str) -> bool:
     it again); True otherwise, also when the lock cannot be had (nothing is refused)."""
     if entry in _held:
         return True
-    import fcntl
-
     marker = os.path.join(entry, COMPLETE)
     try:
-        fd = os.open(marker, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(marker, os.O_RDONLY | O_CLOEXEC)
     except OSError:
         return False
+    if not lock(fd, shared=True):  # waits only while a prune renames the entry
+        os.close(fd)
+        return True  # no lock to be had here: nothing is refused
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a prune renames the entry
         held, now = os.fstat(fd), os.stat(marker)
     except FileNotFoundError:
         os.close(fd)
@@ -65,15 +68,11 @@ def last_used(entry: str) -> float:
 def take(entry: str) -> int | None:
     """The marker's descriptor under an exclusive lock, if no process uses `entry`;
     None if one does. The caller removes the entry, then closes the descriptor."""
-    import fcntl
-
     try:
-        fd = os.open(os.path.join(entry, COMPLETE), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(os.path.join(entry, COMPLETE), os.O_RDONLY | O_CLOEXEC)
     except OSError:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    if not lock(fd, wait=False):  # in use, or no lock to tell it by: kept
         os.close(fd)
         return None
     return fd

@@ -145,16 +145,11 @@ def _read(path: str) -> bytes | None:
 
 
 def _lock(fd: int) -> bool:
-    """Wait for the lock of the open source file `fd`; False where there is none."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: each process compiles for itself
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError:
-        return False
-    return True
+    """Wait for the lock of the open source file `fd`; False where there is none (each
+    process then compiles for itself)."""
+    from carton_hook.system import lock
+
+    return bool(lock(fd))
 
 
 def _write(pyc: str, data: bytes, tmp: str) -> None:

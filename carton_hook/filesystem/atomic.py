@@ -100,17 +100,9 @@ def remove_leftovers(folder: Path) -> list[Path]:
 def _try_lock(fd: int) -> bool | None:
     """Take an exclusive flock on `fd` without waiting: True if taken, False if another
     process holds it, None where there is no flock."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:
-        return None
-    return True
+    from carton_hook.system import lock
+
+    return lock(fd, wait=False)
 
 
 def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:

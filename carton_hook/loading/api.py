@@ -22,6 +22,7 @@ from carton_hook.loading.finder import CartonFinder
 from carton_hook.loading.isolation import isolate
 from carton_hook.loading.plan import Plan, get_plan
 from carton_hook.loading.run import resolve_entrypoint
+from carton_hook.system import prefix_layout
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
@@ -105,8 +106,9 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     carton._prefix = prefix
     # Children started with sys.executable, `python` from PATH or multiprocessing run in
     # the prefix, whose .pth boots the same plan there.
-    bindir = os.path.join(prefix, "bin")
-    sys.executable = os.path.join(bindir, "python")
+    scripts, _, names = prefix_layout(*sys.version_info[:2])
+    bindir = os.path.join(prefix, scripts)
+    sys.executable = os.path.join(bindir, names[0])
     os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     # Its children (which boot from the environment) get what it got.
     if system_site_packages:

@@ -251,12 +251,12 @@ class _PreloadingLoader:
             raise CartonImportError(f"cannot import {spec.name}: {exc}", name=spec.name) from exc
         with finder._lock:
             if self._sha not in finder._preloaded:
-                import ctypes
+                from carton_hook.system import load_library
 
                 for sha, path in preload:
                     library = _join(finder.cache_root, sha, path)
                     try:
-                        ctypes.CDLL(library)
+                        load_library(library)
                     except OSError as exc:
                         raise CartonImportError(
                             f"cannot import {spec.name}: loading {os.path.basename(library)} from "

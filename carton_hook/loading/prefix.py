@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from carton_hook.cache.layout import BOOT_MODULE, is_published, prefix_dir
 from carton_hook.cache.publish import publishing
 from carton_hook.planning.planfile import model_of
+from carton_hook.system import interpreter, link_interpreter, prefix_layout, script_header
 
 if TYPE_CHECKING:
     from carton_hook.planning.planfile import PlanData
@@ -66,44 +67,34 @@ def ensure_prefix(plan: PlanData, plan_file: str, home: str | Path,
 
 def _fill(work: Path, final: Path, plan: PlanData, plan_file: str,
           worker_python: str) -> None:
-    base = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    base = interpreter()
     version = ".".join(map(str, sys.version_info[:3]))
     (work / "pyvenv.cfg").write_text(
         f"home = {os.path.dirname(base)}\ninclude-system-site-packages = false\n"
         f"version = {version}\nexecutable = {base}\n")
-    bindir = work / "bin"
+    scripts, site_dir, names = prefix_layout(*sys.version_info[:2])
+    bindir = work / scripts
     bindir.mkdir()
-    major, minor = sys.version_info[:2]
-    for name in ("python", f"python{major}", f"python{major}.{minor}"):
-        (bindir / name).symlink_to(base)
-    site_packages = work / "lib" / f"python{major}.{minor}" / "site-packages"
+    for name in names:
+        link_interpreter(str(bindir / name), base)
+    site_packages = work / site_dir
     site_packages.mkdir(parents=True)
     hook_parent = str(Path(__file__).resolve().parents[2])  # the folder holding carton_hook
     (site_packages / f"{BOOT_MODULE}.py").write_text(_BOOT_SOURCE.format(
         hook_parent=hook_parent, plan_file=plan_file, worker_python=worker_python,
         model=model_of(plan)))
     (site_packages / f"{BOOT_MODULE}.pth").write_text(f"import {BOOT_MODULE}\n")
-    python = final / "bin" / "python"
+    python = final / scripts / names[0]
     for name, target in sorted(console_scripts(plan).items()):
         module, _, attrs = target.partition(":")
         if not attrs or "/" in name or name.startswith("python"):
             continue
         script = bindir / name
-        script.write_text(_SCRIPT.format(shebang=shebang(str(python)), module=module.strip(),
+        script.write_text(_SCRIPT.format(shebang=script_header(str(python)),
+                                         module=module.strip(),
                                          head=attrs.strip().split(".")[0],
                                          call=attrs.strip()))
         script.chmod(0o755)
-
-
-def shebang(python: str) -> str:
-    """The first line(s) of a script run by `python`. A kernel splits a `#!` line at the
-    first space and truncates it at 127 bytes or so; such a path goes through /bin/sh,
-    as pip's scripts do, in lines that Python reads as a string and skips."""
-    if " " not in python and len(python.encode()) < 120:
-        return f"#!{python}"
-    import shlex
-
-    return f"#!/bin/sh\n'''exec' {shlex.quote(python)} \"$0\" \"$@\"\n' '''"
 
 
 def console_scripts(plan: PlanData) -> dict[str, str]:

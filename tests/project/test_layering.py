@@ -20,7 +20,8 @@ THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "tomli", "build"
 # below it (docs/architecture.md). The package's face (`carton_hook/__init__.py`, whose
 # `load` imports loading's API when called) and `python -m carton_hook` sit on top.
 LAYERS = [
-    {"carton_hook.errors", "carton_hook.switches", "carton_hook.log", "carton_hook.trace"},
+    {"carton_hook.errors", "carton_hook.switches", "carton_hook.log", "carton_hook.trace",
+     "carton_hook.system"},
     {"carton_hook.formats"},
     {"carton_hook.network", "carton_hook.filesystem"},
     {"carton_hook.cache"},
