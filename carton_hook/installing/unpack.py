@@ -12,12 +12,20 @@ that is published only when every member matched. A wheel that fails leaves noth
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from carton_hook.errors import WheelError
 from carton_hook.formats.wheelcheck import check_wheel
 from carton_hook.installing import splitunpack
+
+# installer leaves out a wheel's `__pycache__` files (numpy 2.2.6's cp311 wheel has one)
+# and warns, with a source line, into the user's terminal; carton checks those members
+# against RECORD all the same and compiles its own bytecode: nothing to act on. Said with
+# -v instead (below). Set once, here: catching warnings per call is not thread-safe, and
+# several wheels install at once.
+warnings.filterwarnings("ignore", r"Skip installing .*__pycache__", RuntimeWarning)
 
 
 def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
@@ -49,6 +57,13 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
         with _verifying_source_class().open(wheel) as source:
             source.expect(filename, info.record, elsewhere)
             install(source, destination, additional_metadata={"INSTALLER": b"carton\n"})
+            left_out = [p for p in info.record if "__pycache__" in p.split("/")]
+            if left_out:
+                from carton_hook.log import logger
+
+                logger().debug("%s: %d file(s) in __pycache__ left out, as installer does "
+                               "(checked against RECORD; carton compiles its own): %s",
+                               filename, len(left_out), ", ".join(left_out[:3]))
             if helper is not None:
                 theirs = sorted(elsewhere)
                 why = splitunpack.join(helper, filename) or splitunpack.missing(

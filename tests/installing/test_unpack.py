@@ -414,3 +414,32 @@ def test_a_second_process_that_fails_leaves_its_members_to_the_first(
     monkeypatch.setattr(splitunpack, "_helper_argv", lambda: helper)
     two = install_split(tmp_path, wheel, "two", 1)
     assert snapshot(two) == snapshot(one)
+
+
+def test_a_pycache_member_left_out_says_nothing_unless_asked(tmp_path: Path) -> None:
+    """installer's warning about it (with a source line) never reaches the user's
+    terminal: nothing there to act on. `-v` names it, once."""
+    import subprocess
+    import sys
+
+    from ..factory import make_wheel
+
+    wheel = make_wheel(tmp_path / "w", "demo", "1.0", {
+        "demo/__init__.py": "V = 1\n", "demo/__pycache__/x.cpython-310.pyc": b"\x00" * 40})
+    script = ("import sys\n"
+              "from pathlib import Path\n"
+              "from carton_hook.installing.unpack import install_wheel\n"
+              "w = Path(sys.argv[1])\n"
+              "install_wheel(w, w.name, w.parent / 'final', w.parent / ('d' + sys.argv[2]),"
+              " sys.executable)\n")
+    quiet = subprocess.run([sys.executable, "-W", "default", "-c", script, str(wheel), "-q"],
+                           capture_output=True, text=True, check=False)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    loud = subprocess.run([sys.executable, "-c", script, str(wheel), "-v"],
+                          env={**os.environ, "CARTON_VERBOSE": "1"},
+                          capture_output=True, text=True, check=False)
+    assert loud.returncode == 0, loud.stderr
+    assert ("carton: demo-1.0-py3-none-any.whl: 1 file(s) in __pycache__ left out, as "
+            "installer does (checked against RECORD; carton compiles its own): "
+            "demo/__pycache__/x.cpython-310.pyc") in loud.stderr
+    assert "RuntimeWarning" not in loud.stderr
