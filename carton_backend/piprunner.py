@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any, cast
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +31,8 @@ def main(argv: list[str]) -> int:
     def target_environment() -> dict[str, str]:
         return dict(environment)
 
-    markers.default_environment = target_environment
+    # Any: pip's vendored packaging types it as its own TypedDict in newer pips.
+    markers.default_environment = cast(Any, target_environment)
     from pip._internal.cli.main import main as pip_main
 
     return int(pip_main(argv[1:]))
