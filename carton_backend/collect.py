@@ -131,6 +131,8 @@ class Collector:
                 or self.index is None):
             return None
         filename = _filename(res.url)
+        if self.downloader.cached(res.sha256, filename) is not None:
+            return None  # here whole already (another section has it): checked whole, free
         hit = self.index.find(res.name, filename, res.sha256)
         if hit is None or urlsplit(hit.url).scheme not in ("http", "https"):
             return None

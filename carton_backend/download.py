@@ -68,10 +68,15 @@ class Downloader:
         if scheme not in ("http", "https"):
             raise DownloadError(url, f"cannot fetch {scheme!r} URLs")
         if sha256 is not None:
-            cached = self.cache_dir / sha256 / filename
-            if cached.is_file():
+            cached = self.cached(sha256, filename)
+            if cached is not None:
                 return cached
         return self._download(url, sha256, filename)
+
+    def cached(self, sha256: str, filename: str) -> Path | None:
+        """The file already downloaded with this sha256 and name, if it is here."""
+        path = self.cache_dir / sha256 / filename
+        return path if _SHA256.match(sha256) and path.is_file() else None
 
     def _download(self, url: str, sha256: str | None, filename: str) -> Path:
         import urllib3  # here: packing with a current lock downloads nothing (80 ms)

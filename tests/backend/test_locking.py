@@ -791,3 +791,23 @@ def test_foreign_sections_are_reproducible_listed_and_exported(
     repro = run_cli(hermetic_env, "check-reproducible", model)
     assert repro.returncode == 0, repro.stderr
     assert repro.stdout.startswith("reproducible: two builds of ")
+
+
+def test_a_foreign_wheel_already_downloaded_whole_is_not_read_again(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    """A platform whose wheels are the building section's (this machine's own kind):
+    those files are here whole already, and are checked whole, with no range request."""
+    import platform
+
+    if platform.machine() != "x86_64" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the building section's wheels are manylinux x86_64 ones")
+    add_platform_wheels(tmp_path, pypi)
+    model = write_model(tmp_path / "model", "native\n", carton=(
+        'entrypoint = "model:main"\nplatforms = ["x86_64-manylinux_2_17"]\n'))
+    pypi.core_metadata = True
+    pypi.reset_counts()
+    lock_ok(hermetic_env, model)
+    envs = lock_json(model)["environments"]
+    assert [e.get("platform") for e in envs] == [None, "x86_64-manylinux_2_17"]
+    assert envs[0]["packages"] == envs[1]["packages"]
+    assert pypi.sent_in_ranges == {}
