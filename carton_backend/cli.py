@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from carton_hook.errors import CartonError, report
 from carton_hook.formats.lockfile import LOCK_PATH, Lock, load_lock
 from carton_hook.formats.version import CREATED_BY
 
-from .config import ModelConfig, load_config
+from .config import PYTHON_VERSION, ModelConfig, load_config
 from .lockdiff import describe_changes
 from .locking import LockRequest, lock_model, lock_state
 from .logsetup import setup_logging
@@ -98,7 +97,7 @@ def _platform(value: str) -> str:
 
 
 def _python_version(value: str) -> str:
-    if not re.fullmatch(r"3\.\d{1,2}", value):
+    if not PYTHON_VERSION.match(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a MAJOR.MINOR version like 3.12")
     return value
 

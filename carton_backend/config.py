@@ -27,7 +27,7 @@ DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/
 _KNOWN_KEYS = ("entrypoint", "requirements", "python", "platforms", "exclude", "bundle",
                "only-binary", "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")  # `python` entries, and `lock --python`
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def load_config(root: Path) -> ModelConfig:
     if not isinstance(python, list) or not all(isinstance(v, str) for v in python):
         raise ConfigError(where, "tool.carton.python", 'must be a list like ["3.10", "3.12"]')
     for value in python:
-        if not _PYTHON_VERSION.match(value):
+        if not PYTHON_VERSION.match(value):
             raise ConfigError(where, "tool.carton.python",
                               f'{value!r} is not a MAJOR.MINOR version like "3.12"')
 

@@ -14,6 +14,9 @@ import os
 import sys
 
 WINDOWS = os.name == "nt"
+# Descriptors a child process must not inherit (lock files among them); Windows has no
+# such flag (its descriptors are not inherited by default).
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # POSIX has flock(2) (fcntl is imported when a lock is first taken: at import time it
 # would cost every warm start the lookup of lib-dynload, ~0.8 ms here).
 HAVE_FLOCK = os.name == "posix"

@@ -103,10 +103,10 @@ def prune(home: Path, older_than: float, now: float | None = None) -> Removal:
 
 def _plan_unlocked(plan: Path) -> bool:
     """Whether no process holds the lock of making `plan` (plan.get_plan's)."""
-    from carton_hook.system import lock
+    from carton_hook.system import O_CLOEXEC, lock
 
     try:
-        fd = os.open(f"{plan}.lock", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(f"{plan}.lock", os.O_RDONLY | O_CLOEXEC)
     except OSError:
         return True  # never locked here
     try:

@@ -68,7 +68,7 @@ def locked(root: Path, sha256: str) -> Iterator[None]:
         return
     # flock itself, as filelock takes it on POSIX (the two exclude each other), without
     # filelock's import: 20-80 ms of every first run (docs/performance.md).
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | system.O_CLOEXEC, 0o644)
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
         pause = 0.001

@@ -16,9 +16,7 @@ import os
 import time
 
 from carton_hook.cache.layout import COMPLETE
-from carton_hook.system import lock
-
-O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # not on Windows
+from carton_hook.system import O_CLOEXEC, lock
 
 # How stale a "last used" stamp may get: one write per entry per hour at most.
 STAMP_EVERY = 3600.0

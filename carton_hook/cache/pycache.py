@@ -33,6 +33,8 @@ from importlib.machinery import (
 )
 from importlib.util import MAGIC_NUMBER, cache_from_source
 
+from carton_hook.system import O_CLOEXEC, lock
+
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -98,9 +100,9 @@ def compile_and_keep(source: str, pyc: str, header: bytes, tmp: str,
                      to_code: Callable[[bytes, str], CodeType]) -> CodeType:
     """Compile `source` under its lock (another process may be compiling it: then its
     `.pyc` is read once it is written) and keep the `.pyc` if the cache allows."""
-    fd = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(source, os.O_RDONLY | O_CLOEXEC)
     try:
-        if _lock(fd):
+        if lock(fd):  # where no lock can be had, each process compiles for itself
             code = _code(_read(pyc), header, source)
             if code is not None:
                 return code  # the process that held the lock compiled it
@@ -142,14 +144,6 @@ def _read(path: str) -> bytes | None:
             return f.read()
     except OSError:
         return None
-
-
-def _lock(fd: int) -> bool:
-    """Wait for the lock of the open source file `fd`; False where there is none (each
-    process then compiles for itself)."""
-    from carton_hook.system import lock
-
-    return bool(lock(fd))
 
 
 def _write(pyc: str, data: bytes, tmp: str) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from carton_hook.system import lock
+
 # Errors a rename may give for a moment (a virus scanner or indexer holding the folder,
 # a network filesystem), worth a few short retries. ENOTEMPTY/EEXIST are not among them:
 # a target that exists is a lost race or a bug, never something to overwrite.
@@ -55,7 +57,7 @@ def atomic_writer(path: Path, *, executable: bool = False,
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", dir=path.parent)
-    _try_lock(fd)
+    lock(fd, wait=False)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -86,7 +88,7 @@ def remove_leftovers(folder: Path) -> list[Path]:
             continue  # gone already, or a folder
         try:
             age = time.time() - os.fstat(fd).st_mtime
-            locked = _try_lock(fd)
+            locked = lock(fd, wait=False)
             if age > (LEFTOVER_AGE if locked is not None else 86400) and locked is not False:
                 candidate.unlink()
                 removed.append(candidate)
@@ -95,14 +97,6 @@ def remove_leftovers(folder: Path) -> list[Path]:
         finally:
             os.close(fd)
     return removed
-
-
-def _try_lock(fd: int) -> bool | None:
-    """Take an exclusive flock on `fd` without waiting: True if taken, False if another
-    process holds it, None where there is no flock."""
-    from carton_hook.system import lock
-
-    return lock(fd, wait=False)
 
 
 def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:

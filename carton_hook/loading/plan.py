@@ -116,11 +116,11 @@ def _extract_meanwhile(model: str, home: str) -> None:
 def _lock(plan_file: str) -> int | None:
     """Hold the lock of making `plan_file` (flock: it dies with its holder); None where
     it cannot be taken (a read-only cache, no flock): then each process makes its own."""
-    from carton_hook.system import lock
+    from carton_hook.system import O_CLOEXEC, lock
 
     try:
         os.makedirs(os.path.dirname(plan_file), exist_ok=True)
-        fd = os.open(plan_file + ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+        fd = os.open(plan_file + ".lock", os.O_RDWR | os.O_CREAT | O_CLOEXEC,
                      0o644)
     except OSError:
         return None
