@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
+import aside  # noqa: E402
 from contenders import PY, Builder  # noqa: E402
 from report import Report  # noqa: E402
 from timing import Command, Result, alternate, clean_env, run_once  # noqa: E402
@@ -78,6 +79,7 @@ def main() -> int:
     for wheel in sorted(wheelhouse.glob("*.whl")):
         index.add(wheel)
     index.start()
+    aside.start(work / "set-aside")
     report = Report(machine=machine(), runs=args.runs, cold_runs=args.cold_runs)
     report.part_seconds["wheels and index"] = time.monotonic() - started
     try:
@@ -115,6 +117,8 @@ def main() -> int:
             part("memory", lambda: memory(report, work, index, args))
     finally:
         index.stop()
+        freed = aside.empty()
+        print(f"bench: deleted {freed / 1e9:.1f} GB that cold runs had set aside", flush=True)
     report.seconds = time.monotonic() - started
     args.out.write_text(report.markdown())
     print(f"bench: wrote {args.out} in {report.seconds / 60:.1f} min", flush=True)
@@ -274,7 +278,7 @@ def memory(report: Report, work: Path, index: PackageIndex, args: argparse.Names
     argv = [PY, "-m", "carton_hook", str(archive)]
     warm = Command("carton warm", argv, {"CARTON_HOME": str(warm_home)}, expect="big 150")
     cold = Command("carton cold", argv, {"CARTON_HOME": str(cold_home)},
-                   prepare=lambda: shutil.rmtree(cold_home, ignore_errors=True),
+                   prepare=lambda: aside.set_aside(cold_home),
                    expect="big 150")
     run_once(warm)
     results = [Result("carton warm"), Result("carton cold")]

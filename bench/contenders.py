@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aside import set_aside
 from report import FLOOR
 from timing import Command, clean_env, run_settled
 from workloads import Workload, model_source, pack_env, write_model
@@ -16,7 +17,7 @@ PY = sys.executable
 
 
 def _fresh(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    set_aside(path)  # deleted when the bench ends (aside.py)
 
 
 class Builder:
@@ -52,7 +53,7 @@ class Builder:
 
         def prepare() -> None:
             for cache in list((target / "lib").glob("python*/site-packages/**/__pycache__")):
-                shutil.rmtree(cache)
+                set_aside(cache)
 
         return Command(FLOOR,
                        [str(target / "bin" / "python"), str(self.script)], prepare=prepare,
