@@ -26,7 +26,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 
 import aside  # noqa: E402
 from contenders import PY, Builder  # noqa: E402
-from report import Report  # noqa: E402
+from report import BESIDE_SECOND, Report  # noqa: E402
 from timing import Command, Result, alternate, clean_env, run_once  # noqa: E402
 from workloads import (  # noqa: E402
     MANY,
@@ -143,14 +143,21 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
     warm = alternate([c for c in (venv, carton_warm, b.carton_executable(), shiv_warm, pex_warm,
                                   pexv_warm) if c is not None], args.runs)
     # The second run right after a cold one: against the venv's warm run, in turn.
-    second = alternate([venv, b.carton_second()], max(3, args.cold_runs // 2), warmup=0)
-    warm.append(second[1])
+    warm += beside_venv(venv, b.carton_second(), max(3, cold_runs))
     cold = alternate([carton_cold, shiv_cold, pexv_cold, b.uv_then_run(),
                       b.venv_compiling()], cold_runs, warmup=0)
     if small:  # far behind (7-16x the venv): a third of the samples tell that
         cold += alternate([c for c in (pex_cold, b.pip_then_run()) if c is not None],
                           max(2, cold_runs // 3), warmup=0)
     report.add_table(workload.name, f"Workload: {workload.title}", warm + cold, base="plain venv")
+
+
+def beside_venv(venv: Command, second: Command, runs: int) -> list[Result]:
+    """The second run after a cold one, alternating with the venv's warm run: its target
+    is a ratio to the venv runs made beside it, not to those of another minute."""
+    results = alternate([venv, second], runs, warmup=0)
+    results[0].name = BESIDE_SECOND
+    return results
 
 
 def against_uv(report: Report, workload: Workload, work: Path, wheelhouse: Path,
@@ -163,7 +170,7 @@ def against_uv(report: Report, workload: Workload, work: Path, wheelhouse: Path,
     carton_warm, carton_cold, _ = b.carton()
     runs = max(2, args.cold_runs // 3)
     warm = alternate([venv, carton_warm], warm_runs or max(5, args.runs // 2))
-    warm += alternate([b.carton_second()], runs, warmup=0)
+    warm += beside_venv(venv, b.carton_second(), runs)
     cold = alternate([carton_cold, b.uv_then_run()], runs, warmup=0)
     report.add_table(workload.name, f"Workload: {workload.title}", warm + cold,
                      base="plain venv")
