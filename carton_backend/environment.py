@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from carton_hook.formats.lockfile import Environment, Lock, first_applicable
 
 from .config import ModelConfig
-from .errors import ConfigError
+from .errors import BuildError, ConfigError
 from .platforms import Platform, parse_platform
 
 # The marker keys a section is selected by; the rest of the marker environment is kept
@@ -105,7 +105,13 @@ def env_marker(menv: Mapping[str, str]) -> str:
 
 
 def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """`value` as a PEP 508 string: its grammar has no escapes, only two quote characters."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise BuildError(f"this interpreter's marker value {value!r} has both quote characters: "
+                     "no PEP 508 marker can name it; lock on another interpreter")
 
 
 def current_marker_environment() -> dict[str, str]:

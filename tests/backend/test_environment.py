@@ -20,7 +20,7 @@ from carton_backend.environment import (
     section_for,
     targets,
 )
-from carton_backend.errors import ConfigError
+from carton_backend.errors import BuildError, ConfigError
 from carton_hook.formats.lockfile import Environment, Lock, Package, Wheel
 
 HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -224,3 +224,17 @@ def test_the_command_line_adds_platforms_with_its_pythons_or_the_configured_ones
         (HERE, "macos"), ("3.99", "macos")]
     assert pairs(targets(cfg, (), ("3.98",))) == [  # no platform: this machine's python3.98
         (HERE, None), ("3.99", None), ("3.98", None), (HERE, "windows"), ("3.99", "windows")]
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "it's", 'say "x"', "back\\slash"])
+def test_a_section_marker_names_any_value_as_packaging_reads_it(machine: str) -> None:
+    # PEP 508 strings have no escapes: a value is quoted with the quote it does not hold.
+    menv = {**LINUX_311, "platform_machine": machine}
+    marker = Marker(env_marker(menv))
+    assert marker.evaluate({**default_environment(), **menv})
+    assert not marker.evaluate({**default_environment(), **menv, "platform_machine": "other"})
+
+
+def test_a_value_with_both_quotes_cannot_be_a_marker() -> None:
+    with pytest.raises(BuildError, match="both quote characters"):
+        env_marker({**LINUX_311, "platform_machine": "it's \"x\""})
