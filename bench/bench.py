@@ -143,7 +143,7 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
     warm = alternate([c for c in (venv, carton_warm, b.carton_executable(), shiv_warm, pex_warm,
                                   pexv_warm) if c is not None], args.runs)
     # The second run right after a cold one: against the venv's warm run, in turn.
-    warm += beside_venv(venv, b.carton_second(), max(3, cold_runs))
+    warm += beside_venv(b, venv, max(3, cold_runs))
     cold = alternate([carton_cold, shiv_cold, pexv_cold, b.uv_then_run(),
                       b.venv_compiling()], cold_runs, warmup=0)
     if small:  # far behind (7-16x the venv): a third of the samples tell that
@@ -152,10 +152,11 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
     report.add_table(workload.name, f"Workload: {workload.title}", warm + cold, base="plain venv")
 
 
-def beside_venv(venv: Command, second: Command, runs: int) -> list[Result]:
-    """The second run after a cold one, alternating with the venv's warm run: its target
-    is a ratio to the venv runs made beside it, not to those of another minute."""
-    results = alternate([venv, second], runs, warmup=0)
+def beside_venv(b: Builder, venv: Command, runs: int) -> list[Result]:
+    """The second run after a cold one, alternating with the venv's warm run, each right
+    after a cold run too: its target is a ratio to the venv runs made beside it, in the
+    same state of the machine, not to those of another minute."""
+    results = alternate([b.venv_after_cold(venv), b.carton_second()], runs, warmup=0)
     results[0].name = BESIDE_SECOND
     return results
 
@@ -170,7 +171,7 @@ def against_uv(report: Report, workload: Workload, work: Path, wheelhouse: Path,
     carton_warm, carton_cold, _ = b.carton()
     runs = max(2, args.cold_runs // 3)
     warm = alternate([venv, carton_warm], warm_runs or max(5, args.runs // 2))
-    warm += beside_venv(venv, b.carton_second(), runs)
+    warm += beside_venv(b, venv, runs)
     cold = alternate([carton_cold, b.uv_then_run()], runs, warmup=0)
     report.add_table(workload.name, f"Workload: {workload.title}", warm + cold,
                      base="plain venv")

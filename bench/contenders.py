@@ -89,6 +89,20 @@ class Builder:
         return Command("carton second run", argv, {"CARTON_HOME": str(home)}, prepare=prepare,
                        expect=self.w.expect)
 
+    def venv_after_cold(self, venv: Command) -> Command:
+        """The venv's warm run, each right after an untimed cold run of the carton (after
+        `carton()`), as each second run is: what the machine does after a first run's
+        thousands of files (writing back, reclaiming) weighs on both alike."""
+        home = self.root / "carton-cold-before-venv"
+        argv = [PY, "-m", "carton_hook", str(self.archive)]
+
+        def prepare() -> None:
+            _fresh(home)
+            run_settled(argv, {"CARTON_HOME": str(home)})
+
+        return Command(f"{venv.name}, after a cold run", venv.argv, prepare=prepare,
+                       expect=self.w.expect)
+
     def carton_crowd(self, processes: int, warm: bool = False) -> Command:
         """`processes` runs of the carton started at once on an empty cache (a Pool, a
         Spark executor's workers), or with `warm` on the filled one (what the same

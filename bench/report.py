@@ -11,8 +11,9 @@ from timing import Result
 
 # No first run that compiles what the model imports can be faster than this contender.
 FLOOR = "plain venv, nothing compiled yet"
-# The venv's warm runs made in turn with carton's second runs, which their target compares.
-BESIDE_SECOND = "plain venv, beside the second runs"
+# The venv's warm runs made in turn with carton's second runs, each right after an untimed
+# cold run as they are, which their target compares.
+BESIDE_SECOND = "plain venv, after a cold run"
 
 
 @dataclass
@@ -213,9 +214,10 @@ NOTES = """\
   an empty `CARTON_HOME` (plan, extraction, download from the loopback index, checks,
   unpacking, and compiling what is imported, all included). "second run" is the run right
   after a cold run, with only what that run left (the `.pyc` files of what it imported),
-  timed in turn with the venv's warm run ("plain venv, beside the second runs"), which its
-  target compares it with; "N processes at once" starts N cold runs together on one empty
-  cache and ends with the last.
+  timed in turn with the venv's warm run made right after an untimed cold run of the
+  carton too ("plain venv, after a cold run"), which its target compares it with;
+  "N processes at once" starts N cold runs together on one empty cache and ends with the
+  last.
 - **shiv**: a `.pyz` built with `shiv -e model:main`; cold with an empty `SHIV_ROOT`.
 - **pex**: a `.pex` built with `-e model:main`, in its default zip mode and with `--venv`;
   cold with an empty `PEX_ROOT`. The zip mode runs on the `requests` workload only (on
