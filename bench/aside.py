@@ -18,6 +18,9 @@ import itertools
 import shutil
 from pathlib import Path
 
+# What a whole bench sets aside (11.7 GB on Python 3.11, torch included), with room left.
+ROOM_NEEDED = 15_000_000_000
+
 _folder: Path | None = None
 _count = itertools.count()
 

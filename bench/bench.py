@@ -80,6 +80,10 @@ def main() -> int:
         index.add(wheel)
     index.start()
     aside.start(work / "set-aside")
+    free = shutil.disk_usage(work).free
+    if free < aside.ROOM_NEEDED:
+        print(f"bench: warning: {free / 1e9:.0f} GB free in {work}; what cold runs empty is "
+              f"kept until the bench ends (~{aside.ROOM_NEEDED / 1e9:.0f} GB)", flush=True)
     report = Report(machine=machine(), runs=args.runs, cold_runs=args.cold_runs)
     report.part_seconds["wheels and index"] = time.monotonic() - started
     try:
