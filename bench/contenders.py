@@ -48,7 +48,7 @@ class Builder:
         """The plain venv with its packages' `.pyc` removed before each run (after
         `venv()`): no download, no unpacking, only the compiling of what the model
         imports, which every first run that compiles on import also does. No first run
-        of a runner that compiles on import can be faster than this one."""
+        that compiles on import on one core can be faster than this one."""
         target = self.root / "venv"
 
         def prepare() -> None:
