@@ -18,7 +18,7 @@ import itertools
 import shutil
 from pathlib import Path
 
-# What a whole bench sets aside (11.7 GB on Python 3.11, torch included), with room left.
+# What a whole bench sets aside (11.7-13.0 GB on Python 3.11, torch included), with room left.
 ROOM_NEEDED = 15_000_000_000
 
 _folder: Path | None = None

@@ -16,10 +16,6 @@ from workloads import Workload, model_source, pack_env, write_model
 PY = sys.executable
 
 
-def _fresh(path: Path) -> None:
-    set_aside(path)  # deleted when the bench ends (aside.py)
-
-
 class Builder:
     """Builds every contender of one workload below `root`."""
 
@@ -70,7 +66,7 @@ class Builder:
         warm = Command("carton warm", argv, {"CARTON_HOME": str(warm_home)},
                        expect=self.w.expect)
         cold = Command("carton cold", argv, {"CARTON_HOME": str(cold_home)},
-                       prepare=lambda: _fresh(cold_home), expect=self.w.expect)
+                       prepare=lambda: set_aside(cold_home), expect=self.w.expect)
         self.archive, self.warm_home = archive, warm_home
         return warm, cold, folder
 
@@ -81,7 +77,7 @@ class Builder:
         argv = [PY, "-m", "carton_hook", str(self.archive)]
 
         def prepare() -> None:
-            _fresh(home)
+            set_aside(home)
             # Until the first run's worker and helpers end too: they would run beside
             # the timed second run otherwise.
             run_settled(argv, {"CARTON_HOME": str(home)})
@@ -97,7 +93,7 @@ class Builder:
         argv = [PY, "-m", "carton_hook", str(self.archive)]
 
         def prepare() -> None:
-            _fresh(home)
+            set_aside(home)
             run_settled(argv, {"CARTON_HOME": str(home)})
 
         return Command(f"{venv.name}, after a cold run", venv.argv, prepare=prepare,
@@ -115,7 +111,7 @@ class Builder:
         return Command(f"carton {'warm' if warm else 'cold'}, {processes} processes at once",
                        [PY, "-c", launch, str(processes), PY, "-m", "carton_hook",
                         str(self.archive)], {"CARTON_HOME": str(home)},
-                       prepare=None if warm else lambda: _fresh(home), expect=self.w.expect)
+                       prepare=None if warm else lambda: set_aside(home), expect=self.w.expect)
 
     def carton_executable(self) -> Command:
         """The same carton run as `python model.carton` (after `carton()`): the runtime
@@ -132,7 +128,7 @@ class Builder:
         warm = Command("shiv warm", [PY, str(target)], {"SHIV_ROOT": str(warm_root)},
                        expect=self.w.expect)
         cold = Command("shiv cold", [PY, str(target)], {"SHIV_ROOT": str(cold_root)},
-                       prepare=lambda: _fresh(cold_root), expect=self.w.expect)
+                       prepare=lambda: set_aside(cold_root), expect=self.w.expect)
         return warm, cold
 
     def pex(self, venv: bool) -> tuple[Command, Command]:
@@ -146,7 +142,7 @@ class Builder:
         warm = Command(f"{label} warm", [PY, str(target)], {"PEX_ROOT": str(warm_root)},
                        expect=self.w.expect)
         cold = Command(f"{label} cold", [PY, str(target)], {"PEX_ROOT": str(cold_root)},
-                       prepare=lambda: _fresh(cold_root), expect=self.w.expect)
+                       prepare=lambda: set_aside(cold_root), expect=self.w.expect)
         return warm, cold
 
     def pip_then_run(self) -> Command:
@@ -156,7 +152,7 @@ class Builder:
                 f"{PY} -m pip --python {python} install -q --no-cache-dir --no-index "
                 f"-f {self.wheelhouse} {' '.join(self.w.requirements)} && {python} {self.script}")
         return Command("pip install, then run", [line], shell=True,
-                       prepare=lambda: _fresh(target), expect=self.w.expect)
+                       prepare=lambda: set_aside(target), expect=self.w.expect)
 
     def uv_then_run(self) -> Command:
         target, cache = self.root / "uv-fresh", self.root / "uv-cache"
@@ -167,8 +163,8 @@ class Builder:
                 f"{' '.join(self.w.requirements)} && {python} {self.script}")
 
         def prepare() -> None:
-            _fresh(target)
-            _fresh(cache)
+            set_aside(target)
+            set_aside(cache)
 
         return Command("uv pip install, then run", [line], {"UV_CACHE_DIR": str(cache)},
                        shell=True, prepare=prepare, expect=self.w.expect)
