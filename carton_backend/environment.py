@@ -70,10 +70,7 @@ def check_interpreter(target: Target, config: ModelConfig) -> None:
     if target.building or target.platform is not None:
         return
     if target.executable is None:
-        raise ConfigError(str(config.pyproject), "tool.carton.python",
-                          f"lists {target.python_version}, but no python{target.python_version} "
-                          f"is on PATH; install Python {target.python_version} or remove it "
-                          "from the list")
+        raise _not_usable(target, config, f"no python{target.python_version} is on PATH")
     try:
         proc = subprocess.run(
             [target.executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -82,10 +79,20 @@ def check_interpreter(target: Target, config: ModelConfig) -> None:
     except OSError:
         works = False
     if not works:
-        raise ConfigError(str(config.pyproject), "tool.carton.python",
-                          f"lists {target.python_version}, but {target.executable} does not run "
-                          f"as Python {target.python_version}; install it or remove it "
-                          "from the list")
+        raise _not_usable(target, config, f"{target.executable} does not run as Python "
+                                          f"{target.python_version}")
+
+
+def _not_usable(target: Target, config: ModelConfig, problem: str) -> BuildError:
+    """The error for an interpreter `problem` keeps from resolving, naming where it was
+    asked for: `[tool.carton] python`, or the command line's `--python`."""
+    version = target.python_version
+    if version in config.python:
+        return ConfigError(str(config.pyproject), "tool.carton.python",
+                           f"lists {version}, but {problem}; install Python {version} or "
+                           "remove it from the list")
+    return BuildError(f"--python {version}: {problem}; install Python {version} or leave "
+                      f"--python {version} out")
 
 
 def env_id(menv: Mapping[str, str], platform: str | None = None) -> str:

@@ -77,6 +77,14 @@ def test_a_listed_python_not_on_path_is_a_config_error(tmp_path: Path) -> None:
     assert "lists 3.99, but no python3.99 is on PATH" in str(info.value)
 
 
+def test_a_python_asked_for_on_the_command_line_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(BuildError) as info:
+        check_interpreter(Target("3.99"), config(tmp_path))  # `lock --python 3.99`
+    assert not isinstance(info.value, ConfigError)
+    assert str(info.value) == ("--python 3.99: no python3.99 is on PATH; install Python 3.99 "
+                               "or leave --python 3.99 out")
+
+
 @pytest.mark.parametrize("script", [
     "echo 3.7",                                        # another Python behind the name
     "echo 'pyenv: python3.98: command not found' >&2; exit 127",  # a shim, not active
