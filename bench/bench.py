@@ -26,7 +26,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 
 import aside  # noqa: E402
 from contenders import PY, Builder  # noqa: E402
-from report import BESIDE_SECOND, Report  # noqa: E402
+from report import Report  # noqa: E402
 from timing import Command, Result, alternate, clean_env, run_once  # noqa: E402
 from workloads import (  # noqa: E402
     MANY,
@@ -122,7 +122,8 @@ def main() -> int:
     finally:
         index.stop()
         freed = aside.empty()
-        print(f"bench: deleted {freed / 1e9:.1f} GB that cold runs had set aside", flush=True)
+        print(f"bench: deleted what cold runs had set aside ({freed / 1e9:.1f} GB freed)",
+              flush=True)
     report.seconds = time.monotonic() - started
     args.out.write_text(report.markdown())
     print(f"bench: wrote {args.out} in {report.seconds / 60:.1f} min", flush=True)
@@ -160,9 +161,7 @@ def beside_venv(b: Builder, venv: Command, runs: int) -> list[Result]:
     """The second run after a cold one, alternating with the venv's warm run, each right
     after a cold run too: its target is a ratio to the venv runs made beside it, in the
     same state of the machine, not to those of another minute."""
-    results = alternate([b.venv_after_cold(venv), b.carton_second()], runs, warmup=0)
-    results[0].name = BESIDE_SECOND
-    return results
+    return alternate([b.venv_after_cold(venv), b.carton_second()], runs, warmup=0)
 
 
 def against_uv(report: Report, workload: Workload, work: Path, wheelhouse: Path,

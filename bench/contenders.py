@@ -6,10 +6,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aside import set_aside
-from report import FLOOR
+from report import BESIDE_SECOND, FLOOR
 from timing import Command, clean_env, run_settled
 from workloads import Workload, model_source, pack_env, write_model
 
@@ -70,33 +71,32 @@ class Builder:
         self.archive, self.warm_home = archive, warm_home
         return warm, cold, folder
 
-    def carton_second(self) -> Command:
-        """The run right after a cold run (after `carton()`): what a first run left in the
-        cache (the `.pyc` of what it imported) is all the second one has."""
-        home = self.root / "carton-second"
+    def _cold_run_before(self, home: Path) -> Callable[[], None]:
+        """A `prepare` that makes an untimed cold run of the carton (after `carton()`)
+        into `home`, until its worker and helpers end too: they would otherwise run
+        beside the timed run that follows."""
         argv = [PY, "-m", "carton_hook", str(self.archive)]
 
         def prepare() -> None:
             set_aside(home)
-            # Until the first run's worker and helpers end too: they would run beside
-            # the timed second run otherwise.
             run_settled(argv, {"CARTON_HOME": str(home)})
 
-        return Command("carton second run", argv, {"CARTON_HOME": str(home)}, prepare=prepare,
+        return prepare
+
+    def carton_second(self) -> Command:
+        """The run right after a cold run (after `carton()`): what a first run left in the
+        cache (the `.pyc` of what it imported) is all the second one has."""
+        home = self.root / "carton-second"
+        return Command("carton second run", [PY, "-m", "carton_hook", str(self.archive)],
+                       {"CARTON_HOME": str(home)}, prepare=self._cold_run_before(home),
                        expect=self.w.expect)
 
     def venv_after_cold(self, venv: Command) -> Command:
         """The venv's warm run, each right after an untimed cold run of the carton (after
         `carton()`), as each second run is: what the machine does after a first run's
         thousands of files (writing back, reclaiming) weighs on both alike."""
-        home = self.root / "carton-cold-before-venv"
-        argv = [PY, "-m", "carton_hook", str(self.archive)]
-
-        def prepare() -> None:
-            set_aside(home)
-            run_settled(argv, {"CARTON_HOME": str(home)})
-
-        return Command(f"{venv.name}, after a cold run", venv.argv, prepare=prepare,
+        return Command(BESIDE_SECOND, venv.argv,
+                       prepare=self._cold_run_before(self.root / "carton-cold-before-venv"),
                        expect=self.w.expect)
 
     def carton_crowd(self, processes: int, warm: bool = False) -> Command:
