@@ -14,7 +14,11 @@ LOG_EVERY seconds, and one line says what was installed when the wait ends; with
 The plan's worker installs on while the model's process runs (workerclient.Background).
 The terminal is then the model's: the status line is drawn only while the model's
 process waits for a wheel, and cleared before it goes on. It says so on the worker's
-stdin, and waits for the worker's reply that nothing more will be drawn.
+stdin, and waits for the worker's reply that nothing more will be drawn, unless it goes
+on within the first `after` seconds of the worker's start (`silent_for`): nothing can
+have been written by then, and the worker reads what the model said before anything it
+writes (`Progress._take`), so nothing will be. That reply cost a short first run 10-20 ms
+while the worker was busy (docs/performance.md).
 
 No library draws it: a line of text is all it takes, the worker imports as little as
 it can, and a model may lock tqdm or rich at other versions (see docs/runtime.md).
@@ -29,11 +33,18 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import TextIO
+    from collections.abc import Callable, Mapping
 
 TICK = 0.25
 LOG_EVERY = 5.0  # seconds between two status lines written into a log
+
+
+def silent_for(environ: Mapping[str, str]) -> float:
+    """The seconds of a first run in which nothing is said (`CARTON_PROGRESS_AFTER`)."""
+    try:
+        return float(environ.get("CARTON_PROGRESS_AFTER", "1"))
+    except ValueError:
+        return 1.0
 
 
 def from_env(answer: Callable[[str], None] | None = None) -> Progress | None:
@@ -43,16 +54,13 @@ def from_env(answer: Callable[[str], None] | None = None) -> Progress | None:
     fd = os.environ.get("CARTON_PROGRESS_FD", "")
     if not fd.isdigit():
         return None
-    try:
-        after = float(os.environ.get("CARTON_PROGRESS_AFTER", "1"))
-    except ValueError:
-        after = 1.0
     from carton_hook.switches import env_flag
 
-    progress = Progress(int(fd), after, log=os.environ.get("CARTON_PROGRESS_STYLE") == "log",
+    progress = Progress(int(fd), silent_for(os.environ),
+                        log=os.environ.get("CARTON_PROGRESS_STYLE") == "log",
                         verbose=env_flag("CARTON_VERBOSE"))
     if answer is not None and os.environ.get("CARTON_PROGRESS_LISTEN") == "1":
-        progress.listen(sys.stdin, answer)
+        progress.listen(sys.stdin.fileno(), answer)
     return progress
 
 
@@ -79,7 +87,12 @@ class Progress:
         self._finished = False  # the log said the install is done
         self._unsaid: list[str] = []  # verbose lines held back while the model ran
         self._lock = threading.Lock()
-        self._draw = threading.Lock()  # held while drawing, and to stop the drawing
+        # Held while drawing, to stop the drawing, and to read what the model's process
+        # says (`_take`); taken again by `hold` and `resume` when a word is read.
+        self._draw = threading.RLock()
+        self._heard_fd: int | None = None  # where the model's process says it (`listen`)
+        self._heard = b""  # what it said that is not a whole line yet
+        self._answer: Callable[[str], None] = lambda _: None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._title = ""
@@ -122,6 +135,7 @@ class Progress:
                 self._doing = ""
         if installed and self._log and self._verbose:
             with self._draw:
+                self._take()
                 line = f"carton: installed {installed}\n"
                 if self._held:  # said with the next line the log gets, not amid the model's
                     self._unsaid.append(line)
@@ -172,18 +186,53 @@ class Progress:
             self._held = False
             self._since = time.monotonic()
 
-    def listen(self, stream: TextIO, answer: Callable[[str], None]) -> None:
-        """Follow what the model's process says on `stream` (WAITING, GOING_ON), in a
-        thread of its own. Until it says GOING_ON, it is taken to be waiting."""
+    def listen(self, fd: int, answer: Callable[[str], None]) -> None:
+        """Follow what the model's process says on `fd` (WAITING, GOING_ON), in a thread
+        of its own; `answer` replies. Until it says GOING_ON, it is taken to be waiting."""
+        import select
+
+        self.hear(fd, answer)
+
         def follow() -> None:
-            for line in stream:
-                if line.strip() == WAITING:
-                    self.resume()
-                elif line.strip() == GOING_ON:
-                    self.hold()
-                    answer(QUIET)
+            while True:
+                select.select([fd], [], [])
+                with self._draw:
+                    if not self._take():
+                        return
 
         threading.Thread(target=follow, daemon=True, name="carton-progress-listen").start()
+
+    def hear(self, fd: int, answer: Callable[[str], None]) -> None:
+        """Read what the model's process says on `fd` before anything is written
+        (`_take`), with no thread of its own (`listen` adds one)."""
+        os.set_blocking(fd, False)
+        self._heard_fd, self._answer = fd, answer
+
+    def _take(self) -> bool:
+        """Act on what the model's process has said and was not read yet; False once it
+        has closed the pipe. Called with `_draw` held, before anything is written: a
+        word said before then is always acted on first, which is what lets the model's
+        process go on without waiting for the reply in the first seconds."""
+        fd = self._heard_fd
+        if fd is None:
+            return False
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self._heard_fd = None
+                return False
+            *lines, self._heard = (self._heard + data).split(b"\n")
+            for line in lines:
+                if line.strip() == WAITING.encode():
+                    self.resume()
+                elif line.strip() == GOING_ON.encode():
+                    self.hold()
+                    self._answer(QUIET)
 
     def status(self) -> str:
         """The status line as it would be drawn now."""
@@ -202,6 +251,7 @@ class Progress:
     def _tick(self) -> None:
         while True:
             with self._draw:
+                self._take()
                 due = self._since + self._after - time.monotonic()
                 if not self._held and due <= 0:
                     self._draw_now()

@@ -62,7 +62,7 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         plan = make_plan(model, files)
     mark("worker: section selected")
     if extracting:
-        sys.stdin.readline()
+        _read_line(sys.stdin.fileno())
         mark("worker: the model's process opened the model")
         model = open_model(Path(model_arg), Path(carton_home()))
     plan["identity"] = identity
@@ -143,6 +143,13 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
 
 
 _SAYING = threading.Lock()
+
+
+def _read_line(fd: int) -> None:
+    """Read a line from `fd` a byte at a time: what follows it stays in the pipe, for
+    the progress line to read (progress.Progress.listen)."""
+    while os.read(fd, 1) not in (b"\n", b""):
+        pass
 
 
 def _say(line: str) -> None:

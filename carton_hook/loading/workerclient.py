@@ -92,6 +92,9 @@ MODEL_OPENED = "model-opened"
 # stopped: a terminal stopped with Ctrl-S blocks its writes, and the model must go on.
 HUSH_TIMEOUT = 2.0
 
+# `hush` waits for the worker's reply from this long before its silent seconds end.
+SILENCE_MARGIN = 0.05
+
 # The line a worker prints when the model's process may go on while it keeps installing
 # (`worker.write_plan`): `{"ready": [SHA256, ...]}`, the wheels it is still installing.
 READY = '{"ready"'
@@ -106,7 +109,14 @@ def start_worker(*args: str, keep_fd: int | None = None,
     for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`)."""
     import subprocess
     import threading
+    import time
 
+    from carton_hook.installing.progress import silent_for
+    from carton_hook.switches import env_flag
+
+    # Nothing is written in the worker's first seconds (but verbose lines into a log).
+    silent = 0.0 if env_flag("CARTON_VERBOSE") else silent_for(os.environ)
+    silent_until = time.monotonic() + silent
     env, progress_fd = _worker_env(listen=True, log=True)
     if meanwhile is not None:
         env["CARTON_AFTER_MODEL_OPENS"] = "1"
@@ -121,7 +131,8 @@ def start_worker(*args: str, keep_fd: int | None = None,
         if progress_fd is not None:
             os.close(progress_fd)
     assert proc.stdout is not None and proc.stderr is not None
-    background = Background(proc, listening=progress_fd is not None)
+    background = Background(proc, listening=progress_fd is not None,
+                            silent_until=silent_until)
     # Its stderr is read all along (a full pipe would stop it), and passed on once ready.
     threading.Thread(target=background.pass_on_stderr, daemon=True,
                      name="carton-worker-stderr").start()
@@ -156,18 +167,22 @@ class Background:
     """A worker that installs wheels while the model's process goes on: the finder waits
     for those it imports (`wait`)."""
 
-    def __init__(self, proc: Any, listening: bool = False) -> None:
+    def __init__(self, proc: Any, listening: bool = False, silent_until: float = 0.0) -> None:
         import codecs
         import threading
 
         self.proc = proc
         self._listening = listening  # it draws progress, when told the model waits
+        # Until then (time.monotonic()) it writes nothing: `hush` need not wait for it.
+        self._silent_until = silent_until
+        self._asked = 0  # how many times it was told GOING_ON
+        self._answered = 0  # how many QUIET replies came back
+        self._replies = threading.Condition()
         self.shas: set[str] = set()
         self.failed: dict[str, str] = {}
         self.stderr: list[str] = []
         self.stderr_done = threading.Event()
         self._ended = threading.Event()
-        self._quiet = threading.Event()
         self._lock = threading.Lock()
         self._live = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -231,9 +246,13 @@ class Background:
             if line.startswith('{"prefetch-failed"'):
                 self.failed.update(json.loads(line)["prefetch-failed"])
             elif line.strip() == QUIET:
-                self._quiet.set()
+                with self._replies:
+                    self._answered += 1
+                    self._replies.notify_all()
         self.proc.wait()
-        self._ended.set()
+        with self._replies:
+            self._ended.set()
+            self._replies.notify_all()
 
     def wait(self, shas: list[str], done: Callable[[str], bool]) -> None:
         """Wait until each of `shas` that this worker installs is `done`, failed, or
@@ -266,18 +285,21 @@ class Background:
 
     def hush(self) -> None:
         """Have the worker clear its status line and draw nothing more until the model's
-        process waits again: return once it says so (or has ended, or is stuck)."""
+        process waits again: return once it says so (or has ended, or is stuck), or at
+        once in its first silent seconds, when it cannot have written anything yet and
+        reads this before it would (progress.py)."""
         import time
 
         from carton_hook.installing.progress import GOING_ON
 
-        self._quiet.clear()
         if not self._listening or not self.tell(GOING_ON):
             return
-        deadline = time.monotonic() + HUSH_TIMEOUT
-        while (not self._quiet.wait(0.005) and not self._ended.is_set()
-               and time.monotonic() < deadline):
-            pass
+        self._asked += 1
+        if time.monotonic() < self._silent_until - SILENCE_MARGIN:
+            return
+        with self._replies:
+            self._replies.wait_for(lambda: self._answered >= self._asked or self._ended.is_set(),
+                                   timeout=HUSH_TIMEOUT)
 
     def tell(self, word: str) -> bool:
         """Say `word` on the worker's stdin; whether it could be said (it has ended)."""

@@ -256,3 +256,31 @@ def test_nothing_is_drawn_once_the_models_process_has_ended(
         os.read(read, 65536)
     os.close(write)
     os.close(read)
+
+
+def test_what_the_model_said_is_read_before_anything_is_drawn() -> None:
+    """The model's process goes on without waiting for the reply in the first `after`
+    seconds: what it said by then is acted on before anything is drawn, although no
+    thread of this process has read it yet (`hear`, not `listen`)."""
+    import time
+
+    from carton_hook.installing.progress import QUIET
+
+    said, says = os.pipe()  # the model's process -> this one
+    out, write = os.pipe()  # what is drawn
+    os.set_blocking(out, False)
+    answers: list[str] = []
+    progress = Progress(write, after=0.2, log=True)
+    progress.hear(said, answers.append)
+    os.write(says, b"going-on\n")  # within the silent seconds: not waited for
+    progress.start("demo: installing 1 package", packages=1, total=1_000_000)
+    time.sleep(0.6)
+    with pytest.raises(BlockingIOError):
+        os.read(out, 65536)  # held: nothing drawn after `after`
+    assert answers == [QUIET]
+    os.write(says, b"waiting\n")  # the model waits: drawn `after` seconds on
+    time.sleep(0.6)
+    progress.stop()
+    assert os.read(out, 65536).decode().startswith("carton: demo: installing 1 package\n")
+    for fd in (said, says, out, write):
+        os.close(fd)

@@ -136,3 +136,61 @@ def test_a_warning_just_before_the_model_ends_is_not_lost(
         # The stand-in worker outlives the model's process, as the real one may.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)
+
+
+@pytest.mark.parametrize("silent", [True, False])
+def test_the_model_goes_on_without_a_reply_only_while_the_worker_is_silent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, silent: bool) -> None:
+    """In the worker's first silent seconds nothing can have been drawn, and the worker
+    reads GOING_ON before it would draw (progress.Progress._take): `hush` says it and goes
+    on. After them it waits for the reply that nothing more will be drawn; this worker
+    never replies, so it waits until HUSH_TIMEOUT."""
+    import threading
+
+    monkeypatch.setattr(workerclient, "HUSH_TIMEOUT", 0.5)
+    heard = tmp_path / "heard"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         f"open({str(heard)!r}, 'w').write(sys.stdin.readline())\ntime.sleep(30)\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        background = workerclient.Background(
+            proc, listening=True, silent_until=time.monotonic() + (60 if silent else -1))
+        threading.Thread(target=background.read_reports, daemon=True).start()
+        started = time.monotonic()
+        background.hush()
+        waited = time.monotonic() - started
+        assert (waited < 0.25) if silent else (waited >= 0.5), waited
+        deadline = time.monotonic() + 10
+        while not heard.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert heard.read_text() == "going-on\n"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_reply_counts_for_the_going_on_it_answers(tmp_path: Path) -> None:
+    """A reply that comes late, after the model went on without it, does not stand in for
+    the reply to a later GOING_ON: `hush` waits for as many replies as it said GOING_ON."""
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "for line in sys.stdin:\n"
+         "    if line.strip() == 'going-on':\n"
+         "        time.sleep(0.3)\n"
+         "        print('{\"quiet\": true}', flush=True)\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        background = workerclient.Background(proc, listening=True,
+                                             silent_until=time.monotonic() + 60)
+        threading.Thread(target=background.read_reports, daemon=True).start()
+        background.hush()  # silent: not waited for; its reply comes in 0.3 s
+        background._silent_until = 0.0  # the silent seconds are over
+        started = time.monotonic()
+        background.hush()  # waits for the second reply, not the first
+        assert time.monotonic() - started >= 0.45
+    finally:
+        proc.kill()
+        proc.wait()
