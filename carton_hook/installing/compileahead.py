@@ -60,6 +60,12 @@ ahead(job["names"], job["roots"], sys.argv[2], owner=job["owner"])
 """
 AHEAD_SECONDS = 120
 
+# The source a first run's imports may compile, in bytes, below which no process compiles
+# ahead: its interpreter's start takes the other core for longer than the model's
+# process would compile (docs/performance.md: six, 34 KB, was 6% slower with it, and
+# `import requests`, 7% faster).
+AHEAD_WORTH = 100_000
+
 # Jobs a helper holds at once.
 WINDOW = 8
 
@@ -202,6 +208,8 @@ def start_ahead(names: list[str], roots: list[str], tmp: str) -> None:
     or after AHEAD_SECONDS; in the same process group, so Ctrl-C ends it too."""
     if (os.cpu_count() or 1) < 2 or not names or not roots:
         return
+    if _source_bytes(names, roots, AHEAD_WORTH) < AHEAD_WORTH:
+        return  # less to compile than a helper's start costs the other core
     import json
 
     with suppress(OSError):
@@ -209,6 +217,26 @@ def start_ahead(names: list[str], roots: list[str], tmp: str) -> None:
             [sys.executable, "-I", "-S", "-c", _AHEAD, _PACKAGE_PARENT, tmp,
              json.dumps({"names": names, "roots": roots, "owner": os.getppid()})],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _source_bytes(names: list[str], roots: list[str], enough: int) -> int:
+    """The bytes of Python source in the top-level modules and packages `names` name,
+    counted up to `enough`: how much importing them may compile, at most."""
+    total = 0
+    folders = []
+    for top in sorted({name.partition(".")[0] for name in names}):
+        for root in roots:
+            with suppress(OSError):
+                total += os.stat(os.path.join(root, top + ".py")).st_size
+            folders.append(os.path.join(root, top))
+    while folders and total < enough:
+        with suppress(OSError), os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name.endswith(".py") and entry.is_file():
+                    total += entry.stat().st_size
+                elif entry.is_dir() and entry.name != "__pycache__":
+                    folders.append(entry.path)
+    return total
 
 
 def ahead(names: list[str], roots: list[str], tmp: str, seconds: float = AHEAD_SECONDS,

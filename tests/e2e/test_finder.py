@@ -376,11 +376,15 @@ def test_a_first_run_compiles_ahead_on_another_core(
         hermetic_env: dict[str, str]) -> None:
     """The worker that installed what the model imports starts a process that compiles
     what those imports will load (module-level imports, followed): a module the model
-    never imports, but that alpha imports at module level under a condition, shows it."""
+    never imports, but that alpha imports at module level under a condition, shows it.
+    (alpha holds enough source for a helper to pay: `compileahead.AHEAD_WORTH`.)"""
+    from carton_hook.installing.compileahead import AHEAD_WORTH
+
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
         "alpha/__init__.py": "import os\nif os.environ.get('ALPHA_EXTRA'):\n"
                              "    from . import extra\nVALUE = 1\n",
-        "alpha/extra.py": "E = 1\n", "alpha/unrelated.py": "U = 1\n"}))
+        "alpha/extra.py": "E = 1\n", "alpha/unrelated.py": "U = 1\n",
+        "alpha/filler.py": "#" * AHEAD_WORTH + "\n"}))
     # The helper stops when the model's process ends, so this model waits for it (a
     # model that ends at once may end before the helper has started, on a loaded machine).
     carton = build_carton("alpha\n", model(

@@ -195,3 +195,34 @@ def test_ahead_stops_when_its_model_has_ended(tmp_path: Path) -> None:
     assert done == []
     assert bytecode.ahead(["pkg"], [str(tmp_path)], str(tmp_path / "tmp"),
                           owner=os.getpid()) == ["pkg", "pkg.a"]
+
+
+def test_source_bytes_counts_the_python_source_of_the_named_top_levels(tmp_path: Path) -> None:
+    _write_tree(tmp_path / "a", {"pkg/__init__.py": "#" * 10, "pkg/sub/mod.py": "#" * 20,
+                                 "pkg/__pycache__/stray.py": "#" * 1000,
+                                 "pkg/data.txt": "#" * 1000, "other/__init__.py": "#" * 500})
+    _write_tree(tmp_path / "b", {"single.py": "#" * 30, "pkg/more.py": "#" * 40})
+    roots = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert bytecode._source_bytes(["pkg.sub.mod"], roots, 10**6) == 70  # both roots
+    assert bytecode._source_bytes(["single", "missing"], roots, 10**6) == 30
+    assert 5 <= bytecode._source_bytes(["pkg", "single"], roots, 5) <= 100  # stops early
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="compiling ahead needs a second core")
+def test_no_helper_is_started_for_less_source_than_its_start_costs(tmp_path: Path) -> None:
+    """Two trees alike but for a module of filler: only the one with AHEAD_WORTH bytes of
+    source gets a process that compiles ahead (the other is left to the import)."""
+    filler = "#" * bytecode.AHEAD_WORTH + "\n"
+    for name, extra in (("small", {}), ("big", {"filler.py": filler})):
+        _write_tree(tmp_path / name, {"pkg/__init__.py": "from . import extra\n",
+                                      "pkg/extra.py": "E = 1\n",
+                                      **{f"pkg/{k}": v for k, v in extra.items()}})
+        (tmp_path / name / "tmp").mkdir()
+        bytecode.start_ahead(["pkg"], [str(tmp_path / name)], str(tmp_path / name / "tmp"))
+    big = pyc(tmp_path / "big" / "pkg" / "extra.py")
+    deadline = time.monotonic() + 60
+    while not big.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert big.exists(), "nothing compiled ahead for the big tree"
+    time.sleep(0.5)  # started together: a helper for the small one would be done too
+    assert not (tmp_path / "small" / "pkg" / "__pycache__").exists()
