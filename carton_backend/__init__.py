@@ -4,7 +4,7 @@ The PEP 517 hooks (and PEP 660's, for `pip install -e`) live in `carton_backend.
 and are re-exported here, so that `build-backend = "carton_backend"` works.
 """
 
-from .buildapi import (
+from carton_backend.buildapi import (
     build_editable,
     build_sdist,
     build_wheel,

@@ -14,15 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from carton_backend.config import ModelConfig, load_config
+from carton_backend.lock.locking import lock_is_current, lock_model
+from carton_backend.logsetup import setup_logging, verbose_from_env
+from carton_backend.packing.modelwheel import write_editable, write_metadata, write_wheel
+from carton_backend.packing.pack import write_carton
+from carton_backend.packing.sdist import write_sdist
 from carton_hook.errors import CartonError, report
 from carton_hook.formats.lockfile import Lock
-
-from .config import ModelConfig, load_config
-from .locking import lock_is_current, lock_model
-from .logsetup import setup_logging, verbose_from_env
-from .modelwheel import write_editable, write_metadata, write_wheel
-from .pack import write_carton
-from .sdist import write_sdist
 
 F = TypeVar("F", bound=Callable[..., Any])
 

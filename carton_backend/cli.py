@@ -7,16 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
+from carton_backend.config import PYTHON_VERSION, ModelConfig, load_config
+from carton_backend.lock.lockdiff import describe_changes
+from carton_backend.lock.locking import LockRequest, lock_model, lock_state
+from carton_backend.logsetup import setup_logging
+from carton_backend.packing.modelfiles import model_files
+from carton_backend.packing.pack import write_carton
 from carton_hook.errors import CartonError, report
 from carton_hook.formats.lockfile import LOCK_PATH, Lock, load_lock
 from carton_hook.formats.version import CREATED_BY
-
-from .config import PYTHON_VERSION, ModelConfig, load_config
-from .lockdiff import describe_changes
-from .locking import LockRequest, lock_model, lock_state
-from .logsetup import setup_logging
-from .modelfiles import model_files
-from .pack import write_carton
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _platform(value: str) -> str:
-    from .platforms import PlatformError, parse_platform
+    from carton_backend.resolution.platforms import PlatformError, parse_platform
 
     try:
         parse_platform(value)
@@ -105,9 +104,8 @@ def _python_version(value: str) -> str:
 def _export_pylock(config: ModelConfig, args: argparse.Namespace) -> int:
     from packaging.pylock import is_valid_pylock_path
 
+    from carton_backend.lock.pylock import export_pylock
     from carton_hook.filesystem import atomic
-
-    from .pylock import export_pylock
 
     out = (args.output or config.root / "pylock.toml").absolute()
     if not is_valid_pylock_path(out):
@@ -124,7 +122,7 @@ def _export_pylock(config: ModelConfig, args: argparse.Namespace) -> int:
 
 
 def _check_reproducible(config: ModelConfig, *, quiet: bool) -> int:
-    from .reproducible import check_reproducible
+    from carton_backend.packing.reproducible import check_reproducible
 
     outcome = check_reproducible(config)
     if outcome.reproducible:

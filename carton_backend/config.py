@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carton_backend.errors import ConfigError
 from carton_hook.formats.archive import entrypoint_problem
-
-from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,7 +132,7 @@ def load_config(root: Path) -> ModelConfig:
         raise ConfigError(where, "tool.carton.platforms",
                           'must be a list like ["x86_64-manylinux_2_28", "aarch64-apple-darwin"]')
     for value in platforms:
-        from .platforms import PlatformError, parse_platform
+        from carton_backend.resolution.platforms import PlatformError, parse_platform
 
         try:
             parse_platform(value)

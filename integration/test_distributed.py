@@ -159,7 +159,7 @@ def _only_for_another_python(folder: Path, archive: Path) -> Path:
     """The same carton, its lock claiming only Python 3.9 (what a carton built for
     another cluster looks like)."""
     from carton_backend.config import load_config
-    from carton_backend.pack import write_carton
+    from carton_backend.packing.pack import write_carton
     from carton_hook.formats.lockfile import parse_lock
 
     lock_path = folder / ".carton" / "carton.lock"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from carton_backend.platforms import parse_platform
+from carton_backend.resolution.platforms import parse_platform
 
 from .conftest import carton, once
 from .test_real_index import write_model

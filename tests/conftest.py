@@ -165,8 +165,8 @@ def build_carton(tmp_path: Path, use_hermetic_env: None, pypi: PackageIndex,
                  private: PackageIndex, lock_store: LockStore) -> Callable[..., Path]:
     """Lock and pack a model folder in-process; returns the `.carton` path."""
     from carton_backend.config import load_config
-    from carton_backend.locking import lock_model
-    from carton_backend.pack import write_carton
+    from carton_backend.lock.locking import lock_model
+    from carton_backend.packing.pack import write_carton
 
     from .factory import write_model
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import carton_backend
-from carton_backend import locking
+from carton_backend.lock import locking
 
 from ..factory import make_sdist, make_wheel, write_model
 from ..indexserver import PackageIndex

@@ -15,9 +15,9 @@ import pytest
 
 from carton_backend.cli import _parser, main
 from carton_backend.config import load_config
-from carton_backend.environment import current_marker_environment, env_id, env_marker
-from carton_backend.locking import settings
-from carton_backend.requirements import read_tree, requirements_hash
+from carton_backend.lock.locking import settings
+from carton_backend.resolution.environment import current_marker_environment, env_id, env_marker
+from carton_backend.resolution.requirements import read_tree, requirements_hash
 from carton_hook.formats.lockfile import LOCK_PATH, Environment, Lock, dump_lock
 from carton_hook.formats.version import CREATED_BY
 

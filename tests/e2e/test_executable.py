@@ -149,8 +149,8 @@ def test_a_changed_runtime_file_is_refused(tmp_path: Path, carton: Path, bare_py
 def test_executable_false_leaves_the_runtime_out(tmp_path: Path, pypi: PackageIndex,
                                                  use_hermetic_env: None) -> None:
     from carton_backend.config import load_config
-    from carton_backend.locking import lock_model
-    from carton_backend.pack import write_carton
+    from carton_backend.lock.locking import lock_model
+    from carton_backend.packing.pack import write_carton
 
     from ..factory import write_model
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from carton_backend.config import load_config
-from carton_backend.pack import write_carton
+from carton_backend.packing.pack import write_carton
 from carton_hook.formats.lockfile import load_lock
 
 from ..conftest import run_hook

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from carton_backend.config import load_config
-from carton_backend.pack import write_carton
+from carton_backend.packing.pack import write_carton
 from carton_hook.errors import CartonError, WorkerError
 from carton_hook.formats.lockfile import LOCK_PATH, load_lock
 from carton_hook.loading.api import Carton, activate, extracted, plan_for

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from carton_backend.config import load_config
-from carton_backend.pack import write_carton
+from carton_backend.packing.pack import write_carton
 from carton_hook.formats.lockfile import LOCK_PATH, load_lock
 from carton_hook.planning.planfile import model_of, read_plan
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from carton_backend.config import load_config
-from carton_backend.pack import write_carton
+from carton_backend.packing.pack import write_carton
 from carton_hook import loading
 from carton_hook.cache.layout import is_published
 from carton_hook.errors import CartonError, WorkerError

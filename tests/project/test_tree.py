@@ -1,8 +1,9 @@
 """The test tree mirrors the code (docs/architecture.md): a module's tests are
-tests/<room>/test_<module>.py for carton_hook/<room>/<module>.py, tests/backend/ for the
-build half and tests/base/ for the runtime's base modules; runs of the whole runtime are in
-tests/e2e/ and checks of the project as a whole in tests/project/. A test file anywhere
-else, or named for a module that was renamed or removed, fails here."""
+tests/<room>/test_<module>.py for carton_hook/<room>/<module>.py, tests/base/ for the
+runtime's base modules, tests/backend/<room>/ for carton_backend/<room>/ and tests/backend/
+for the build half's edges; runs of the whole runtime are in tests/e2e/ and checks of the
+project as a whole in tests/project/. A test file anywhere else, or named for a module
+that was renamed or removed, fails here."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ FREE = ("e2e", "project")
 
 
 def _mirrors(root: Path) -> dict[str, Path]:
-    """Each folder of tests named after modules -> the folder that holds those modules."""
+    """Each folder of tests named after modules (relative to tests/) -> the folder that
+    holds those modules."""
     rooms = {p.parent.name: p.parent for p in (root / "carton_hook").glob("*/__init__.py")}
-    return {**rooms, "base": root / "carton_hook", "backend": root / "carton_backend"}
+    backend = {f"backend/{p.parent.name}": p.parent
+               for p in (root / "carton_backend").glob("*/__init__.py")}
+    return {**rooms, **backend, "base": root / "carton_hook", "backend": root / "carton_backend"}
 
 
 def misplaced(root: Path) -> list[str]:
@@ -31,9 +35,9 @@ def misplaced(root: Path) -> list[str]:
             if path.name.startswith("test_"):
                 problems.append(f"{where}: a test file belongs in one of {folders}")
             continue  # a support module (conftest, factory, ...)
-        folder = where.parts[0]
-        if len(where.parts) > 2 or folder not in folders:
-            problems.append(f"{where}: tests live one level down, in one of {folders}")
+        folder = where.parent.as_posix()
+        if folder not in folders:
+            problems.append(f"{where}: tests live in one of {folders}")
         elif path.name == "__init__.py":
             continue
         elif not path.name.startswith("test_"):
@@ -52,21 +56,23 @@ def test_every_test_file_is_where_its_subject_is() -> None:
 
 def test_a_stray_file_and_a_renamed_module_are_caught(tmp_path: Path) -> None:
     for name in ("carton_hook/cache/__init__.py", "carton_hook/cache/entries.py",
-                 "carton_backend/pack.py", "tests/cache/__init__.py",
+                 "carton_backend/packing/pack.py", "tests/cache/__init__.py",
                  "tests/cache/test_entries.py", "tests/backend/__init__.py",
-                 "tests/backend/test_pack.py", "tests/e2e/__init__.py",
+                 "tests/backend/packing/__init__.py", "tests/backend/packing/test_pack.py",
+                 "carton_backend/packing/__init__.py", "carton_backend/cli.py",
+                 "tests/backend/test_cli.py", "tests/e2e/__init__.py",
                  "tests/e2e/test_anything.py", "tests/conftest.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).touch()
     assert misplaced(tmp_path) == []
     for name in ("tests/test_stray.py", "tests/cache/test_cache.py",
-                 "tests/backend/test_packing.py", "tests/nowhere/test_x.py",
-                 "tests/cache/helpers.py"):
+                 "tests/backend/test_pack.py", "tests/backend/packing/test_packing.py",
+                 "tests/nowhere/test_x.py", "tests/cache/helpers.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).touch()
     assert [line.split(":")[0] for line in misplaced(tmp_path)] == [
-        "backend/test_packing.py", "cache/helpers.py", "cache/test_cache.py",
-        "nowhere/test_x.py", "test_stray.py"]
+        "backend/packing/test_packing.py", "backend/test_pack.py", "cache/helpers.py",
+        "cache/test_cache.py", "nowhere/test_x.py", "test_stray.py"]
 
 
 # The edges Python runs directly: tested end to end (tests/e2e/test_main.py,
@@ -95,7 +101,8 @@ def test_every_module_has_a_test_file_of_its_own() -> None:
 def test_a_module_without_tests_is_named(tmp_path: Path) -> None:
     for name in ("carton_hook/cache/__init__.py", "carton_hook/cache/entries.py",
                  "carton_hook/cache/layout.py", "carton_hook/__main__.py",
-                 "carton_backend/pack.py", "tests/cache/test_entries.py"):
+                 "carton_backend/packing/__init__.py", "carton_backend/packing/pack.py",
+                 "tests/cache/test_entries.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).touch()
-    assert untested(tmp_path) == ["carton_hook/cache/layout.py", "carton_backend/pack.py"]
+    assert untested(tmp_path) == ["carton_hook/cache/layout.py", "carton_backend/packing/pack.py"]

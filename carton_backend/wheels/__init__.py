@@ -1,0 +1,2 @@
+"""Each resolved distribution as a checked wheel: collected (recorded or bundled), built
+from source, and its shared libraries read."""
