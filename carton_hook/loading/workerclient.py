@@ -294,11 +294,13 @@ class Background:
 
         if not self._listening or not self.tell(GOING_ON):
             return
-        self._asked += 1
+        with self._replies:  # threads that import at once may each say it
+            self._asked += 1
+            asked = self._asked
         if time.monotonic() < self._silent_until - SILENCE_MARGIN:
             return
         with self._replies:
-            self._replies.wait_for(lambda: self._answered >= self._asked or self._ended.is_set(),
+            self._replies.wait_for(lambda: self._answered >= asked or self._ended.is_set(),
                                    timeout=HUSH_TIMEOUT)
 
     def tell(self, word: str) -> bool:
