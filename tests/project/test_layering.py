@@ -1,5 +1,6 @@
 """The house rules, read off the source: each of carton_hook's rooms imports only the
-rooms below it, the runtime never imports the build half, the build half uses only the
+rooms below it, each of carton_backend's only the rooms before it, the runtime never
+imports the build half, the build half uses only the
 shared formats, nothing imports the command edge, there are no import cycles, and
 importing the runtime pulls in nothing third-party."""
 
@@ -31,6 +32,22 @@ LAYERS = [
     {"carton_hook.commands"},
     {"carton_hook", "carton_hook.__main__", "carton_hook.zipmain"},
 ]
+# carton_backend's rooms, in the order of the packing algorithm (docs/architecture.md):
+# a module may import its own room and the rooms before it.
+BACKEND_LAYERS = [
+    {"carton_backend.errors", "carton_backend.logsetup", "carton_backend.detzip",
+     "carton_backend.config"},
+    {"carton_backend.resolution"},
+    {"carton_backend.network"},
+    {"carton_backend.wheels"},
+    {"carton_backend.lock"},
+    {"carton_backend.packing"},
+    {"carton_backend", "carton_backend.__main__", "carton_backend.buildapi",
+     "carton_backend.cli"},
+]
+# The one import of a later room, said in docs/architecture.md: the configuration checks
+# the platform names a model sets with the resolution's own table of them.
+BACKEND_EXCEPTIONS = {("carton_backend.config", "carton_backend.resolution.platforms")}
 # What the build half may use of the runtime: the shared formats, HTTP, atomic writes,
 # the errors and the on/off switches.
 SHARED = ("carton_hook.formats", "carton_hook.network", "carton_hook.filesystem",
@@ -126,6 +143,32 @@ def test_an_import_from_a_room_above_is_caught(tmp_path: Path) -> None:
     assert _upward("carton_hook.formats.probe", names) == [
         "carton_hook.formats.probe imports carton_hook.cache.inuse",
         "carton_hook.formats.probe imports carton_hook.cache.layout"]
+
+
+def _backend_layer(module: str) -> int:
+    name = module
+    while name:
+        for number, layer in enumerate(BACKEND_LAYERS):
+            if name in layer:
+                return number
+        name = name.rpartition(".")[0]
+    raise AssertionError(f"{module} is in no room of BACKEND_LAYERS: place it")
+
+
+def _backend_upward(module: str, names: set[str]) -> list[str]:
+    return [f"{module} imports {name}" for name in sorted(names)
+            if name.startswith("carton_backend.") and (module, name) not in BACKEND_EXCEPTIONS
+            and _backend_layer(name) > _backend_layer(module)]
+
+
+def test_each_room_of_the_build_half_imports_only_the_rooms_before_it() -> None:
+    upward = []
+    for module, path in _modules("carton_backend").items():
+        upward += _backend_upward(module, _imports(path, top_level_only=False))
+    assert upward == []
+    probe = {"carton_backend.packing.pack"}  # a later room, from an earlier one: caught
+    assert _backend_upward("carton_backend.network.pypi", probe) == [
+        "carton_backend.network.pypi imports carton_backend.packing.pack"]
 
 
 def test_the_runtime_never_imports_the_build_half() -> None:
