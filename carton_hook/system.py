@@ -1,6 +1,6 @@
 """What differs between operating systems, in one place: file locks, loading a shared
-library by path, and the layout and launchers of the venv-like prefix that subprocesses
-run in.
+library by path, reading a pipe without waiting, and the layout and launchers of the
+venv-like prefix that subprocesses run in.
 
 carton is built and tested on Linux (docs/scope.md). What each function does elsewhere is
 said beside it: on macOS and the BSDs the same POSIX calls apply; on Windows there is no
@@ -20,6 +20,18 @@ O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # POSIX has flock(2) (fcntl is imported when a lock is first taken: at import time it
 # would cost every warm start the lookup of lib-dynload, ~0.8 ms here).
 HAVE_FLOCK = os.name == "posix"
+
+
+def read_ready(fd: int) -> bytes | None:
+    """What the non-blocking pipe `fd` holds now: None if nothing yet, b"" at its end (or
+    when it cannot be read any more). The pipe's reader and writer are this process and
+    its worker: both set up on POSIX (`os.set_blocking`), where `select` waits for it."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 def lock(fd: int, *, shared: bool = False, wait: bool = True) -> bool | None:

@@ -213,16 +213,15 @@ class Progress:
         has closed the pipe. Called with `_draw` held, before anything is written: a
         word said before then is always acted on first, which is what lets the model's
         process go on without waiting for the reply in the first seconds."""
+        from carton_hook.system import read_ready
+
         fd = self._heard_fd
         if fd is None:
             return False
         while True:
-            try:
-                data = os.read(fd, 4096)
-            except BlockingIOError:
+            data = read_ready(fd)
+            if data is None:
                 return True
-            except OSError:
-                data = b""
             if not data:
                 self._heard_fd = None
                 return False

@@ -206,12 +206,11 @@ class Background:
     def _take(self, fd: int) -> bool | None:
         """Pass on (or keep) what the pipe holds now: True if it held something, False
         if nothing yet, None at its end. The caller holds the lock."""
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
+        from carton_hook.system import read_ready
+
+        data = read_ready(fd)
+        if data is None:
             return False
-        except OSError:
-            data = b""
         text = self._decoder.decode(data, final=not data)
         if self._live:  # a warning while the model runs: say it now
             _write_stderr(text)

@@ -136,3 +136,16 @@ def test_a_library_is_loaded_by_its_path_or_refused() -> None:
 def test_the_interpreter_is_the_real_one_behind_a_venv() -> None:
     assert os.path.isfile(system.interpreter())
     assert os.path.realpath(system.interpreter()) == system.interpreter()
+
+
+def test_read_ready_tells_nothing_yet_from_the_end_of_a_pipe() -> None:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    try:
+        assert system.read_ready(read) is None  # nothing yet: no waiting
+        os.write(write, b"going-on\n")
+        assert system.read_ready(read) == b"going-on\n"
+        os.close(write)
+        assert system.read_ready(read) == b""  # its end
+    finally:
+        os.close(read)

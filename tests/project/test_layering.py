@@ -107,15 +107,15 @@ def _modules(package: str) -> dict[str, Path]:
             if "__pycache__" not in p.parts}
 
 
-def _layer(module: str) -> int:
-    """The room of `module`: its own name's, or its package's."""
+def _layer(module: str, layers: list[set[str]] = LAYERS) -> int:
+    """The room of `module` in `layers`: its own name's, or its package's."""
     name = module
     while name:
-        for number, layer in enumerate(LAYERS):
+        for number, layer in enumerate(layers):
             if name in layer:
                 return number
         name = name.rpartition(".")[0]
-    raise AssertionError(f"{module} is in no room of LAYERS: place it")
+    raise AssertionError(f"{module} is in no room of its package's layers: place it")
 
 
 def test_every_module_of_the_runtime_is_in_a_room() -> None:
@@ -145,20 +145,10 @@ def test_an_import_from_a_room_above_is_caught(tmp_path: Path) -> None:
         "carton_hook.formats.probe imports carton_hook.cache.layout"]
 
 
-def _backend_layer(module: str) -> int:
-    name = module
-    while name:
-        for number, layer in enumerate(BACKEND_LAYERS):
-            if name in layer:
-                return number
-        name = name.rpartition(".")[0]
-    raise AssertionError(f"{module} is in no room of BACKEND_LAYERS: place it")
-
-
 def _backend_upward(module: str, names: set[str]) -> list[str]:
     return [f"{module} imports {name}" for name in sorted(names)
             if name.startswith("carton_backend.") and (module, name) not in BACKEND_EXCEPTIONS
-            and _backend_layer(name) > _backend_layer(module)]
+            and _layer(name, BACKEND_LAYERS) > _layer(module, BACKEND_LAYERS)]
 
 
 def test_each_room_of_the_build_half_imports_only_the_rooms_before_it() -> None:
