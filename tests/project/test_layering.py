@@ -1,8 +1,8 @@
 """The house rules, read off the source: each of carton_hook's rooms imports only the
 rooms below it, each of carton_backend's only the rooms before it, the runtime never
-imports the build half, the build half uses only the
-shared formats, nothing imports the command edge, there are no import cycles, and
-importing the runtime pulls in nothing third-party."""
+imports the build half, the build half uses only the shared formats, nothing imports the
+command edge, there are no import cycles, and importing the runtime pulls in nothing
+third-party."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ BACKEND_LAYERS = [
 ]
 # The one import of a later room, said in docs/architecture.md: the configuration checks
 # the platform names a model sets with the resolution's own table of them.
-BACKEND_EXCEPTIONS = {("carton_backend.config", "carton_backend.resolution.platforms")}
+BACKEND_EXCEPTIONS = frozenset({("carton_backend.config", "carton_backend.resolution.platforms")})
 # What the build half may use of the runtime: the shared formats, HTTP, atomic writes,
 # the errors and the on/off switches.
 SHARED = ("carton_hook.formats", "carton_hook.network", "carton_hook.filesystem",
@@ -123,9 +123,13 @@ def test_every_module_of_the_runtime_is_in_a_room() -> None:
         _layer(module)
 
 
-def _upward(module: str, names: set[str]) -> list[str]:
+def _upward(module: str, names: set[str], layers: list[set[str]] = LAYERS,
+            allowed: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
+    """What `module` imports from a room above its own in `layers` (its package's)."""
+    package = module.split(".")[0] + "."
     return [f"{module} imports {name}" for name in sorted(names)
-            if name.startswith("carton_hook.") and _layer(name) > _layer(module)]
+            if name.startswith(package) and (module, name) not in allowed
+            and _layer(name, layers) > _layer(module, layers)]
 
 
 def test_each_room_imports_only_the_rooms_below_it() -> None:
@@ -145,19 +149,14 @@ def test_an_import_from_a_room_above_is_caught(tmp_path: Path) -> None:
         "carton_hook.formats.probe imports carton_hook.cache.layout"]
 
 
-def _backend_upward(module: str, names: set[str]) -> list[str]:
-    return [f"{module} imports {name}" for name in sorted(names)
-            if name.startswith("carton_backend.") and (module, name) not in BACKEND_EXCEPTIONS
-            and _layer(name, BACKEND_LAYERS) > _layer(module, BACKEND_LAYERS)]
-
-
 def test_each_room_of_the_build_half_imports_only_the_rooms_before_it() -> None:
     upward = []
     for module, path in _modules("carton_backend").items():
-        upward += _backend_upward(module, _imports(path, top_level_only=False))
+        upward += _upward(module, _imports(path, top_level_only=False), BACKEND_LAYERS,
+                          BACKEND_EXCEPTIONS)
     assert upward == []
     probe = {"carton_backend.packing.pack"}  # a later room, from an earlier one: caught
-    assert _backend_upward("carton_backend.network.pypi", probe) == [
+    assert _upward("carton_backend.network.pypi", probe, BACKEND_LAYERS) == [
         "carton_backend.network.pypi imports carton_backend.packing.pack"]
 
 
