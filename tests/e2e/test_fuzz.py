@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from carton_hook.formats.archive import DAMAGED
+
 from ..factory import make_wheel
 from ..indexserver import PackageIndex
 
@@ -188,7 +190,7 @@ def _main_of(raw: bytes) -> bytes | None:
         header = raw[start:start + 30]
         skip = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
         return raw[start:start + 30 + skip + info.compress_size]
-    except (KeyError, zipfile.BadZipFile, ValueError, IndexError):
+    except (KeyError, ValueError, IndexError, *DAMAGED):  # as the runtime reads archives
         return None
 
 
