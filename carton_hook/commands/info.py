@@ -14,6 +14,7 @@ from carton_hook.cache.layout import is_published, packages_dir
 from carton_hook.errors import ArchiveError, CartonError
 from carton_hook.formats.archive import (
     CARTON_TOML,
+    DAMAGED,
     MANIFEST,
     METADATA_MEMBER,
     MODEL_PREFIX,
@@ -128,7 +129,7 @@ def _read_archive(path: Path) -> tuple[dict[str, str], Lock, list[tuple[str, str
                               f"{where}:{LOCK_PATH}")
             about = (_about(read_member(zf, METADATA_MEMBER, where))
                      if METADATA_MEMBER in names else [])
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (*DAMAGED, OSError) as exc:  # as every reader of an archive
         raise ArchiveError(where, f"not a readable .carton archive ({exc})") from exc
     return ({"name": info.name, "version": info.version, "entrypoint": info.entrypoint,
              "requires_python": info.requires_python, "created_by": info.created_by}, lock,

@@ -156,6 +156,21 @@ def test_a_damaged_lock_member_is_an_archive_error_naming_it(tmp_path: Path) -> 
     assert LOCK_PATH in str(caught.value)
 
 
+def test_a_directory_entry_zipfile_cannot_read_is_an_archive_error(tmp_path: Path) -> None:
+    """A central directory entry whose "version needed to extract" is beyond what zipfile
+    reads (a flipped bit, found by tests/e2e/test_fuzz.py): zipfile raises
+    NotImplementedError while opening the archive, which `info` reports in one line."""
+    carton = write_carton(tmp_path / "demo.carton", lock_of(lock_section("here", HERE, ALPHA)))
+    raw = bytearray(carton.read_bytes())
+    entry = raw.index(b"PK\x01\x02")  # the first central directory entry
+    raw[entry + 6] = 148  # version needed to extract: 14.8
+    carton.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError) as caught:
+        describe(carton, tmp_path / "home")
+    assert str(caught.value) == (f"{carton}: not a readable .carton archive "
+                                 "(zip file version 14.8)")
+
+
 def test_a_model_folder_is_described_from_its_pyproject_and_lock(tmp_path: Path) -> None:
     folder = model_folder(tmp_path, lock_section("here", HERE, ALPHA))
     home = tmp_path / "home"
