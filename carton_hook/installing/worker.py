@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
+from carton_hook.installing.turns import Turns
 from carton_hook.planning.planfile import dump_plan, read_plan
 from carton_hook.trace import mark
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # start, has no use for urllib3, installer or filelock (tens of milliseconds).
 
 # Downloads wait on the network, so every wheel of a first run starts at once; the
-# CPU work (checks, unpacking) shares the GIL; modules are compiled when imported.
+# CPU work (checks, unpacking) takes turns (turns.py); modules are compiled when imported.
 WORKERS = 8
 EXIT_ERROR = 3
 
@@ -212,11 +213,13 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
     if helper is None:
         theirs = []  # no second process (none wanted, or it could not start): all here
     failed: dict[str, Exception] = {}
+    # Downloaded together, unpacked one at a time in `shas` order (turns.py).
+    turns = Turns(shas)
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
             # Progress counts what is installed now, not what the cache already had.
             futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter,
-                                        progress if sha in missing else None)
+                                        progress if sha in missing else None, turns)
                        for sha in shas if sha not in theirs}
             meanwhile()
             for sha, future in futures.items():
@@ -291,7 +294,7 @@ def _described(wheel: WheelPlan) -> str:
 
 
 def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, turns: Turns | None = None) -> None:
     from carton_hook.cache.entries import ensure
     from carton_hook.installing.unpack import install_wheel
 
@@ -306,12 +309,14 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
             _download(wheel["url"], wheel, sha, local, what, on_bytes)
         else:
             _copy_bundled(plan, str(wheel["bundled"]), sha, local, what, on_bytes)
-        mark(f"{wheel['name']}: unpacking")
-        if progress is not None:
-            progress.doing(unpacking)
-        entry = root / sha
-        destdir = work / "dest"
-        install_wheel(local, wheel["name"], entry, destdir, interpreter)
+        with turns.turn(sha) if turns is not None else contextlib.nullcontext():
+            mark(f"{wheel['name']}: unpacking")
+            if progress is not None:
+                progress.doing(unpacking)
+            entry = root / sha
+            destdir = work / "dest"
+            install_wheel(local, wheel["name"], entry, destdir, interpreter)
+            mark(f"{wheel['name']}: unpacked")
         os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
         # Counted before the entry is published: a model that waits for it goes on
         # then, and what the progress says as it goes on must include this one.

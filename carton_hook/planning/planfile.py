@@ -126,13 +126,15 @@ def _read(path: str, identity: str | None) -> PlanData | None:
 
 def closure(plan: PlanData, shas: list[str]) -> list[str]:
     """`shas` and every wheel they depend on, in the lock's dependency graph: the wheels
-    the first import will need, fetched together."""
+    the first import will need, fetched together. In the order an import is likely to
+    need them (the worker unpacks them in it): each wheel before its dependencies (a
+    package's `__init__` runs, then imports them), depth first, in `shas` order."""
     seen: list[str] = []
-    stack = list(shas)
+    stack = list(reversed(shas))
     while stack:
         sha = stack.pop()
         if sha in seen or sha not in plan["wheels"]:
             continue
         seen.append(sha)
-        stack.extend(plan["wheels"][sha]["deps"])
+        stack.extend(reversed(plan["wheels"][sha]["deps"]))
     return seen

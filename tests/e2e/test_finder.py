@@ -739,6 +739,30 @@ def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
     assert len(trace.read_text().splitlines()) == len(lines)  # a warm run: no step to trace
 
 
+def test_a_first_run_unpacks_its_wheels_one_at_a_time(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """They download together, then take turns (installing/turns.py): unpacking them
+    together under one interpreter lock made each one finish about when the last did."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", requires=["beta", "gamma"]))
+    for name in ("beta", "gamma", "delta"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0", requires=["delta"] * (name != "delta")))
+    carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
+    trace = tmp_path / "trace.txt"
+    proc = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
+    assert proc.returncode == 0, proc.stderr
+    deadline = time.monotonic() + 60
+    while ("worker: prefetch installed" not in trace.read_text()
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    steps = [line.split(" ", 3)[3] for line in sorted(
+        trace.read_text().splitlines(), key=lambda line: float(line.split(" ", 1)[0]))]
+    unpacking = [step for step in steps if step.endswith((": unpacking", ": unpacked"))]
+    assert len(unpacking) == 8, steps
+    for start, end in zip(unpacking[::2], unpacking[1::2], strict=True):
+        assert start.endswith(": unpacking") and end == start.replace("unpacking", "unpacked")
+
+
 def test_a_failed_prefetch_is_reported_by_the_import_without_a_second_download(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:

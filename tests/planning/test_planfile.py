@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from carton_hook.planning.models import open_model
 from carton_hook.planning.planfile import (
     PLAN_FORMAT,
+    closure,
     dump_plan,
     file_key,
     file_signature,
@@ -17,6 +19,9 @@ from carton_hook.planning.planfile import (
 from carton_hook.planning.select import make_plan
 
 from ..lockfactory import ALPHA, BETA, HERE, lock_section, model_folder
+
+if TYPE_CHECKING:
+    from carton_hook.planning.planfile import PlanData
 
 
 def test_a_plan_file_is_read_back_only_while_it_still_describes_the_model(
@@ -44,3 +49,14 @@ def test_a_plan_file_is_read_back_only_while_it_still_describes_the_model(
 def test_the_plan_key_covers_the_identity_and_the_format() -> None:
     assert file_key("a") == file_key("a") != file_key("b")
     assert len(file_key("a")) == 16 and int(file_key("a"), 16) >= 0
+
+
+def test_a_closure_lists_each_wheel_before_its_dependencies_in_the_order_asked() -> None:
+    """The worker unpacks a first run's wheels in this order (installing/turns.py): a
+    package's `__init__` runs before it imports what it depends on."""
+    deps = {"app": ["lib", "util"], "lib": ["core"], "util": ["core"], "core": [],
+            "tool": ["util"], "unused": []}
+    plan = cast("PlanData", {"wheels": {sha: {"deps": d} for sha, d in deps.items()}})
+    assert closure(plan, ["app"]) == ["app", "lib", "core", "util"]
+    assert closure(plan, ["tool", "app"]) == ["tool", "util", "core", "app", "lib"]
+    assert closure(plan, ["gone", "core"]) == ["core"]  # a wheel not in the plan: none
