@@ -8,10 +8,12 @@ then. Taking turns, that one is published as soon as it alone could be, and the 
 process imports it (on its own core) while the others are unpacked. Downloads still run
 together: they wait on the network, not on the interpreter lock.
 
-`cProfile` and `CARTON_TRACE` of a cold `import requests` (5 wheels): unpacking them
-together took 58 ms of the worker's time and the model's process waited until the last
-one was published; in turns, 35 ms, and the model's process went on 26 ms earlier
-(docs/performance.md).
+A turn lasts until the wheel is published: a thread that publishes while another
+unpacks waits for the interpreter lock after each of its system calls.
+
+`CARTON_TRACE` of a cold `import requests` (5 wheels, medians of 8 runs): unpacked
+together, they took 58 ms of the worker's time, and the model's process went on when
+the last was published, 208 ms after the start; in turns, 174 ms (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -309,14 +309,16 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
             _download(wheel["url"], wheel, sha, local, what, on_bytes)
         else:
             _copy_bundled(plan, str(wheel["bundled"]), sha, local, what, on_bytes)
-        with turns.turn(sha) if turns is not None else contextlib.nullcontext():
-            mark(f"{wheel['name']}: unpacking")
-            if progress is not None:
-                progress.doing(unpacking)
-            entry = root / sha
-            destdir = work / "dest"
-            install_wheel(local, wheel["name"], entry, destdir, interpreter)
-            mark(f"{wheel['name']}: unpacked")
+        if turns is not None:
+            # Held until the entry is published: another thread that unpacks meanwhile
+            # would keep this one waiting for the interpreter lock at each system call.
+            held.enter_context(turns.turn(sha))
+        mark(f"{wheel['name']}: unpacking")
+        if progress is not None:
+            progress.doing(unpacking)
+        entry = root / sha
+        destdir = work / "dest"
+        install_wheel(local, wheel["name"], entry, destdir, interpreter)
         os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
         # Counted before the entry is published: a model that waits for it goes on
         # then, and what the progress says as it goes on must include this one.
@@ -326,8 +328,9 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
 
     unpacking = f"unpacking {wheel['dist']}"
     counted: list[str] = []
-    ensure(root, sha, fill)
-    mark(f"{wheel['name']}: installed")
+    with contextlib.ExitStack() as held:
+        ensure(root, sha, fill)
+        mark(f"{wheel['name']}: installed")
     if progress is not None and not counted:  # another process installed it
         progress.finished_one(unpacking, _described(wheel))
 

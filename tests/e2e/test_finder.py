@@ -742,8 +742,9 @@ def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
 def test_a_first_run_unpacks_its_wheels_one_at_a_time(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
-    """They download together, then take turns (installing/turns.py): unpacking them
-    together under one interpreter lock made each one finish about when the last did."""
+    """They download together, then take turns (installing/turns.py), each until it is
+    published: unpacking them together under one interpreter lock made each one finish
+    about when the last did."""
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", requires=["beta", "gamma"]))
     for name in ("beta", "gamma", "delta"):
         pypi.add(make_wheel(tmp_path / "w", name, "1.0", requires=["delta"] * (name != "delta")))
@@ -757,10 +758,10 @@ def test_a_first_run_unpacks_its_wheels_one_at_a_time(
         time.sleep(0.05)
     steps = [line.split(" ", 3)[3] for line in sorted(
         trace.read_text().splitlines(), key=lambda line: float(line.split(" ", 1)[0]))]
-    unpacking = [step for step in steps if step.endswith((": unpacking", ": unpacked"))]
+    unpacking = [step for step in steps if step.endswith((": unpacking", ": installed"))]
     assert len(unpacking) == 8, steps
     for start, end in zip(unpacking[::2], unpacking[1::2], strict=True):
-        assert start.endswith(": unpacking") and end == start.replace("unpacking", "unpacked")
+        assert start.endswith(": unpacking") and end == start.replace("unpacking", "installed")
 
 
 def test_a_failed_prefetch_is_reported_by_the_import_without_a_second_download(
