@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,10 +30,12 @@ warnings.filterwarnings("ignore", r"Skip installing .*__pycache__", RuntimeWarni
 
 
 def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
-                  interpreter: str, split_min: int = splitunpack.SPLIT_MIN_BYTES) -> None:
+                  interpreter: str, split_min: int = splitunpack.SPLIT_MIN_BYTES,
+                  between: Callable[[], None] | None = None) -> None:
     """Install `wheel` as if into `final`, writing below `destdir` (paths embedded in
     scripts name `final`, where the tree is renamed to afterwards). A wheel of
-    `split_min` bytes or more, unpacked, is written by two processes (`splitunpack`)."""
+    `split_min` bytes or more, unpacked, is written by two processes (`splitunpack`).
+    `between` is called before each member is written (turns.Turns.hand_over)."""
     from installer import install
 
     info = check_wheel(wheel, filename, contents=False)  # contents: below, as installed
@@ -53,6 +56,8 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
     # the helper had created when this process came to them are its own (`elsewhere`).
     elsewhere: set[str] = set()
     destination.shared, destination.elsewhere = (set(shared) if helper else set()), elsewhere
+    if between is not None:
+        destination.between = between
     try:
         with _verifying_source_class().open(wheel) as source:
             source.expect(filename, info.record, elsewhere)
@@ -200,6 +205,8 @@ def _safe_destination_class() -> type[Any]:
         # Members a helper process may write too (`splitunpack`), and those it did.
         shared: frozenset[str] | set[str] = frozenset()
         elsewhere: set[str]
+        # Called before each member is written (install_wheel's `between`).
+        between: Callable[[], None] = staticmethod(lambda: None)
 
         def _target(self, scheme: Any, path: str) -> str:
             """Where `path` of `scheme` is written: inside the scheme's folder (member
@@ -215,6 +222,7 @@ def _safe_destination_class() -> type[Any]:
 
         def write_to_fs(self, scheme: Any, path: str, stream: BinaryIO,
                         is_executable: bool) -> Any:
+            self.between()
             target = self._target(scheme, path)
             folder = os.path.dirname(target)
             if folder not in self.__dict__.setdefault("_checked", set()):

@@ -251,7 +251,8 @@ SHARE_MIN_BYTES = 8_000_000
 
 def _second_share(plan: PlanData, missing: list[str]) -> list[str]:
     """The wheels of `missing` for a second process: about half of the bytes, biggest
-    wheels spread over both; none on one core, or when there is little to share."""
+    wheels spread over both; none on one core, or when there is little to share. In
+    `missing`'s order, the order they are unpacked in (turns.py)."""
     if len(missing) < 2 or (os.cpu_count() or 1) < 2:
         return []
     mine: list[str] = []
@@ -261,7 +262,9 @@ def _second_share(plan: PlanData, missing: list[str]) -> list[str]:
         side = 0 if loads[0] <= loads[1] else 1
         (mine, theirs)[side].append(sha)
         loads[side] += int(plan["wheels"][sha]["size"])
-    return theirs if loads[1] >= SHARE_MIN_BYTES else []
+    if loads[1] < SHARE_MIN_BYTES:
+        return []
+    return [sha for sha in missing if sha in theirs]
 
 
 def _start_helper(plan_file: str, interpreter: str,
@@ -318,7 +321,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
             progress.doing(unpacking)
         entry = root / sha
         destdir = work / "dest"
-        install_wheel(local, wheel["name"], entry, destdir, interpreter)
+        install_wheel(local, wheel["name"], entry, destdir, interpreter,
+                      between=None if turns is None else lambda: turns.hand_over(sha))
         os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
         # Counted before the entry is published: a model that waits for it goes on
         # then, and what the progress says as it goes on must include this one.

@@ -94,3 +94,37 @@ def test_a_turn_that_fails_passes_it_on() -> None:
 
     threading.Thread(target=b, daemon=True).start()
     assert done.wait(5)
+
+
+def test_a_wheel_ranked_first_that_becomes_ready_is_handed_the_turn_between_members() -> None:
+    """"b" was downloaded first and unpacks; "a", which the model imports first, is
+    ready after b's first member: it is unpacked before b's second."""
+    turns = Turns(["a", "b"])
+    events: list[str] = []
+    b_started = threading.Event()
+
+    def b() -> None:
+        with turns.turn("b"):
+            events.append("b1")
+            b_started.set()
+            deadline = time.monotonic() + 5
+            while turns.waiting() < 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            turns.hand_over("b")
+            events.append("b2")
+            turns.hand_over("b")  # nobody ranked before it waits: goes on at once
+            events.append("b3")
+
+    def a() -> None:
+        with turns.turn("a"):
+            events.append("a")
+            turns.hand_over("a")  # "b" waits, but ranks after it
+
+    first = threading.Thread(target=b)
+    first.start()
+    assert b_started.wait(5)
+    second = threading.Thread(target=a)
+    second.start()
+    first.join(5)
+    second.join(5)
+    assert events == ["b1", "a", "b2", "b3"]
