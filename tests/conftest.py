@@ -97,6 +97,16 @@ def run_hook(env: dict[str, str], *args: str | os.PathLike[str],
                           env=env, cwd=cwd, capture_output=True, text=True, check=False)
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """For `preexec_fn`: SIGINT back to its default in the child, so that Python raises
+    KeyboardInterrupt on it as it does in a terminal. A shell without job control starts
+    a background command with SIGINT ignored, and Python keeps that: a test runner started
+    so would see Ctrl-C ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class LockStore:
     """The `.carton` folders (lock, metadata, bundled wheels) of the models this process
     has locked, by everything a lock depends on: pyproject.toml, requirements.txt, each

@@ -21,6 +21,7 @@ from carton_backend.resolution.requirements import read_tree, requirements_hash
 from carton_hook.formats.lockfile import LOCK_PATH, Environment, Lock, dump_lock
 from carton_hook.formats.version import CREATED_BY
 
+from ..conftest import ctrl_c_as_in_a_terminal
 from ..factory import write_model
 
 COMMANDS = ["lock", "pack", "check-reproducible", "export-pylock"]
@@ -205,7 +206,8 @@ def test_an_interrupt_exits_130_without_a_traceback(tmp_path: Path) -> None:
     folder.mkdir()
     os.mkfifo(folder / "pyproject.toml")
     proc = subprocess.Popen([sys.executable, "-m", "carton_backend", "lock", str(folder)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         # Opening the write end waits until the command has opened the read end; it then
         # waits for bytes that never come.

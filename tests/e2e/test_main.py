@@ -17,7 +17,7 @@ from carton_backend.config import load_config
 from carton_backend.packing.pack import write_carton
 from carton_hook.formats.lockfile import load_lock
 
-from ..conftest import run_hook
+from ..conftest import ctrl_c_as_in_a_terminal, run_hook
 from ..factory import make_wheel
 from ..indexserver import PackageIndex
 
@@ -378,7 +378,7 @@ def test_ctrl_c_while_a_wheel_downloads_ends_at_once_in_one_line(
             "fetch": ["fetch", str(carton)]}[how]
     proc = subprocess.Popen([sys.executable, "-m", "carton_hook", *args], env=hermetic_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 60
         while not any("/slow-1.0" in r for r in pypi.requests) and time.monotonic() < deadline:
