@@ -707,6 +707,21 @@ print(slow.__name__)"""))
     assert sorted(files_fetched(pypi)) == [f"/files/{n}-1.0-py3-none-any.whl"
                                            for n in ("fast", "slow", "unused")]
 
+def _traced_first_run(env: dict[str, str], carton: Path, trace: Path) -> list[list[str]]:
+    """Run `carton` with CARTON_TRACE into `trace`: its lines (seconds, pid, thread,
+    step), in time order, once the worker has installed the prefetch. The worker may
+    outlive the model's process by a few steps: it finishes the prefetch (the model
+    waited only for the wheel it imports) and then ends."""
+    proc = run_hook({**env, "CARTON_TRACE": str(trace)}, carton)
+    assert proc.returncode == 0, proc.stderr
+    deadline = time.monotonic() + 60
+    while ("worker: prefetch installed" not in trace.read_text()
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    lines = [line.split(" ", 3) for line in trace.read_text().splitlines()]
+    return sorted(lines, key=lambda line: float(line[0]))
+
+
 def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
@@ -716,16 +731,8 @@ def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
     carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
     trace = tmp_path / "trace.txt"
-    proc = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
-    assert proc.returncode == 0, proc.stderr
-    # The worker may outlive the model's process by a few steps: it finishes the
-    # prefetch (the model waited only for the wheel it imports) and then ends.
-    deadline = time.monotonic() + 60
-    while ("worker: prefetch installed" not in trace.read_text()
-           and time.monotonic() < deadline):
-        time.sleep(0.05)
-    lines = [line.split(" ", 3) for line in trace.read_text().splitlines()]
-    steps = [step for _, _, _, step in sorted(lines, key=lambda line: float(line[0]))]
+    lines = _traced_first_run(hermetic_env, carton, trace)
+    steps = [step for _, _, _, step in lines]
     assert len({pid for _, pid, _, _ in lines}) == 2  # the model's process and its worker
     order = ["model: starting the worker", "model: model opened",
              "worker: the model's process opened the model", "worker: plan written",
@@ -749,15 +756,8 @@ def test_a_first_run_unpacks_its_wheels_one_at_a_time(
     for name in ("beta", "gamma", "delta"):
         pypi.add(make_wheel(tmp_path / "w", name, "1.0", requires=["delta"] * (name != "delta")))
     carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
-    trace = tmp_path / "trace.txt"
-    proc = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
-    assert proc.returncode == 0, proc.stderr
-    deadline = time.monotonic() + 60
-    while ("worker: prefetch installed" not in trace.read_text()
-           and time.monotonic() < deadline):
-        time.sleep(0.05)
-    steps = [line.split(" ", 3)[3] for line in sorted(
-        trace.read_text().splitlines(), key=lambda line: float(line.split(" ", 1)[0]))]
+    steps = [step for _, _, _, step in _traced_first_run(hermetic_env, carton,
+                                                         tmp_path / "trace.txt")]
     # One at a time, or handed over to one ranked before (each wheel before its
     # dependencies: alpha, beta, delta, gamma) that is unpacked whole before the one it
     # interrupted goes on.
