@@ -17,7 +17,6 @@ from urllib.parse import urljoin
 
 from carton_hook.errors import MirrorError
 from carton_hook.formats.lockfile import canonical_name
-from carton_hook.formats.simpleapi import ACCEPT, MAX_PAGE, parse_project_page
 from carton_hook.formats.urls import url_problem
 
 _pages: dict[str, dict[str, str]] = {}  # project page URL -> {filename: file URL}
@@ -51,6 +50,7 @@ def _read_page(page: str) -> dict[str, str]:
     import urllib3
 
     from carton_hook.errors import FetchError
+    from carton_hook.formats.simpleapi import ACCEPT
     from carton_hook.installing.fetch import open_url
 
     problem = url_problem(page)
@@ -71,6 +71,10 @@ def _read_page(page: str) -> dict[str, str]:
 
 
 def _read_files(page: str, base: str, resp: Any) -> dict[str, str]:
+    # The page's reader (html.parser with it: ~4 ms of the worker) only where a mirror is
+    # set: every first run's download asks this module whether one is.
+    from carton_hook.formats.simpleapi import MAX_PAGE, parse_project_page
+
     if resp.status == 404:
         return {}
     if resp.status != 200:

@@ -121,3 +121,21 @@ def test_a_mirror_page_that_redirects_where_carton_may_not_go_is_refused(
     assert (proc.returncode, proc.stdout) == (0, "locked\n"), proc.stderr
     assert "printable ASCII" in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert mirror.requests == []
+
+
+def test_asking_whether_a_mirror_is_set_does_not_load_the_page_reader() -> None:
+    """Every first run's download asks; the page reader (html.parser) is loaded only to
+    read a mirror's page."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from carton_hook.installing.mirror import mirror_index\n"
+            "assert mirror_index() is None\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('html', "
+            "'carton_hook.formats.simpleapi'))))\n")
+    env = {k: v for k, v in os.environ.items() if k != "CARTON_INDEX_URL"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
