@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
 from carton_hook.installing.turns import Turns
-from carton_hook.planning.planfile import dump_plan, read_plan
+from carton_hook.planning.planfile import read_plan, write_plan_file
 from carton_hook.trace import mark
 
 if TYPE_CHECKING:
@@ -51,26 +51,43 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     from carton_hook.planning.select import make_plan
 
     mark("worker: imported")
-    # The model's process may be extracting the archive now (plan.get_plan): the section
-    # is selected from the archive meanwhile, and the plan written once the folder is
-    # published (by that process, or, if it failed or ended, by this one: no plan is
-    # ever written for a model whose archive was not checked whole).
     extracting = os.environ.get("CARTON_AFTER_MODEL_OPENS") == "1"
-    folder = os.path.isfile(os.path.join(model_arg, "pyproject.toml"))
-    check = start_lock_check(model_arg) if folder else None  # meanwhile, in a subprocess
-    model = open_model(Path(model_arg), Path(carton_home()), extract=not extracting)
-    with ModelFiles(model) as files:
-        plan = make_plan(model, files)
-    mark("worker: section selected")
-    if extracting:
-        _read_line(sys.stdin.fileno())
-        mark("worker: the model's process opened the model")
+    if extracting and os.environ.get("CARTON_MODEL_SELECTS") == "1":
+        # The model's process extracts the .carton and selects its section (loading/
+        # selection.py) while this one imports what installing needs: two cores.
+        _import_for_installing()
+        mark("worker: imported what installing needs")
+        said = _read_line(sys.stdin.fileno())
+        plan = read_plan(plan_file, identity) if said == PLAN_WRITTEN else None
         model = open_model(Path(model_arg), Path(carton_home()))
-    plan["identity"] = identity
-    if check is not None:
-        plan["watch"] = lock_watch(check, model_arg)
-    write_plan_file(plan_file, plan)
-    mark("worker: plan written")
+        if plan is not None:
+            mark("worker: the model's process wrote the plan")
+        else:  # it could not select: this one does, as for a model folder
+            with ModelFiles(model) as files:
+                plan = make_plan(model, files)
+            plan["identity"] = identity
+            write_plan_file(plan_file, plan)
+            mark("worker: plan written")
+    else:
+        # The model's process may be extracting the archive now (plan.get_plan): the
+        # section is selected from the archive meanwhile, and the plan written once the
+        # folder is published (by that process, or, if it failed or ended, by this one:
+        # no plan is ever written for a model whose archive was not checked whole).
+        folder = os.path.isfile(os.path.join(model_arg, "pyproject.toml"))
+        check = start_lock_check(model_arg) if folder else None  # meanwhile, elsewhere
+        model = open_model(Path(model_arg), Path(carton_home()), extract=not extracting)
+        with ModelFiles(model) as files:
+            plan = make_plan(model, files)
+        mark("worker: section selected")
+        if extracting:
+            _read_line(sys.stdin.fileno())
+            mark("worker: the model's process opened the model")
+            model = open_model(Path(model_arg), Path(carton_home()))
+        plan["identity"] = identity
+        if check is not None:
+            plan["watch"] = lock_watch(check, model_arg)
+        write_plan_file(plan_file, plan)
+        mark("worker: plan written")
     # The model's process makes its prefix (api.load), on its own core while these
     # install: here it took the installing threads' interpreter lock for 25-100 ms.
     if prefetch_for:
@@ -146,11 +163,30 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
 _SAYING = threading.Lock()
 
 
-def _read_line(fd: int) -> None:
+# What the model's process says once it has extracted the archive and written the plan
+# (workerclient.PLAN_WRITTEN); otherwise it says it opened the model.
+PLAN_WRITTEN = "plan-written"
+
+
+def _read_line(fd: int) -> str:
     """Read a line from `fd` a byte at a time: what follows it stays in the pipe, for
     the progress line to read (progress.Progress.listen)."""
-    while os.read(fd, 1) not in (b"\n", b""):
-        pass
+    line = b""
+    while (byte := os.read(fd, 1)) not in (b"\n", b""):
+        line += byte
+    return line.decode(errors="replace")
+
+
+def _import_for_installing() -> None:
+    """Import what downloading and unpacking need, ahead of the plan."""
+    import urllib.request  # noqa: F401 - network.http reads the proxy rules with it
+
+    import installer.destinations
+    import installer.sources  # noqa: F401
+    import urllib3  # noqa: F401
+
+    import carton_hook.installing.fetch
+    import carton_hook.installing.unpack  # noqa: F401
 
 
 def _say(line: str) -> None:
@@ -158,14 +194,6 @@ def _say(line: str) -> None:
     thread."""
     with _SAYING, contextlib.suppress(OSError):
         print(line, flush=True)
-
-
-def write_plan_file(plan_file: str, plan: PlanData) -> None:
-    """Publish a plan: written beside its place, then renamed over it (not fsynced: a
-    plan lost to a power cut is made again)."""
-    from carton_hook.filesystem.atomic import write_bytes
-
-    write_bytes(Path(plan_file), dump_plan(plan), durable=False)
 
 
 def derive(model_arg: str, dest: str) -> None:

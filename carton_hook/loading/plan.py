@@ -80,9 +80,13 @@ def get_plan(model: str, home: str) -> Plan:
             from carton_hook.trace import mark
 
             mark("model: starting the worker")
-            background = start_worker("plan", model, path, identity,
-                                      loading.WORKER_PYTHON, keep_fd=lock,
-                                      meanwhile=lambda: _extract_meanwhile(model, home))
+            # A .carton is extracted meanwhile, then its section selected here, while
+            # the worker imports what installing needs (selection.py).
+            archive = os.path.isfile(model)
+            background = start_worker(
+                "plan", model, path, identity, loading.WORKER_PYTHON, keep_fd=lock,
+                meanwhile=lambda: _extract_meanwhile(model, home, path, identity),
+                selects=archive)
             mark("model: going on")
             data = read_plan(path, identity)
         finally:
@@ -93,24 +97,26 @@ def get_plan(model: str, home: str) -> Plan:
     raise OSError(f"the worker wrote no readable plan at {path} (three times)")
 
 
-def _extract_meanwhile(model: str, home: str) -> None:
+def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> bool:
     """Extract a .carton while the worker's interpreter starts and imports what it needs
-    (~150 ms on one core, while this process would wait on the other): the worker then
-    finds the model's folder published. A failure is the worker's to report: it opens
-    the model again."""
+    (~150 ms on one core, while this process would wait on the other), then select its
+    section and write the plan (selection.py): whether the plan was written. A failure
+    is the worker's to report: it opens the model again, and selects."""
     if not os.path.isfile(model):
-        return  # a model folder: nothing to extract
+        return False  # a model folder: nothing to extract
     from pathlib import Path
 
     from carton_hook.errors import CartonError
+    from carton_hook.loading.selection import select_here
     from carton_hook.planning.models import open_model
     from carton_hook.trace import mark
 
     try:
         open_model(Path(model), Path(home))
     except (CartonError, OSError, ValueError, KeyError):
-        return
+        return False
     mark("model: model opened")
+    return select_here(model, home, plan_file, identity)
 
 
 def _lock(plan_file: str) -> int | None:

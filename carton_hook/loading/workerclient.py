@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 WORKER_MODULE = "carton_hook.installing.worker"
 # The folder that holds carton_hook (this file is carton_hook/<room>/<module>.py).
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 
@@ -52,9 +52,10 @@ def _worker_env(listen: bool = False,
     env = dict(os.environ)
     env.pop("CARTON_PROGRESS_LISTEN", None)
     env.pop("CARTON_PROGRESS_STYLE", None)
+    env.pop("CARTON_MODEL_SELECTS", None)
     # An executable carton's runtime keeps carton_hook's dependencies in a folder of
     # their own (zipmain.py), which the model's process never has on its path.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT,
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT,
                                                       env.get("CARTON_RUNTIME_DEPS", ""),
                                                       env.get("PYTHONPATH", "")]))
     stream = _progress_stream(log)
@@ -85,8 +86,10 @@ def run_worker(*args: str, log: bool = False) -> str:
 
 
 # What the model's process says on the worker's stdin once `start_worker`'s `meanwhile`
-# has ended (the model's archive is extracted, or it failed: the worker tries again).
+# has ended: the model's archive is extracted (or that failed: the worker tries again),
+# or, with `selects`, extracted and the plan written (worker.PLAN_WRITTEN).
 MODEL_OPENED = "model-opened"
+PLAN_WRITTEN = "plan-written"
 
 # How long the model's process waits for a worker that draws progress to say it has
 # stopped: a terminal stopped with Ctrl-S blocks its writes, and the model must go on.
@@ -101,12 +104,15 @@ READY = '{"ready"'
 
 
 def start_worker(*args: str, keep_fd: int | None = None,
-                 meanwhile: Callable[[], None] | None = None) -> Background | None:
+                 meanwhile: Callable[[], bool] | None = None,
+                 selects: bool = False) -> Background | None:
     """Run `python -m carton_hook.installing.worker ARGS` until it says it is ready, or
     ends. Returns the `Background` of a worker that goes on installing (None if it ended); raises
     WorkerError on failure. `keep_fd` is passed to it, so that a lock on it is held as
     long as the worker runs. `meanwhile` runs while the worker starts; the worker waits
-    for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`)."""
+    for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`). With
+    `selects`, the worker imports what installing needs meanwhile, and `meanwhile`
+    returns whether it wrote the plan (if not, the worker makes it)."""
     import subprocess
     import threading
     import time
@@ -120,6 +126,8 @@ def start_worker(*args: str, keep_fd: int | None = None,
     env, progress_fd = _worker_env(listen=True, log=True)
     if meanwhile is not None:
         env["CARTON_AFTER_MODEL_OPENS"] = "1"
+        if selects:
+            env["CARTON_MODEL_SELECTS"] = "1"
     fds = tuple(fd for fd in (progress_fd, keep_fd) if fd is not None)
     try:
         # Its stdin says when `meanwhile` has ended, and when the model's process waits
@@ -137,10 +145,11 @@ def start_worker(*args: str, keep_fd: int | None = None,
     threading.Thread(target=background.pass_on_stderr, daemon=True,
                      name="carton-worker-stderr").start()
     if meanwhile is not None:
+        wrote = False
         try:
-            meanwhile()
+            wrote = meanwhile()
         finally:
-            background.tell(MODEL_OPENED)
+            background.tell(PLAN_WRITTEN if wrote else MODEL_OPENED)
     if progress_fd is None:
         background.close_stdin()  # nothing more to say
     for line in proc.stdout:

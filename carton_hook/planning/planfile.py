@@ -100,6 +100,16 @@ def dump_plan(plan: PlanData) -> bytes:
     return marshal.dumps(dict(plan))
 
 
+def write_plan_file(plan_file: str, plan: PlanData) -> None:
+    """Publish a plan: written beside its place, then renamed over it (not fsynced: a
+    plan lost to a power cut is made again)."""
+    from pathlib import Path
+
+    from carton_hook.filesystem.atomic import write_bytes
+
+    write_bytes(Path(plan_file), dump_plan(plan), durable=False)
+
+
 def _read(path: str, identity: str | None) -> PlanData | None:
     try:
         with open(path, "rb") as f:

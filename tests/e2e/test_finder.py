@@ -707,9 +707,11 @@ print(slow.__name__)"""))
     assert sorted(files_fetched(pypi)) == [f"/files/{n}-1.0-py3-none-any.whl"
                                            for n in ("fast", "slow", "unused")]
 
-def _traced_first_run(env: dict[str, str], carton: Path, trace: Path) -> list[list[str]]:
-    """Run `carton` with CARTON_TRACE into `trace`: its lines (seconds, pid, thread,
-    step), in time order, once the worker has installed the prefetch. The worker may
+def _traced_first_run(env: dict[str, str], carton: Path,
+                      trace: Path) -> tuple[str, list[list[str]]]:
+    """Run `carton` with CARTON_TRACE into `trace`: what it printed, and the trace's
+    lines (seconds, pid, thread, step) in time order, once the worker has installed the
+    prefetch. The worker may
     outlive the model's process by a few steps: it finishes the prefetch (the model
     waited only for the wheel it imports) and then ends."""
     proc = run_hook({**env, "CARTON_TRACE": str(trace)}, carton)
@@ -719,31 +721,54 @@ def _traced_first_run(env: dict[str, str], carton: Path, trace: Path) -> list[li
            and time.monotonic() < deadline):
         time.sleep(0.05)
     lines = [line.split(" ", 3) for line in trace.read_text().splitlines()]
-    return sorted(lines, key=lambda line: float(line[0]))
+    return proc.stdout, sorted(lines, key=lambda line: float(line[0]))
 
 
 def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
     """CARTON_TRACE gets each step of both processes, in one timeline; the model's
-    process extracts the archive while the worker starts and selects the section, and
-    the worker writes the plan after."""
+    process extracts the archive and selects the section while the worker starts and
+    imports what installing needs (loading/selection.py); the model's process takes
+    packaging, which it imported to select, out of `sys.modules` again."""
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
-    carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
+    carton = build_carton("alpha\n", {"model.py": (
+        "import sys\ndef main():\n    import alpha\n"
+        "    print(sorted(m for m in sys.modules if m.split('.')[0] == 'packaging'))\n")})
     trace = tmp_path / "trace.txt"
-    lines = _traced_first_run(hermetic_env, carton, trace)
+    printed, lines = _traced_first_run(hermetic_env, carton, trace)
+    assert printed == "[]\n"  # imported to select, then taken out again
     steps = [step for _, _, _, step in lines]
     assert len({pid for _, pid, _, _ in lines}) == 2  # the model's process and its worker
-    order = ["model: starting the worker", "model: model opened",
-             "worker: the model's process opened the model", "worker: plan written",
-             "worker: ready", "model: going on"]
+    order = ["model: starting the worker", "model: model opened", "model: plan written",
+             "worker: the model's process wrote the plan", "worker: ready",
+             "model: going on"]
     assert [s for s in steps if s in order] == order, steps
     wheel = "alpha-1.0-py3-none-any.whl"
     assert steps.index(f"{wheel}: fetching") < steps.index(f"{wheel}: unpacking"), steps
     assert f"{wheel}: installed" in steps, steps
     assert "worker: prefetch installed" in steps and "model: prefix made" in steps, steps
-    assert run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton).returncode == 0
+    assert "worker: imported what installing needs" in steps, steps
+    warm = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
+    assert (warm.returncode, warm.stdout) == (0, "[]\n"), warm.stderr
     assert len(trace.read_text().splitlines()) == len(lines)  # a warm run: no step to trace
+
+
+def test_packaging_imported_to_select_is_gone_before_the_model_runs_with_site_packages(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """With the system's site-packages let through, nothing else takes the copy of
+    packaging that the model's process imported to select (loading/selection.py) out
+    of `sys.modules`: a model that asks for packaging then finds the system's (it did
+    not lock one), not a module carton left behind."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    carton = build_carton("alpha\n", {"model.py": (
+        "import sys\ndef main():\n    import alpha\n"
+        "    print(sorted(m for m in sys.modules if m.split('.')[0] == 'packaging'))\n")})
+    env = {**hermetic_env, "CARTON_SYSTEM_SITE_PACKAGES": "1"}
+    printed, lines = _traced_first_run(env, carton, tmp_path / "trace.txt")
+    assert "model: plan written" in [step for _, _, _, step in lines]
+    assert printed == "[]\n"
 
 
 def test_a_first_run_unpacks_its_wheels_one_at_a_time(
@@ -756,8 +781,8 @@ def test_a_first_run_unpacks_its_wheels_one_at_a_time(
     for name in ("beta", "gamma", "delta"):
         pypi.add(make_wheel(tmp_path / "w", name, "1.0", requires=["delta"] * (name != "delta")))
     carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
-    steps = [step for _, _, _, step in _traced_first_run(hermetic_env, carton,
-                                                         tmp_path / "trace.txt")]
+    _, lines = _traced_first_run(hermetic_env, carton, tmp_path / "trace.txt")
+    steps = [step for _, _, _, step in lines]
     # One at a time, or handed over to one ranked before (each wheel before its
     # dependencies: alpha, beta, delta, gamma) that is unpacked whole before the one it
     # interrupted goes on.

@@ -78,7 +78,7 @@ def test_the_worker_runs_with_the_callers_interpreter_and_carton_on_its_path(
     """)
     python, hook = workerclient.run_worker().splitlines()
     assert python == loading.WORKER_PYTHON
-    assert Path(hook).parent.parent == Path(workerclient._PACKAGE_PARENT)
+    assert Path(hook).parent.parent == Path(workerclient.PACKAGE_PARENT)
 
 
 def test_drain_passes_on_what_the_worker_said_and_the_relay_did_not(
