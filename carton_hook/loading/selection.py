@@ -2,13 +2,13 @@
 imports what installing needs (urllib3, installer): the two then take two cores, where
 the worker did both, one after the other, on one (docs/performance.md).
 
-Selection needs `packaging`. It is imported here only if it is the copy the worker
-would import, only where the model's process has not imported it already, and every
-module of it is taken out of `sys.modules` again before the model's
-code runs: the model's own `import packaging` then finds the version the model locks,
-never this one. Where packaging is elsewhere or not importable (an executable carton
-keeps carton's dependencies off the model's path), or selection fails in any way, the
-worker selects instead, as it does for a model folder, and reports what failed.
+Selection needs `packaging`. It is loaded here from where the worker loads it (carton's
+own folder and its dependencies' first, as workerclient puts them on the worker's path:
+an executable carton keeps them off the model's), only where the model's process has
+not imported one already, and every module of it is taken out of `sys.modules` again
+before the model's code runs: the model's own `import packaging` then finds the version
+the model locks, never this one. Where selection fails in any way, the worker selects
+instead, as it does for a model folder, and reports what failed.
 """
 
 from __future__ import annotations
@@ -22,23 +22,26 @@ from carton_hook.loading.workerclient import PACKAGE_PARENT
 def select_here(model: str, home: str, plan_file: str, identity: str) -> bool:
     """Select the section of the extracted .carton `model` and write its plan to
     `plan_file`; whether it was written."""
-    if not _importable_from_here("packaging"):
-        return False
+    if "packaging" in sys.modules:
+        return False  # a host process's, of any version: not this one's to use or drop
     from pathlib import Path
 
     from carton_hook.errors import CartonError
-    from carton_hook.planning.models import ModelFiles, open_model
-    from carton_hook.planning.planfile import write_plan_file
-    from carton_hook.planning.select import make_plan
     from carton_hook.trace import mark
 
     try:
+        if not _load_the_workers_copy("packaging"):
+            return False
+        from carton_hook.planning.models import ModelFiles, open_model
+        from carton_hook.planning.planfile import write_plan_file
+        from carton_hook.planning.select import make_plan
+
         opened = open_model(Path(model), Path(home), extract=False)
         with ModelFiles(opened) as files:
             plan = make_plan(opened, files)
         plan["identity"] = identity
         write_plan_file(plan_file, plan)
-    except (CartonError, OSError, ImportError, ValueError, KeyError):
+    except (CartonError, OSError, ImportError, SyntaxError, ValueError, KeyError):
         return False
     finally:
         forget("packaging")
@@ -46,23 +49,21 @@ def select_here(model: str, home: str, plan_file: str, identity: str) -> bool:
     return True
 
 
-def _importable_from_here(name: str) -> bool:
-    """Whether `import name` here would load the copy of the top-level package `name`
-    that the worker imports (workerclient: carton's folder and its dependencies' first,
-    then this interpreter's path), and nothing has loaded it yet."""
-    if name in sys.modules:
-        return False
+def _load_the_workers_copy(name: str) -> bool:
+    """Import the top-level package `name` from where the worker would: carton's folder,
+    then its dependencies' (`CARTON_RUNTIME_DEPS`), then this interpreter's path. Its
+    submodules then come from the same folder. Whether it was found."""
     from importlib.machinery import PathFinder
-    from importlib.util import find_spec
+    from importlib.util import module_from_spec
 
     deps = os.environ.get("CARTON_RUNTIME_DEPS", "").split(os.pathsep)
-    try:
-        mine = find_spec(name)
-        theirs = PathFinder.find_spec(name, [PACKAGE_PARENT, *filter(None, deps), *sys.path])
-    except (ImportError, ValueError):
+    spec = PathFinder.find_spec(name, [PACKAGE_PARENT, *filter(None, deps), *sys.path])
+    if spec is None or spec.loader is None:
         return False
-    return (mine is not None and theirs is not None and mine.origin is not None
-            and mine.origin == theirs.origin)
+    module = module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # on failure, `forget` takes it out
+    return True
 
 
 def forget(name: str) -> None:

@@ -39,15 +39,20 @@ def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]
     return build_carton("alpha\n", MODEL)
 
 
-def test_a_bare_python_runs_the_carton(carton: Path, bare_python: Path,
+def test_a_bare_python_runs_the_carton(tmp_path: Path, carton: Path, bare_python: Path,
                                        hermetic_env: dict[str, str]) -> None:
     check = subprocess.run([str(bare_python), "-c", "import urllib3"], capture_output=True)
     assert check.returncode != 0  # really bare
+    trace = tmp_path / "trace.txt"
     for run in ("cold", "warm"):
-        proc = subprocess.run([str(bare_python), str(carton), "x", "--y"], env=hermetic_env,
+        proc = subprocess.run([str(bare_python), str(carton), "x", "--y"],
+                              env={**hermetic_env, "CARTON_TRACE": str(trace)},
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, (run, proc.stderr)
         assert proc.stdout.splitlines() == ["a1 ['x', '--y']", "child a1"], run
+    # The model's process selected the section, with the packaging the carton carries
+    # (loading/selection.py), and the model found none (MODEL tries).
+    assert "model: plan written" in trace.read_text()
     home = Path(hermetic_env["CARTON_HOME"])
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
     (runtime,) = (home / "runtime" / tag).iterdir()

@@ -11,25 +11,35 @@ from pathlib import Path
 
 from carton_hook.loading.selection import forget, select_here
 
-ASK = ("from carton_hook.loading.selection import _importable_from_here\n"
-       "print(_importable_from_here('packaging'))\n")
+# In a fresh process: the packaging the model's process loads to select, and the one a
+# worker started from it imports.
+ASK = """
+import os, subprocess, sys
+from carton_hook.loading.selection import _load_the_workers_copy
+from carton_hook.loading.workerclient import _worker_env
+assert _load_the_workers_copy("packaging")
+import packaging
+if hasattr(packaging, "WHO"):  # the test's: its submodules come from its folder too
+    import packaging.sub
+    assert os.path.dirname(packaging.sub.__file__) == os.path.dirname(packaging.__file__)
+worker = subprocess.run([sys.executable, "-c", "import packaging; print(packaging.__file__)"],
+                        env=_worker_env()[0], capture_output=True, text=True, check=True)
+print(packaging.__file__, worker.stdout.strip(), sep="\\n")
+"""
 
 
-def _ask(env: dict[str, str]) -> str:
-    return subprocess.run([sys.executable, "-c", ASK], env=env, capture_output=True,
-                          text=True, check=True, cwd=os.path.dirname(os.path.dirname(
-                              os.path.dirname(os.path.abspath(__file__))))).stdout.strip()
-
-
-def test_it_selects_only_with_the_copy_of_packaging_the_worker_would_import(
-        tmp_path: Path) -> None:
+def test_packaging_is_loaded_from_where_the_worker_loads_it(tmp_path: Path) -> None:
+    """The worker looks in carton's folder, then its dependencies' (an executable
+    carton's, off the model's path), then the interpreter's path."""
+    (tmp_path / "deps" / "packaging").mkdir(parents=True)
+    for module in ("__init__", "sub"):
+        (tmp_path / "deps" / "packaging" / f"{module}.py").write_text("WHO = 'deps'\n")
     env = {k: v for k, v in os.environ.items() if k != "CARTON_RUNTIME_DEPS"}
-    assert _ask(env) == "True"
-    # The worker looks in carton's dependencies' folder first (an executable carton's):
-    # another packaging there is not the one this process would import.
-    (tmp_path / "packaging").mkdir()
-    (tmp_path / "packaging" / "__init__.py").write_text("")
-    assert _ask({**env, "CARTON_RUNTIME_DEPS": str(tmp_path)}) == "False"
+    for extra in ({}, {"CARTON_RUNTIME_DEPS": str(tmp_path / "deps")}):
+        out = subprocess.run([sys.executable, "-c", ASK], env={**env, **extra}, cwd=tmp_path,
+                             capture_output=True, text=True, check=True).stdout.split("\n")
+        assert out[0] and out[0] == out[1], out
+    assert not (Path(__file__).parents[2] / "packaging").exists()  # the checkout has none
 
 
 def test_it_does_not_select_where_packaging_is_loaded_already(tmp_path: Path) -> None:
