@@ -62,3 +62,16 @@ def test_forget_takes_a_package_and_its_submodules_only() -> None:
     finally:
         for name in names:
             sys.modules.pop(name, None)
+
+
+def test_a_selection_that_fails_leaves_no_plan_and_no_packaging(tmp_path: Path) -> None:
+    """The worker then selects, and reports what failed (as it did before)."""
+    code = ("import sys\n"
+            "from carton_hook.loading.selection import select_here\n"
+            f"wrote = select_here({str(tmp_path / 'gone.carton')!r}, {str(tmp_path)!r}, "
+            f"{str(tmp_path / 'plan')!r}, 'id')\n"
+            "print(wrote, sorted(m for m in sys.modules if m.split('.')[0] == 'packaging'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout.strip()
+    assert out == "False []"
+    assert not (tmp_path / "plan").exists()
