@@ -162,7 +162,8 @@ def test_the_model_goes_on_without_a_reply_only_while_the_worker_is_silent(
         waited = time.monotonic() - started
         assert (waited < 0.25) if silent else (waited >= 0.5), waited
         deadline = time.monotonic() + 10
-        while not heard.exists() and time.monotonic() < deadline:
+        # The file exists once opened, before the line is written into it.
+        while not (heard.exists() and heard.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert heard.read_text() == "going-on\n"
     finally:
