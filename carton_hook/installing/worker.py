@@ -47,7 +47,7 @@ EXIT_ERROR = 3
 def write_plan(model_arg: str, plan_file: str, identity: str,
                prefetch_for: str | None = None) -> None:
     """Open the model (extracting a .carton), select its section, write the plan."""
-    from carton_hook.planning.models import ModelFiles, open_model
+    from carton_hook.planning.models import open_model
     from carton_hook.planning.select import make_plan
 
     mark("worker: imported")
@@ -63,8 +63,7 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         if plan is not None:
             mark("worker: the model's process wrote the plan")
         else:  # it could not select: this one does, as for a model folder
-            with ModelFiles(model) as files:
-                plan = make_plan(model, files)
+            plan = make_plan(model)
             plan["identity"] = identity
             write_plan_file(plan_file, plan)
             mark("worker: plan written")
@@ -76,8 +75,7 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         folder = os.path.isfile(os.path.join(model_arg, "pyproject.toml"))
         check = start_lock_check(model_arg) if folder else None  # meanwhile, elsewhere
         model = open_model(Path(model_arg), Path(carton_home()), extract=not extracting)
-        with ModelFiles(model) as files:
-            plan = make_plan(model, files)
+        plan = make_plan(model)
         mark("worker: section selected")
         if extracting:
             _read_line(sys.stdin.fileno())

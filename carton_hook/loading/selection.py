@@ -31,13 +31,11 @@ def select_here(model: str, home: str, plan_file: str, identity: str) -> bool:
     try:
         if not _load_the_workers_copy("packaging"):
             return False
-        from carton_hook.planning.models import ModelFiles, open_model
+        from carton_hook.planning.models import open_model
         from carton_hook.planning.planfile import write_plan_file
         from carton_hook.planning.select import make_plan
 
-        opened = open_model(Path(model), Path(home), extract=False)
-        with ModelFiles(opened) as files:
-            plan = make_plan(opened, files)
+        plan = make_plan(open_model(Path(model), Path(home), extract=False))
         plan["identity"] = identity
         write_plan_file(plan_file, plan)
     except Exception:  # noqa: BLE001 - whatever it was, the worker selects and reports it
