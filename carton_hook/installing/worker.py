@@ -133,11 +133,10 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
     it reports why at once instead of trying the same download again. `meanwhile` runs
     while they download."""
     from carton_hook.installing.compileahead import start_ahead
-    from carton_hook.planning.planfile import closure
-    from carton_hook.planning.predict import imported_names, predicted_wheels
+    from carton_hook.planning.predict import imported_names, predicted_wheels, wheels_to_prefetch
 
     names = imported_names(model_dir, entrypoint)
-    shas = closure(plan, predicted_wheels(plan, names))
+    shas = wheels_to_prefetch(plan, names)
 
     def then() -> None:
         meanwhile()

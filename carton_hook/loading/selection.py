@@ -18,19 +18,23 @@ import sys
 
 from carton_hook.loading.workerclient import PACKAGE_PARENT
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from carton_hook.planning.planfile import PlanData
 
-def select_here(model: str, home: str, plan_file: str, identity: str) -> bool:
+
+def select_here(model: str, home: str, plan_file: str, identity: str) -> PlanData | None:
     """Select the section of the extracted .carton `model` and write its plan to
-    `plan_file`; whether it was written."""
+    `plan_file`: the plan written, or None."""
     if "packaging" in sys.modules:
-        return False  # a host process's, of any version: not this one's to use or drop
+        return None  # a host process's, of any version: not this one's to use or drop
     from pathlib import Path
 
     from carton_hook.trace import mark
 
     try:
         if not _load_the_workers_copy("packaging"):
-            return False
+            return None
         from carton_hook.planning.models import open_model
         from carton_hook.planning.planfile import write_plan_file
         from carton_hook.planning.select import make_plan
@@ -39,11 +43,11 @@ def select_here(model: str, home: str, plan_file: str, identity: str) -> bool:
         plan["identity"] = identity
         write_plan_file(plan_file, plan)
     except Exception:  # noqa: BLE001 - whatever it was, the worker selects and reports it
-        return False
+        return None
     finally:
         forget("packaging")
     mark("model: plan written")
-    return True
+    return plan
 
 
 def _load_the_workers_copy(name: str) -> bool:

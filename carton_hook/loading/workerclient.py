@@ -90,6 +90,10 @@ def run_worker(*args: str, log: bool = False) -> str:
 # or, with `selects`, extracted and the plan written (worker.PLAN_WRITTEN).
 MODEL_OPENED = "model-opened"
 PLAN_WRITTEN = "plan-written"
+# What `meanwhile` returns where it wrote the plan and every wheel the worker installs
+# first is cached: the worker is told PLAN_WRITTEN, and the model's process goes on
+# without waiting for its ready, as it has nothing to wait for.
+ALL_CACHED = "all-cached"
 
 # How long the model's process waits for a worker that draws progress to say it has
 # stopped: a terminal stopped with Ctrl-S blocks its writes, and the model must go on.
@@ -104,15 +108,16 @@ READY = '{"ready"'
 
 
 def start_worker(*args: str, keep_fd: int | None = None,
-                 meanwhile: Callable[[], bool] | None = None,
+                 meanwhile: Callable[[], str] | None = None,
                  selects: bool = False) -> Background | None:
     """Run `python -m carton_hook.installing.worker ARGS` until it says it is ready, or
     ends. Returns the `Background` of a worker that goes on installing (None if it ended); raises
     WorkerError on failure. `keep_fd` is passed to it, so that a lock on it is held as
     long as the worker runs. `meanwhile` runs while the worker starts; the worker waits
-    for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`). With
-    `selects`, the worker imports what installing needs meanwhile, and `meanwhile`
-    returns whether it wrote the plan (if not, the worker makes it)."""
+    for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`), then is told
+    what it returns: MODEL_OPENED, or, with `selects` (the worker imports what
+    installing needs meanwhile), PLAN_WRITTEN if it wrote the plan (if not, the worker
+    makes it), or ALL_CACHED: then this returns without waiting for the ready."""
     import subprocess
     import threading
     import time
@@ -144,26 +149,23 @@ def start_worker(*args: str, keep_fd: int | None = None,
     # Its stderr is read all along (a full pipe would stop it), and passed on once ready.
     threading.Thread(target=background.pass_on_stderr, daemon=True,
                      name="carton-worker-stderr").start()
+    said = MODEL_OPENED
     if meanwhile is not None:
-        wrote = False
         try:
-            wrote = meanwhile()
+            said = meanwhile()
         finally:
-            background.tell(PLAN_WRITTEN if wrote else MODEL_OPENED)
+            background.tell(PLAN_WRITTEN if said == ALL_CACHED else said)
     if progress_fd is None:
         background.close_stdin()  # nothing more to say
+    if said == ALL_CACHED:
+        background.go_on()  # it installs nothing the model waits for (shas: none)
+        return background
     for line in proc.stdout:
         if line.startswith(READY):
             import json
 
             background.shas = set(json.loads(line)["ready"])
-            threading.Thread(target=background.read_reports, daemon=True,
-                             name="carton-worker-stdout").start()
-            background.hush()  # the model goes on: no status line above what it prints
-            background.go_live()
-            import atexit
-
-            atexit.register(background.drain)
+            background.go_on()
             return background
     proc.wait()
     background.close_stdin()
@@ -196,6 +198,18 @@ class Background:
         self._live = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         os.set_blocking(proc.stderr.fileno(), False)  # read only what it holds (`_take`)
+
+    def go_on(self) -> None:
+        """The model's process goes on while this worker runs: its reports are read, and
+        what it says on stderr is passed on from now on."""
+        import atexit
+        import threading
+
+        threading.Thread(target=self.read_reports, daemon=True,
+                         name="carton-worker-stdout").start()
+        self.hush()  # no status line above what the model prints
+        self.go_live()
+        atexit.register(self.drain)
 
     def pass_on_stderr(self) -> None:
         """Read the worker's stderr as it comes (a full pipe would stop it): kept until

@@ -17,6 +17,8 @@ import ast
 import os
 from collections.abc import Iterator
 
+from carton_hook.planning.planfile import closure
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from carton_hook.planning.planfile import PlanData
@@ -42,6 +44,12 @@ def imported_names(model_dir: str, entrypoint: str) -> set[str]:
                 seen.add(local)
                 queue.append(local)
     return names
+
+
+def wheels_to_prefetch(plan: PlanData, names: set[str]) -> list[str]:
+    """The wheels a first run installs before the model's imports ask: those that provide
+    `names`, each before the wheels it depends on (`planfile.closure`)."""
+    return closure(plan, predicted_wheels(plan, names))
 
 
 def predicted_wheels(plan: PlanData, names: set[str]) -> list[str]:

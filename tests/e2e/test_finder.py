@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -769,6 +770,45 @@ def test_packaging_imported_to_select_is_gone_before_the_model_runs_with_site_pa
     printed, lines = _traced_first_run(env, carton, tmp_path / "trace.txt")
     assert "model: plan written" in [step for _, _, _, step in lines]
     assert printed == "[]\n"
+
+
+# A worker's start held back (its `sitecustomize`, on the path workerclient gives it)
+# until the model's process has run the model, or for at most 20 s.
+HELD_WORKER = """
+import os, time
+deadline = time.monotonic() + 20
+while not os.path.exists({flag!r}) and time.monotonic() < deadline:
+    time.sleep(0.01)
+if not os.path.exists({flag!r}):
+    open({flag!r} + ".waited-out", "w").close()
+"""
+
+
+def test_a_new_plan_whose_wheels_are_cached_does_not_wait_for_the_worker(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """A model whose plan is new (re-packed, moved) but whose wheels are all in the cache
+    goes on once it has selected: its worker, which imports urllib3 and installer
+    first, would have said ready some 45 ms later with nothing to install."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    flag = tmp_path / "model-ran"
+    carton = build_carton("alpha\n", {"model.py": (
+        f"def main():\n    import alpha, pathlib\n    pathlib.Path({str(flag)!r}).touch()\n"
+        "    print(alpha.__name__)\n")})
+    assert run_hook(hermetic_env, carton).returncode == 0
+    flag.unlink()
+    shutil.rmtree(Path(hermetic_env["CARTON_HOME"], "plans"))
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "sitecustomize.py").write_text(HELD_WORKER.format(flag=str(flag)))
+    env = {**hermetic_env, "CARTON_RUNTIME_DEPS": str(held)}
+    printed, lines = _traced_first_run(env, carton, tmp_path / "trace.txt")
+    assert printed == "alpha\n"
+    assert not Path(f"{flag}.waited-out").exists()  # the model ran while the worker waited
+    steps = [step for _, _, _, step in lines]
+    order = ["model: plan written", "model: going on", "worker: ready"]
+    assert [s for s in steps if s in order] == order, steps
+    assert not any(step.endswith(": fetching") for step in steps), steps
 
 
 def test_a_first_run_unpacks_its_wheels_one_at_a_time(

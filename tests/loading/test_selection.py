@@ -48,7 +48,7 @@ def test_it_does_not_select_where_packaging_is_loaded_already(tmp_path: Path) ->
     import packaging  # noqa: F401
 
     plan = tmp_path / "plan"
-    assert select_here(str(tmp_path / "m.carton"), str(tmp_path), str(plan), "id") is False
+    assert select_here(str(tmp_path / "m.carton"), str(tmp_path), str(plan), "id") is None
     assert not plan.exists() and "packaging" in sys.modules
 
 
@@ -73,5 +73,5 @@ def test_a_selection_that_fails_leaves_no_plan_and_no_packaging(tmp_path: Path) 
             "print(wrote, sorted(m for m in sys.modules if m.split('.')[0] == 'packaging'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=tmp_path).stdout.strip()
-    assert out == "False []"
+    assert out == "None []"
     assert not (tmp_path / "plan").exists()
