@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
 from carton_hook.cache.layout import BOOT_MODULE
+
+TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Stay, wherever they came from: this package, the main module (multiprocessing needs
 # it), and the prefix's boot module (purging it mid-import would break its import).
