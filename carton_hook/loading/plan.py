@@ -123,7 +123,11 @@ def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> 
     data = select_here(model, home, plan_file, identity)
     if data is None:
         return MODEL_OPENED
-    return ALL_CACHED if _all_cached(data, home) else PLAN_WRITTEN
+    try:
+        cached = _all_cached(data, home)
+    except Exception:  # noqa: BLE001 - the worker predicts again, and reports what failed
+        cached = False
+    return ALL_CACHED if cached else PLAN_WRITTEN
 
 
 def _all_cached(data: PlanData, home: str) -> bool:
