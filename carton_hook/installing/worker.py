@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
 from carton_hook.installing.turns import Turns
+from carton_hook.installing.words import PLAN_WRITTEN, PREFETCH_FAILED, READY
 from carton_hook.planning.planfile import read_plan, write_plan_file
 from carton_hook.trace import mark
 
@@ -143,7 +144,7 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
         # The model's process goes on now, while these install: its finder waits for
         # those it imports, each until its entry is complete (workerclient.Background).
         mark("worker: ready")  # before the model's process hears it: one order
-        _say(json.dumps({"ready": shas}))
+        _say(json.dumps({READY: shas}))
 
     failed = _install_each(plan, shas, interpreter, then, share_via=plan_file)
     mark("worker: prefetch installed")
@@ -154,15 +155,11 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
                  for sha in shas if sha not in failed for sub in plan["wheels"][sha]["roots"]],
                 os.path.join(root, ".tmp"))
     if failed:
-        _say(json.dumps({"prefetch-failed": {sha: str(exc) for sha, exc in failed.items()}}))
+        _say(json.dumps({PREFETCH_FAILED: {sha: str(exc) for sha, exc in failed.items()}}))
 
 
 _SAYING = threading.Lock()
 
-
-# What the model's process says once it has extracted the archive and written the plan
-# (workerclient.PLAN_WRITTEN); otherwise it says it opened the model.
-PLAN_WRITTEN = "plan-written"
 
 
 def _read_line(fd: int) -> str:

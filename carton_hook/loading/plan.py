@@ -104,7 +104,8 @@ def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> 
     MODEL_OPENED, PLAN_WRITTEN, or ALL_CACHED where the plan is written and every wheel
     the worker would install first is in the cache already. A failure is the worker's to
     report: it opens the model again, and selects."""
-    from carton_hook.loading.workerclient import ALL_CACHED, MODEL_OPENED, PLAN_WRITTEN
+    from carton_hook.installing.words import MODEL_OPENED, PLAN_WRITTEN
+    from carton_hook.loading.workerclient import ALL_CACHED
 
     if not os.path.isfile(model):
         return MODEL_OPENED  # a model folder: nothing to extract

@@ -12,6 +12,7 @@ import sys
 
 from carton_hook import loading
 from carton_hook.errors import WorkerError
+from carton_hook.installing.words import MODEL_OPENED, PLAN_WRITTEN, PREFETCH_FAILED, READY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,14 +86,9 @@ def run_worker(*args: str, log: bool = False) -> str:
     return _result(proc.returncode, proc.stdout, proc.stderr)
 
 
-# What the model's process says on the worker's stdin once `start_worker`'s `meanwhile`
-# has ended: the model's archive is extracted (or that failed: the worker tries again),
-# or, with `selects`, extracted and the plan written (worker.PLAN_WRITTEN).
-MODEL_OPENED = "model-opened"
-PLAN_WRITTEN = "plan-written"
 # What `meanwhile` returns where it wrote the plan and every wheel the worker installs
-# first is cached: the worker is told PLAN_WRITTEN, and the model's process goes on
-# without waiting for its ready, as it has nothing to wait for.
+# first is cached: the worker is told PLAN_WRITTEN (words.py), and the model's process
+# goes on without waiting for its ready, as it has nothing to wait for.
 ALL_CACHED = "all-cached"
 
 # How long the model's process waits for a worker that draws progress to say it has
@@ -102,9 +98,10 @@ HUSH_TIMEOUT = 2.0
 # `hush` waits for the worker's reply from this long before its silent seconds end.
 SILENCE_MARGIN = 0.05
 
-# The line a worker prints when the model's process may go on while it keeps installing
-# (`worker.write_plan`): `{"ready": [SHA256, ...]}`, the wheels it is still installing.
-READY = '{"ready"'
+# How the line starts that a worker prints when the model's process may go on while it
+# keeps installing (`worker.prefetch`): `{"ready": [SHA256, ...]}` (words.py).
+_READY_LINE = f'{{"{READY}"'
+_FAILED_LINE = f'{{"{PREFETCH_FAILED}"'
 
 
 def start_worker(*args: str, keep_fd: int | None = None,
@@ -161,10 +158,10 @@ def start_worker(*args: str, keep_fd: int | None = None,
         background.go_on()  # it installs nothing the model waits for (shas: none)
         return background
     for line in proc.stdout:
-        if line.startswith(READY):
+        if line.startswith(_READY_LINE):
             import json
 
-            background.shas = set(json.loads(line)["ready"])
+            background.shas = set(json.loads(line)[READY])
             background.go_on()
             return background
     proc.wait()
@@ -265,8 +262,8 @@ class Background:
         from carton_hook.installing.progress import QUIET
 
         for line in self.proc.stdout:
-            if line.startswith('{"prefetch-failed"'):
-                self.failed.update(json.loads(line)["prefetch-failed"])
+            if line.startswith(_FAILED_LINE):
+                self.failed.update(json.loads(line)[PREFETCH_FAILED])
             elif line.strip() == QUIET:
                 with self._replies:
                     self._answered += 1

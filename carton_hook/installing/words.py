@@ -1,0 +1,15 @@
+"""What a first run's model process and its plan worker say to each other, beside the
+progress line's words (progress.py: WAITING, GOING_ON, QUIET).
+
+On the worker's stdin, once the model's process has extracted a .carton while the
+worker started (loading/plan.py): MODEL_OPENED, or PLAN_WRITTEN where it has also
+selected the section and written the plan (loading/selection.py). On the worker's
+stdout, one JSON object a line: `{READY: [SHA256, ...]}` when the model's process may go
+on (the wheels the worker is still installing), and `{PREFETCH_FAILED: {SHA256: why}}`
+for those it could not install.
+"""
+
+MODEL_OPENED = "model-opened"
+PLAN_WRITTEN = "plan-written"
+READY = "ready"
+PREFETCH_FAILED = "prefetch-failed"
