@@ -161,7 +161,6 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
 _SAYING = threading.Lock()
 
 
-
 def _read_line(fd: int) -> str:
     """Read a line from `fd` a byte at a time: what follows it stays in the pipe, for
     the progress line to read (progress.Progress.listen)."""

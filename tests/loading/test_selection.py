@@ -68,9 +68,9 @@ def test_a_selection_that_fails_leaves_no_plan_and_no_packaging(tmp_path: Path) 
     """The worker then selects, and reports what failed (as it did before)."""
     code = ("import sys\n"
             "from carton_hook.loading.selection import select_here\n"
-            f"wrote = select_here({str(tmp_path / 'gone.carton')!r}, {str(tmp_path)!r}, "
+            f"plan = select_here({str(tmp_path / 'gone.carton')!r}, {str(tmp_path)!r}, "
             f"{str(tmp_path / 'plan')!r}, 'id')\n"
-            "print(wrote, sorted(m for m in sys.modules if m.split('.')[0] == 'packaging'))\n")
+            "print(plan, sorted(m for m in sys.modules if m.split('.')[0] == 'packaging'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=tmp_path).stdout.strip()
     assert out == "None []"
