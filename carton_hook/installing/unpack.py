@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from carton_hook.errors import WheelError
-from carton_hook.formats.wheelcheck import check_wheel
+from carton_hook.formats.wheelcheck import WheelInfo, checked_wheel
 from carton_hook.installing import splitunpack
 
 # installer leaves out a wheel's `__pycache__` files (numpy 2.2.6's cp311 wheel has one)
@@ -36,9 +37,19 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
     scripts name `final`, where the tree is renamed to afterwards). A wheel of
     `split_min` bytes or more, unpacked, is written by two processes (`splitunpack`).
     `between` is called before each member is written (turns.Turns.hand_over)."""
+    # The installer reads the archive that was checked, listed once: its members'
+    # contents are checked below, as installed.
+    with checked_wheel(wheel, filename, contents=False) as (archive, info):
+        _install_checked(wheel, archive, info, final, destdir, interpreter, split_min,
+                         between)
+
+
+def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, final: Path,
+                     destdir: Path, interpreter: str, split_min: int,
+                     between: Callable[[], None] | None) -> None:
     from installer import install
 
-    info = check_wheel(wheel, filename, contents=False)  # contents: below, as installed
+    filename = info.filename
     base = os.path.join(destdir, os.path.relpath(final, final.anchor))
     shared = splitunpack.helper_share(info.record, split_min)
     helper = (splitunpack.start(str(wheel), base, str(destdir), shared, info.record)
@@ -59,28 +70,28 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
     if between is not None:
         destination.between = between
     try:
-        with _verifying_source_class().open(wheel) as source:
-            source.expect(filename, info.record, elsewhere)
-            install(source, destination, additional_metadata={"INSTALLER": b"carton\n"})
-            left_out = [p for p in info.record if "__pycache__" in p.split("/")]
-            if left_out:
+        source = _verifying_source_class()(archive)
+        source.expect(filename, info.record, elsewhere)
+        install(source, destination, additional_metadata={"INSTALLER": b"carton\n"})
+        left_out = [p for p in info.record if "__pycache__" in p.split("/")]
+        if left_out:
+            from carton_hook.log import logger
+
+            logger().debug("%s: %d file(s) in __pycache__ left out, as installer does "
+                           "(checked against RECORD; carton compiles its own): %s",
+                           filename, len(left_out), ", ".join(left_out[:3]))
+        if helper is not None:
+            theirs = sorted(elsewhere)
+            why = splitunpack.join(helper, filename) or splitunpack.missing(
+                base, theirs, info.record)
+            helper = None
+            if why is not None:  # it died: its members are written here
                 from carton_hook.log import logger
 
-                logger().debug("%s: %d file(s) in __pycache__ left out, as installer does "
-                               "(checked against RECORD; carton compiles its own): %s",
-                               filename, len(left_out), ", ".join(left_out[:3]))
-            if helper is not None:
-                theirs = sorted(elsewhere)
-                why = splitunpack.join(helper, filename) or splitunpack.missing(
-                    base, theirs, info.record)
-                helper = None
-                if why is not None:  # it died: its members are written here
-                    from carton_hook.log import logger
-
-                    logger().debug("%s: the second unpacking process failed (%s); "
-                                   "writing its part here", filename, why)
-                    splitunpack.rewrite(str(wheel), base, str(destdir), theirs, info.record)
-            source.all_read()
+                logger().debug("%s: the second unpacking process failed (%s); "
+                               "writing its part here", filename, why)
+                splitunpack.rewrite(str(wheel), base, str(destdir), theirs, info.record)
+        source.all_read()
     except BaseException:
         import shutil
 

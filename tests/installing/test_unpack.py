@@ -151,6 +151,24 @@ def test_make_wheel_wheel_installs(tmp_path: Path) -> None:
     assert (tree / "other_pkg-2.0.dist-info" / "INSTALLER").read_bytes() == b"carton\n"
 
 
+def test_the_archive_is_listed_once_for_checking_and_installing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installer reads the archive the checks read, from the same member list: a
+    big wheel's list is tens of milliseconds (torch: 12,248 members, ~40 ms)."""
+    listed: list[str] = []
+    real = zipfile.ZipFile._RealGetContents  # type: ignore[attr-defined]
+
+    def counting(self: zipfile.ZipFile) -> None:
+        listed.append(str(self.filename))
+        real(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
+    wheel = build(tmp_path / "dist")
+    _, _, tree = install(tmp_path, wheel)
+    assert (tree / "demo" / "__init__.py").read_bytes() == b"VALUE = 42\n"
+    assert listed == [str(wheel)]
+
+
 @pytest.mark.parametrize("victim", ["demo/__init__.py", f"{DATA}/scripts/demo-run",
                                     f"{DATA}/purelib/extra_mod.py", "demo/data.txt",
                                     "demo/tool.sh"])
