@@ -59,11 +59,17 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         _import_for_installing()
         mark("worker: imported what installing needs")
         said = _read_line(sys.stdin.fileno())
-        plan = read_plan(plan_file, identity) if said == PLAN_WRITTEN else None
-        model = open_model(Path(model_arg), Path(carton_home()))
+        plan = (read_plan(plan_file, identity, for_installing=True)
+                if said == PLAN_WRITTEN else None)
         if plan is not None:
+            # Neither the model nor its plan is made again here, even if the extracted
+            # folder was cleared meanwhile (`cache clear`): the model's process, which
+            # goes on at once when nothing is missing (`workerclient.ALL_CACHED`), finds
+            # it gone and extracts it itself (plan.get_plan); extracting it here too
+            # raced with the clearing and with that process.
             mark("worker: the model's process wrote the plan")
         else:  # it could not select: this one does, as for a model folder
+            model = open_model(Path(model_arg), Path(carton_home()))
             plan = make_plan(model)
             plan["identity"] = identity
             write_plan_file(plan_file, plan)
@@ -90,7 +96,7 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     # The model's process makes its prefix (api.load), on its own core while these
     # install: here it took the installing threads' interpreter lock for 25-100 ms.
     if prefetch_for:
-        prefetch(plan, plan_file, str(model.root), model.entrypoint, prefetch_for)
+        prefetch(plan, plan_file, plan["model"], plan["entrypoint"], prefetch_for)
 
 
 def start_lock_check(folder: str) -> subprocess.Popen[str] | None:
@@ -198,7 +204,7 @@ def derive(model_arg: str, dest: str) -> None:
 
 def install(plan_file: str, interpreter: str, shas: list[str]) -> None:
     """Make sure each wheel is in the cache, several at a time."""
-    plan = read_plan(plan_file)
+    plan = read_plan(plan_file, for_installing=True)
     if plan is None:
         raise CartonError(f"the plan {plan_file} is gone or unreadable; run the carton again")
     _install_all(plan, shas, interpreter)

@@ -88,10 +88,13 @@ def file_key(identity: str) -> str:
     return f"{h:016x}"
 
 
-def read_plan(path: str, identity: str | None = None) -> PlanData | None:
+def read_plan(path: str, identity: str | None = None, *,
+              for_installing: bool = False) -> PlanData | None:
     """The plan stored at `path`, or None if it is missing, stale, unreadable or (given
-    `identity`) made for another model or interpreter."""
-    return _read(path, identity)
+    `identity`) made for another model or interpreter. `for_installing` reads it for
+    its wheels only: whether the extracted model is still there does not matter to them
+    (what the model's process decides about a cleared model is its own business)."""
+    return _read(path, identity, for_installing)
 
 
 def dump_plan(plan: PlanData) -> bytes:
@@ -110,7 +113,7 @@ def write_plan_file(plan_file: str, plan: PlanData) -> None:
     write_bytes(Path(plan_file), dump_plan(plan), durable=False)
 
 
-def _read(path: str, identity: str | None) -> PlanData | None:
+def _read(path: str, identity: str | None, for_installing: bool = False) -> PlanData | None:
     try:
         with open(path, "rb") as f:
             # The cache's own file, written by the worker: as trusted as its .pyc files.
@@ -127,6 +130,8 @@ def _read(path: str, identity: str | None) -> PlanData | None:
         if file_signature(watched) != signature:
             return None
     root = plan["model"]
+    if for_installing:
+        return plan  # type: ignore[return-value]
     if plan.get("archive") and not is_published(root):
         return None  # the extracted model was removed: make the plan again
     if not os.path.isdir(root):

@@ -811,6 +811,36 @@ def test_a_new_plan_whose_wheels_are_cached_does_not_wait_for_the_worker(
     assert not any(step.endswith(": fetching") for step in steps), steps
 
 
+def test_a_worker_told_the_plan_is_written_leaves_the_model_folder_alone(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """Once the model's process has extracted the archive and written the plan, the
+    worker reads the plan and nothing else of the model: it used to open the model
+    again, which extracted the archive again where the folder was cleared meanwhile
+    (`cache clear`), racing with the clearing (a `rmtree` that failed with ENOTEMPTY)."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    flag = tmp_path / "model-ran"
+    carton = build_carton("alpha\n", {"model.py": (
+        "import pathlib, shutil\n"
+        "def main():\n    import alpha\n"
+        "    shutil.rmtree(pathlib.Path(__file__).parent)  # cleared while the model runs\n"
+        f"    pathlib.Path({str(flag)!r}).touch()\n")})
+    assert run_hook(hermetic_env, carton).returncode == 0  # its wheel is cached now
+    home = Path(hermetic_env["CARTON_HOME"])
+    flag.unlink()
+    shutil.rmtree(home / "plans")
+    assert list((home / "models").iterdir()) == []  # the model cleared its own folder
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "sitecustomize.py").write_text(HELD_WORKER.format(flag=str(flag)))
+    env = {**hermetic_env, "CARTON_RUNTIME_DEPS": str(held)}
+    _, lines = _traced_first_run(env, carton, tmp_path / "trace.txt")
+    assert not Path(f"{flag}.waited-out").exists()  # the worker read the plan afterwards
+    steps = [step for _, _, _, step in lines]
+    assert "worker: the model's process wrote the plan" in steps, "\n".join(steps)
+    assert list((home / "models").iterdir()) == []
+
+
 def test_a_first_run_unpacks_its_wheels_one_at_a_time(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:

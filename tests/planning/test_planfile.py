@@ -46,6 +46,20 @@ def test_a_plan_file_is_read_back_only_while_it_still_describes_the_model(
     assert read_plan(str(path)) is None
 
 
+def test_a_plan_whose_model_folder_is_gone_is_still_read_for_its_wheels(
+        tmp_path: Path) -> None:
+    """A cleared model folder makes the plan stale for running the model, not for
+    installing its wheels (the worker, told the plan is written, reads it so)."""
+    folder = model_folder(tmp_path, lock_section("here", HERE, ALPHA, BETA))
+    plan = make_plan(open_model(folder, tmp_path / "home"))
+    path = tmp_path / "x.plan"
+    path.write_bytes(dump_plan({**plan, "identity": "who"}))
+    folder.rename(tmp_path / "moved")
+    assert read_plan(str(path), "who") is None
+    assert read_plan(str(path), "who", for_installing=True) == {**plan, "identity": "who"}
+    assert read_plan(str(path), "someone else", for_installing=True) is None
+
+
 def test_the_plan_key_covers_the_identity_and_the_format() -> None:
     assert file_key("a") == file_key("a") != file_key("b")
     assert len(file_key("a")) == 16 and int(file_key("a"), 16) >= 0
