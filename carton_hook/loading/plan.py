@@ -111,13 +111,19 @@ def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> 
         return MODEL_OPENED  # a model folder: nothing to extract
     from pathlib import Path
 
+    from carton_hook.cache.inuse import hold
     from carton_hook.errors import CartonError
     from carton_hook.loading.selection import select_here
     from carton_hook.planning.models import open_model
     from carton_hook.trace import mark
 
     try:
-        open_model(Path(model), Path(home))
+        # Held from now on, as api.load holds it: `cache clear` took a folder extracted
+        # a moment before out between its extraction and the plan's reading, three
+        # times running beside a clearing loop (`get_plan` then gave up).
+        for _ in range(2):
+            if hold(str(open_model(Path(model), Path(home)).root)):
+                break
     except (CartonError, OSError, ValueError, KeyError):
         return MODEL_OPENED
     mark("model: model opened")

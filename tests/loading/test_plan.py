@@ -50,3 +50,37 @@ def test_processes_started_together_make_the_plan_once(
     plans = Path(hermetic_env["CARTON_HOME"]) / "plans"
     assert len(list(plans.glob("*.plan"))) == 1
     assert not [p for p in os.listdir(plans) if p.startswith(".tmp")]
+
+
+# `cache clear` run at the worst moment of a first run: right after the model's process
+# extracted the archive, before it selects and reads the plan back.
+CLEAR_BEFORE_SELECTING = textwrap.dedent("""
+    import json, os, sys
+    from pathlib import Path
+    import carton_hook
+    from carton_hook.cache import admin
+    from carton_hook.loading import selection
+    select_here = selection.select_here
+    def cleared_first(*args):
+        admin.clear(Path(os.environ["CARTON_HOME"]))
+        return select_here(*args)
+    selection.select_here = cleared_first
+    c = carton_hook.load(sys.argv[1])
+    print(json.dumps(c.entrypoint()()))
+""")
+
+
+def test_a_model_extracted_for_its_plan_is_held_against_cache_clear(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The extracted model is held (cache/inuse.py) as soon as it is extracted, not
+    only once the plan is read: a `cache clear` beside a first run took it out in
+    between, and the run gave up after making the plan three times."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "V = 7\n"}))
+    carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"
+                                                  "    return alpha.V\n"})
+    proc = subprocess.run([sys.executable, "-c", CLEAR_BEFORE_SELECTING, str(carton)],
+                          env=hermetic_env, cwd=ROOT_OF_CARTON, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "7"
