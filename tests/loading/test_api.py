@@ -176,7 +176,12 @@ print(json.dumps([error, state == (sys.executable, list(sys.path), list(sys.meta
 def test_a_model_folder_cleared_after_its_plan_was_read_is_extracted_again(
         carton: Path, hermetic_env: dict[str, str]) -> None:
     """`cache clear` between reading the plan and holding the extracted model: the plan
-    is made again and the model extracted again, before anything runs from it."""
+    is made again and the model extracted again, before anything runs from it. (A first
+    run holds the model it extracts from then on: tests/loading/test_plan.py.)"""
+    python(hermetic_env, f"""
+import json, carton_hook
+print(json.dumps(carton_hook.load({str(carton)!r}).entrypoint()()))
+""")  # the plan is made, and kept
     got = python(hermetic_env, f"""
 import json, shutil, carton_hook
 from carton_hook.loading import api
