@@ -47,7 +47,8 @@ EXIT_ERROR = 3
 
 def write_plan(model_arg: str, plan_file: str, identity: str,
                prefetch_for: str | None = None) -> None:
-    """Open the model (extracting a .carton), select its section, write the plan."""
+    """Open the model (extracting a .carton), select its section, write the plan; or,
+    where the model's process says it wrote the plan, read that one."""
     from carton_hook.planning.models import open_model
     from carton_hook.planning.select import make_plan
 
@@ -63,10 +64,11 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
                 if said == PLAN_WRITTEN else None)
         if plan is not None:
             # Neither the model nor its plan is made again here, even if the extracted
-            # folder was cleared meanwhile (`cache clear`): the model's process, which
-            # goes on at once when nothing is missing (`workerclient.ALL_CACHED`), finds
-            # it gone and extracts it itself (plan.get_plan); extracting it here too
-            # raced with the clearing and with that process.
+            # folder was removed meanwhile (by hand: the model's process holds it from
+            # its extraction on, so `cache clear` leaves it): that process, which goes
+            # on at once when nothing is missing (`workerclient.ALL_CACHED`), finds it
+            # gone and extracts it itself (api.load); extracting it here too raced
+            # with it.
             mark("worker: the model's process wrote the plan")
         else:  # it could not select: this one does, as for a model folder
             model = open_model(Path(model_arg), Path(carton_home()))

@@ -129,9 +129,9 @@ def _read(path: str, identity: str | None, for_installing: bool = False) -> Plan
     for watched, signature in plan.get("watch", ()):
         if file_signature(watched) != signature:
             return None
-    root = plan["model"]
     if for_installing:
         return plan  # type: ignore[return-value]
+    root = plan["model"]
     if plan.get("archive") and not is_published(root):
         return None  # the extracted model was removed: make the plan again
     if not os.path.isdir(root):
