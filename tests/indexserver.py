@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -35,6 +36,8 @@ class PackageIndex:
         self.yanked: set[str] = set()  # file names served as yanked (PEP 592)
         # File names whose download waits until their event is set.
         self.held: dict[str, threading.Event] = {}
+        # File names served at this many bytes a second (a download over a network).
+        self.rates: dict[str, int] = {}
         # Serve each wheel's METADATA beside it (PEP 658/714), as PyPI does: a resolver
         # then reads it instead of downloading the wheel.
         self.core_metadata = False
@@ -196,6 +199,16 @@ class PackageIndex:
                             if status == 206:
                                 index.sent_in_ranges[name] = (
                                     index.sent_in_ranges.get(name, 0) + len(body))
-                    self.wfile.write(body)
+                    name = unquote(self.path.split("?")[0].rsplit("/", 1)[-1])
+                    rate = index.rates.get(name) if self.path.startswith("/files/") else None
+                    if rate is None:
+                        self.wfile.write(body)
+                        return
+                    started = time.monotonic()
+                    for at in range(0, len(body), 1 << 16):
+                        self.wfile.write(body[at:at + (1 << 16)])
+                        self.wfile.flush()
+                        time.sleep(max(0.0, (at + (1 << 16)) / rate
+                                       - (time.monotonic() - started)))
 
         return Handler

@@ -56,3 +56,27 @@ def write_zip(path: Path, entries: Sequence[tuple[str | zipfile.ZipInfo, bytes]]
                     entry.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(entry, data)
     return path
+
+
+def orphaned(path: Path, name: str) -> Path:
+    """The archive with the first central directory record of `name` taken out: its
+    member's bytes stay in the file, behind their local header, but the archive no
+    longer lists them (a reader that walks local headers sees two copies, zipfile one)."""
+    import struct
+
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    (signature, disk, cd_disk, on_disk, total, cd_size, cd_offset,
+     comment) = struct.unpack("<IHHHHIIH", data[end:end + 22])
+    records, at = [], cd_offset
+    while at < cd_offset + cd_size:
+        name_length, extra_length, comment_length = struct.unpack("<HHH", data[at + 28:at + 34])
+        records.append(data[at:at + 46 + name_length + extra_length + comment_length])
+        at += len(records[-1])
+    names = [r[46:46 + struct.unpack("<H", r[28:30])[0]].decode() for r in records]
+    del records[names.index(name)]
+    directory = b"".join(records)
+    tail = struct.pack("<IHHHHIIH", signature, disk, cd_disk, on_disk - 1, total - 1,
+                       len(directory), cd_offset, comment)
+    path.write_bytes(data[:cd_offset] + directory + tail + data[end + 22:])
+    return path

@@ -15,6 +15,17 @@ installing process does, and writes the same way (new files only, never through 
 symlink, in folders that resolve inside the work folder). It imports nothing but the
 standard library. A mismatch fails the install; a helper that dies for another reason
 (killed, out of memory) leaves its members to the installing process.
+
+For a wheel of `STREAM_MIN_BYTES` or more (downloaded), the worker starts the helper
+before the download instead (`start_streaming`): until the download is complete, it
+stages the members whose bytes have arrived (`staging`); then, told RECORD's rows
+(`send`), it links those that match them into the tree, says so on its stdout (the
+installing process waits for that line, so that it does not write them again), and goes
+on as above.
+
+The helper's stdin carries two JSON lines: the wheel (its file, the staging folder or
+none, the most bytes it may stage), then, once the wheel is complete and checked, the
+job (where to write, and the rows of the members it may write).
 """
 
 from __future__ import annotations
@@ -26,22 +37,28 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    import zipfile
     from typing import Any
 
 # numpy (57 MB unpacked) and pandas (44 MB) each on two cores: a first run of both went
 # from one core idle for two seconds, waiting for the slower wheel, to none idle.
 SPLIT_MIN_BYTES = 24_000_000
+# A download of this many bytes or more is unpacked as it arrives: torch's 190 MB took
+# 460 ms to arrive from the loopback index with the second core idle meanwhile.
+STREAM_MIN_BYTES = 8_000_000
 # A helper that failed a check prints this line last; anything else is a crash.
 MISMATCH = "carton-mismatch: "
+# What the helper says on its stdout once the staged members are in the tree.
+LINKED = b"linked\n"
 
 # The folder that holds carton_hook (this file is carton_hook/<room>/<module>.py).
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 # argv[1]: this package's folder; the job, as JSON, on stdin.
 _HELPER = """\
-import json, sys
+import sys
 sys.path.insert(0, sys.argv[1])
 from carton_hook.installing.splitunpack import helper_main
-sys.exit(helper_main(json.load(sys.stdin)))
+sys.exit(helper_main())
 """
 
 
@@ -65,28 +82,79 @@ def _shareable(name: str) -> bool:
     return not parts[0].endswith((".dist-info", ".data")) and "__pycache__" not in parts[:-1]
 
 
-def start(wheel: str, base: str, root: str, members: list[str],
-          record: dict[str, Any]) -> subprocess.Popen[bytes] | None:
+def streams(size: int) -> bool:
+    """Whether a download of `size` bytes is unpacked as it arrives (`start_streaming`)."""
+    return size >= STREAM_MIN_BYTES and (os.cpu_count() or 1) >= 2 and os.name == "posix"
+
+
+def start_streaming(wheel: str, stage: str, limit: int) -> subprocess.Popen[bytes] | None:
+    """Start a helper that stages the members of `wheel`, a file being downloaded, in
+    the folder `stage`, at most `limit` bytes; None if it cannot start. `send` gives it
+    its job once the wheel is complete and checked."""
+    return _start({"wheel": wheel, "stage": stage, "limit": limit})
+
+
+def start(wheel: str, base: str, root: str, members: list[str], record: dict[str, Any],
+          archive: zipfile.ZipFile) -> subprocess.Popen[bytes] | None:
     """Start a helper that writes `members` of `wheel` below `base` (the entry's folder
-    in the work folder `root`); None if it cannot start (the caller writes them)."""
+    in the work folder `root`); None if it cannot start (the caller writes them).
+    `archive` is the wheel, open: it tells which members are executable."""
+    proc = _start({"wheel": wheel, "stage": None, "limit": 0})
+    if proc is not None:
+        send(proc, base, root, members, record, archive)
+    return proc
+
+
+def _start(first: dict[str, Any]) -> subprocess.Popen[bytes] | None:
     import json
     import subprocess
 
-    job = {"wheel": wheel, "base": base, "root": root,
-           "members": [[name, record[name].hash_.name, record[name].hash_.value,
-                        record[name].size] for name in members]}
     try:
         proc = subprocess.Popen(_helper_argv(), stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError:
         return None
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(job).encode())
+    _write(proc, json.dumps(first).encode() + b"\n")
+    return proc
+
+
+def send(proc: subprocess.Popen[bytes], base: str, root: str, members: list[str],
+         record: dict[str, Any], archive: zipfile.ZipFile) -> None:
+    """Give the helper its job: write `members` below `base` (see `start`)."""
+    import json
+
+    rows = [[name, record[name].hash_.name, record[name].hash_.value, record[name].size,
+             _executable(archive.getinfo(name))] for name in members]
+    _write(proc, json.dumps({"base": base, "root": root, "members": rows}).encode() + b"\n")
+    assert proc.stdin is not None
+    with contextlib.suppress(OSError):
         proc.stdin.close()
+
+
+def _write(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
     except OSError:
         pass  # it died at once: `join` says so
-    return proc
+
+
+def wait_linked(proc: subprocess.Popen[bytes]) -> None:
+    """Wait until the helper has linked what it staged into the tree (or ended)."""
+    assert proc.stdout is not None
+    proc.stdout.readline()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a helper whose work is moot (the download or the install failed)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 def _helper_argv() -> list[str]:
@@ -99,6 +167,9 @@ def join(proc: subprocess.Popen[bytes], wheel_name: str) -> str | None:
     assert proc.stderr is not None
     err = proc.stderr.read().decode(errors="replace")
     proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
     if proc.returncode == 0:
         return None
     last = err.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
@@ -136,48 +207,182 @@ def rewrite(wheel: str, base: str, root: str, members: list[str],
                                       for name in members])
 
 
-def helper_main(job: dict[str, Any]) -> int:
-    """The helper process: write the job's members that the installing process has not
-    created yet; 0 when every one it wrote matched."""
+def helper_main(fd: int = 0, out: int = 1) -> int:
+    """The helper process, its two lines read from `fd`, its word written to `out`:
+    stage what arrives if asked to, then link what matched and write the job's members
+    that the installing process has not created yet; 0 when every one it wrote or linked
+    matched."""
+    lines = _Lines(fd)
+    first = lines.take()
+    if first is None:
+        return 0
+    taking = _Taking(lines, out)
+    stager = None
     try:
-        write_members(job["wheel"], job["base"], job["root"],
-                      [tuple(member) for member in job["members"]], claim=True)
+        if first["stage"]:
+            from carton_hook.installing.staging import Stager
+
+            stager = Stager(first["wheel"], first["stage"], int(first["limit"]), _shareable)
+            stager.run(lines.poll, lambda: taking.take(stager))
+            taking.raise_error()
+        if taking.job is None:  # it stopped early, or nothing was staged
+            taking.take(stager)
+            taking.raise_error()
+        if stager is not None and os.environ.get("CARTON_TRACE"):
+            from carton_hook.trace import mark
+
+            mark(f"{os.path.basename(first['wheel'])}: {len(stager.staged)} members "
+                 f"staged as it arrived, {len(taking.linked)} linked")
+        job = taking.job or {}
+        if not job.get("members"):
+            return 0
+        if taking.early is not None:  # finished after it was linked: checked now
+            _check_early(first["wheel"], job, taking.early, stager)
+        rest = [tuple(row) for row in job["members"]
+                if row[0] not in taking.linked and row[0] != taking.early]
+        write_members(first["wheel"], job["base"], job["root"], rest, claim=True)
     except ValueError as exc:  # a member that does not match its RECORD row
         print(f"{MISMATCH}{exc}", file=sys.stderr)
         return 1
     return 0
 
 
+class _Lines:
+    """JSON lines from a pipe, read as they come: one may be waited for with a timeout
+    while the helper stages (`poll`)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
+        self._ended = False
+
+    def poll(self, timeout: float | None) -> bool:
+        """Whether a line (or the pipe's end) is there, waiting up to `timeout` s."""
+        import select
+
+        while b"\n" not in self._buffer and not self._ended:
+            if timeout is not None and not select.select([self._fd], [], [], timeout)[0]:
+                return False
+            data = os.read(self._fd, 1 << 16)
+            self._ended = not data
+            self._buffer += data
+        return True
+
+    def take(self) -> Any:
+        """The next line's value; None when the pipe ended first."""
+        import json
+
+        self.poll(None)
+        if b"\n" not in self._buffer:
+            return None
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+
+class _Taking:
+    """The job, once it came, and what was staged of it: linked into the tree, and the
+    member still being staged then (`early`), linked before its end."""
+
+    def __init__(self, lines: _Lines, out: int) -> None:
+        self._lines = lines
+        self._out = out
+        self.job: dict[str, Any] | None = None
+        self.linked: set[str] = set()
+        self.early: str | None = None
+        self._error: BaseException | None = None
+
+    def take(self, stager: Any) -> None:
+        """Read the job, link what matched, and say so (the installing process waits
+        for it). Called by the stager, maybe in the middle of a member: an error is
+        kept for `raise_error`, not raised into the stager."""
+        try:
+            self.job = self._lines.take() or {}
+            if stager is not None and self.job.get("members"):
+                self._link_staged(stager)
+        except BaseException as exc:  # noqa: BLE001 - raised again by raise_error
+            self._error = exc
+            if stager is not None:
+                stager.drop_current = True
+        finally:
+            with contextlib.suppress(OSError):
+                os.write(self._out, LINKED)
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _link_staged(self, stager: Any) -> None:
+        job = self.job or {}
+        rows = {row[0]: row for row in job["members"]}
+        real_root = os.path.realpath(job["root"])
+        checked: set[str] = set()
+        for name, staged in stager.staged.items():
+            row = rows.get(name)
+            if (row is not None and tuple(row[1:4]) == ("sha256", staged.digest, staged.size)
+                    and _link(staged.path, job["base"], name, real_root, row[4], checked)):
+                self.linked.add(name)
+        current = stager.current
+        if current is None:
+            return
+        row = rows.get(current.name)
+        # Linked now, finished after: the installing process leaves it to this one.
+        if (row is not None and row[1] == "sha256" and row[3] == current.size
+                and _link(current.path, job["base"], current.name, real_root, row[4],
+                          checked)):
+            self.early = current.name
+        else:
+            stager.drop_current = True
+
+
+def _link(staged: str, base: str, name: str, real_root: str, executable: bool,
+          checked: set[str]) -> bool:
+    """Put the staged file at `name` below `base` (a hard link: the same file); False if
+    the installing process created that file first."""
+    target = os.path.join(base, name)
+    _make_folder(os.path.dirname(target), name, real_root, checked)
+    if executable:  # executable by whoever may read it: 0o755 under umask 022, as written
+        mode = os.stat(staged).st_mode & 0o777
+        os.chmod(staged, mode | (mode & 0o444) >> 2)
+    try:
+        os.link(staged, target)
+    except FileExistsError:
+        return False
+    os.unlink(staged)  # one name for the file, the tree's
+    return True
+
+
+def _check_early(wheel: str, job: dict[str, Any], name: str, stager: Any) -> None:
+    """The member linked while it was being staged: if it did not end as its RECORD row
+    says (its local header lied, or the reader stopped), it is written again here."""
+    row = next(row for row in job["members"] if row[0] == name)
+    staged = stager.staged.get(name)
+    if staged is not None and (staged.digest, staged.size) == (row[2], row[3]):
+        return
+    os.unlink(os.path.join(job["base"], name))
+    write_members(wheel, job["base"], job["root"], [tuple(row)])
+
+
 def write_members(wheel: str, base: str, root: str,
                   members: list[tuple[Any, ...]], claim: bool = False) -> None:
-    """Write each member `(name, algorithm, urlsafe-b64 digest, size)` of `wheel` to
-    `base/name`: new files only, no symlink followed, folders inside `root`, exec bits
-    kept; raises `ValueError` when a member does not match its hash or size (what was
-    written stays for the caller's work folder to be removed). With `claim`, a member
-    whose file exists already is the installing process's, and skipped."""
+    """Write each member `(name, algorithm, urlsafe-b64 digest, size[, executable])` of
+    `wheel` to `base/name`: new files only, no symlink followed, folders inside `root`,
+    exec bits as the wheel says; raises `ValueError` when a member does not match its
+    hash or size (what was written stays for the caller's work folder to be removed).
+    With `claim`, a member whose file exists already is the installing process's, and
+    skipped."""
     import base64
     import hashlib
-    import stat
     import zipfile
 
     real_root = os.path.realpath(root)
     checked: set[str] = set()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     with zipfile.ZipFile(wheel) as archive:
-        for name, algorithm, digest, size in members:
+        for name, algorithm, digest, size, *_ in members:
             info = archive.getinfo(name)
             target = os.path.join(base, name)
-            folder = os.path.dirname(target)
-            if folder not in checked:
-                # Checked before its folders are made (nothing is made through a planted
-                # link) and after (a link planted meanwhile).
-                for _ in ("before", "after"):
-                    if not os.path.realpath(folder).startswith(real_root + os.sep):
-                        raise ValueError(f"{name!r}: its folder resolves outside {real_root}")
-                    os.makedirs(folder, exist_ok=True)
-                checked.add(folder)
-            mode = info.external_attr >> 16
-            executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
+            _make_folder(os.path.dirname(target), name, real_root, checked)
+            executable = _executable(info)
             hasher = hashlib.new(algorithm)
             written = 0
             try:
@@ -199,3 +404,23 @@ def write_members(wheel: str, base: str, root: str,
             got = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
             if written != size or got != digest:
                 raise ValueError(f"{name!r} does not match its RECORD hash or size")
+
+
+def _make_folder(folder: str, name: str, real_root: str, checked: set[str]) -> None:
+    """Make `folder` (for member `name`), which must resolve inside `real_root`:
+    checked before its folders are made (nothing is made through a planted link) and
+    after (a link planted meanwhile); once per folder (`checked`)."""
+    if folder in checked:
+        return
+    for _ in ("before", "after"):
+        if not os.path.realpath(folder).startswith(real_root + os.sep):
+            raise ValueError(f"{name!r}: its folder resolves outside {real_root}")
+        os.makedirs(folder, exist_ok=True)
+    checked.add(folder)
+
+
+def _executable(info: zipfile.ZipInfo) -> bool:
+    import stat
+
+    mode = info.external_attr >> 16
+    return bool(mode and stat.S_ISREG(mode) and mode & 0o111)

@@ -16,11 +16,14 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from carton_hook.errors import WheelError
 from carton_hook.formats.wheelcheck import WheelInfo, checked_wheel
 from carton_hook.installing import splitunpack
+
+if TYPE_CHECKING:
+    import subprocess
 
 # installer leaves out a wheel's `__pycache__` files (numpy 2.2.6's cp311 wheel has one)
 # and warns, with a source line, into the user's terminal; carton checks those members
@@ -32,28 +35,39 @@ warnings.filterwarnings("ignore", r"Skip installing .*__pycache__", RuntimeWarni
 
 def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
                   interpreter: str, split_min: int = splitunpack.SPLIT_MIN_BYTES,
-                  between: Callable[[], None] | None = None) -> None:
+                  between: Callable[[], None] | None = None,
+                  streaming: subprocess.Popen[bytes] | None = None) -> None:
     """Install `wheel` as if into `final`, writing below `destdir` (paths embedded in
     scripts name `final`, where the tree is renamed to afterwards). A wheel of
-    `split_min` bytes or more, unpacked, is written by two processes (`splitunpack`).
-    `between` is called before each member is written (turns.Turns.hand_over)."""
+    `split_min` bytes or more, unpacked, is written by two processes (`splitunpack`);
+    `streaming` is a helper started before the wheel was downloaded, which staged what
+    arrived (`splitunpack.start_streaming`): it becomes the second process, whatever the
+    wheel's size. `between` is called before each member is written
+    (turns.Turns.hand_over)."""
     # The installer reads the archive that was checked, listed once: its members'
     # contents are checked below, as installed.
     with checked_wheel(wheel, filename, contents=False) as (archive, info):
         _install_checked(wheel, archive, info, final, destdir, interpreter, split_min,
-                         between)
+                         between, streaming)
 
 
 def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, final: Path,
                      destdir: Path, interpreter: str, split_min: int,
-                     between: Callable[[], None] | None) -> None:
+                     between: Callable[[], None] | None,
+                     streaming: subprocess.Popen[bytes] | None) -> None:
     from installer import install
 
     filename = info.filename
     base = os.path.join(destdir, os.path.relpath(final, final.anchor))
-    shared = splitunpack.helper_share(info.record, split_min)
-    helper = (splitunpack.start(str(wheel), base, str(destdir), shared, info.record)
-              if shared else None)
+    shared = splitunpack.helper_share(info.record, 0 if streaming is not None else split_min)
+    helper = streaming
+    if helper is not None:
+        splitunpack.send(helper, base, str(destdir), shared, info.record, archive)
+        # What it staged goes into the tree first: this process would write it again.
+        splitunpack.wait_linked(helper)
+    elif shared:
+        helper = splitunpack.start(str(wheel), base, str(destdir), shared, info.record,
+                                   archive)
     schemes = {"purelib": final, "platlib": final, "scripts": final / "bin",
                "headers": final / "include", "data": final / "data"}
     destination = _safe_destination_class()(
@@ -96,8 +110,7 @@ def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, fin
         import shutil
 
         if helper is not None:  # this process failed first: the helper's work is moot
-            helper.kill()
-            helper.wait()
+            splitunpack.stop(helper)
         shutil.rmtree(destdir, ignore_errors=True)  # what was written before the mismatch
         raise
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
+from carton_hook.installing import splitunpack
 from carton_hook.installing.turns import Turns
 from carton_hook.installing.words import PLAN_WRITTEN, PREFETCH_FAILED, READY
 from carton_hook.planning.planfile import read_plan, write_plan_file
@@ -336,6 +337,17 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
 
     def fill(work: Path, tree: Path) -> None:
         local = work / wheel["name"]
+        # A big wheel is unpacked as it arrives, by a helper that then shares the rest.
+        streaming = _start_streaming(local, work, int(wheel["size"]))
+        try:
+            _fill(work, tree, local, streaming)
+        except BaseException:
+            if streaming is not None:  # before its work folder is removed
+                splitunpack.stop(streaming)
+            raise
+
+    def _fill(work: Path, tree: Path, local: Path,
+              streaming: subprocess.Popen[bytes] | None) -> None:
         mark(f"{wheel['name']}: fetching")
         if wheel["url"]:
             _download(wheel["url"], wheel, sha, local, what, on_bytes)
@@ -351,7 +363,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
         entry = root / sha
         destdir = work / "dest"
         install_wheel(local, wheel["name"], entry, destdir, interpreter,
-                      between=None if turns is None else lambda: turns.hand_over(sha))
+                      between=None if turns is None else lambda: turns.hand_over(sha),
+                      streaming=streaming)
         os.rename(destdir / os.path.relpath(entry, entry.anchor), tree)
         # Counted before the entry is published: a model that waits for it goes on
         # then, and what the progress says as it goes on must include this one.
@@ -366,6 +379,24 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
         mark(f"{wheel['name']}: installed")
     if progress is not None and not counted:  # another process installed it
         progress.finished_one(unpacking, _described(wheel))
+
+
+def _start_streaming(local: Path, work: Path, size: int) -> subprocess.Popen[bytes] | None:
+    """A helper that unpacks the wheel downloaded to `local` as it arrives
+    (`splitunpack.start_streaming`), if it is big enough to be worth one."""
+    if not splitunpack.streams(size):
+        return None
+    from carton_hook.errors import UnsafeMember
+    from carton_hook.formats.members import Limits
+
+    try:
+        limits = Limits.from_env()
+    except UnsafeMember:
+        return None  # the wheel's check says so, after the download
+    stage = work / "stage"
+    stage.mkdir()
+    return splitunpack.start_streaming(str(local), str(stage),
+                                       max(limits.unpacked, limits.ratio * size))
 
 
 def _download(url: str, wheel: WheelPlan, sha: str, dest: Path, what: str,

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from carton_hook.errors import WheelError
 from carton_hook.formats.wheelcheck import check_wheel
 from carton_hook.installing import splitunpack
 
-from ..wheelzip import members, write_zip
+from ..wheelzip import members, orphaned, write_zip
 
 # The demo wheel's plain members: what a helper may write.
 FILES = {"demo/__init__.py": b"VALUE = 1\n", "demo/data.txt": b"plain data\n",
@@ -89,9 +90,10 @@ def test_one_core_shares_nothing(monkeypatch: pytest.MonkeyPatch, cores: int | N
 
 
 def rows(record: dict[str, Any], names: list[str]) -> list[tuple[Any, ...]]:
-    """The job's rows of `names`: (name, algorithm, digest, size), as `start` sends them."""
-    return [(name, record[name].hash_.name, record[name].hash_.value, record[name].size)
-            for name in names]
+    """The job's rows of `names`: (name, algorithm, digest, size, executable), as `send`
+    sends them."""
+    return [(name, record[name].hash_.name, record[name].hash_.value, record[name].size,
+             name in EXECUTABLE) for name in names]
 
 
 def current_umask() -> int:
@@ -137,7 +139,7 @@ def test_a_member_the_installing_process_created_first_is_its_own(
 def test_a_member_that_does_not_match_its_record_row_is_a_value_error(
         demo: tuple[Path, dict[str, Any], Path, Path], wrong: str) -> None:
     wheel, record, base, root = demo
-    name, algorithm, digest, size = rows(record, ["demo/data.txt"])[0]
+    name, algorithm, digest, size, _ = rows(record, ["demo/data.txt"])[0]
     row = (name, algorithm, "A" * len(digest), size) if wrong == "digest" else (
         name, algorithm, digest, size + 1)
     with pytest.raises(ValueError, match=r"^'demo/data.txt' does not match its RECORD hash "
@@ -204,15 +206,36 @@ def test_the_helpers_main_says_a_mismatch_in_its_last_line(
     wheel = demo_wheel(tmp_path / "dist", {"demo/data.txt": data[:-1] + b"!"})
     record = check_wheel(wheel, wheel.name, contents=False).record
     root = tmp_path / "dest"
-    job = {"wheel": str(wheel), "base": str(root / "entry"), "root": str(root),
+    job = {"base": str(root / "entry"), "root": str(root),
            "members": [list(row) for row in rows(record, PLAIN)]}
-    assert splitunpack.helper_main(job) == 1
+    assert run_helper({"wheel": str(wheel), "stage": None, "limit": 0}, job) == (
+        1, splitunpack.LINKED)
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"{splitunpack.MISMATCH}'demo/data.txt' does not match its RECORD hash or size")
     good = demo_wheel(tmp_path / "good")
-    job = {**job, "wheel": str(good), "base": str(root / "other")}
-    assert splitunpack.helper_main(job) == 0
+    job = {**job, "base": str(root / "other")}
+    assert run_helper({"wheel": str(good), "stage": None, "limit": 0}, job) == (
+        0, splitunpack.LINKED)
     assert splitunpack.missing(str(root / "other"), PLAIN, record) is None
+
+
+def run_helper(first: dict[str, Any], job: dict[str, Any] | None) -> tuple[int, bytes]:
+    """`helper_main` in this process, given its two lines (the second only if `job`)
+    through a pipe: its exit code, and what it said on its stdout."""
+    import json
+    import tempfile
+
+    read, write = os.pipe()
+    lines = [first] + ([job] if job is not None else [])
+    os.write(write, b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    os.close(write)
+    with tempfile.TemporaryFile() as said:
+        try:
+            code = splitunpack.helper_main(read, said.fileno())
+        finally:
+            os.close(read)
+        said.seek(0)
+        return code, said.read()
 
 
 # ---------------------------------------------------------- the helper process
@@ -246,7 +269,8 @@ def test_a_helper_started_alone_writes_every_member_it_is_given(
     """It runs isolated and without site-packages (`-I -S`): the standard library only."""
     wheel, record, base, root = demo
     share = splitunpack.helper_share(record, 1)
-    proc = splitunpack.start(str(wheel), str(base), str(root), share, record)
+    with zipfile.ZipFile(wheel) as archive:
+        proc = splitunpack.start(str(wheel), str(base), str(root), share, record, archive)
     assert proc is not None
     assert splitunpack.join(proc, wheel.name) is None
     assert splitunpack.missing(str(base), share, record) is None
@@ -258,4 +282,173 @@ def test_a_helper_that_cannot_start_is_none(
         demo: tuple[Path, dict[str, Any], Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     wheel, record, base, root = demo
     monkeypatch.setattr(splitunpack, "_helper_argv", lambda: [str(root / "no-python")])
-    assert splitunpack.start(str(wheel), str(base), str(root), PLAIN, record) is None
+    with zipfile.ZipFile(wheel) as archive:
+        assert splitunpack.start(str(wheel), str(base), str(root), PLAIN, record,
+                                 archive) is None
+
+
+# ---------------------------------------------------------- a helper started before the download
+
+
+class StreamingHelper:
+    """`helper_main` in a thread of this process, fed through pipes as the worker feeds
+    a helper started before its download (`start_streaming`, `send`)."""
+
+    def __init__(self, wheel: Path, stage: Path) -> None:
+        import json
+        import threading
+
+        stage.mkdir()
+        self._in, self.stdin = os.pipe()
+        self.stdout, self._out = os.pipe()
+        self.code: int | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        os.write(self.stdin, json.dumps({"wheel": str(wheel), "stage": str(stage),
+                                         "limit": 1 << 30}).encode() + b"\n")
+
+    def _run(self) -> None:
+        self.code = splitunpack.helper_main(self._in, self._out)
+
+    def send(self, base: Path, root: Path, record: dict[str, Any], names: list[str]) -> bytes:
+        """The job, as `send` gives it; what the helper said (once it has linked)."""
+        import json
+
+        job = {"base": str(base), "root": str(root),
+               "members": [list(row) for row in rows(record, names)]}
+        os.write(self.stdin, json.dumps(job).encode() + b"\n")
+        os.close(self.stdin)
+        said = os.read(self.stdout, 100)
+        return said
+
+    def join(self) -> int | None:
+        self._thread.join(30)
+        for fd in (self._in, self.stdout, self._out):
+            os.close(fd)
+        return self.code
+
+
+def grow_until(path: Path, data: bytes, end: int) -> None:
+    with path.open("ab") as out:
+        out.write(data[path.stat().st_size if path.exists() else 0:end])
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited 30 s for {what}")
+        time.sleep(0.005)
+
+
+def central_directory_at(data: bytes) -> int:
+    import struct
+
+    end = data.rindex(b"PK\x05\x06")
+    return int(struct.unpack("<I", data[end + 16:end + 20])[0])
+
+
+def test_a_helper_links_what_it_staged_during_the_download_and_writes_the_rest(
+        tmp_path: Path) -> None:
+    wheel = demo_wheel(tmp_path / "dist")
+    data = wheel.read_bytes()
+    record = check_wheel(wheel, wheel.name, contents=False).record
+    download, stage, root = tmp_path / "download.whl", tmp_path / "stage", tmp_path / "dest"
+    helper = StreamingHelper(download, stage)
+    grow_until(download, data, central_directory_at(data))  # all but the end
+    staged_size = sum(len(data) for data in FILES.values())
+    wait_for(lambda: sum(p.stat().st_size for p in stage.iterdir()) == staged_size,
+             "the plain members to be staged")
+    grow_until(download, data, len(data))
+    assert helper.send(root / "entry", root, record, PLAIN) == splitunpack.LINKED
+    assert helper.join() == 0
+    assert {name: (root / "entry" / name).read_bytes() for name in PLAIN} == FILES
+    assert stat.S_IMODE((root / "entry" / "demo/tool.sh").stat().st_mode) == (
+        0o755 & ~current_umask())
+    assert stat.S_IMODE((root / "entry" / "demo/data.txt").stat().st_mode) & 0o111 == 0
+    assert list(stage.iterdir()) == []  # each one linked, not written again
+    assert all((root / "entry" / name).stat().st_nlink == 1 for name in PLAIN)
+
+
+def test_a_staged_copy_the_archive_does_not_list_is_never_linked(tmp_path: Path) -> None:
+    """A local header the central directory does not list (the bytes a reader that
+    walks the file sees first): its staged file does not match RECORD, stays staged,
+    and the member the archive lists is written instead."""
+    entries: list[tuple[str | zipfile.ZipInfo, bytes]] = [("demo/data.txt", b"EVIL\n" * 10)]
+    wheel = orphaned(write_zip(tmp_path / "dist" / "demo-1.0-py3-none-any.whl",
+                               [*entries, *members(FILES)]), "demo/data.txt")
+    data = wheel.read_bytes()
+    record = check_wheel(wheel, wheel.name, contents=False).record  # the archive passes
+    download, stage, root = tmp_path / "download.whl", tmp_path / "stage", tmp_path / "dest"
+    grow_until(download, data, len(data))
+    helper = StreamingHelper(download, stage)
+    wait_for(lambda: len(list(stage.iterdir())) == len(PLAIN)  # the first copy of each name
+             and any(p.read_bytes().startswith(b"EVIL") for p in stage.iterdir()),
+             "the copy the archive does not list to be staged")
+    assert helper.send(root / "entry", root, record, PLAIN) == splitunpack.LINKED
+    assert helper.join() == 0
+    assert (root / "entry" / "demo/data.txt").read_bytes() == FILES["demo/data.txt"]
+    assert [p.read_bytes() for p in stage.iterdir()] == [b"EVIL\n" * 10]
+
+
+def test_a_member_linked_before_it_was_staged_whole_is_checked_when_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The word comes while a big member is being staged: it is linked at once (the
+    installing process then leaves it alone), finished, and checked against its RECORD
+    row: a copy the archive does not list, of the right size, is written again."""
+    import time
+
+    from carton_hook.installing import staging
+
+    good, evil = os.urandom(3 << 20), os.urandom(3 << 20)
+
+    def stored(name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100644 << 16
+        return info  # stored: what has been staged of it is what has arrived
+
+    files = {"demo/__init__.py": b"", "demo/big.bin": good}
+    wheel = orphaned(write_zip(tmp_path / "dist" / "demo-1.0-py3-none-any.whl",
+                               [(stored("demo/big.bin"), evil),
+                                *[(stored(n) if n == "demo/big.bin" else n, d)
+                                  for n, d in members(files)]]), "demo/big.bin")
+    data = wheel.read_bytes()
+    record = check_wheel(wheel, wheel.name, contents=False).record
+    download, stage, root = tmp_path / "download.whl", tmp_path / "stage", tmp_path / "dest"
+    # The reader waits for more of the file until the word comes: it is mid-member then.
+    monkeypatch.setattr(staging, "POLL", 30.0)
+    half = len(evil) // 2
+    grow_until(download, data, data.index(evil[:64]) + half)
+    helper = StreamingHelper(download, stage)
+    wait_for(lambda: (stage / "0").exists() and (stage / "0").stat().st_size == half,
+             "half of the big member to be staged")
+    time.sleep(0.2)  # it waits for the rest now
+    grow_until(download, data, len(data))
+    assert helper.send(root / "entry", root, record, list(files)) == splitunpack.LINKED
+    assert helper.join() == 0
+    assert (root / "entry" / "demo/big.bin").read_bytes() == good
+
+
+def test_what_was_staged_of_a_download_started_over_is_linked_only_where_it_matches(
+        tmp_path: Path) -> None:
+    """The first try sent other bytes for one member and was cut; the download starts
+    over from byte 0 in the same file (fetch.py). What was staged of the first try's
+    bytes is linked only where it matches RECORD."""
+    good = demo_wheel(tmp_path / "good")
+    data = good.read_bytes()
+    wrong = FILES["demo/data.txt"].upper()
+    first_try = demo_wheel(tmp_path / "bad", {"demo/data.txt": wrong}).read_bytes()
+    record = check_wheel(good, good.name, contents=False).record
+    download, stage, root = tmp_path / "download.whl", tmp_path / "stage", tmp_path / "dest"
+    helper = StreamingHelper(download, stage)
+    grow_until(download, first_try, central_directory_at(first_try))
+    wait_for(lambda: sum(p.stat().st_size for p in stage.iterdir())
+             == sum(len(data) for data in FILES.values()), "the first try to be staged")
+    os.truncate(download, 0)  # started over
+    grow_until(download, data, len(data))
+    assert helper.send(root / "entry", root, record, PLAIN) == splitunpack.LINKED
+    assert helper.join() == 0
+    assert {name: (root / "entry" / name).read_bytes() for name in PLAIN} == FILES
+    assert [p.read_bytes() for p in stage.iterdir()] == [wrong]

@@ -387,7 +387,9 @@ def test_the_second_process_checks_what_it_writes_against_record(
     share = splitunpack.helper_share(record, 1)
     assert victim in share
     root = tmp_path / "dest"
-    proc = splitunpack.start(str(wheel), str(root / "entry"), str(root), share, record)
+    with zipfile.ZipFile(wheel) as archive:
+        proc = splitunpack.start(str(wheel), str(root / "entry"), str(root), share, record,
+                                 archive)
     assert proc is not None
     with pytest.raises(WheelError, match="does not match its RECORD") as info:
         splitunpack.join(proc, wheel.name)

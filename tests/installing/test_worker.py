@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.installing import worker
+from carton_hook.installing import splitunpack, worker
 
 from ..conftest import run_hook
 from ..factory import make_wheel
@@ -92,3 +92,96 @@ def test_what_the_second_worker_did_not_install_the_first_installs(
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "big1 big2\n", "")
     assert sorted(r for r in pypi.requests if "/files/" in r) == [
         f"/files/{n}-1.0-py3-none-any.whl" for n in ("big1", "big2")]
+
+
+def big_wheel(tmp_path: Path, pypi: PackageIndex) -> Path:
+    """A wheel of 9 MB (a random blob and 40 modules), downloaded as it is unpacked."""
+    files: dict[str, str | bytes] = {"big1/__init__.py": "NAME = __name__\n",
+                                     "big1/blob.bin": os.urandom(9 * MB)}
+    files.update({f"big1/m{i}.py": f"X = {i}\n" for i in range(40)})
+    wheel = pypi.add(make_wheel(tmp_path / "w", "big1", "1.0", files))
+    assert wheel.stat().st_size >= splitunpack.STREAM_MIN_BYTES
+    return wheel
+
+
+def helpers_of(home: Path) -> list[int]:
+    """The unpacking helpers still running for the cache in `home`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"splitunpack" in cmdline and f"CARTON_HOME={home}".encode() in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+streaming = pytest.mark.skipif(not splitunpack.streams(splitunpack.STREAM_MIN_BYTES),
+                               reason="a wheel is unpacked as it downloads beside a "
+                                      "second core, on POSIX")
+
+
+@streaming
+def test_a_big_wheel_is_unpacked_while_it_downloads(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    wheel = big_wheel(tmp_path, pypi)
+    carton = build_carton("big1\n", {
+        "model.py": "import big1, big1.m39\ndef main():\n    print(big1.NAME, big1.m39.X)\n"})
+    pypi.rates[wheel.name] = 6 * MB  # about 1.5 s: a network, not the loopback
+    trace = tmp_path / "trace"
+    proc = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "big1 39\n", "")
+    said = [line.split(": ", 1)[1] for line in trace.read_text().splitlines()
+            if "staged as it arrived" in line]
+    # Every plain member was staged before the download ended, and linked into the tree.
+    assert said == ["42 members staged as it arrived, 42 linked"]
+    verify = run_hook(hermetic_env, "verify", "--cache", carton)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@streaming
+def test_a_download_that_fails_ends_the_helper_unpacking_it(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The served file is not the locked one (its sha256 is known only at its end): the
+    import fails saying so, and the helper that staged its members is ended then, while
+    the worker goes on with another wheel (held here), not when the worker ends."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    wheel = big_wheel(tmp_path, pypi)
+    other = pypi.add(make_wheel(tmp_path / "w", "other", "1.0", {"other/__init__.py": ""}))
+    carton = build_carton("big1\nother\n", {"model.py": textwrap.dedent("""
+        def main():
+            try:
+                import big1
+            except ImportError as exc:
+                print("not the locked one" in str(exc), flush=True)
+            import other
+            print("other", flush=True)
+        """)})
+    served = pypi.files_dir / wheel.name
+    data = bytearray(served.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the blob: the archive still reads
+    served.write_bytes(bytes(data))
+    pypi.rates[wheel.name] = 20 * MB
+    pypi.held[other.name] = threading.Event()
+    home = Path(hermetic_env["CARTON_HOME"])
+    with subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
+                          env=hermetic_env, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "True\n"
+            deadline = time.monotonic() + 10
+            while helpers_of(home) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert helpers_of(home) == []
+        finally:
+            pypi.held[other.name].set()
+        assert proc.stdout.read() == "other\n"
+    assert proc.returncode == 0

@@ -1,0 +1,191 @@
+"""Unpack a wheel while it downloads: its members are staged as their bytes arrive.
+
+A wheel's members come one after the other in the file, each behind a local header; its
+central directory and RECORD come last. While the download runs (its file grows, in
+order), the unpacking helper (`splitunpack`) reads each local header as soon as it has
+arrived and writes each plain member of the wheel's root (those the helper may write
+anyway) to a numbered file in a private staging folder, hashing it as it goes; a big
+member is decompressed as its bytes arrive. So unpacking starts with the first bytes of
+the download instead of after the last, on a core that would wait otherwise.
+
+Nothing staged is trusted. Once the download is complete and its sha256 matched the
+lock, the installing process checks the wheel as always and sends the helper RECORD's
+rows: only a staged file whose sha256 and size are RECORD's for its name is linked into
+the installed tree, where it is the file the installing process would have written. A
+name that is not the wheel's, a local header that disagrees with the central directory,
+bytes that changed under the reader (a download started over): each leaves a staged
+file that nothing links, removed with the work folder. The staged names are numbers,
+so no member name is ever used as a path before it has been checked.
+
+The reader stops at the first member it does not stream (its sizes after its bytes, in a
+data descriptor; zip64 sizes; encryption; a method other than stored or deflated), at
+more output than the archive may unpack to, or when the download is complete: what is
+left is unpacked as before. Standard library only: it runs in the helper process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from typing import NamedTuple
+
+# Signature, version, flags, method, time, date, CRC, compressed, uncompressed sizes, name
+# and extra field lengths (APPNOTE 4.3.7).
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_SIGNATURE = 0x04034B50
+_CHUNK = 1 << 20
+# How long a wait for more of the download lasts before the helper looks for its job again.
+POLL = 0.005
+# Behind the download by more than this, the reader stages only members of `BIG` bytes or
+# more (unpacked) and leaves smaller ones for after the download: a big member is what
+# the end of an unpack waits for (torch's 434 MB libtorch_cpu.so comes after 3,600 small
+# members), and the small ones are shared by two processes afterwards.
+LAG = 4 << 20
+BIG = 1 << 20
+
+
+class Staged(NamedTuple):
+    path: str
+    digest: str  # sha256 in RECORD's form: urlsafe base64, no padding
+    size: int
+
+
+class Current(NamedTuple):
+    """The member being staged: its name, staged file and declared size."""
+
+    name: str
+    path: str
+    size: int
+
+
+class _Stop(Exception):
+    """The reader goes no further."""
+
+
+class Stager:
+    """Stages the members of `wheel` (a file another process appends to) that `wanted`
+    names, in `folder`, at most `limit` bytes in all."""
+
+    def __init__(self, wheel: str, folder: str, limit: int,
+                 wanted: Callable[[str], bool]) -> None:
+        self.wheel = wheel
+        self.folder = folder
+        self.limit = limit
+        self.wanted = wanted
+        self.staged: dict[str, Staged] = {}
+        self.current: Current | None = None
+        self.drop_current = False  # set by `on_complete`: stop staging it
+        self._complete = False
+        self._done: Callable[[float], bool] = lambda timeout: True
+        self._on_complete: Callable[[], None] = lambda: None
+
+    def run(self, done: Callable[[float], bool], on_complete: Callable[[], None]) -> None:
+        """Stage members until the download is complete or the reader stops.
+        `done(timeout)` waits up to `timeout` seconds for word that the download is
+        complete (True); `on_complete()` is called once, as soon as that word comes,
+        even in the middle of a member (which is then finished unless `drop_current`
+        was set)."""
+        self._done, self._on_complete = done, on_complete
+        fd = self._open()
+        if fd is None:
+            return
+        try:
+            self._members(fd)
+        except (_Stop, OSError, zlib.error, UnicodeDecodeError, struct.error):
+            pass  # what is left is unpacked after the download
+        finally:
+            os.close(fd)
+            self.current = None
+
+    def _open(self) -> int | None:
+        """The wheel's file once the download has created it (None: it never did)."""
+        while True:
+            try:
+                return os.open(self.wheel, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            except FileNotFoundError:
+                if self._complete_now(POLL):
+                    return None
+
+    def _complete_now(self, timeout: float) -> bool:
+        """Whether the download is complete, waiting up to `timeout` for the word."""
+        if not self._complete and self._done(timeout):
+            self._complete = True
+            self._on_complete()
+        return self._complete
+
+    def _read(self, fd: int, offset: int, size: int, some: bool = False) -> bytes:
+        """`size` bytes at `offset`, waiting for them to arrive (with `some`, what has
+        arrived of them, at least one byte)."""
+        while True:
+            os.lseek(fd, offset, os.SEEK_SET)
+            data = os.read(fd, size)
+            if len(data) == size or (some and data):
+                return data
+            if self._complete:
+                raise _Stop()  # the archive ends here
+            self._complete_now(POLL)
+
+    def _members(self, fd: int) -> None:
+        offset, index, total = 0, 0, 0
+        while not self._complete_now(0):
+            (signature, _, flags, method, _, _, _, compressed, size, name_length,
+             extra_length) = _LOCAL.unpack(self._read(fd, offset, _LOCAL.size))
+            if (signature != _SIGNATURE or flags & 0x9 or method not in (0, 8)
+                    or 0xFFFFFFFF in (compressed, size)):
+                return  # not streamed (encrypted, data descriptor, zip64, another method)
+            raw = self._read(fd, offset + _LOCAL.size, name_length)
+            name = raw.decode("utf-8" if flags & 0x800 else "cp437")
+            start = offset + _LOCAL.size + name_length + extra_length
+            offset = start + compressed
+            if name.endswith("/") or name in self.staged or not self.wanted(name):
+                continue
+            if size < BIG and os.fstat(fd).st_size - offset > LAG:
+                continue  # behind the download: left for after it
+            total += size
+            if total > self.limit:
+                return
+            path = os.path.join(self.folder, str(index))
+            index += 1
+            self.current = Current(name, path, size)
+            digest = self._stage(fd, start, compressed, size, method, path)
+            self.current = None
+            self.staged[name] = Staged(path, digest, size)
+
+    def _stage(self, fd: int, start: int, compressed: int, size: int, method: int,
+               path: str) -> str:
+        """Write one member's bytes to `path` as they arrive; its sha256."""
+        hasher = hashlib.sha256()
+        inflater = zlib.decompressobj(-15) if method == 8 else None
+        written = 0
+        out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                      | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            position, end = start, start + compressed
+            while position < end:
+                self._complete_now(0)  # the word may come while the bytes are all here
+                data = self._read(fd, position, min(_CHUNK, end - position), some=True)
+                position += len(data)
+                while data:
+                    if self.drop_current:
+                        raise _Stop()
+                    if inflater is None:
+                        piece, data = data, b""
+                    else:
+                        piece = inflater.decompress(data, _CHUNK)  # a bomb stays in bounds
+                        data = inflater.unconsumed_tail
+                    written += len(piece)
+                    if written > size:
+                        raise _Stop()  # more than its header says: not streamed
+                    hasher.update(piece)
+                    view = memoryview(piece)
+                    while view:
+                        view = view[os.write(out, view):]
+            if written != size or (inflater is not None and not inflater.eof):
+                raise _Stop()
+        finally:
+            os.close(out)
+        return base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
