@@ -41,9 +41,11 @@ from workloads import (  # noqa: E402
     write_model,
 )
 
-PARTS = ("requests", "numeric", "laziness", "sklearn", "torch", "crowd", "packing", "finder",
-         "startup", "memory")
+PARTS = ("requests", "numeric", "laziness", "sklearn", "torch", "network", "crowd", "packing",
+         "finder", "startup", "memory")
 CROWD = 16
+# The link of the network part: a fast connection to an index, not the loopback.
+NETWORK_BYTES_PER_SECOND = 50_000_000
 
 from tests.factory import make_wheel  # noqa: E402
 from tests.indexserver import PackageIndex  # noqa: E402
@@ -62,7 +64,8 @@ def main() -> int:
     parts = set(args.only.split(","))
     if parts - set(PARTS):
         parser.error(f"unknown part(s): {', '.join(sorted(parts - set(PARTS)))}")
-    torch = "torch" in parts and sys.version_info[:2] == (3, 11)  # the wheel on disk is cp311
+    # The torch wheel on disk is cp311.
+    torch = bool(parts & {"torch", "network"}) and sys.version_info[:2] == (3, 11)
     work = args.work or Path(tempfile.mkdtemp(prefix="carton-bench-"))
     started = time.monotonic()
     wheelhouse = work / "wheelhouse"
@@ -106,9 +109,12 @@ def main() -> int:
         if "sklearn" in parts:
             part("sklearn", lambda: against_uv(report, SKLEARN, work, wheelhouse, index.url,
                                                args))
-        if torch:
+        if torch and "torch" in parts:
             part("torch", lambda: against_uv(report, TORCH, work, wheelhouse, index.url, args,
                                              warm_runs=3))
+        if torch and "network" in parts:
+            part("network", lambda: over_a_network(report, TORCH, work, wheelhouse, index,
+                                                   args))
         if "crowd" in parts:
             part("crowd", lambda: crowd(report, work / NUMERIC.name, wheelhouse, index, args))
         if "packing" in parts:
@@ -178,6 +184,24 @@ def against_uv(report: Report, workload: Workload, work: Path, wheelhouse: Path,
     cold = alternate([carton_cold, b.uv_then_run()], runs, warmup=0)
     report.add_table(workload.name, f"Workload: {workload.title}", warm + cold,
                      base="plain venv")
+
+
+def over_a_network(report: Report, workload: Workload, work: Path, wheelhouse: Path,
+                   index: PackageIndex, args: argparse.Namespace) -> None:
+    """A big workload's cold start when its wheels come over a link of
+    NETWORK_BYTES_PER_SECOND, against uv downloading them over the same link."""
+    print(f"bench: workload {workload.name} over a network", flush=True)
+    b = Builder(workload, work / workload.name, wheelhouse, index.url)
+    _, carton_cold, _ = b.carton()
+    uv = b.uv_then_run(from_index=True)
+    index.bandwidth = NETWORK_BYTES_PER_SECOND
+    try:
+        cold = alternate([carton_cold, uv], max(2, args.cold_runs // 3), warmup=0)
+    finally:
+        index.bandwidth = None
+    report.add_table("network", f"Workload: {workload.title}, cold, its wheels downloaded "
+                                f"over a {NETWORK_BYTES_PER_SECOND / 1e6:.0f} MB/s link",
+                     cold, base=uv.name)
 
 
 def crowd(report: Report, numeric: Path, wheelhouse: Path, index: PackageIndex,

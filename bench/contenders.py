@@ -154,17 +154,24 @@ class Builder:
         return Command("pip install, then run", [line], shell=True,
                        prepare=lambda: set_aside(target), expect=self.w.expect)
 
-    def uv_then_run(self) -> Command:
+    def uv_then_run(self, from_index: bool = False) -> Command:
+        """uv installing the workload into a fresh venv with an empty cache, then the
+        model: from the wheels on disk, or (`from_index`) downloaded from the index, as
+        carton downloads them."""
         target, cache = self.root / "uv-fresh", self.root / "uv-cache"
         python = target / "bin" / "python"
         uv = shutil.which("uv") or str(Path(PY).parent / "uv")
+        source = (f"--index-url {self.index_url}" if from_index
+                  else f"--no-index -f {self.wheelhouse}")
         line = (f"{uv} venv -q --python {PY} {target} && "
-                f"{uv} pip install -q --python {python} --no-index -f {self.wheelhouse} "
+                f"{uv} pip install -q --python {python} {source} "
                 f"{' '.join(self.w.requirements)} && {python} {self.script}")
 
         def prepare() -> None:
             set_aside(target)
             set_aside(cache)
 
-        return Command("uv pip install, then run", [line], {"UV_CACHE_DIR": str(cache)},
+        name = "uv pip install from the index, then run" if from_index else (
+            "uv pip install, then run")
+        return Command(name, [line], {"UV_CACHE_DIR": str(cache)},
                        shell=True, prepare=prepare, expect=self.w.expect)

@@ -228,4 +228,8 @@ NOTES = """\
   `uv venv`), the wheels installed from the local wheelhouse (pip with `--no-cache-dir`,
   uv with an empty cache), then the model run once: what a user without a runner does.
   pip's runs on the `requests` workload only (15 s a run on numpy + pandas).
+- **over a network**: the torch workload's cold runs with the index sending its files at
+  most 50 MB/s, all downloads together (a fast connection, not the loopback): carton
+  cold against uv downloading from the same index over the same link, with an empty
+  cache, into a fresh venv, then the model.
 """

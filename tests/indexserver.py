@@ -36,8 +36,10 @@ class PackageIndex:
         self.yanked: set[str] = set()  # file names served as yanked (PEP 592)
         # File names whose download waits until their event is set.
         self.held: dict[str, threading.Event] = {}
-        # File names served at this many bytes a second (a download over a network).
-        self.rates: dict[str, int] = {}
+        # Files sent at most this many bytes a second, all of them together: a network
+        # link instead of the loopback (None: as fast as the loopback goes).
+        self.bandwidth: float | None = None
+        self._link_free = 0.0  # when the link has sent what it was given so far
         # Serve each wheel's METADATA beside it (PEP 658/714), as PyPI does: a resolver
         # then reads it instead of downloading the wheel.
         self.core_metadata = False
@@ -199,16 +201,17 @@ class PackageIndex:
                             if status == 206:
                                 index.sent_in_ranges[name] = (
                                     index.sent_in_ranges.get(name, 0) + len(body))
-                    name = unquote(self.path.split("?")[0].rsplit("/", 1)[-1])
-                    rate = index.rates.get(name) if self.path.startswith("/files/") else None
-                    if rate is None:
+                    if index.bandwidth is None or not self.path.startswith("/files/"):
                         self.wfile.write(body)
                         return
-                    started = time.monotonic()
                     for at in range(0, len(body), 1 << 16):
-                        self.wfile.write(body[at:at + (1 << 16)])
+                        piece = body[at:at + (1 << 16)]
+                        with index._lock:  # the piece's turn on the one link
+                            sent = max(time.monotonic(), index._link_free) + (
+                                len(piece) / index.bandwidth)
+                            index._link_free = sent
+                        time.sleep(max(0.0, sent - time.monotonic()))
+                        self.wfile.write(piece)
                         self.wfile.flush()
-                        time.sleep(max(0.0, (at + (1 << 16)) / rate
-                                       - (time.monotonic() - started)))
 
         return Handler

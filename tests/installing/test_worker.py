@@ -130,7 +130,7 @@ def test_a_big_wheel_is_unpacked_while_it_downloads(
     wheel = big_wheel(tmp_path, pypi)
     carton = build_carton("big1\n", {
         "model.py": "import big1, big1.m39\ndef main():\n    print(big1.NAME, big1.m39.X)\n"})
-    pypi.rates[wheel.name] = 6 * MB  # about 1.5 s: a network, not the loopback
+    pypi.bandwidth = 6 * MB  # about 1.5 s: a network, not the loopback
     trace = tmp_path / "trace"
     proc = run_hook({**hermetic_env, "CARTON_TRACE": str(trace)}, carton)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "big1 39\n", "")
@@ -169,7 +169,7 @@ def test_a_download_that_fails_ends_the_helper_unpacking_it(
     data = bytearray(served.read_bytes())
     data[len(data) // 2] ^= 0xFF  # inside the blob: the archive still reads
     served.write_bytes(bytes(data))
-    pypi.rates[wheel.name] = 20 * MB
+    pypi.bandwidth = 20 * MB
     pypi.held[other.name] = threading.Event()
     home = Path(hermetic_env["CARTON_HOME"])
     with subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)],
