@@ -127,7 +127,7 @@ streaming = pytest.mark.skipif(not splitunpack.streams(splitunpack.STREAM_MIN_BY
 def test_a_big_wheel_is_unpacked_while_it_downloads(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
-    wheel = big_wheel(tmp_path, pypi)
+    big_wheel(tmp_path, pypi)
     carton = build_carton("big1\n", {
         "model.py": "import big1, big1.m39\ndef main():\n    print(big1.NAME, big1.m39.X)\n"})
     pypi.bandwidth = 6 * MB  # about 1.5 s: a network, not the loopback
