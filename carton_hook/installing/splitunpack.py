@@ -18,13 +18,13 @@ standard library. A mismatch fails the install; a helper that dies for another r
 
 For a wheel of `STREAM_MIN_BYTES` or more (downloaded), the worker starts the helper
 before the download instead (`start_streaming`): until the download is complete, it
-stages the members whose bytes have arrived (`staging`); then, told RECORD's rows
-(`send`), it links those that match them into the tree, says so on its stdout (the
-installing process waits for that line, so that it does not write them again), and goes
-on as above.
+stages the members whose bytes have arrived (`staging`); then, in the wheel's turn,
+told RECORD's rows (`send`), it links those that match them into the tree, says so on
+its stdout (the installing process waits for that line, so that it does not write them
+again), and goes on as above.
 
-The helper's stdin carries two JSON lines: the wheel (its file, the staging folder or
-none, the most bytes it may stage), then, once the wheel is complete and checked, the
+The helper's stdin carries two JSON lines: the wheel (its file and size, the staging
+folder or none, the most bytes it may stage), then, once the wheel is complete and checked, the
 job (where to write, and the rows of the members it may write).
 """
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,11 +88,19 @@ def streams(size: int) -> bool:
     return size >= STREAM_MIN_BYTES and (os.cpu_count() or 1) >= 2 and os.name == "posix"
 
 
-def start_streaming(wheel: str, stage: str, limit: int) -> subprocess.Popen[bytes] | None:
-    """Start a helper that stages the members of `wheel`, a file being downloaded, in
-    the folder `stage`, at most `limit` bytes; None if it cannot start. `send` gives it
-    its job once the wheel is complete and checked."""
-    return _start({"wheel": wheel, "stage": stage, "limit": limit})
+class Streaming(NamedTuple):
+    """A helper started before its wheel's download, and its staging folder."""
+
+    proc: subprocess.Popen[bytes]
+    stage: str
+
+
+def start_streaming(wheel: str, size: int, stage: str, limit: int) -> Streaming | None:
+    """Start a helper that stages the members of `wheel`, a file being downloaded (to
+    `size` bytes), in the folder `stage`, at most `limit` bytes; None if it cannot
+    start. `send` gives it its job once the wheel is complete and checked."""
+    proc = _start({"wheel": wheel, "size": size, "stage": stage, "limit": limit})
+    return None if proc is None else Streaming(proc, stage)
 
 
 def start(wheel: str, base: str, root: str, members: list[str], record: dict[str, Any],
@@ -140,10 +149,14 @@ def _write(proc: subprocess.Popen[bytes], data: bytes) -> None:
         pass  # it died at once: `join` says so
 
 
-def wait_linked(proc: subprocess.Popen[bytes]) -> None:
-    """Wait until the helper has linked what it staged into the tree (or ended)."""
-    assert proc.stdout is not None
-    proc.stdout.readline()
+def wait_linked(streaming: Streaming) -> None:
+    """Wait until the helper has linked what it staged into the tree (or ended), if it
+    staged anything: this process would write it again. (Not for correctness: a member
+    is written by whoever creates its file first, and the helper links only what
+    matched RECORD.)"""
+    assert streaming.proc.stdout is not None
+    if os.listdir(streaming.stage):
+        streaming.proc.stdout.readline()
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -222,7 +235,8 @@ def helper_main(fd: int = 0, out: int = 1) -> int:
         if first["stage"]:
             from carton_hook.installing.staging import Stager
 
-            stager = Stager(first["wheel"], first["stage"], int(first["limit"]), _shareable)
+            stager = Stager(first["wheel"], first["stage"], int(first["limit"]),
+                            int(first["size"]), _shareable)
             stager.run(lines.poll, lambda: taking.take(stager))
             taking.raise_error()
         if taking.job is None:  # it stopped early, or nothing was staged

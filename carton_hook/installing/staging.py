@@ -17,10 +17,17 @@ bytes that changed under the reader (a download started over): each leaves a sta
 file that nothing links, removed with the work folder. The staged names are numbers,
 so no member name is ever used as a path before it has been checked.
 
+A download that arrives faster than `FAST` (the loopback, a fast mirror) is over before
+staging would win much, and staging it would take the cores from the wheel the model
+imports first: its members are left for after it, as those of a wheel far behind the
+download are, but for its big members.
+
 The reader stops at the first member it does not stream (its sizes after its bytes, in a
 data descriptor; zip64 sizes; encryption; a method other than stored or deflated), at
-more output than the archive may unpack to, or when the download is complete: what is
-left is unpacked as before. Standard library only: it runs in the helper process.
+more output than the archive may unpack to, and once the whole file has arrived (the
+member in progress is finished): what is left is unpacked as before, in the wheel's turn
+(turns.py), so that a wheel downloaded early does not take the cores from the one the
+model imports first. Standard library only: it runs in the helper process.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import base64
 import hashlib
 import os
 import struct
+import time
 import zlib
 from collections.abc import Callable
 from typing import NamedTuple
@@ -46,6 +54,10 @@ POLL = 0.005
 # members), and the small ones are shared by two processes afterwards.
 LAG = 4 << 20
 BIG = 1 << 20
+# Arriving faster than this (bytes a second), a download is left alone (the loopback index,
+# 120-400 MB/s here: scikit-learn's four big wheels staged while they downloaded made its
+# cold run 1.05x slower); a network link is slower.
+FAST = 80_000_000
 
 
 class Staged(NamedTuple):
@@ -67,14 +79,17 @@ class _Stop(Exception):
 
 
 class Stager:
-    """Stages the members of `wheel` (a file another process appends to) that `wanted`
-    names, in `folder`, at most `limit` bytes in all."""
+    """Stages the members of `wheel` (a file another process appends to, until it has
+    `size` bytes) that `wanted` names, in `folder`, at most `limit` bytes in all."""
 
-    def __init__(self, wheel: str, folder: str, limit: int,
-                 wanted: Callable[[str], bool]) -> None:
+    def __init__(self, wheel: str, folder: str, limit: int, size: int,
+                 wanted: Callable[[str], bool], fast: float | None = None) -> None:
         self.wheel = wheel
         self.folder = folder
         self.limit = limit
+        self.size = size
+        self.fast = FAST if fast is None else fast
+        self._opened = (0.0, 0)  # when the reader found the file, and its size then
         self.wanted = wanted
         self.staged: dict[str, Staged] = {}
         self.current: Current | None = None
@@ -105,10 +120,19 @@ class Stager:
         """The wheel's file once the download has created it (None: it never did)."""
         while True:
             try:
-                return os.open(self.wheel, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                fd = os.open(self.wheel, os.O_RDONLY | getattr(os, "O_BINARY", 0))
             except FileNotFoundError:
                 if self._complete_now(POLL):
                     return None
+            else:
+                self._opened = (time.monotonic(), os.fstat(fd).st_size)
+                return fd
+
+    def _arriving_fast(self, arrived: int) -> bool:
+        """Whether the download has been arriving faster than `fast` since the reader
+        found it (not judged in its first 20 ms)."""
+        seconds = time.monotonic() - self._opened[0]
+        return seconds > 0.02 and (arrived - self._opened[1]) / seconds > self.fast
 
     def _complete_now(self, timeout: float) -> bool:
         """Whether the download is complete, waiting up to `timeout` for the word."""
@@ -132,6 +156,8 @@ class Stager:
     def _members(self, fd: int) -> None:
         offset, index, total = 0, 0, 0
         while not self._complete_now(0):
+            if os.fstat(fd).st_size >= self.size:
+                return  # downloaded: the rest is unpacked in the wheel's turn (turns.py)
             (signature, _, flags, method, _, _, _, compressed, size, name_length,
              extra_length) = _LOCAL.unpack(self._read(fd, offset, _LOCAL.size))
             if (signature != _SIGNATURE or flags & 0x9 or method not in (0, 8)
@@ -143,8 +169,9 @@ class Stager:
             offset = start + compressed
             if name.endswith("/") or name in self.staged or not self.wanted(name):
                 continue
-            if size < BIG and os.fstat(fd).st_size - offset > LAG:
-                continue  # behind the download: left for after it
+            arrived = os.fstat(fd).st_size
+            if (size < BIG and arrived - offset > LAG) or self._arriving_fast(arrived):
+                continue  # behind the download, or it is soon over: left for after it
             total += size
             if total > self.limit:
                 return

@@ -16,14 +16,11 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from carton_hook.errors import WheelError
 from carton_hook.formats.wheelcheck import WheelInfo, checked_wheel
 from carton_hook.installing import splitunpack
-
-if TYPE_CHECKING:
-    import subprocess
 
 # installer leaves out a wheel's `__pycache__` files (numpy 2.2.6's cp311 wheel has one)
 # and warns, with a source line, into the user's terminal; carton checks those members
@@ -36,7 +33,7 @@ warnings.filterwarnings("ignore", r"Skip installing .*__pycache__", RuntimeWarni
 def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
                   interpreter: str, split_min: int = splitunpack.SPLIT_MIN_BYTES,
                   between: Callable[[], None] | None = None,
-                  streaming: subprocess.Popen[bytes] | None = None) -> None:
+                  streaming: splitunpack.Streaming | None = None) -> None:
     """Install `wheel` as if into `final`, writing below `destdir` (paths embedded in
     scripts name `final`, where the tree is renamed to afterwards). A wheel of
     `split_min` bytes or more, unpacked, is written by two processes (`splitunpack`);
@@ -54,17 +51,16 @@ def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
 def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, final: Path,
                      destdir: Path, interpreter: str, split_min: int,
                      between: Callable[[], None] | None,
-                     streaming: subprocess.Popen[bytes] | None) -> None:
+                     streaming: splitunpack.Streaming | None) -> None:
     from installer import install
 
     filename = info.filename
     base = os.path.join(destdir, os.path.relpath(final, final.anchor))
     shared = splitunpack.helper_share(info.record, 0 if streaming is not None else split_min)
-    helper = streaming
-    if helper is not None:
+    helper = None if streaming is None else streaming.proc
+    if streaming is not None and helper is not None:
         splitunpack.send(helper, base, str(destdir), shared, info.record, archive)
-        # What it staged goes into the tree first: this process would write it again.
-        splitunpack.wait_linked(helper)
+        splitunpack.wait_linked(streaming)  # what it staged goes into the tree first
     elif shared:
         helper = splitunpack.start(str(wheel), base, str(destdir), shared, info.record,
                                    archive)

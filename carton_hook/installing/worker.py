@@ -343,11 +343,11 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
             _fill(work, tree, local, streaming)
         except BaseException:
             if streaming is not None:  # before its work folder is removed
-                splitunpack.stop(streaming)
+                splitunpack.stop(streaming.proc)
             raise
 
     def _fill(work: Path, tree: Path, local: Path,
-              streaming: subprocess.Popen[bytes] | None) -> None:
+              streaming: splitunpack.Streaming | None) -> None:
         mark(f"{wheel['name']}: fetching")
         if wheel["url"]:
             _download(wheel["url"], wheel, sha, local, what, on_bytes)
@@ -381,7 +381,7 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
         progress.finished_one(unpacking, _described(wheel))
 
 
-def _start_streaming(local: Path, work: Path, size: int) -> subprocess.Popen[bytes] | None:
+def _start_streaming(local: Path, work: Path, size: int) -> splitunpack.Streaming | None:
     """A helper that unpacks the wheel downloaded to `local` as it arrives
     (`splitunpack.start_streaming`), if it is big enough to be worth one."""
     if not splitunpack.streams(size):
@@ -395,7 +395,7 @@ def _start_streaming(local: Path, work: Path, size: int) -> subprocess.Popen[byt
         return None  # the wheel's check says so, after the download
     stage = work / "stage"
     stage.mkdir()
-    return splitunpack.start_streaming(str(local), str(stage),
+    return splitunpack.start_streaming(str(local), size, str(stage),
                                        max(limits.unpacked, limits.ratio * size))
 
 

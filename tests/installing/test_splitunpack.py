@@ -290,11 +290,20 @@ def test_a_helper_that_cannot_start_is_none(
 # ---------------------------------------------------------- a helper started before the download
 
 
+@pytest.fixture
+def any_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These downloads are written in a few parts at once, as fast as the disk goes:
+    staged all the same, as a download over a network is."""
+    from carton_hook.installing import staging
+
+    monkeypatch.setattr(staging, "FAST", float("inf"))
+
+
 class StreamingHelper:
     """`helper_main` in a thread of this process, fed through pipes as the worker feeds
     a helper started before its download (`start_streaming`, `send`)."""
 
-    def __init__(self, wheel: Path, stage: Path) -> None:
+    def __init__(self, wheel: Path, size: int, stage: Path) -> None:
         import json
         import threading
 
@@ -304,8 +313,9 @@ class StreamingHelper:
         self.code: int | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        os.write(self.stdin, json.dumps({"wheel": str(wheel), "stage": str(stage),
-                                         "limit": 1 << 30}).encode() + b"\n")
+        os.write(self.stdin, json.dumps({"wheel": str(wheel), "size": size,
+                                         "stage": str(stage), "limit": 1 << 30}).encode()
+                 + b"\n")
 
     def _run(self) -> None:
         self.code = splitunpack.helper_main(self._in, self._out)
@@ -352,7 +362,7 @@ def central_directory_at(data: bytes) -> int:
 
 @pytest.mark.parametrize("hard_links", [True, False])
 def test_a_helper_links_what_it_staged_during_the_download_and_writes_the_rest(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool, any_speed: None) -> None:
     """Where the filesystem has no hard links, the staged members are written again
     from the archive."""
     if not hard_links:
@@ -364,7 +374,7 @@ def test_a_helper_links_what_it_staged_during_the_download_and_writes_the_rest(
     data = wheel.read_bytes()
     record = check_wheel(wheel, wheel.name, contents=False).record
     download, stage, root = tmp_path / "download.whl", tmp_path / "stage", tmp_path / "dest"
-    helper = StreamingHelper(download, stage)
+    helper = StreamingHelper(download, len(data), stage)
     grow_until(download, data, central_directory_at(data))  # all but the end
     staged_size = sum(len(data) for data in FILES.values())
     wait_for(lambda: sum(p.stat().st_size for p in stage.iterdir()) == staged_size,
@@ -381,7 +391,8 @@ def test_a_helper_links_what_it_staged_during_the_download_and_writes_the_rest(
     assert all((root / "entry" / name).stat().st_nlink == 1 for name in PLAIN)
 
 
-def test_a_staged_copy_the_archive_does_not_list_is_never_linked(tmp_path: Path) -> None:
+def test_a_staged_copy_the_archive_does_not_list_is_never_linked(
+        tmp_path: Path, any_speed: None) -> None:
     """A local header the central directory does not list (the bytes a reader that
     walks the file sees first): its staged file does not match RECORD, stays staged,
     and the member the archive lists is written instead."""
@@ -391,11 +402,12 @@ def test_a_staged_copy_the_archive_does_not_list_is_never_linked(tmp_path: Path)
     data = wheel.read_bytes()
     record = check_wheel(wheel, wheel.name, contents=False).record  # the archive passes
     download, stage, root = tmp_path / "download.whl", tmp_path / "stage", tmp_path / "dest"
-    grow_until(download, data, len(data))
-    helper = StreamingHelper(download, stage)
+    helper = StreamingHelper(download, len(data), stage)
+    grow_until(download, data, central_directory_at(data))
     wait_for(lambda: len(list(stage.iterdir())) == len(PLAIN)  # the first copy of each name
              and any(p.read_bytes().startswith(b"EVIL") for p in stage.iterdir()),
              "the copy the archive does not list to be staged")
+    grow_until(download, data, len(data))
     assert helper.send(root / "entry", root, record, PLAIN) == splitunpack.LINKED
     assert helper.join() == 0
     assert (root / "entry" / "demo/data.txt").read_bytes() == FILES["demo/data.txt"]
@@ -403,7 +415,7 @@ def test_a_staged_copy_the_archive_does_not_list_is_never_linked(tmp_path: Path)
 
 
 def test_a_member_linked_before_it_was_staged_whole_is_checked_when_it_is(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_speed: None) -> None:
     """The word comes while a big member is being staged: it is linked at once (the
     installing process then leaves it alone), finished, and checked against its RECORD
     row: a copy the archive does not list, of the right size, is written again."""
@@ -430,7 +442,7 @@ def test_a_member_linked_before_it_was_staged_whole_is_checked_when_it_is(
     monkeypatch.setattr(staging, "POLL", 30.0)
     half = len(evil) // 2
     grow_until(download, data, data.index(evil[:64]) + half)
-    helper = StreamingHelper(download, stage)
+    helper = StreamingHelper(download, len(data), stage)
     wait_for(lambda: (stage / "0").exists() and (stage / "0").stat().st_size == half,
              "half of the big member to be staged")
     time.sleep(0.2)  # it waits for the rest now
@@ -441,7 +453,7 @@ def test_a_member_linked_before_it_was_staged_whole_is_checked_when_it_is(
 
 
 def test_what_was_staged_of_a_download_started_over_is_linked_only_where_it_matches(
-        tmp_path: Path) -> None:
+        tmp_path: Path, any_speed: None) -> None:
     """The first try sent other bytes for one member and was cut; the download starts
     over from byte 0 in the same file (fetch.py). What was staged of the first try's
     bytes is linked only where it matches RECORD."""
@@ -451,7 +463,7 @@ def test_what_was_staged_of_a_download_started_over_is_linked_only_where_it_matc
     first_try = demo_wheel(tmp_path / "bad", {"demo/data.txt": wrong}).read_bytes()
     record = check_wheel(good, good.name, contents=False).record
     download, stage, root = tmp_path / "download.whl", tmp_path / "stage", tmp_path / "dest"
-    helper = StreamingHelper(download, stage)
+    helper = StreamingHelper(download, len(data), stage)
     grow_until(download, first_try, central_directory_at(first_try))
     wait_for(lambda: sum(p.stat().st_size for p in stage.iterdir())
              == sum(len(data) for data in FILES.values()), "the first try to be staged")

@@ -21,6 +21,15 @@ from carton_hook.installing.splitunpack import _shareable
 
 from ..wheelzip import members, write_zip
 
+
+@pytest.fixture(autouse=True)
+def any_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These downloads are written in a few large parts, as fast as the disk goes: staged
+    all the same, as a download over a network is (but in the test that says otherwise)."""
+    monkeypatch.setattr(staging, "FAST", float("inf"))
+
+# The size of a download that has not ended yet, for a file written whole beforehand.
+STILL_COMING = 1 << 40
 FILES = {"demo/__init__.py": b"VALUE = 1\n", "demo/data.txt": b"plain data\n" * 50,
          "demo/sub/helper.py": b"def helper():\n    return 'help'\n"}
 
@@ -75,7 +84,8 @@ def test_members_are_staged_before_the_download_ends(tmp_path: Path) -> None:
     data = wheel.read_bytes()
     download = Download(tmp_path / "download.whl", data)
     (tmp_path / "stage").mkdir()
-    stager = staging.Stager(str(download.path), str(tmp_path / "stage"), 1 << 30, _shareable)
+    stager = staging.Stager(str(download.path), str(tmp_path / "stage"), 1 << 30, len(data),
+                            _shareable)
     heard: list[int] = []
     thread = run_in_thread(stager, download, lambda: heard.append(len(stager.staged)))
     time.sleep(0.05)  # the reader waits for the file to be created
@@ -99,7 +109,8 @@ def test_a_big_member_is_staged_as_its_bytes_arrive_and_dropped_when_told(
     data = wheel.read_bytes()
     download = Download(tmp_path / "download.whl", data)
     (tmp_path / "stage").mkdir()
-    stager = staging.Stager(str(download.path), str(tmp_path / "stage"), 1 << 30, _shareable)
+    stager = staging.Stager(str(download.path), str(tmp_path / "stage"), 1 << 30, len(data),
+                            _shareable)
     current: list[staging.Current | None] = []
 
     def on_complete() -> None:
@@ -126,8 +137,9 @@ def test_behind_the_download_small_members_are_left_and_big_ones_staged(
     files = {"demo/a.py": b"A = 1\n", "demo/big.bin": big, **filler}
     wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members(files))
     (tmp_path / "stage").mkdir()
-    stager = staging.Stager(str(wheel), str(tmp_path / "stage"), 1 << 30, _shareable)
-    stager.run(lambda timeout: False, lambda: None)  # a complete file, no word
+    stager = staging.Stager(str(wheel), str(tmp_path / "stage"), 1 << 30, STILL_COMING,
+                            _shareable)
+    stager.run(lambda timeout: False, lambda: None)  # all of it there, no word
     assert "demo/big.bin" in stager.staged
     assert "demo/a.py" not in stager.staged  # more than LAG behind: left
     assert set(stager.staged) < set(files)
@@ -187,7 +199,8 @@ def test_the_reader_stops_at_what_it_does_not_stream(tmp_path: Path, case: str) 
         else:
             limit = len(FILES["demo/__init__.py"]) + 1
     (tmp_path / "stage").mkdir()
-    stager = staging.Stager(str(wheel), str(tmp_path / "stage"), limit, _shareable)
+    stager = staging.Stager(str(wheel), str(tmp_path / "stage"), limit, STILL_COMING,
+                            _shareable)
     stager.run(lambda timeout: False, lambda: None)
     expected = {"over the limit": {"demo/__init__.py"}}.get(case, set())
     assert set(stager.staged) == expected  # nothing after where it stopped
@@ -200,8 +213,40 @@ def test_a_hostile_member_name_is_staged_under_a_number(tmp_path: Path) -> None:
                       [("../../evil.py", b"EVIL = 1\n"), *members(FILES)])
     stage = tmp_path / "w" / "stage"
     stage.mkdir()
-    stager = staging.Stager(str(wheel), str(stage), 1 << 30, _shareable)
+    stager = staging.Stager(str(wheel), str(stage), 1 << 30, STILL_COMING, _shareable)
     stager.run(lambda timeout: False, lambda: None)
     assert Path(stager.staged["../../evil.py"].path).parent == stage
     assert not (tmp_path / "evil.py").exists()
     assert sorted(os.listdir(stage)) == sorted(str(i) for i in range(len(FILES) + 1))
+
+
+def test_once_the_whole_file_has_arrived_nothing_more_is_staged(tmp_path: Path) -> None:
+    """The rest is unpacked in the wheel's turn: a wheel downloaded early does not take
+    the cores from the one the model imports first."""
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members(FILES))
+    (tmp_path / "stage").mkdir()
+    stager = staging.Stager(str(wheel), str(tmp_path / "stage"), 1 << 30,
+                            wheel.stat().st_size, _shareable)
+    stager.run(lambda timeout: False, lambda: None)
+    assert stager.staged == {}
+
+
+def test_a_download_arriving_faster_than_a_network_is_left_alone(tmp_path: Path) -> None:
+    """The loopback or a fast mirror: over before staging would win much; its members are
+    unpacked in the wheel's turn, not beside the wheel the model imports first. (Judged
+    after its first 20 ms: what was staged by then stays staged.)"""
+    files = {f"demo/m{i:02}.bin": os.urandom(2 << 20) for i in range(40)}
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members(files))
+    data = wheel.read_bytes()
+    download = Download(tmp_path / "download.whl", data)
+    (tmp_path / "stage").mkdir()
+    stager = staging.Stager(str(download.path), str(tmp_path / "stage"), 1 << 30, len(data),
+                            _shareable, fast=50_000_000)
+    thread = run_in_thread(stager, download)
+    started = time.monotonic()
+    for end in range(2 << 20, len(data), 2 << 20):  # 2 MB each 10 ms: 200 MB/s
+        download.write_to(end)
+        time.sleep(max(0.0, started + end / 200e6 - time.monotonic()))
+    download.finish()
+    thread.join(30)
+    assert len(stager.staged) <= 8  # of 40: the first 20 ms' at most

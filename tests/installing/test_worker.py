@@ -95,10 +95,10 @@ def test_what_the_second_worker_did_not_install_the_first_installs(
 
 
 def big_wheel(tmp_path: Path, pypi: PackageIndex) -> Path:
-    """A wheel of 9 MB (a random blob and 40 modules), downloaded as it is unpacked."""
-    files: dict[str, str | bytes] = {"big1/__init__.py": "NAME = __name__\n",
-                                     "big1/blob.bin": os.urandom(9 * MB)}
+    """A wheel of 9 MB (40 modules, then a random blob), downloaded as it is unpacked."""
+    files: dict[str, str | bytes] = {"big1/__init__.py": "NAME = __name__\n"}
     files.update({f"big1/m{i}.py": f"X = {i}\n" for i in range(40)})
+    files["big1/z_blob.bin"] = os.urandom(9 * MB)  # last in the archive, in any order
     wheel = pypi.add(make_wheel(tmp_path / "w", "big1", "1.0", files))
     assert wheel.stat().st_size >= splitunpack.STREAM_MIN_BYTES
     return wheel
