@@ -80,3 +80,12 @@ def orphaned(path: Path, name: str) -> Path:
                        len(directory), cd_offset, comment)
     path.write_bytes(data[:cd_offset] + directory + tail + data[end + 22:])
     return path
+
+
+def central_directory_at(data: bytes) -> int:
+    """Where an archive's central directory starts (its end record says): the end of its
+    members, the last bytes a download brings."""
+    import struct
+
+    end = data.rindex(b"PK\x05\x06")
+    return int(struct.unpack("<I", data[end + 16:end + 20])[0])

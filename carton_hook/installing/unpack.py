@@ -57,8 +57,9 @@ def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, fin
     filename = info.filename
     base = os.path.join(destdir, os.path.relpath(final, final.anchor))
     shared = splitunpack.helper_share(info.record, 0 if streaming is not None else split_min)
-    helper = None if streaming is None else streaming.proc
-    if streaming is not None and helper is not None:
+    helper = None
+    if streaming is not None:
+        helper = streaming.proc
         splitunpack.send(helper, base, str(destdir), shared, info.record, archive)
         splitunpack.wait_linked(streaming)  # what it staged goes into the tree first
     elif shared:

@@ -9,13 +9,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from carton_hook.cache.pycache import timestamp_header
 from carton_hook.installing import compileahead as bytecode
+
+from ..waiting import wait_for
 
 TAG = sys.implementation.cache_tag
 
@@ -101,13 +102,6 @@ def test_tree_sources_are_the_importable_modules(tmp_path: Path) -> None:
     found = {Path(p).relative_to(tmp_path).as_posix() for p in bytecode.tree_sources(
         str(tmp_path))}
     assert {"bin/__init__.py", "bin/script.py"} <= found
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def kill_helpers() -> None:

@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from carton_hook.errors import WheelError
 from carton_hook.formats.wheelcheck import check_wheel
 from carton_hook.installing import splitunpack
 
-from ..wheelzip import members, orphaned, write_zip
+from ..waiting import wait_for
+from ..wheelzip import central_directory_at, members, orphaned, write_zip
 
 # The demo wheel's plain members: what a helper may write.
 FILES = {"demo/__init__.py": b"VALUE = 1\n", "demo/data.txt": b"plain data\n",
@@ -341,23 +341,6 @@ class StreamingHelper:
 def grow_until(path: Path, data: bytes, end: int) -> None:
     with path.open("ab") as out:
         out.write(data[path.stat().st_size if path.exists() else 0:end])
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    import time
-
-    deadline = time.monotonic() + 30
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited 30 s for {what}")
-        time.sleep(0.005)
-
-
-def central_directory_at(data: bytes) -> int:
-    import struct
-
-    end = data.rindex(b"PK\x05\x06")
-    return int(struct.unpack("<I", data[end + 16:end + 20])[0])
 
 
 @pytest.mark.parametrize("hard_links", [True, False])

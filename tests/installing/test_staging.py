@@ -19,7 +19,8 @@ import pytest
 from carton_hook.installing import staging
 from carton_hook.installing.splitunpack import _shareable
 
-from ..wheelzip import members, write_zip
+from ..waiting import wait_for
+from ..wheelzip import central_directory_at, members, write_zip
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +37,6 @@ FILES = {"demo/__init__.py": b"VALUE = 1\n", "demo/data.txt": b"plain data\n" * 
 
 def digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def central_directory_at(data: bytes) -> int:
-    """Where the archive's central directory starts (its end record says)."""
-    end = data.rindex(b"PK\x05\x06")
-    return int(struct.unpack("<I", data[end + 16:end + 20])[0])
 
 
 class Download:
@@ -67,14 +62,6 @@ def run_in_thread(stager: staging.Stager, download: Download,
                               daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited 30 s for {what}")
-        time.sleep(0.005)
 
 
 def test_members_are_staged_before_the_download_ends(tmp_path: Path) -> None:
