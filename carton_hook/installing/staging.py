@@ -19,8 +19,8 @@ so no member name is ever used as a path before it has been checked.
 
 A download that arrives faster than `FAST` (the loopback, a fast mirror) is over before
 staging would win much, and staging it would take the cores from the wheel the model
-imports first: its members are left for after it, as those of a wheel far behind the
-download are, but for its big members.
+imports first: none of its members is staged after its first 20 ms. One that arrives
+more than `LAG` ahead of the reader has only its big members staged.
 
 The reader stops at the first member it does not stream (its sizes after its bytes, in a
 data descriptor; zip64 sizes; encryption; a method other than stored or deflated), at
