@@ -54,6 +54,10 @@ class Limits:
                 values[field] = int(raw)
         return cls(**values)
 
+    def allowed(self, archive_size: int) -> int:
+        """The most bytes an archive of `archive_size` bytes may unpack to."""
+        return max(self.unpacked, self.ratio * archive_size)
+
 
 def check_members(infos: Iterable[zipfile.ZipInfo], archive_size: int,
                   limits: Limits | None = None,
@@ -103,7 +107,7 @@ def check_members(infos: Iterable[zipfile.ZipInfo], archive_size: int,
     clash = file_keys & folders
     if clash:
         raise UnsafeMember(f"{sorted(clash)[0]!r} is both a file and a folder")
-    allowed = max(limits.unpacked, limits.ratio * archive_size)
+    allowed = limits.allowed(archive_size)
     if total > allowed:
         raise UnsafeMember(f"unpacks to {total} bytes, more than the {allowed} allowed "
                            "(CARTON_MAX_UNPACKED, CARTON_MAX_RATIO)")

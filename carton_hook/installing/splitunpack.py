@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     import zipfile
     from typing import Any
 
+    from carton_hook.installing.staging import Stager
+
 # numpy (57 MB unpacked) and pandas (44 MB) each on two cores: a first run of both went
 # from one core idle for two seconds, waiting for the slower wheel, to none idle.
 SPLIT_MIN_BYTES = 24_000_000
@@ -250,7 +252,7 @@ def helper_main(fd: int = 0, out: int = 1) -> int:
         job = taking.job or {}
         if not job.get("members"):
             return 0
-        if taking.early is not None:  # finished after it was linked: checked now
+        if taking.early is not None and stager is not None:  # finished after it was linked
             _check_early(first["wheel"], job, taking.early, stager)
         rest = [tuple(row) for row in job["members"]
                 if row[0] not in taking.linked and row[0] != taking.early]
@@ -305,7 +307,7 @@ class _Taking:
         self.early: str | None = None
         self._error: BaseException | None = None
 
-    def take(self, stager: Any) -> None:
+    def take(self, stager: Stager | None) -> None:
         """Read the job, link what matched, and say so (the installing process waits
         for it). Called by the stager, maybe in the middle of a member: an error is
         kept for `raise_error`, not raised into the stager."""
@@ -325,7 +327,7 @@ class _Taking:
         if self._error is not None:
             raise self._error
 
-    def _link_staged(self, stager: Any) -> None:
+    def _link_staged(self, stager: Stager) -> None:
         job = self.job or {}
         rows = {row[0]: row for row in job["members"]}
         real_root = os.path.realpath(job["root"])
@@ -366,7 +368,7 @@ def _link(staged: str, base: str, name: str, real_root: str, executable: bool,
     return True
 
 
-def _check_early(wheel: str, job: dict[str, Any], name: str, stager: Any) -> None:
+def _check_early(wheel: str, job: dict[str, Any], name: str, stager: Stager) -> None:
     """The member linked while it was being staged: if it did not end as its RECORD row
     says (its local header lied, or the reader stopped), it is written again here."""
     row = next(row for row in job["members"] if row[0] == name)

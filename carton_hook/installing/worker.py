@@ -390,13 +390,12 @@ def _start_streaming(local: Path, work: Path, size: int) -> splitunpack.Streamin
     from carton_hook.formats.members import Limits
 
     try:
-        limits = Limits.from_env()
+        limit = Limits.from_env().allowed(size)
     except UnsafeMember:
         return None  # the wheel's check says so, after the download
     stage = work / "stage"
     stage.mkdir()
-    return splitunpack.start_streaming(str(local), size, str(stage),
-                                       max(limits.unpacked, limits.ratio * size))
+    return splitunpack.start_streaming(str(local), size, str(stage), limit)
 
 
 def _download(url: str, wheel: WheelPlan, sha: str, dest: Path, what: str,
