@@ -273,17 +273,24 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
     return {sha: failed[sha] for sha in shas if sha in failed}
 
 
-# A second worker process installs part of a first run's wheels when they are big enough
-# to be worth its start (~100 ms): unpacking is mostly Python, so threads of one process
-# share one core, and a second process uses the second.
+# A second worker process installs part of a first run's wheels when those that no
+# unpacking helper shares are big enough to be worth its start (~100 ms of a core):
+# unpacking is mostly Python, so threads of one process share one core, and a second
+# process uses the second. A wheel that is unpacked as it downloads has a helper of its
+# own (`splitunpack.streams`): numpy + pandas went 0.96x faster without the second
+# process, torch (with 12 MB of small wheels beside it) 1.05x slower (docs/performance.md).
 SHARE_MIN_BYTES = 8_000_000
 
 
 def _second_share(plan: PlanData, missing: list[str]) -> list[str]:
     """The wheels of `missing` for a second process: about half of the bytes, biggest
-    wheels spread over both; none on one core, or when there is little to share. In
-    `missing`'s order, the order they are unpacked in (turns.py)."""
+    wheels spread over both; none on one core, or when the wheels that no helper
+    unpacks beside this process are too few to share. In `missing`'s order, the order
+    they are unpacked in (turns.py)."""
     if len(missing) < 2 or (os.cpu_count() or 1) < 2:
+        return []
+    sizes = [int(plan["wheels"][sha]["size"]) for sha in missing]
+    if sum(size for size in sizes if not splitunpack.streams(size)) < SHARE_MIN_BYTES:
         return []
     mine: list[str] = []
     theirs: list[str] = []

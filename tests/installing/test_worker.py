@@ -22,14 +22,21 @@ def plan_of(sizes: dict[str, int]) -> dict[str, object]:
     return {"wheels": {sha: {"size": size} for sha, size in sizes.items()}}
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the split needs a second core")
-def test_the_second_share_is_about_half_of_the_bytes() -> None:
-    plan = plan_of({"a": 30 * MB, "b": 20 * MB, "c": 12 * MB, "d": 1 * MB})
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or os.name != "posix",
+                    reason="the split needs a second core; wheels stream on POSIX")
+def test_a_second_process_takes_half_of_what_no_helper_unpacks() -> None:
+    plan = plan_of({"a": 7 * MB, "b": 5 * MB, "c": 4 * MB, "d": 1 * MB})
     theirs = worker._second_share(plan, ["d", "c", "b", "a"])
-    assert theirs == ["c", "b"]  # 32 MB beside 31 MB, in the order they are needed
+    assert theirs == ["c", "b"]  # 9 MB beside 8 MB, in the order they are needed
     assert worker._second_share(plan, ["a"]) == []  # nothing to share
     small = plan_of({"a": 5 * MB, "b": 5 * MB})
     assert worker._second_share(small, ["a", "b"]) == []  # not worth a process
+    # Wheels unpacked as they download have a helper process each: no second worker
+    # for them (numpy + pandas), one for the small wheels beside them (torch's).
+    streaming = plan_of({"a": 30 * MB, "b": 20 * MB, "c": 12 * MB, "d": 1 * MB})
+    assert worker._second_share(streaming, ["d", "c", "b", "a"]) == []
+    beside = plan_of({"t": 190 * MB, "s": 6 * MB, "n": 3 * MB})
+    assert worker._second_share(beside, ["t", "s", "n"]) == ["s", "n"]
 
 
 # Logs each worker command the run starts.
@@ -46,23 +53,49 @@ LOG_WORKERS = textwrap.dedent("""
 def test_a_first_run_shares_big_wheels_with_a_second_process(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
-    for name in ("big1", "big2", "big3"):
-        pypi.add(make_wheel(tmp_path / "w", name, "1.0", {
-            f"{name}/__init__.py": "NAME = __name__\n", f"{name}/blob.bin": os.urandom(9 * MB)}))
-    carton = build_carton("big1\nbig2\nbig3\n", {
-        "model.py": "import big1, big2, big3\ndef main():\n"
-                    "    print(big1.NAME, big2.NAME, big3.NAME)\n"})
+    names = wheels_of(tmp_path, pypi, 4, 5 * MB)
+    carton = build_carton("".join(f"{name}\n" for name in names), {
+        "model.py": f"import {', '.join(names)}\ndef main():\n"
+                    f"    print({', '.join(name + '.NAME' for name in names)})\n"})
     site = tmp_path / "site"
     site.mkdir()
     log = tmp_path / "workers.log"
     (site / "sitecustomize.py").write_text(LOG_WORKERS.format(log=str(log)))
     pypi.reset_counts()
     proc = run_hook({**hermetic_env, "PYTHONPATH": str(site)}, carton)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "big1 big2 big3\n", "")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, " ".join(names) + "\n", "")
     # The plan's worker installed some, a second worker the others (and split no further).
     assert sorted(log.read_text().splitlines()) == ["install", "plan"]
     assert sorted(r for r in pypi.requests if "/files/" in r) == [
-        f"/files/{n}-1.0-py3-none-any.whl" for n in ("big1", "big2", "big3")]
+        f"/files/{n}-1.0-py3-none-any.whl" for n in names]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or os.name != "posix",
+                    reason="wheels stream with a second core, on POSIX")
+def test_wheels_unpacked_as_they_download_need_no_second_process(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    names = wheels_of(tmp_path, pypi, 2, 9 * MB)
+    carton = build_carton("big1\nbig2\n", {
+        "model.py": "import big1, big2\ndef main():\n    print(big1.NAME, big2.NAME)\n"})
+    site = tmp_path / "site"
+    site.mkdir()
+    log = tmp_path / "workers.log"
+    (site / "sitecustomize.py").write_text(LOG_WORKERS.format(log=str(log)))
+    proc = run_hook({**hermetic_env, "PYTHONPATH": str(site)}, carton)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "big1 big2\n", "")
+    assert names == ["big1", "big2"]
+    assert log.read_text().splitlines() == ["plan"]  # each had its unpacking helper
+
+
+def wheels_of(tmp_path: Path, pypi: PackageIndex, count: int, size: int) -> list[str]:
+    """`count` wheels big1, big2, ... on the index, each a random blob of `size` bytes."""
+    names = [f"big{i}" for i in range(1, count + 1)]
+    for name in names:
+        wheel = pypi.add(make_wheel(tmp_path / "w", name, "1.0", {
+            f"{name}/__init__.py": "NAME = __name__\n", f"{name}/blob.bin": os.urandom(size)}))
+        assert splitunpack.streams(wheel.stat().st_size) == (size >= 8 * MB)
+    return names
 
 
 # The second worker dies at once, as if killed.
@@ -79,19 +112,21 @@ KILL_SECOND = textwrap.dedent("""
 def test_what_the_second_worker_did_not_install_the_first_installs(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
-    for name in ("big1", "big2"):
-        pypi.add(make_wheel(tmp_path / "w", name, "1.0", {
-            f"{name}/__init__.py": "NAME = __name__\n", f"{name}/blob.bin": os.urandom(9 * MB)}))
-    carton = build_carton("big1\nbig2\n", {
-        "model.py": "import big1, big2\ndef main():\n    print(big1.NAME, big2.NAME)\n"})
+    names = wheels_of(tmp_path, pypi, 4, 5 * MB)
+    carton = build_carton("".join(f"{name}\n" for name in names), {
+        "model.py": f"import {', '.join(names)}\ndef main():\n"
+                    f"    print({', '.join(name + '.NAME' for name in names)})\n"})
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(KILL_SECOND)
+    log = tmp_path / "workers.log"
+    (site / "sitecustomize.py").write_text(
+        LOG_WORKERS.format(log=str(log)) + KILL_SECOND)
     pypi.reset_counts()
     proc = run_hook({**hermetic_env, "PYTHONPATH": str(site)}, carton)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "big1 big2\n", "")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, " ".join(names) + "\n", "")
+    assert sorted(log.read_text().splitlines()) == ["install", "plan"]  # it was started
     assert sorted(r for r in pypi.requests if "/files/" in r) == [
-        f"/files/{n}-1.0-py3-none-any.whl" for n in ("big1", "big2")]
+        f"/files/{n}-1.0-py3-none-any.whl" for n in names]
 
 
 def big_wheel(tmp_path: Path, pypi: PackageIndex) -> Path:
