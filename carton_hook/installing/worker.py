@@ -278,7 +278,7 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
 # unpacking is mostly Python, so threads of one process share one core, and a second
 # process uses the second. A wheel that is unpacked as it downloads has a helper of its
 # own (`splitunpack.streams`): numpy + pandas went 0.96x faster without the second
-# process, torch (with 12 MB of small wheels beside it) 1.05x slower (docs/performance.md).
+# process, torch (with 10 MB of small wheels beside it) 1.05x slower (docs/performance.md).
 SHARE_MIN_BYTES = 8_000_000
 
 
