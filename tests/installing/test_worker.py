@@ -54,18 +54,9 @@ def test_a_first_run_shares_big_wheels_with_a_second_process(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
     names = wheels_of(tmp_path, pypi, 4, 5 * MB)
-    carton = build_carton("".join(f"{name}\n" for name in names), importing(names))
-    site = tmp_path / "site"
-    site.mkdir()
-    log = tmp_path / "workers.log"
-    (site / "sitecustomize.py").write_text(LOG_WORKERS.format(log=str(log)))
-    pypi.reset_counts()
-    proc = run_hook({**hermetic_env, "PYTHONPATH": str(site)}, carton)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, " ".join(names) + "\n", "")
+    workers = run_logging_workers(tmp_path, pypi, build_carton, hermetic_env, names)
     # The plan's worker installed some, a second worker the others (and split no further).
-    assert sorted(log.read_text().splitlines()) == ["install", "plan"]
-    assert sorted(r for r in pypi.requests if "/files/" in r) == [
-        f"/files/{n}-1.0-py3-none-any.whl" for n in names]
+    assert sorted(workers) == ["install", "plan"]
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2 or os.name != "posix",
@@ -74,14 +65,8 @@ def test_wheels_unpacked_as_they_download_need_no_second_process(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
     names = wheels_of(tmp_path, pypi, 2, 9 * MB)
-    carton = build_carton("".join(f"{name}\n" for name in names), importing(names))
-    site = tmp_path / "site"
-    site.mkdir()
-    log = tmp_path / "workers.log"
-    (site / "sitecustomize.py").write_text(LOG_WORKERS.format(log=str(log)))
-    proc = run_hook({**hermetic_env, "PYTHONPATH": str(site)}, carton)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "big1 big2\n", "")
-    assert log.read_text().splitlines() == ["plan"]  # each had its unpacking helper
+    workers = run_logging_workers(tmp_path, pypi, build_carton, hermetic_env, names)
+    assert workers == ["plan"]  # each had its unpacking helper
 
 
 def wheels_of(tmp_path: Path, pypi: PackageIndex, count: int, size: int) -> list[str]:
@@ -94,10 +79,24 @@ def wheels_of(tmp_path: Path, pypi: PackageIndex, count: int, size: int) -> list
     return names
 
 
-def importing(names: list[str]) -> dict[str, str]:
-    """A model whose entrypoint imports `names` and prints their NAME."""
-    return {"model.py": f"import {', '.join(names)}\ndef main():\n"
-                        f"    print({', '.join(name + '.NAME' for name in names)})\n"}
+def run_logging_workers(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+                        env: dict[str, str], names: list[str], also: str = "") -> list[str]:
+    """Run, cold, a model that imports the wheels `names` and prints their NAME, with
+    `also` in a sitecustomize; check that it did, each wheel downloaded once, and return
+    the commands of the worker processes the run started."""
+    carton = build_carton("".join(f"{name}\n" for name in names), {
+        "model.py": f"import {', '.join(names)}\ndef main():\n"
+                    f"    print({', '.join(name + '.NAME' for name in names)})\n"})
+    site = tmp_path / "site"
+    site.mkdir()
+    log = tmp_path / "workers.log"
+    (site / "sitecustomize.py").write_text(LOG_WORKERS.format(log=str(log)) + also)
+    pypi.reset_counts()
+    proc = run_hook({**env, "PYTHONPATH": str(site)}, carton)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, " ".join(names) + "\n", "")
+    assert sorted(r for r in pypi.requests if "/files/" in r) == [
+        f"/files/{n}-1.0-py3-none-any.whl" for n in names]
+    return log.read_text().splitlines()
 
 
 # The second worker dies at once, as if killed.
@@ -115,18 +114,9 @@ def test_what_the_second_worker_did_not_install_the_first_installs(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
     names = wheels_of(tmp_path, pypi, 4, 5 * MB)
-    carton = build_carton("".join(f"{name}\n" for name in names), importing(names))
-    site = tmp_path / "site"
-    site.mkdir()
-    log = tmp_path / "workers.log"
-    (site / "sitecustomize.py").write_text(
-        LOG_WORKERS.format(log=str(log)) + KILL_SECOND)
-    pypi.reset_counts()
-    proc = run_hook({**hermetic_env, "PYTHONPATH": str(site)}, carton)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, " ".join(names) + "\n", "")
-    assert sorted(log.read_text().splitlines()) == ["install", "plan"]  # it was started
-    assert sorted(r for r in pypi.requests if "/files/" in r) == [
-        f"/files/{n}-1.0-py3-none-any.whl" for n in names]
+    workers = run_logging_workers(tmp_path, pypi, build_carton, hermetic_env, names,
+                                  also=KILL_SECOND)
+    assert sorted(workers) == ["install", "plan"]  # it was started, and died
 
 
 def big_wheel(tmp_path: Path, pypi: PackageIndex) -> Path:
