@@ -96,12 +96,7 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
         hold(plan.data["model"])
     prefix = prefix_dir(plan.file, home)
     if not hold(prefix):  # a first run: made while its worker installs
-        from carton_hook.loading.prefix import ensure_prefix
-        from carton_hook.trace import mark
-
-        ensure_prefix(plan.data, plan.file, home, loading.WORKER_PYTHON)
-        hold(prefix)
-        mark("model: prefix made")
+        _make_and_hold_prefix(plan, prefix, home)
     carton = activate(plan, system_site_packages=system_site_packages)
     carton._prefix = prefix
     # Children started with sys.executable, `python` from PATH or multiprocessing run in
@@ -120,6 +115,25 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     if "multiprocessing.spawn" in sys.modules:
         sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
     return carton
+
+
+def _make_and_hold_prefix(plan: Plan, prefix: str, home: str) -> None:
+    """Make the prefix and hold it, so that `cache clear` leaves it to this process and
+    its children; one taken out between its making and the hold is made again, as the
+    finder does with a wheel's entry (HOLD_ATTEMPTS)."""
+    from carton_hook.loading.finder import HOLD_ATTEMPTS
+    from carton_hook.loading.prefix import ensure_prefix
+    from carton_hook.trace import mark
+
+    for _ in range(HOLD_ATTEMPTS):
+        ensure_prefix(plan.data, plan.file, home, loading.WORKER_PYTHON)
+        if hold(prefix):
+            mark("model: prefix made")
+            return
+    from carton_hook.errors import CacheError
+
+    raise CacheError(f"{prefix}: the prefix for subprocesses was removed from the cache "
+                     f"{HOLD_ATTEMPTS} times as it was made (`cache clear` in a loop?)")
 
 
 def _env_flag(name: str) -> bool:

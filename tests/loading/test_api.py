@@ -199,6 +199,33 @@ print(json.dumps([str(c.model_dir), c.entrypoint()()]))
     assert (Path(model_dir) / ".carton-complete").is_file()
 
 
+def test_a_prefix_cleared_before_it_was_held_is_made_again(
+        carton: Path, hermetic_env: dict[str, str]) -> None:
+    """`cache clear` between the prefix's making and this process holding it (a first
+    run beside a clear loop: the model's child then found no `sys.executable`): it is
+    made again, then held, and the model's children start from it."""
+    got = python(hermetic_env, f"""
+import json, os, subprocess, sys
+from pathlib import Path
+import carton_hook
+from carton_hook.cache import admin
+from carton_hook.loading import prefix
+make = prefix.ensure_prefix
+made = []
+def make_then_clear(*args):
+    root = make(*args)
+    made.append(str(root))
+    if len(made) == 1:
+        admin.clear(Path(os.environ["CARTON_HOME"]))
+    return root
+prefix.ensure_prefix = make_then_clear
+c = carton_hook.load({str(carton)!r})
+child = subprocess.run([sys.executable, "-c", "print(7)"], capture_output=True, text=True)
+print(json.dumps([len(made), os.path.isdir(made[0]), child.stdout.strip(), c.entrypoint()()]))
+""")
+    assert got == [2, True, "7", 5]
+
+
 # ---------------------------------------------------------------- in this process
 
 
