@@ -204,3 +204,12 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bare") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     return folder / "bin" / "python"
+
+
+@pytest.fixture
+def any_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test downloads are written in a few large parts, as fast as the disk goes: staged
+    all the same, as a download over a network is (`staging.FAST` off)."""
+    from carton_hook.installing import staging
+
+    monkeypatch.setattr(staging, "FAST", float("inf"))

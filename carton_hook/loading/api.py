@@ -18,7 +18,7 @@ from carton_hook.cache import pycache
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import carton_home, packages_dir, prefix_dir
 from carton_hook.errors import CartonError, WorkerError
-from carton_hook.loading.finder import CartonFinder
+from carton_hook.loading.finder import HOLD_ATTEMPTS, CartonFinder
 from carton_hook.loading.isolation import isolate
 from carton_hook.loading.plan import Plan, get_plan
 from carton_hook.loading.run import resolve_entrypoint
@@ -121,7 +121,6 @@ def _make_and_hold_prefix(plan: Plan, prefix: str, home: str) -> None:
     """Make the prefix and hold it, so that `cache clear` leaves it to this process and
     its children; one taken out between its making and the hold is made again, as the
     finder does with a wheel's entry (HOLD_ATTEMPTS)."""
-    from carton_hook.loading.finder import HOLD_ATTEMPTS
     from carton_hook.loading.prefix import ensure_prefix
     from carton_hook.trace import mark
 

@@ -290,15 +290,6 @@ def test_a_helper_that_cannot_start_is_none(
 # ---------------------------------------------------------- a helper started before the download
 
 
-@pytest.fixture
-def any_speed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These downloads are written in a few parts at once, as fast as the disk goes:
-    staged all the same, as a download over a network is."""
-    from carton_hook.installing import staging
-
-    monkeypatch.setattr(staging, "FAST", float("inf"))
-
-
 class StreamingHelper:
     """`helper_main` in a thread of this process, fed through pipes as the worker feeds
     a helper started before its download (`start_streaming`, `send`)."""

@@ -22,12 +22,8 @@ from carton_hook.installing.splitunpack import _shareable
 from ..waiting import wait_for
 from ..wheelzip import central_directory_at, members, write_zip
 
-
-@pytest.fixture(autouse=True)
-def any_speed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These downloads are written in a few large parts, as fast as the disk goes: staged
-    all the same, as a download over a network is (but in the test that says otherwise)."""
-    monkeypatch.setattr(staging, "FAST", float("inf"))
+# Staged at any speed (conftest.py), but in the test that passes its own `fast`.
+pytestmark = pytest.mark.usefixtures("any_speed")
 
 # The size of a download that has not ended yet, for a file written whole beforehand.
 STILL_COMING = 1 << 40
