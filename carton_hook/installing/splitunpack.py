@@ -13,8 +13,9 @@ the helper's members is written unchanged, and its RECORD row is the wheel's.
 The helper checks each member against its RECORD hash and size as it writes it, as the
 installing process does, and writes the same way (new files only, never through a
 symlink, in folders that resolve inside the work folder). It imports nothing but the
-standard library. A mismatch fails the install; a helper that dies for another reason
-(killed, out of memory) leaves its members to the installing process.
+standard library and the inflater the installing process uses (`inflate`). A mismatch
+fails the install; a helper that dies for another reason (killed, out of memory) leaves
+its members to the installing process.
 
 For a wheel of `STREAM_MIN_BYTES` or more (downloaded), the worker starts the helper
 before the download instead (`start_streaming`): until the download is complete, it
@@ -56,10 +57,11 @@ LINKED = b"linked\n"
 
 # The folder that holds carton_hook (this file is carton_hook/<room>/<module>.py).
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-# argv[1]: this package's folder; the job, as JSON, on stdin.
+# argv[1]: this package's folder, then the folder of the inflater this process uses, if
+# any (`inflate`); the job, as JSON, on stdin.
 _HELPER = """\
 import sys
-sys.path.insert(0, sys.argv[1])
+sys.path[0:0] = sys.argv[1:]
 from carton_hook.installing.splitunpack import helper_main
 sys.exit(helper_main())
 """
@@ -173,7 +175,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _helper_argv() -> list[str]:
-    return [sys.executable, "-I", "-S", "-c", _HELPER, _PACKAGE_PARENT]
+    from carton_hook.installing.inflate import engine_folder
+
+    folder = engine_folder()
+    return [sys.executable, "-I", "-S", "-c", _HELPER, _PACKAGE_PARENT,
+            *([folder] if folder and folder != _PACKAGE_PARENT else [])]
 
 
 def join(proc: subprocess.Popen[bytes], wheel_name: str) -> str | None:
@@ -391,6 +397,8 @@ def write_members(wheel: str, base: str, root: str,
     import hashlib
     import zipfile
 
+    from carton_hook.installing.inflate import ERRORS, open_member
+
     real_root = os.path.realpath(root)
     checked: set[str] = set()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -409,13 +417,15 @@ def write_members(wheel: str, base: str, root: str,
                     continue  # the installing process got to it first
                 raise
             try:
-                with archive.open(info) as stream:
+                with open_member(archive, info) as stream:
                     for chunk in iter(lambda: stream.read(1 << 20), b""):
                         hasher.update(chunk)
                         written += len(chunk)
                         view = memoryview(chunk)
                         while view:
                             view = view[os.write(fd, view):]
+            except ERRORS as exc:
+                raise ValueError(f"{name!r} cannot be inflated ({exc})") from exc
             finally:
                 os.close(fd)
             got = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()

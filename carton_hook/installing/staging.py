@@ -27,7 +27,8 @@ data descriptor; zip64 sizes; encryption; a method other than stored or deflated
 more output than the archive may unpack to, and once the whole file has arrived (the
 member in progress is finished): what is left is unpacked as before, in the wheel's turn
 (turns.py), so that a wheel downloaded early does not take the cores from the one the
-model imports first. Standard library only: it runs in the helper process.
+model imports first. It runs in the helper process: the standard library only, and ISA-L
+for inflating where it is installed (`inflate`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ import hashlib
 import os
 import struct
 import time
-import zlib
 from collections.abc import Callable
 from typing import NamedTuple
+
+from carton_hook.installing import inflate
 
 # Signature, version, flags, method, time, date, CRC, compressed, uncompressed sizes, name
 # and extra field lengths (APPNOTE 4.3.7).
@@ -110,8 +112,10 @@ class Stager:
             return
         try:
             self._members(fd)
-        except (_Stop, OSError, zlib.error, UnicodeDecodeError, struct.error):
+        except (_Stop, OSError, UnicodeDecodeError, struct.error):
             pass  # what is left is unpacked after the download
+        except inflate.ERRORS:
+            pass  # not raw deflate: checked again, and refused, in the wheel's turn
         finally:
             os.close(fd)
             self.current = None
@@ -186,7 +190,7 @@ class Stager:
                path: str) -> str:
         """Write one member's bytes to `path` as they arrive; its sha256."""
         hasher = hashlib.sha256()
-        inflater = zlib.decompressobj(-15) if method == 8 else None
+        inflater = inflate.decompressobj() if method == 8 else None
         written = 0
         out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                       | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o644)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from carton_hook.errors import WheelError
 from carton_hook.formats.wheelcheck import WheelInfo, checked_wheel
-from carton_hook.installing import splitunpack
+from carton_hook.installing import inflate, splitunpack
 
 # installer leaves out a wheel's `__pycache__` files (numpy 2.2.6's cp311 wheel has one)
 # and warns, with a source line, into the user's terminal; carton checks those members
@@ -133,10 +133,19 @@ class _VerifiedStream:
         return hashlib.new(self.algorithm)
 
     def read(self, size: int = -1) -> bytes:
-        return self._seen(self._stream.read(size))
+        try:
+            return self._seen(self._stream.read(size))
+        except inflate.ERRORS as exc:
+            raise self._damaged(exc) from exc
 
     def readline(self, size: int = -1) -> bytes:
-        return self._seen(self._stream.readline(size))
+        try:
+            return self._seen(self._stream.readline(size))
+        except inflate.ERRORS as exc:
+            raise self._damaged(exc) from exc
+
+    def _damaged(self, exc: Exception) -> WheelError:
+        return WheelError(self._where[0], f"{self._where[1]!r} cannot be inflated ({exc})")
 
     def seek(self, offset: int, whence: int = 0) -> int:
         position = self._stream.seek(offset, whence)
@@ -181,6 +190,7 @@ def _verifying_source_class() -> type[Any]:
         def get_contents(self) -> Any:
             for elements, stream, is_executable in super().get_contents():
                 entry = self._record.get(elements[0])
+                stream = inflate.faster(stream, hashed=entry is not None)
                 yield elements, stream if entry is None else _VerifiedStream(
                     stream, entry, (self._filename, elements[0]), self._verified), is_executable
 
@@ -188,7 +198,7 @@ def _verifying_source_class() -> type[Any]:
             """Check the members the installer did not read (it skips a `__pycache__`
             member, as numpy 2.2.6's cp310 wheel has), as the pass before would have."""
             for name in sorted(set(self._record) - self._verified - self._elsewhere):
-                with self._zipfile.open(name) as stream:
+                with inflate.open_member(self._zipfile, name) as stream:
                     if not self._record[name].validate_stream(stream):
                         raise WheelError(self._filename,
                                          f"{name!r} does not match its RECORD hash or size")

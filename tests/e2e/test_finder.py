@@ -118,7 +118,7 @@ def test_model_module_beats_locked_one_but_a_stray_folder_does_not(
     assert (proc.returncode, proc.stdout.strip()) == (0, "model six | locked yaml"), proc.stderr
 
 
-@pytest.mark.parametrize("name", ["urllib3", "filelock", "packaging", "installer"])
+@pytest.mark.parametrize("name", ["urllib3", "filelock", "packaging", "installer", "isal"])
 def test_the_hooks_own_dependencies_never_shadow_locked_ones(
         name: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:

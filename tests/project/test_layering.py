@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "tomli", "build")
+THIRD_PARTY = ("packaging", "urllib3", "filelock", "installer", "isal", "tomli", "build")
 
 # carton_hook's rooms, lowest first: a module may import its own room and the rooms
 # below it (docs/architecture.md). The package's face (`carton_hook/__init__.py`, whose
