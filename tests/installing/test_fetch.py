@@ -193,6 +193,17 @@ def test_fetch_writes_the_file(tmp_path: Path, serve: Serve) -> None:
     assert server.requests[0].headers["Accept-Encoding"] == "identity"
 
 
+def test_a_download_is_not_synced_to_the_disk(tmp_path: Path, serve: Serve,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The download is a file of the install's work folder, removed once unpacked.
+    synced: list[int] = []
+    monkeypatch.setattr(fetch_mod.os, "fsync", synced.append)
+    server = serve(ok())
+    fetch(f"{server.base}/f/demo.whl", SHA, len(BODY), tmp_path / "demo.whl", what=WHAT)
+    assert (tmp_path / "demo.whl").read_bytes() == BODY
+    assert synced == []
+
+
 def test_fetch_a_real_wheel_from_the_index(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "build", "demo")
     index = PackageIndex(tmp_path / "index").start()
