@@ -250,16 +250,17 @@ def helper_main(fd: int = 0, out: int = 1) -> int:
         if taking.job is None:  # it stopped early, or nothing was staged
             taking.take(stager)
             taking.raise_error()
+        job = taking.job or {}
+        early_kept = False
+        if job.get("members") and taking.early is not None and stager is not None:
+            early_kept = _check_early(first["wheel"], job, taking.early, stager)
         if stager is not None and os.environ.get("CARTON_TRACE"):
             from carton_hook.trace import mark
 
             mark(f"{os.path.basename(first['wheel'])}: {len(stager.staged)} members "
-                 f"staged as it arrived, {len(taking.linked)} linked")
-        job = taking.job or {}
+                 f"staged as it arrived, {len(taking.linked) + early_kept} linked")
         if not job.get("members"):
             return 0
-        if taking.early is not None and stager is not None:  # finished after it was linked
-            _check_early(first["wheel"], job, taking.early, stager)
         rest = [tuple(row) for row in job["members"]
                 if row[0] not in taking.linked and row[0] != taking.early]
         write_members(first["wheel"], job["base"], job["root"], rest, claim=True)
@@ -374,15 +375,17 @@ def _link(staged: str, base: str, name: str, real_root: str, executable: bool,
     return True
 
 
-def _check_early(wheel: str, job: dict[str, Any], name: str, stager: Stager) -> None:
-    """The member linked while it was being staged: if it did not end as its RECORD row
-    says (its local header lied, or the reader stopped), it is written again here."""
+def _check_early(wheel: str, job: dict[str, Any], name: str, stager: Stager) -> bool:
+    """The member linked while it was being staged (the download ended meanwhile): if
+    it did not end as its RECORD row says (its local header lied, or the reader
+    stopped), it is written again here (False)."""
     row = next(row for row in job["members"] if row[0] == name)
     staged = stager.staged.get(name)
     if staged is not None and (staged.digest, staged.size) == (row[2], row[3]):
-        return
+        return True
     os.unlink(os.path.join(job["base"], name))
     write_members(wheel, job["base"], job["root"], [tuple(row)])
+    return False
 
 
 def write_members(wheel: str, base: str, root: str,
