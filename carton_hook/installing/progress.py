@@ -129,12 +129,15 @@ class Progress:
     def finished_one(self, what: str = "", installed: str = "") -> None:
         """One more package is installed; `what` it was doing is done. `installed` names
         it for the log's verbose line."""
-        with self._lock:
-            self._done += 1
-            if what and self._doing == what:
-                self._doing = ""
-        if installed and self._log and self._verbose:
-            with self._draw:
+        # Counted and named under the drawing lock at once: a line that says the install
+        # is done, drawn in between, would come before the name, which would then wait
+        # for a next line that never comes.
+        with self._draw:
+            with self._lock:
+                self._done += 1
+                if what and self._doing == what:
+                    self._doing = ""
+            if installed and self._log and self._verbose:
                 self._take()
                 line = f"carton: installed {installed}\n"
                 if self._held:  # said with the next line the log gets, not amid the model's

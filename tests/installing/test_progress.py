@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,6 +127,46 @@ def test_into_a_log_the_status_is_a_line_every_few_seconds() -> None:
     assert lines[went_on].startswith("carton: 1/2 packages installed in "), lines
     assert lines[-1].startswith("carton: installed 2 packages (2.0 MB) in "), lines
     assert sum("installed 2 packages" in line for line in lines) == 1
+
+
+class _LockThenRun:
+    """A lock that runs `then` once, in a thread of its own, right after it is first
+    released, and gives that thread half a second before the releasing one goes on."""
+
+    def __init__(self, then: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self._then: Callable[[], None] | None = then
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+        then, self._then = self._then, None
+        if then is not None:
+            self.thread = threading.Thread(target=then)
+            self.thread.start()
+            self.thread.join(0.5)
+
+
+def test_a_verbose_log_names_the_last_package_when_the_model_goes_on_meanwhile() -> None:
+    """The model's process goes on (`hold`) just as the last package is counted: the
+    package is named before the line that says the install is done, not left out."""
+    read, write = os.pipe()
+    progress = Progress(write, after=0, log=True, verbose=True, every=60)
+    progress.start("demo: installing 1 package", packages=1, total=1_000_000)
+    hooked = _LockThenRun(progress.hold)
+    progress._lock = hooked  # type: ignore[assignment]
+    progress.finished_one(installed="one 1.0 (1.0 MB)")
+    assert hooked.thread is not None
+    hooked.thread.join()
+    progress.stop()
+    os.close(write)
+    lines = os.read(read, 65536).decode().splitlines()
+    os.close(read)
+    assert lines[1:] == ["carton: installed one 1.0 (1.0 MB)", lines[-1]], lines
+    assert lines[-1].startswith("carton: installed 1 package (1.0 MB) in "), lines
 
 
 def test_a_verbose_log_names_a_package_installed_while_the_model_ran() -> None:
