@@ -233,6 +233,7 @@ def _safe_destination_class() -> type[Any]:
         # Folders made and found inside the work folder: each is checked once, not once
         # per file (a realpath is an lstat per path component).
         _checked: set[str]
+        _real_root: str  # the work folder, resolved once
         # Members a helper process may write too (`splitunpack`), and those it did.
         shared: frozenset[str] | set[str] = frozenset()
         elsewhere: set[str]
@@ -245,7 +246,8 @@ def _safe_destination_class() -> type[Any]:
             here from installer's public attributes, not its private helper."""
             folder = os.path.abspath(self.scheme_dict[scheme])
             target = os.path.abspath(os.path.join(folder, path))
-            if os.path.commonpath([folder, target]) != folder:
+            # Both are normalized: inside means below the folder's own path.
+            if not target.startswith(os.path.join(folder, "")):
                 raise WheelError(path, f"it would be written outside {folder}")
             if self.destdir is None:
                 return target
@@ -257,7 +259,9 @@ def _safe_destination_class() -> type[Any]:
             target = self._target(scheme, path)
             folder = os.path.dirname(target)
             if folder not in self.__dict__.setdefault("_checked", set()):
-                root = os.path.realpath(self.destdir or os.sep)
+                root = self.__dict__.get("_real_root")
+                if root is None:
+                    root = self._real_root = os.path.realpath(self.destdir or os.sep)
                 # Checked before its folders are made (nothing is made through a planted
                 # link) and after (a link planted meanwhile).
                 for _ in ("before", "after"):
