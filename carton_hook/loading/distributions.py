@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 class CartonDistribution(Distribution):
     """A locked distribution: metadata from the carton, files in the cache entry."""
 
-    def __init__(self, dist_info: Path, entry: Path, top_level: list[str]) -> None:
+    def __init__(self, dist_info: Path, entry: Path, top_level: list[str],
+                 dist: str = "") -> None:
         self._dist_info = dist_info
         self._entry = entry
         self._top_level = top_level
+        self._dist = dist  # the name normalized (PEP 503), as the plan has it
 
     def read_text(self, filename: str) -> str | None:
         try:
@@ -40,9 +42,12 @@ class CartonDistribution(Distribution):
 
     @property
     def _normalized_name(self) -> str:
+        """What `importlib.metadata` tells distributions apart by (it asks each one, for
+        every `version()` or `distributions()`): from the plan's name, not by parsing
+        METADATA, which cost ~0.5 ms a distribution on each such call."""
         import re
 
-        return re.sub(r"[-_.]+", "_", self.metadata["Name"] or "").lower()
+        return re.sub(r"[-_.]+", "_", self._dist or self.metadata["Name"] or "").lower()
 
     def __repr__(self) -> str:
         return f"<CartonDistribution {self._dist_info.name} in {self._entry}>"
@@ -59,5 +64,5 @@ def distributions(plan: PlanData, root: str, name: str | None) -> list[Distribut
             continue
         if wanted is None or wanted == wheel["dist"]:
             found.append(CartonDistribution(Path(wheel["dist_info"]), Path(root, sha),
-                                            wheel["top_level"]))
+                                            wheel["top_level"], wheel["dist"]))
     return found

@@ -136,6 +136,15 @@ def test_its_normalized_name_is_the_one_importlib_compares(
     assert alpha._normalized_name == "alpha_unit"
 
 
+def test_its_normalized_name_does_not_parse_its_metadata(
+        plan: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # importlib.metadata asks every distribution for it on each version() or
+    # distributions(): the plan's name answers, as the folder name does for a venv's.
+    found = distributions(plan, str(tmp_path / "cache"), None)  # type: ignore[arg-type]
+    monkeypatch.setattr(CartonDistribution, "read_text", lambda self, filename: None)
+    assert sorted(d._normalized_name for d in found) == ["alpha_unit", "beta", "delta"]
+
+
 @pytest.fixture
 def on_meta_path(plan: dict[str, Any], tmp_path: Path) -> Iterator[list[list[str]]]:
     """A finder for `plan` first on sys.meta_path, whose installs are recorded."""
