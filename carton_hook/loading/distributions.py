@@ -19,7 +19,7 @@ class CartonDistribution(Distribution):
     """A locked distribution: metadata from the carton, files in the cache entry."""
 
     def __init__(self, dist_info: Path, entry: Path, top_level: list[str],
-                 dist: str = "") -> None:
+                 dist: str) -> None:
         self._dist_info = dist_info
         self._entry = entry
         self._top_level = top_level
@@ -47,7 +47,7 @@ class CartonDistribution(Distribution):
         METADATA, which cost ~0.5 ms a distribution on each such call."""
         import re
 
-        return re.sub(r"[-_.]+", "_", self._dist or self.metadata["Name"] or "").lower()
+        return re.sub(r"[-_.]+", "_", self._dist).lower()
 
     def __repr__(self) -> str:
         return f"<CartonDistribution {self._dist_info.name} in {self._entry}>"
