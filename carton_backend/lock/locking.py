@@ -39,6 +39,7 @@ from carton_backend.resolution.requirements import (
     requirements_hash,
 )
 from carton_backend.resolution.resolve import Resolution, dependency_graph, resolve
+from carton_backend.wheels.loadimports import narrow_dependencies
 from carton_hook.filesystem import atomic
 from carton_hook.formats.lockfile import (
     BUNDLED_DIR,
@@ -305,6 +306,7 @@ def _environment(resolution: Resolution, target: Target, collector: Collector) -
                 lambda pr: (collector.package(pr[1], graph[pr[1].key], whole=True)
                             if pr[0].wheel.sha256 in collector.ranged else pr[0]),
                 zip(packages, resolution.packages, strict=True)))
+    packages = narrow_dependencies(packages, collector.load_imports)
     fetched = sum(collector.fetched.values())
     if fetched:
         total = sum(p.wheel.size for p in packages if p.wheel.sha256 in collector.fetched)

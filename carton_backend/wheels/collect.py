@@ -26,6 +26,7 @@ from carton_backend.network.pypi import PublicIndex
 from carton_backend.resolution.environment import Target
 from carton_backend.resolution.resolve import Resolved
 from carton_backend.wheels.elfdeps import SharedLibraries, may_link_across, scan_wheel
+from carton_backend.wheels.loadimports import load_imports
 from carton_backend.wheels.wheelbuild import build_wheel
 from carton_hook.errors import WheelError
 from carton_hook.filesystem.atomic import TEMP_PREFIX, copy_file
@@ -49,6 +50,9 @@ class Collector:
     # link to: see `may_link_across`), and the bytes each cost.
     ranged: dict[str, bool] = field(default_factory=dict)
     fetched: dict[str, int] = field(default_factory=dict)
+    # What the modules of each wheel read whole import when imported (sha256 -> names;
+    # `loadimports`), for the wheels with dependencies whose source could be read.
+    load_imports: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def package(self, res: Resolved, dependencies: list[str], *, whole: bool = False) -> Package:
         """Lock `res`: check its wheel (building one if pip chose a source), and record or
@@ -70,6 +74,9 @@ class Collector:
             info = self._checked(res, filename, lambda: check_wheel(local, filename))
             wheel, index = self._record_or_bundle(res, local, filename, built_from is None)
             libraries = scan_wheel(local)
+            imported = load_imports(local) if dependencies else None
+            if imported is not None:
+                self.load_imports[wheel.sha256] = imported
         self._keep_metadata(wheel.sha256, info)
         for pth in info.pth_with_code:
             if pth != "distutils-precedence.pth" and not pth.endswith("-nspkg.pth"):

@@ -78,6 +78,10 @@ class Package:
     libraries: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     # Sonames the wheel's ELF files need that the wheel does not provide.
     needs_libraries: tuple[str, ...] = ()
+    # The dependencies its modules import when they are imported, read from their source
+    # at pack time (carton_backend.wheels.loadimports); None where that was not read:
+    # then importing it may need any of them.
+    imported_dependencies: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         carton: dict[str, Any] = {"imports": list(self.imports)}
@@ -91,6 +95,8 @@ class Package:
             }
         if self.built_from is not None:
             carton["built-from"] = dict(self.built_from)
+        if self.imported_dependencies is not None:
+            carton["imported-dependencies"] = list(self.imported_dependencies)
         data: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
@@ -321,6 +327,13 @@ class _Reader:
         built_from = carton.get("built-from")
         if built_from is not None:
             built_from = self.table(built_from, f"{key}.tool.carton.built-from")
+        imported = carton.get("imported-dependencies")
+        if imported is not None:
+            imported = self.array(imported, f"{key}.tool.carton.imported-dependencies")
+            if not all(name in deps for name in imported):
+                raise self.fail(f"{key}.tool.carton.imported-dependencies",
+                                "expected names from the package's dependencies")
+            imported = tuple(imported)
         index = pkg.get("index")
         if index is not None and not isinstance(index, str):
             raise self.fail(f"{key}.index", "expected a string")
@@ -338,6 +351,7 @@ class _Reader:
             roots=tuple(roots),
             libraries=libraries,
             needs_libraries=needs,
+            imported_dependencies=imported,
         )
 
     def inside(self, path: Any, key: str) -> str:

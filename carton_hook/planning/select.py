@@ -160,8 +160,11 @@ def make_plan(model: Model, files: ModelFiles | None = None) -> PlanData:
             "url": package.wheel.url,
             "bundled": package.wheel.path,
             "dist_info": str(dist_info) if dist_info else None,
-            "deps": sorted(by_name[d].wheel.sha256 for d in package.dependencies
-                           if d in by_name),
+            # What installing it brings along: what importing it imports, where the
+            # lock says (a dependency only its functions import comes on its own import).
+            "deps": sorted(by_name[d].wheel.sha256 for d in (
+                package.dependencies if package.imported_dependencies is None
+                else package.imported_dependencies) if d in by_name),
             "top_level": sorted({n.split(".")[0] for n in package.imports}),
             "roots": ["", *package.roots],
         }

@@ -682,7 +682,10 @@ def test_the_model_starts_while_the_plan_worker_still_installs(
     import threading
 
     pypi.add(make_wheel(tmp_path / "w", "unused", "1.0"))
-    pypi.add(make_wheel(tmp_path / "w", "fast", "1.0", requires=["unused"]))
+    # An extension module: the lock cannot tell which dependencies importing `fast`
+    # imports (carton_backend/wheels/loadimports.py), so all of them are prefetched.
+    pypi.add(make_wheel(tmp_path / "w", "fast", "1.0", {
+        "fast/__init__.py": "", "fast/_speedups.abi3.so": b"\x7fELF"}, requires=["unused"]))
     pypi.add(make_wheel(tmp_path / "w", "slow", "1.0"))
     flag = tmp_path / "fast-imported"
     carton = build_carton("fast\nslow\n", model(f"""
@@ -847,9 +850,12 @@ def test_a_first_run_unpacks_its_wheels_one_at_a_time(
     """They download together, then take turns (installing/turns.py), each until it is
     published: unpacking them together under one interpreter lock made each one finish
     about when the last did."""
-    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", requires=["beta", "gamma"]))
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "import beta, gamma"},
+                        requires=["beta", "gamma"]))
     for name in ("beta", "gamma", "delta"):
-        pypi.add(make_wheel(tmp_path / "w", name, "1.0", requires=["delta"] * (name != "delta")))
+        deps = ["delta"] * (name != "delta")
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0", {
+            f"{name}/__init__.py": "".join(f"import {d}\n" for d in deps)}, requires=deps))
     carton = build_carton("alpha\n", {"model.py": "def main():\n    import alpha\n"})
     _, lines = _traced_first_run(hermetic_env, carton, tmp_path / "trace.txt")
     steps = [step for _, _, _, step in lines]

@@ -121,6 +121,26 @@ def test_dependencies_are_prefetched_together(
     assert len([p for p in home.glob("pythonpackages/*/*") if not p.name.startswith(".")]) == 2
 
 
+def test_a_dependency_only_a_function_imports_is_installed_on_its_own_import(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """As tzdata for python-dateutil: a dependency that importing the package does not
+    import is neither fetched nor unpacked with it, and still imports when asked for."""
+    for name in ("eager", "lazy", "data"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "top", "1.0", {
+        "top/__init__.py": "import eager\ndef later():\n    import lazy\n    return lazy\n"},
+        requires=["eager", "lazy", "data"]))
+    carton = build_carton("top\n", {"model.py": "import top\ndef main():\n"
+                                                "    print(top.later().__version__)\n"})
+    pypi.reset_counts()
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "1.0"), proc.stderr
+    fetched = sorted(r.rsplit("/", 1)[1].split("-")[0] for r in pypi.requests
+                     if r.startswith("/files/"))
+    assert fetched == ["eager", "lazy", "top"]  # lazy on its import; data never
+
+
 def test_bundled_wheel_is_installed_from_the_archive(
         tmp_path: Path, private: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:

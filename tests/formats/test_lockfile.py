@@ -53,6 +53,7 @@ def sample_lock() -> Lock:
         built_from={"sdist": "demo-pkg-2.0.tar.gz", "note": "naïve ☃"},
         libraries={"libdemo.so.1": ("demo_pkg.libs/libdemo.so.1", ("libz.so.1",))},
         needs_libraries=("libc.so.6", "libz.so.1"),
+        imported_dependencies=(),
     )
     linux = Environment(
         id="cp311-manylinux_2_17_x86_64",
@@ -127,7 +128,9 @@ def test_parse_gives_back_the_same_lock() -> None:
     assert demo.imports == ("demo_pkg", "google.protobuf")
     assert demo.built_from == {"sdist": "demo-pkg-2.0.tar.gz", "note": "naïve ☃"}
     assert demo.requested is False
+    assert demo.imported_dependencies == ()  # read, and none imported: not None
     six = by_name["six"]
+    assert six.imported_dependencies is None
     assert not six.wheel.bundled
     assert six.wheel.url == "https://files.example.org/packages/" + WHEEL_A
     assert six.wheel.size == 11053
@@ -237,6 +240,14 @@ def test_missing_wheels_is_refused() -> None:
     data = sample_json()
     del data["environments"][0]["packages"][0]["wheels"]
     assert_names_key(refused(data), f"{PKG0}.wheels", "expected an array")
+
+
+@pytest.mark.parametrize("imported", [["other"], "six", [1]])
+def test_imported_dependencies_outside_the_dependencies_are_refused(imported: Any) -> None:
+    data = sample_json()
+    data["environments"][0]["packages"][0]["tool"]["carton"]["imported-dependencies"] = imported
+    err = refused(data)
+    assert err.key == f"{PKG0}.tool.carton.imported-dependencies", err
 
 
 def test_no_wheel_is_refused() -> None:

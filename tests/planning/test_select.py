@@ -5,6 +5,7 @@ are loaded before a wheel's extensions, and in what order."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ..lockfactory import ALPHA, BETA, ELSEWHERE, HERE, lock_section, locked_pac
 
 GOOGLE_A = locked_package("gapi", ("google.api",))
 GOOGLE_B = locked_package("gproto", ("google.protobuf",))
+ALPHA2 = locked_package("alpha2", ("alpha2",), deps=("beta",))
 
 
 def test_the_first_section_that_holds_here_is_chosen_and_planned(tmp_path: Path) -> None:
@@ -37,6 +39,25 @@ def test_the_first_section_that_holds_here_is_chosen_and_planned(tmp_path: Path)
     assert plan["wheels"][a]["url"] == ALPHA.wheel.url
     assert sorted(closure(plan, [a])) == sorted([a, b])
     assert closure(plan, [b]) == [b]
+
+
+def test_a_wheel_brings_along_the_dependencies_its_import_imports(tmp_path: Path) -> None:
+    """Where the lock says which dependencies a package's modules import when imported,
+    the rest are installed on their own first import; where it does not, all of them
+    come along. A wheel whose libraries it preloads always does."""
+    top = replace(locked_package("top", ("top",), deps=("alpha", "beta")),
+                  imported_dependencies=("alpha",))
+    alpha = replace(locked_package("alpha", ("alpha",), deps=("beta",)),
+                    imported_dependencies=(), needs_libraries=("libb.so",))
+    beta = replace(locked_package("beta", ("beta",)), libraries={"libb.so": ("b/libb.so", ())})
+    folder = model_folder(tmp_path, lock_section("here", HERE, top, alpha, beta, ALPHA2))
+    plan = make_plan(open_model(folder, tmp_path / "home"))
+    t, a, b = (p.wheel.sha256 for p in (top, alpha, beta))
+    assert plan["wheels"][t]["deps"] == [a]
+    assert plan["wheels"][a]["deps"] == [b]  # not imported, but its library is preloaded
+    assert closure(plan, [t]) == [t, a, b]
+    unread = ALPHA2.wheel.sha256
+    assert plan["wheels"][unread]["deps"] == [b]  # no word in the lock: all of them
 
 
 def test_a_section_whose_wheels_do_not_install_here_is_passed_over(tmp_path: Path) -> None:

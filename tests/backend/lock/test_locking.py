@@ -83,6 +83,25 @@ def test_pypi_wheel_is_recorded_by_url(tmp_path: Path, pypi: PackageIndex,
     assert {p.name for p in meta.iterdir()} == {"METADATA", "WHEEL", "RECORD"}
 
 
+def test_a_lock_says_which_dependencies_importing_a_pure_wheel_imports(
+        tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
+    for name in ("eager", "lazy", "data"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "top", "1.0", {
+        "top/__init__.py": "import eager\ndef later():\n    import lazy\n"},
+        requires=["eager", "lazy", "data"]))
+    pypi.add(make_wheel(tmp_path / "w", "fast", "1.0", {
+        "fast/__init__.py": "import eager\n", "fast/_speedups.abi3.so": b"\x7fELF"},
+        requires=["lazy"]))
+    model = write_model(tmp_path / "model", "top==1.0\nfast==1.0\n")
+    lock_ok(hermetic_env, model)
+    locked = packages(model)
+    assert locked["top"]["dependencies"] == ["data", "eager", "lazy"]
+    assert locked["top"]["tool"]["carton"]["imported-dependencies"] == ["eager"]
+    assert "imported-dependencies" not in locked["fast"]["tool"]["carton"]  # not read
+    assert "imported-dependencies" not in locked["eager"]["tool"]["carton"]  # no dependency
+
+
 def test_identical_file_from_a_file_mirror_gets_the_public_url(
         tmp_path: Path, pypi: PackageIndex, hermetic_env: dict[str, str]) -> None:
     wheel = make_wheel(tmp_path / "mirror", "alpha", "1.0")
