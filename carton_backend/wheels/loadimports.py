@@ -92,12 +92,15 @@ def source_imports(source: bytes) -> set[str]:
 def narrow_dependencies(packages: list[Package], imported: dict[str, frozenset[str]],
                         ) -> list[Package]:
     """`packages` (one lock section), each with the dependencies that its modules import
-    when imported (`imported`: sha256 -> `load_imports`), where its source was read."""
+    when imported (`imported`: sha256 -> `load_imports`), where its source was read. A
+    package that provides no import name (a meta-package that only gathers others) is
+    passed through: installing it brings all of its dependencies, and a package that
+    depends on it keeps it."""
     provides = {p.name: p.imports for p in packages}
-    return [p if p.wheel.sha256 not in imported else replace(
+    return [p if p.wheel.sha256 not in imported or not p.imports else replace(
         p, imported_dependencies=tuple(
             dep for dep in p.dependencies
-            if _imports_any(imported[p.wheel.sha256], provides.get(dep, ()))))
+            if not provides.get(dep) or _imports_any(imported[p.wheel.sha256], provides[dep])))
         for p in packages]
 
 

@@ -70,13 +70,16 @@ def _package(name: str, imports: tuple[str, ...], deps: tuple[str, ...] = ()) ->
 
 
 def test_a_section_keeps_the_dependencies_that_importing_imports() -> None:
-    top = _package("top", ("top",), ("eager", "lazy", "portion", "tzdata"))
+    top = _package("top", ("top",), ("eager", "lazy", "meta", "portion", "tzdata"))
     unread = _package("unread", ("unread",), ("lazy",))
-    section = [top, unread, _package("eager", ("eager",)), _package("lazy", ("lazy",)),
+    meta = _package("meta", (), ("lazy",))  # no module of its own: it gathers others
+    section = [top, unread, meta, _package("eager", ("eager",)), _package("lazy", ("lazy",)),
                _package("portion", ("google.portion",)), _package("tzdata", ("tzdata",))]
-    narrowed = narrow_dependencies(section, {top.wheel.sha256: frozenset(
-        {"eager.sub", "google", "google.portion", "os", "top"})})
+    narrowed = narrow_dependencies(section, {sha: frozenset(
+        {"eager.sub", "google", "google.portion", "os", "top"})
+        for sha in (top.wheel.sha256, meta.wheel.sha256)})
     by_name = {p.name: p for p in narrowed}
-    assert by_name["top"].imported_dependencies == ("eager", "portion")
+    assert by_name["top"].imported_dependencies == ("eager", "meta", "portion")
     assert by_name["unread"].imported_dependencies is None  # not read: all of them count
+    assert by_name["meta"].imported_dependencies is None  # passed through
     assert by_name["top"].dependencies == top.dependencies  # what pip resolved stays
