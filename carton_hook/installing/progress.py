@@ -138,12 +138,14 @@ class Progress:
                 if what and self._doing == what:
                     self._doing = ""
             if installed and self._log and self._verbose:
+                # Queued before what the model's process said is read: if it went on
+                # (`hold`), the line that says where the install stands says this name
+                # first. Held, it is said with the next line the log gets, not amid the
+                # model's output.
+                self._unsaid.append(f"carton: installed {installed}\n")
                 self._take()
-                line = f"carton: installed {installed}\n"
-                if self._held:  # said with the next line the log gets, not amid the model's
-                    self._unsaid.append(line)
-                else:
-                    self._write(line)
+                if not self._held:
+                    self._say_unsaid()
 
     def stop(self) -> None:
         """Stop drawing, and clear the status line."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.installing.progress import Progress
+from carton_hook.installing.progress import GOING_ON, Progress
 
 from ..factory import make_wheel
 from ..indexserver import PackageIndex
@@ -167,6 +167,29 @@ def test_a_verbose_log_names_the_last_package_when_the_model_goes_on_meanwhile()
     os.close(read)
     assert lines[1:] == ["carton: installed one 1.0 (1.0 MB)", lines[-1]], lines
     assert lines[-1].startswith("carton: installed 1 package (1.0 MB) in "), lines
+
+
+def test_a_verbose_log_names_the_last_package_when_the_model_said_it_goes_on() -> None:
+    """The model's process said it goes on, and the word is read as the last package is
+    counted (the progress reads what the model said before it writes anything): the
+    package is named before the line that says the install is done, not held back."""
+    read, write = os.pipe()
+    said, say = os.pipe()
+    progress = Progress(write, after=0, log=True, verbose=True, every=60)
+    progress.hear(said, lambda _: None)
+    progress.start("demo: installing 1 package", packages=1, total=1_000_000)
+    title = os.read(read, 65536).decode()  # drawn by the progress' own thread
+    assert title == "carton: demo: installing 1 package\n"
+    hooked = _LockThenRun(lambda: os.write(say, f"{GOING_ON}\n".encode()))
+    progress._lock = hooked  # type: ignore[assignment]
+    progress.finished_one(installed="one 1.0 (1.0 MB)")
+    progress.stop()
+    os.close(write)
+    lines = os.read(read, 65536).decode().splitlines()
+    for fd in (read, said, say):
+        os.close(fd)
+    assert lines[:1] == ["carton: installed one 1.0 (1.0 MB)"], lines
+    assert len(lines) == 2 and lines[1].startswith("carton: installed 1 package (1.0 MB) in ")
 
 
 def test_a_verbose_log_names_a_package_installed_while_the_model_ran() -> None:
