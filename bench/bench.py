@@ -71,12 +71,13 @@ def main() -> int:
     wheelhouse = work / "wheelhouse"
     print(f"bench: downloading the workloads' wheels into {wheelhouse}", flush=True)
     download((REQUESTS, NUMERIC, MANY, SKLEARN, *((TORCH,) if torch else ())), wheelhouse, PY)
-    # The locks kept in a --work folder name the index's port: the same one each run.
+    # A --work folder keeps the index's port from run to run (the models are locked anew
+    # each run: workloads.write_model).
     port_file = work / "index-port"
     try:
         index = PackageIndex(work / "index", json=False,
                              port=int(port_file.read_text()) if port_file.exists() else 0)
-    except OSError:  # taken: the kept locks are relocked where they no longer resolve
+    except OSError:  # taken: another port
         index = PackageIndex(work / "index", json=False)
     port_file.write_text(str(index.port))
     for wheel in sorted(wheelhouse.glob("*.whl")):

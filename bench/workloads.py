@@ -4,6 +4,7 @@ then serves (no internet in the measured part)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -74,8 +75,11 @@ def download(workloads: tuple[Workload, ...], wheelhouse: Path, python: str) -> 
 
 
 def write_model(workload: Workload, folder: Path) -> Path:
-    """A carton model folder for `workload`."""
+    """A carton model folder for `workload`, locked anew by its first pack: a lock kept
+    in a `--work` folder would be used as it is (the fast path), and the bench would
+    measure what the carton that wrote it knew (docs/concepts.md)."""
     folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder / ".carton", ignore_errors=True)
     (folder / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["carton-backend"]\nbuild-backend = "carton_backend"\n\n'
         f'[project]\nname = "bench-{workload.name}"\nversion = "1.0"\n\n'
