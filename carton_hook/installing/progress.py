@@ -264,6 +264,10 @@ class Progress:
 
     def _draw_now(self) -> None:
         if self._log:
+            if self._finished:
+                # Said: the model may wait again for the last entry to be published
+                # (counted a moment before), but the log has nothing more to say.
+                return
             now = time.monotonic()
             if not self._titled:
                 self._write(f"carton: {self._title}\n")

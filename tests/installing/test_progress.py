@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from carton_hook.installing.progress import GOING_ON, Progress
+from carton_hook.installing.progress import GOING_ON, WAITING, Progress
 
 from ..factory import make_wheel
 from ..indexserver import PackageIndex
@@ -190,6 +190,31 @@ def test_a_verbose_log_names_the_last_package_when_the_model_said_it_goes_on() -
         os.close(fd)
     assert lines[:1] == ["carton: installed one 1.0 (1.0 MB)"], lines
     assert len(lines) == 2 and lines[1].startswith("carton: installed 1 package (1.0 MB) in ")
+
+
+def test_a_log_says_nothing_more_once_it_said_the_install_is_done() -> None:
+    """The model's process went on, then waits again for the wheel's entry, which is
+    published a moment after the package is counted: both words are read as the last
+    package is counted. The log said the install is done; no status line follows it."""
+    import time
+
+    read, write = os.pipe()
+    said, say = os.pipe()
+    progress = Progress(write, after=0, log=True, every=60)
+    progress.hear(said, lambda _: None)
+    progress.start("demo: installing 1 package", packages=1, total=1_000_000)
+    assert os.read(read, 65536).decode() == "carton: demo: installing 1 package\n"
+    hooked = _LockThenRun(lambda: os.write(say, f"{GOING_ON}\n{WAITING}\n".encode()))
+    progress._lock = hooked  # type: ignore[assignment]
+    progress.finished_one(installed="one 1.0 (1.0 MB)")
+    time.sleep(0.3)  # the progress' own thread draws meanwhile, if it would
+    progress.stop()
+    os.close(write)
+    lines = os.read(read, 65536).decode().splitlines()
+    for fd in (read, said, say):
+        os.close(fd)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("carton: installed 1 package (1.0 MB) in ")
 
 
 def test_a_verbose_log_names_a_package_installed_while_the_model_ran() -> None:
