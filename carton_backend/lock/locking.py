@@ -306,7 +306,7 @@ def _environment(resolution: Resolution, target: Target, collector: Collector) -
                 lambda pr: (collector.package(pr[1], graph[pr[1].key], whole=True)
                             if pr[0].wheel.sha256 in collector.ranged else pr[0]),
                 zip(packages, resolution.packages, strict=True)))
-    packages = narrow_dependencies(packages, collector.load_imports)
+    packages = narrow_dependencies(packages, collector.imports_on_load)
     fetched = sum(collector.fetched.values())
     if fetched:
         total = sum(p.wheel.size for p in packages if p.wheel.sha256 in collector.fetched)

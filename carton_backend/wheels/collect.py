@@ -52,7 +52,7 @@ class Collector:
     fetched: dict[str, int] = field(default_factory=dict)
     # What the modules of each wheel read whole import when imported (sha256 -> names;
     # `loadimports`), for the wheels with dependencies whose source could be read.
-    load_imports: dict[str, frozenset[str]] = field(default_factory=dict)
+    imports_on_load: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def package(self, res: Resolved, dependencies: list[str], *, whole: bool = False) -> Package:
         """Lock `res`: check its wheel (building one if pip chose a source), and record or
@@ -76,7 +76,7 @@ class Collector:
             libraries = scan_wheel(local)
             imported = load_imports(local) if dependencies else None
             if imported is not None:
-                self.load_imports[wheel.sha256] = imported
+                self.imports_on_load[wheel.sha256] = imported
         self._keep_metadata(wheel.sha256, info)
         for pth in info.pth_with_code:
             if pth != "distutils-precedence.pth" and not pth.endswith("-nspkg.pth"):

@@ -46,12 +46,12 @@ def load_imports(wheel: Path) -> frozenset[str] | None:
     None where the wheel holds code that cannot be read here."""
     found: set[str] = set()
     with zipfile.ZipFile(wheel) as zf:
-        names = zf.namelist()
-        modules = install_paths(names)
-        if any(_OPAQUE.search(name) for name in modules):
+        # What is installed where it can be imported (no .dist-info, scripts or data).
+        importable = [name for name in zf.namelist() if install_paths([name])]
+        if any(_OPAQUE.search(name) for name in importable):
             return None
-        for name in names:
-            if name.endswith(".py") and install_paths([name]):
+        for name in importable:
+            if name.endswith(".py"):
                 found.update(source_imports(zf.read(name)))
     return frozenset(found)
 
@@ -98,7 +98,7 @@ def source_imports(source: bytes) -> set[str]:
 
 def _from_names(module: str, names: bytes) -> set[str]:
     """`module.name` for each name of a `from module import` list (or part of one)."""
-    found = set()
+    found: set[str] = set()
     for part in names.decode("utf-8", "replace").replace("(", "").replace(")", "").split(","):
         words = part.split()
         if words and words[0].isidentifier():
