@@ -50,16 +50,13 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
                prefetch_for: str | None = None) -> None:
     """Open the model (extracting a .carton), select its section, write the plan; or,
     where the model's process says it wrote the plan, read that one."""
-    from carton_hook.planning.models import open_model
-    from carton_hook.planning.select import make_plan
-
     mark("worker: imported")
     extracting = os.environ.get("CARTON_AFTER_MODEL_OPENS") == "1"
     if extracting and os.environ.get("CARTON_MODEL_SELECTS") == "1":
         # The model's process extracts the .carton and selects its section (loading/
-        # selection.py) while this one imports what installing needs: two cores.
-        _import_for_installing()
-        mark("worker: imported what installing needs")
+        # selection.py) while this one imports what downloading needs: two cores.
+        _import_for_downloading()
+        mark("worker: imported what downloading needs")
         said = _read_line(sys.stdin.fileno())
         plan = (read_plan(plan_file, identity, for_installing=True)
                 if said == PLAN_WRITTEN else None)
@@ -72,6 +69,9 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
             # with it.
             mark("worker: the model's process wrote the plan")
         else:  # it could not select: this one does, as for a model folder
+            from carton_hook.planning.models import open_model
+            from carton_hook.planning.select import make_plan
+
             model = open_model(Path(model_arg), Path(carton_home()))
             plan = make_plan(model)
             plan["identity"] = identity
@@ -82,6 +82,9 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         # section is selected from the archive meanwhile, and the plan written once the
         # folder is published (by that process, or, if it failed or ended, by this one:
         # no plan is ever written for a model whose archive was not checked whole).
+        from carton_hook.planning.models import open_model
+        from carton_hook.planning.select import make_plan
+
         folder = os.path.isfile(os.path.join(model_arg, "pyproject.toml"))
         check = start_lock_check(model_arg) if folder else None  # meanwhile, elsewhere
         model = open_model(Path(model_arg), Path(carton_home()), extract=not extracting)
@@ -154,6 +157,9 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
         # those it imports, each until its entry is complete (workerclient.Background).
         mark("worker: ready")  # before the model's process hears it: one order
         _say(json.dumps({READY: shas}))
+        # Imported while the first bytes arrive, not by the first thread that unpacks.
+        _import_for_unpacking()
+        mark("worker: imported what unpacking needs")
 
     failed = _install_each(plan, shas, interpreter, then, share_via=plan_file)
     mark("worker: prefetch installed")
@@ -179,15 +185,28 @@ def _read_line(fd: int) -> str:
     return line.decode(errors="replace")
 
 
-def _import_for_installing() -> None:
-    """Import what downloading and unpacking need, ahead of the plan."""
+def _import_for_downloading() -> None:
+    """Import, ahead of the plan, what a first run needs until its downloads start.
+    Unpacking's modules (installer's, ~20 ms) are imported once they have started
+    (`_import_for_unpacking`): a cold `import requests` started its downloads 10-15 ms
+    sooner (docs/performance.md)."""
     import urllib.request  # noqa: F401 - network.http reads the proxy rules with it
 
-    import installer.destinations
-    import installer.sources  # noqa: F401
     import urllib3  # noqa: F401
 
+    import carton_hook.cache.entries
+    import carton_hook.installing.compileahead
     import carton_hook.installing.fetch
+    import carton_hook.installing.mirror
+    import carton_hook.installing.progress
+    import carton_hook.planning.predict  # noqa: F401
+
+
+def _import_for_unpacking() -> None:
+    """Import what unpacking needs (installer and carton's checks of a wheel)."""
+    import installer.destinations
+    import installer.sources  # noqa: F401
+
     import carton_hook.installing.unpack  # noqa: F401
 
 
@@ -336,7 +355,6 @@ def _described(wheel: WheelPlan) -> str:
 def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
                  progress: Progress | None = None, turns: Turns | None = None) -> None:
     from carton_hook.cache.entries import ensure
-    from carton_hook.installing.unpack import install_wheel
 
     wheel = plan["wheels"][sha]
     what = f"{wheel['dist']} {wheel['version']} ({wheel['name']})"
@@ -365,6 +383,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
             # would keep this one waiting for the interpreter lock at each system call.
             held.enter_context(turns.turn(sha))
         mark(f"{wheel['name']}: unpacking")
+        from carton_hook.installing.unpack import install_wheel  # once downloaded
+
         if progress is not None:
             progress.doing(unpacking)
         entry = root / sha

@@ -1,5 +1,5 @@
 """A .carton's section selected in the model's process on a first run, while the worker
-imports what installing needs (urllib3, installer): the two then take two cores, where
+imports what downloading needs (urllib3): the two then take two cores, where
 the worker did both, one after the other, on one (docs/performance.md).
 
 Selection needs `packaging`. It is loaded here from where the worker loads it (carton's
