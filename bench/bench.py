@@ -25,6 +25,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 import aside  # noqa: E402
+import runtime  # noqa: E402
 from contenders import PY, Builder  # noqa: E402
 from report import Report  # noqa: E402
 from timing import Command, Result, alternate, clean_env, run_once  # noqa: E402
@@ -311,7 +312,7 @@ def memory(report: Report, work: Path, index: PackageIndex, args: argparse.Names
                     str(work / "memory" / "dist")], check=True, env=clean_env(env))
     archive = next((work / "memory" / "dist").glob("*.carton"))
     warm_home, cold_home = work / "memory" / "warm", work / "memory" / "cold"
-    argv = [PY, "-m", "carton_hook", str(archive)]
+    argv = [runtime.python(work), "-m", "carton_hook", str(archive)]
     warm = Command("carton warm", argv, {"CARTON_HOME": str(warm_home)}, expect="big 150")
     cold = Command("carton cold", argv, {"CARTON_HOME": str(cold_home)},
                    prepare=lambda: aside.set_aside(cold_home),

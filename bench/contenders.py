@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import runtime
 from aside import set_aside
 from report import BESIDE_SECOND, FLOOR
 from timing import Command, clean_env, run_settled
@@ -29,6 +30,9 @@ class Builder:
         self.src.mkdir(parents=True, exist_ok=True)
         (self.src / "model.py").write_text(model_source(workload))
         self.script = self.src / "model.py"
+        # carton, shiv and pex run under a venv as bare as the plain venv's (runtime.py);
+        # this interpreter (PY) builds them.
+        self.run_py = runtime.python(root.parent)
 
     def _run(self, *argv: str, env: dict[str, str] | None = None) -> None:
         subprocess.run(argv, check=True, env=clean_env(env or {}), stdout=subprocess.DEVNULL)
@@ -63,7 +67,7 @@ class Builder:
                   env=env)
         archive = next((self.root / "dist").glob("*.carton"))
         warm_home, cold_home = self.root / "carton-warm", self.root / "carton-cold"
-        argv = [PY, "-m", "carton_hook", str(archive)]
+        argv = [self.run_py, "-m", "carton_hook", str(archive)]
         warm = Command("carton warm", argv, {"CARTON_HOME": str(warm_home)},
                        expect=self.w.expect)
         cold = Command("carton cold", argv, {"CARTON_HOME": str(cold_home)},
@@ -75,7 +79,7 @@ class Builder:
         """A `prepare` that makes an untimed cold run of the carton (after `carton()`)
         into `home`, until its worker and helpers end too: they would otherwise run
         beside the timed run that follows."""
-        argv = [PY, "-m", "carton_hook", str(self.archive)]
+        argv = [self.run_py, "-m", "carton_hook", str(self.archive)]
 
         def prepare() -> None:
             set_aside(home)
@@ -87,7 +91,7 @@ class Builder:
         """The run right after a cold run (after `carton()`): what a first run left in the
         cache (the `.pyc` of what it imported) is all the second one has."""
         home = self.root / "carton-second"
-        return Command("carton second run", [PY, "-m", "carton_hook", str(self.archive)],
+        return Command("carton second run", [self.run_py, "-m", "carton_hook", str(self.archive)],
                        {"CARTON_HOME": str(home)}, prepare=self._cold_run_before(home),
                        expect=self.w.expect)
 
@@ -109,14 +113,14 @@ class Builder:
                   "procs = [subprocess.Popen(sys.argv[2:]) for _ in range(int(sys.argv[1]))]\n"
                   "sys.exit(max(p.wait() for p in procs))\n")
         return Command(f"carton {'warm' if warm else 'cold'}, {processes} processes at once",
-                       [PY, "-c", launch, str(processes), PY, "-m", "carton_hook",
+                       [PY, "-c", launch, str(processes), self.run_py, "-m", "carton_hook",
                         str(self.archive)], {"CARTON_HOME": str(home)},
                        prepare=None if warm else lambda: set_aside(home), expect=self.w.expect)
 
     def carton_executable(self) -> Command:
         """The same carton run as `python model.carton` (after `carton()`): the runtime
         it carries, not an installed carton_hook."""
-        return Command("carton warm, python model.carton", [PY, str(self.archive)],
+        return Command("carton warm, python model.carton", [self.run_py, str(self.archive)],
                        {"CARTON_HOME": str(self.warm_home)}, expect=self.w.expect)
 
     def shiv(self) -> tuple[Command, Command]:
@@ -125,9 +129,9 @@ class Builder:
                   "--site-packages", str(self.src), "-e", "model:main", "-o", str(target),
                   *self.w.requirements)
         warm_root, cold_root = self.root / "shiv-warm", self.root / "shiv-cold"
-        warm = Command("shiv warm", [PY, str(target)], {"SHIV_ROOT": str(warm_root)},
+        warm = Command("shiv warm", [self.run_py, str(target)], {"SHIV_ROOT": str(warm_root)},
                        expect=self.w.expect)
-        cold = Command("shiv cold", [PY, str(target)], {"SHIV_ROOT": str(cold_root)},
+        cold = Command("shiv cold", [self.run_py, str(target)], {"SHIV_ROOT": str(cold_root)},
                        prepare=lambda: set_aside(cold_root), expect=self.w.expect)
         return warm, cold
 
@@ -139,9 +143,9 @@ class Builder:
                   *self.w.requirements)
         tag = "venv" if venv else "zip"
         warm_root, cold_root = self.root / f"pex-{tag}-warm", self.root / f"pex-{tag}-cold"
-        warm = Command(f"{label} warm", [PY, str(target)], {"PEX_ROOT": str(warm_root)},
+        warm = Command(f"{label} warm", [self.run_py, str(target)], {"PEX_ROOT": str(warm_root)},
                        expect=self.w.expect)
-        cold = Command(f"{label} cold", [PY, str(target)], {"PEX_ROOT": str(cold_root)},
+        cold = Command(f"{label} cold", [self.run_py, str(target)], {"PEX_ROOT": str(cold_root)},
                        prepare=lambda: set_aside(cold_root), expect=self.w.expect)
         return warm, cold
 

@@ -212,6 +212,10 @@ NOTES = """\
   compiles on import (carton, shiv) also pays. On one core it is the floor of such a
   first run ("compiling alone" in the targets' table); carton's first run compiles ahead
   on a second core, and can go below it.
+- **the interpreter** of carton, shiv and pex is a venv made the same way
+  (`--without-pip`) holding carton and its dependencies only, copied from the bench's
+  own environment (`bench/runtime.py`): none of them pays for the `.pth` files of the
+  bench's tools (setuptools' imports `_distutils_hack` at every start).
 - **carton**: `python -m carton_hook model.carton`; warm with its cache filled, cold with
   an empty `CARTON_HOME` (plan, extraction, download from the loopback index, checks,
   unpacking, and compiling what is imported, all included). "second run" is the run right
