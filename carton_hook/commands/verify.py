@@ -6,9 +6,9 @@ the lock's schema, every bundled wheel against its locked sha256 and its own REC
 with the same validator the build half and the runtime use. The cache (`--cache`):
 every entry of a wheel the lock names is re-hashed against the RECORD it was installed
 with; each `.pyc` (written by the first import of its module, or by `fetch --compile`)
-must hold the code its source compiles to, for this interpreter; any other file is
-unexpected. `--remove` takes entries that fail out of the cache (the next run installs
-them again). Nothing here opens a socket or runs code from the carton.
+must hold the code its source compiles to, for this interpreter, and nothing after it;
+any other file is unexpected. `--remove` takes entries that fail out of the cache (the
+next run installs them again). Nothing here opens a socket or runs code from the carton.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import io
 import marshal
 import os
 import tempfile
@@ -265,13 +266,19 @@ def _pyc_problem(entry: Path, relpath: str) -> str | None:
         return "compiled by another Python (its magic number is not this one's)"
     try:
         # In the child process of _pyc_problems, which may crash on a crafted file.
-        code = marshal.loads(data[16:])  # noqa: S302
+        # Read from a stream, which says where the code ends: `marshal.loads`, as the
+        # import itself, ignores whatever follows it.
+        stream = io.BytesIO(data)
+        stream.seek(16)
+        code = marshal.load(stream)  # noqa: S302
         expected = compile(source.read_bytes(), str(source), "exec", dont_inherit=True,
                            optimize=int(level or 0))
     except (ValueError, EOFError, TypeError, SyntaxError) as exc:
         return f"unreadable compiled code ({exc})"
     if code != expected:
         return "compiled code differs from its source (edited)"
+    if stream.tell() != len(data):
+        return f"{len(data) - stream.tell()} bytes after its compiled code (written to)"
     return None
 
 

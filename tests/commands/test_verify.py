@@ -194,6 +194,25 @@ def test_a_pyc_that_is_not_compiled_code_is_a_finding(
     assert "unreadable compiled code" in proc.stdout
 
 
+def test_a_pyc_with_bytes_after_its_code_is_a_finding(
+        carton: Path, hermetic_env: dict[str, str]) -> None:
+    """The import runs the code and ignores what follows it; verify says the file was
+    written to all the same."""
+    assert run_hook(hermetic_env, carton).returncode == 0
+    assert verify(hermetic_env, "--cache", carton).returncode == 0
+    alpha = next(e for e in entries(hermetic_env) if (e / "alpha").is_dir())
+    real_pyc = next((alpha / "alpha" / "__pycache__").glob("__init__.*.pyc"))
+    # Beside the import's own .pyc, as above: the same code, then 5 more bytes.
+    grown = real_pyc.with_name(real_pyc.name.replace(".pyc", ".opt-2.pyc"))
+    source = alpha / "alpha" / "__init__.py"
+    py_compile.compile(str(source), cfile=str(grown), optimize=2)
+    assert verify(hermetic_env, "--cache", carton).returncode == 0  # a legitimate name
+    grown.write_bytes(grown.read_bytes() + b"extra")
+    proc = verify(hermetic_env, "--cache", carton)
+    assert proc.returncode == 1
+    assert "5 bytes after its compiled code" in proc.stdout, proc.stdout
+
+
 def test_usage_errors(hermetic_env: dict[str, str], carton: Path) -> None:
     assert verify(hermetic_env).returncode == 2
     assert verify(hermetic_env, "--remove", carton).returncode == 2
