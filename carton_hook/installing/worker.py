@@ -157,9 +157,6 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
         # those it imports, each until its entry is complete (workerclient.Background).
         mark("worker: ready")  # before the model's process hears it: one order
         _say(json.dumps({READY: shas}))
-        # Imported while the first bytes arrive, not by the first thread that unpacks.
-        _import_for_unpacking()
-        mark("worker: imported what unpacking needs")
 
     failed = _install_each(plan, shas, interpreter, then, share_via=plan_file)
     mark("worker: prefetch installed")
@@ -271,6 +268,9 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
                                         progress if sha in missing else None, turns)
                        for sha in shas if sha not in theirs}
             meanwhile()
+            if missing:  # while the first bytes arrive, not by the first thread to unpack
+                _import_for_unpacking()
+                mark("worker: imported what unpacking needs")
             for sha, future in futures.items():
                 try:
                     future.result()

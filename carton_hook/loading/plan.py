@@ -81,7 +81,7 @@ def get_plan(model: str, home: str) -> Plan:
 
             mark("model: starting the worker")
             # A .carton is extracted meanwhile, then its section selected here, while
-            # the worker imports what installing needs (selection.py).
+            # the worker imports what downloading needs (selection.py).
             archive = os.path.isfile(model)
             background = start_worker(
                 "plan", model, path, identity, loading.WORKER_PYTHON, keep_fd=lock,
@@ -140,7 +140,7 @@ def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> 
 def _all_cached(data: PlanData, home: str) -> bool:
     """Whether every wheel the worker installs before the model's imports ask (those its
     source imports, predict.py) is in the cache: the model's process then need not wait
-    for the worker to say so, ~45 ms later (it imports what installing needs first)."""
+    for the worker to say so, ~45 ms later (it imports what downloading needs first)."""
     from carton_hook.planning.predict import imported_names, wheels_to_prefetch
 
     root = packages_dir(home)

@@ -113,7 +113,7 @@ def start_worker(*args: str, keep_fd: int | None = None,
     long as the worker runs. `meanwhile` runs while the worker starts; the worker waits
     for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`), then is told
     what it returns: MODEL_OPENED, or, with `selects` (the worker imports what
-    installing needs meanwhile), PLAN_WRITTEN if it wrote the plan (if not, the worker
+    downloading needs meanwhile), PLAN_WRITTEN if it wrote the plan (if not, the worker
     makes it), or ALL_CACHED: then this returns without waiting for the ready."""
     import subprocess
     import threading

@@ -817,6 +817,7 @@ def test_a_new_plan_whose_wheels_are_cached_does_not_wait_for_the_worker(
     order = ["model: plan written", "model: going on", "worker: ready"]
     assert [s for s in steps if s in order] == order, steps
     assert not any(step.endswith(": fetching") for step in steps), steps
+    assert "worker: imported what unpacking needs" not in steps, steps  # nothing to unpack
 
 
 def test_a_worker_told_the_plan_is_written_leaves_the_model_folder_alone(
