@@ -17,7 +17,6 @@ from carton_hook import loading
 from carton_hook.cache import pycache
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import carton_home, packages_dir, prefix_dir
-from carton_hook.errors import CartonError, WorkerError
 from carton_hook.loading.finder import HOLD_ATTEMPTS, CartonFinder
 from carton_hook.loading.isolation import isolate
 from carton_hook.loading.plan import Plan, get_plan
@@ -148,8 +147,11 @@ def plan_for(path: str, home: str) -> Plan:
     none (unless packing at load time is off)."""
     try:
         return get_plan(path, home)
-    except WorkerError as exc:
-        if exc.kind != "no-environment":
+    except Exception as exc:
+        # errors.py is imported when something failed, not at every start.
+        from carton_hook.errors import WorkerError
+
+        if not isinstance(exc, WorkerError) or exc.kind != "no-environment":
             raise
         from carton_hook.loading.newsection import pack_for_here
 
@@ -172,6 +174,8 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
     """Install the finder for `plan` and isolate `sys.path`: what a loaded carton and
     each of its subprocesses do."""
     if any(isinstance(f, CartonFinder) for f in sys.meta_path):
+        from carton_hook.errors import CartonError
+
         raise CartonError("a carton is already loaded in this process")
     plan_file = plan.file
 

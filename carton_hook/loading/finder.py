@@ -24,7 +24,6 @@ from importlib.machinery import ModuleSpec, PathFinder
 
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import is_published
-from carton_hook.errors import CartonError, CartonImportError
 from carton_hook.planning.planfile import closure
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
@@ -197,6 +196,8 @@ class CartonFinder:
             # What this run's plan step already failed to install: say why at once.
             for s in missing:
                 if s in failed:
+                    from carton_hook.errors import CartonError
+
                     raise CartonError(failed[s])
             if missing:
                 self._install(missing)
@@ -217,6 +218,20 @@ def _distutils_from_setuptools(fullname: str) -> ModuleSpec | None:
     hack = importlib.import_module("_distutils_hack")  # installs setuptools if need be
     spec: ModuleSpec | None = hack.DistutilsMetaFinder().find_spec(fullname, None)
     return spec
+
+
+def _carton_failed(exc: Exception) -> bool:
+    """Whether `exc` is carton's own failure (a CartonError), which an import reports as
+    an ImportError. errors.py is imported when something failed, not at every start."""
+    from carton_hook.errors import CartonError
+
+    return isinstance(exc, CartonError)
+
+
+def _import_error(message: str, name: str) -> ImportError:
+    from carton_hook.errors import CartonImportError
+
+    return CartonImportError(message, name=name)
 
 
 def _forget_negative_cache(entry: str) -> None:
@@ -247,8 +262,10 @@ class _PreloadingLoader:
             # The libraries' own wheels too: on a first run the worker may still be
             # installing them (an import waits only for the wheel it imports).
             finder.ensure_installed(list(dict.fromkeys([self._sha, *(s for s, _ in preload)])))
-        except CartonError as exc:
-            raise CartonImportError(f"cannot import {spec.name}: {exc}", name=spec.name) from exc
+        except Exception as exc:
+            if not _carton_failed(exc):
+                raise
+            raise _import_error(f"cannot import {spec.name}: {exc}", spec.name) from exc
         with finder._lock:
             if self._sha not in finder._preloaded:
                 from carton_hook.system import load_library
@@ -258,10 +275,10 @@ class _PreloadingLoader:
                     try:
                         load_library(library)
                     except OSError as exc:
-                        raise CartonImportError(
+                        raise _import_error(
                             f"cannot import {spec.name}: loading {os.path.basename(library)} from "
                             f"{finder.plan['wheels'][sha]['name']} failed: {exc}",
-                            name=spec.name) from exc
+                            spec.name) from exc
                 finder._preloaded.add(self._sha)
         spec.loader = self._loader  # from here on, the module's loader is the real one
         create = getattr(self._loader, "create_module", None)
@@ -387,19 +404,21 @@ class _InstallingLoader:
         for _ in range(HOLD_ATTEMPTS):
             try:
                 self._finder.ensure_installed(self._shas)
-            except CartonError as exc:
-                raise CartonImportError(f"cannot import {name}: {exc}", name=name) from exc
+            except Exception as exc:
+                if not _carton_failed(exc):
+                    raise
+                raise _import_error(f"cannot import {name}: {exc}", name) from exc
             # Held, `cache clear` leaves it alone; taken out before that, install again.
             if all(hold(_join(root, sha)) for sha in self._shas):
                 break
         else:
-            raise CartonImportError(f"cannot import {name}: {wheel['name']} was removed from "
-                                    f"the cache {HOLD_ATTEMPTS} times while it was being "
-                                    "imported (`cache clear` in a loop?)", name=name)
+            raise _import_error(f"cannot import {name}: {wheel['name']} was removed from the "
+                                f"cache {HOLD_ATTEMPTS} times while it was being imported "
+                                "(`cache clear` in a loop?)", name)
         real = self._finder._real_spec(name, self._shas[0])
         if real is None or real.loader is None:
-            raise CartonImportError(f"{wheel['name']} was installed but provides no module "
-                                    f"{name}", name=name)
+            raise _import_error(f"{wheel['name']} was installed but provides no module {name}",
+                                name)
         return real
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:

@@ -23,34 +23,45 @@ _KEEP_PREFIXES = ("carton_hook", "__main__", "__mp_main__", BOOT_MODULE)
 
 
 def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) -> list[str]:
-    """Make `sys.path` the model folder plus the entries inside `stdlib` folders (and the
-    interpreter's zipped standard library), and forget modules imported from elsewhere.
+    """Make `sys.path` the model folder plus the entries inside `stdlib` folders (real
+    paths, and the interpreter's zipped standard library beside them), and forget modules
+    imported from elsewhere.
 
     With `fallback`, the other entries are put back at the end instead: the model and
     its locked packages still come first. Returns the entries that were taken out.
     """
-    roots = [os.path.realpath(p) for p in stdlib]
-    site_dirs = [os.path.realpath(p) for p in _site_dirs()]
+    roots = list(stdlib)  # real paths: the plan's (planning/select.py)
+    parents = [os.path.dirname(r) for r in roots]
+    named = _site_dirs()
+    site_dirs = [*named, *(os.path.realpath(p) for p in named)]
 
     def inside(path: str, folders: list[str]) -> bool:
         return any(path == f or path.startswith(f + os.sep) for f in folders)
 
+    def is_stdlib_folder(path: str) -> bool:
+        if inside(path, site_dirs):
+            return False
+        return inside(path, roots) or (path.endswith(".zip") and inside(os.path.dirname(path),
+                                                                        parents))
+
     known: dict[str, bool] = {}
 
     def is_stdlib(entry: str) -> bool:
-        # Most modules share a few folders: resolve each folder once (realpath is lstat
-        # calls, and this runs at every start).
+        # Most modules share a few folders: each folder is answered once. A folder spelled
+        # plainly (absolute, no `..`) inside a site folder or a standard library folder
+        # is answered as spelled; only the others are resolved, since realpath is an lstat
+        # per part in Python: resolving all of them cost ~0.2 ms of every warm start.
         answer = known.get(entry)
         if answer is None:
-            answer = known[entry] = _is_stdlib(os.path.realpath(entry or "."))
+            plain = entry.startswith(os.sep) and entry == os.path.normpath(entry)
+            if plain and inside(entry, site_dirs):
+                answer = False
+            elif plain and is_stdlib_folder(entry):
+                answer = True
+            else:
+                answer = is_stdlib_folder(os.path.realpath(entry or "."))
+            known[entry] = answer
         return answer
-
-    def _is_stdlib(real: str) -> bool:
-        if inside(real, site_dirs):
-            return False
-        return inside(real, roots) or (real.endswith(".zip") and
-                                       inside(os.path.dirname(real), [os.path.dirname(r)
-                                                                      for r in roots]))
 
     kept = [p for p in sys.path if p and is_stdlib(p)]
     removed = [p for p in sys.path if p not in kept]

@@ -12,8 +12,6 @@ import os
 import sys
 import types
 
-from carton_hook.errors import EntrypointError
-
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +26,7 @@ def resolve_entrypoint(model_dir: str | os.PathLike[str],
     if entrypoint.endswith(".py"):
         script = os.path.join(model_dir, entrypoint)
         if not os.path.isfile(script):
-            raise EntrypointError(f"entrypoint {entrypoint!r}: no file {script}")
+            raise _error(f"entrypoint {entrypoint!r}: no file {script}")
         return lambda: _run_main(compile(_read(script), script, "exec"), script, None)
     module_name, _, attrs = entrypoint.partition(":")
     if attrs:
@@ -40,29 +38,36 @@ def resolve_entrypoint(model_dir: str | os.PathLike[str],
             if exc.name is None or not (module_name == exc.name
                                         or module_name.startswith(exc.name + ".")):
                 raise
-            raise EntrypointError(f"entrypoint {entrypoint!r}: no module {module_name}") from None
+            raise _error(f"entrypoint {entrypoint!r}: no module {module_name}") from None
         target: Any = module
         for attr in attrs.split("."):
             try:
                 target = getattr(target, attr)
             except AttributeError:
-                raise EntrypointError(f"entrypoint {entrypoint!r}: {module_name} has no "
+                raise _error(f"entrypoint {entrypoint!r}: {module_name} has no "
                                       f"{attrs}") from None
         if not callable(target):
-            raise EntrypointError(f"entrypoint {entrypoint!r} is not callable")
+            raise _error(f"entrypoint {entrypoint!r} is not callable")
         return target  # type: ignore[no-any-return]
     from importlib.util import find_spec  # this form only (`python -m` has imported it)
 
     spec = find_spec(module_name)
     if spec is None or spec.loader is None:
-        raise EntrypointError(f"entrypoint {entrypoint!r}: no module {module_name}")
+        raise _error(f"entrypoint {entrypoint!r}: no module {module_name}")
     if spec.submodule_search_locations is not None:  # a package: run its __main__
         spec = find_spec(f"{module_name}.__main__")
         if spec is None or spec.loader is None:
-            raise EntrypointError(f"entrypoint {entrypoint!r} is a package without __main__")
+            raise _error(f"entrypoint {entrypoint!r} is a package without __main__")
     code = spec.loader.get_code(spec.name)  # type: ignore[union-attr]
     found = spec
     return lambda: _run_main(code, spec.origin, found)
+
+
+def _error(message: str) -> Exception:
+    # errors.py is imported when an entrypoint is wrong, not at every start.
+    from carton_hook.errors import EntrypointError
+
+    return EntrypointError(message)
 
 
 def _run_main(code: types.CodeType, filename: str | None,

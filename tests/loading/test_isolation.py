@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from carton_hook.loading import isolation
 from carton_hook.loading.isolation import isolate
 
 
@@ -170,3 +171,34 @@ def test_path_importer_cache_keeps_only_the_standard_librarys_folders(layout: La
     assert str(layout.stdlib) in after.importer_cache
     assert {layout.others[1], layout.others[2]} & after.importer_cache == set()
 
+
+
+def test_a_folder_spelled_inside_the_standard_library_is_resolved_when_it_is_not_plain(
+        layout: Layout, tmp_path: Path) -> None:
+    """A folder spelled plainly inside a standard library folder is kept as spelled (no
+    lstat per part at every start); one spelled with `..` through a link that leaves it
+    is resolved, and goes."""
+    outside = tmp_path / "outside" / "deep"
+    outside.mkdir(parents=True)
+    (layout.stdlib / "escape").symlink_to(outside, target_is_directory=True)
+    plain = str(layout.stdlib / "lib-dynload")
+    through = f"{layout.stdlib}/escape/.."  # really tmp_path/outside
+    after = run_isolate(layout.model, [layout.stdlib], [plain, through])
+    assert after.path == [str(layout.model), plain]
+    assert after.removed == [through]
+
+
+def test_a_site_folder_named_through_a_link_leaves_under_either_spelling(
+        layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A venv names its site-packages through `lib64`, a link to `lib`: the real folder
+    lies inside the standard library folder (the venv's platstdlib), and still goes."""
+    real_site = layout.stdlib / "site-packages"
+    (real_site / "pkg").mkdir(parents=True)
+    (tmp_path / "py" / "lib64").symlink_to(tmp_path / "py" / "lib", target_is_directory=True)
+    named = str(tmp_path / "py" / "lib64" / "python3.x" / "site-packages")
+    monkeypatch.setattr(isolation, "_site_dirs", lambda: [named])
+    after = run_isolate(layout.model, [layout.stdlib],
+                        [str(layout.stdlib), str(real_site), named, str(real_site / "pkg")],
+                        modules={"iso_unit_site": str(real_site / "pkg" / "__init__.py")})
+    assert after.path == [str(layout.model), str(layout.stdlib)]
+    assert "iso_unit_site" not in after.modules
