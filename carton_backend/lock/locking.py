@@ -41,13 +41,13 @@ from carton_backend.resolution.requirements import (
 from carton_backend.resolution.resolve import Resolution, dependency_graph, resolve
 from carton_backend.wheels.loadimports import narrow_dependencies
 from carton_hook.filesystem import atomic
+from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.lockfile import (
     BUNDLED_DIR,
     DIST_INFO_DIR,
     LOCK_PATH,
     Environment,
     Lock,
-    canonical_name,
     dump_lock,
     load_lock,
     parse_lock,

@@ -16,7 +16,7 @@ import urllib3
 from carton_backend.errors import IndexLookupError
 from carton_backend.network.httpclient import HttpClient
 from carton_hook.errors import FetchError
-from carton_hook.formats.lockfile import canonical_name
+from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.simpleapi import ACCEPT, IndexFile, parse_project_page
 from carton_hook.formats.urls import url_problem
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from carton_backend.errors import ResolveError
 from carton_backend.resolution.environment import Target
-from carton_hook.formats.lockfile import canonical_name
+from carton_hook.formats.distnames import canonical_name
 
 log = logging.getLogger("carton")
 

@@ -30,8 +30,9 @@ from carton_backend.wheels.loadimports import load_imports
 from carton_backend.wheels.wheelbuild import build_wheel
 from carton_hook.errors import WheelError
 from carton_hook.filesystem.atomic import TEMP_PREFIX, copy_file
+from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.hashing import file_sha256
-from carton_hook.formats.lockfile import DIST_INFO_DIR, Package, Wheel, bundled_path, canonical_name
+from carton_hook.formats.lockfile import DIST_INFO_DIR, Package, Wheel, bundled_path
 from carton_hook.formats.wheelcheck import WheelInfo, check_wheel, check_wheel_stream
 
 log = logging.getLogger("carton")

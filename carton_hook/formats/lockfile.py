@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from carton_hook.errors import LockError
+from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.urls import url_problem
 
 LOCK_VERSION = 1
@@ -437,12 +438,6 @@ def _version(text: str) -> Any:
         return Version(text)
     except InvalidVersion:
         return text
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalisation (packaging.utils.canonicalize_name's rule): `Foo_Bar` and
-    `foo-bar` are one distribution."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _major(version: Any) -> int | None:

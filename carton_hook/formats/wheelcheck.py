@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from carton_hook.errors import UnsafeMember, WheelError
+from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.importnames import (
     import_names,
     install_paths,
     parse_pth,
     rooted_import_names,
 )
-from carton_hook.formats.lockfile import canonical_name
 from carton_hook.formats.members import check_members
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from carton_hook.errors import MirrorError
-from carton_hook.formats.lockfile import canonical_name
+from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.urls import url_problem
 
 _pages: dict[str, dict[str, str]] = {}  # project page URL -> {filename: file URL}

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import threading
 import zipfile
@@ -34,6 +33,8 @@ from carton_hook.planning.planfile import read_plan, write_plan_file
 from carton_hook.trace import mark
 
 if TYPE_CHECKING:
+    import subprocess
+
     from carton_hook.installing.progress import Progress
     from carton_hook.planning.planfile import PlanData, WheelPlan
 
@@ -108,6 +109,8 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
 def start_lock_check(folder: str) -> subprocess.Popen[str] | None:
     """Ask the build half whether a model folder's lock is current, and which files that
     depends on (`lock --check`), in a subprocess: this runtime never imports it."""
+    import subprocess
+
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "carton_backend", "lock", "--check", folder],
@@ -145,7 +148,6 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
     not be installed is printed (one JSON line on stdout), so that the import that needs
     it reports why at once instead of trying the same download again. `meanwhile` runs
     while they download."""
-    from carton_hook.installing.compileahead import start_ahead
     from carton_hook.planning.predict import imported_names, predicted_wheels, wheels_to_prefetch
 
     names = imported_names(model_dir, entrypoint)
@@ -161,6 +163,9 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
     failed = _install_each(plan, shas, interpreter, then, share_via=plan_file)
     mark("worker: prefetch installed")
     # The model's process imports these next: another core compiles them meanwhile.
+    # Imported only now (with subprocess): nothing before the downloads waits for it.
+    from carton_hook.installing.compileahead import start_ahead
+
     root = packages_dir()
     start_ahead(sorted(n for n in names if predicted_wheels(plan, {n})),
                 [os.path.join(root, sha, *filter(None, [sub]))
@@ -187,12 +192,14 @@ def _import_for_downloading() -> None:
     Unpacking's modules (installer's, ~20 ms) are imported once they have started
     (`_import_for_unpacking`): a cold `import requests` started its downloads 10-15 ms
     sooner (docs/performance.md)."""
-    import urllib.request  # noqa: F401 - network.http reads the proxy rules with it
-
     import urllib3  # noqa: F401
 
+    from carton_hook.network import http
+
+    if http.proxies_may_apply():
+        import urllib.request  # noqa: F401 - http reads the proxy rules with it
+
     import carton_hook.cache.entries
-    import carton_hook.installing.compileahead
     import carton_hook.installing.fetch
     import carton_hook.installing.mirror
     import carton_hook.installing.progress
@@ -325,6 +332,8 @@ def _second_share(plan: PlanData, missing: list[str]) -> list[str]:
 
 def _start_helper(plan_file: str, interpreter: str,
                   shas: list[str]) -> subprocess.Popen[str] | None:
+    import subprocess
+
     env = {k: v for k, v in os.environ.items() if k != "CARTON_PROGRESS_FD"}  # one line only
     try:
         return subprocess.Popen(

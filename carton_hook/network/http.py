@@ -11,6 +11,7 @@ runtime retries a download its own way (resuming it), the build half lets urllib
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,20 +25,20 @@ _POOLS: dict[tuple[str | None, str | None], Any] = {}
 _POOLS_LOCK = threading.Lock()
 
 
+def proxies_may_apply() -> bool:
+    """Whether any proxy setting may apply: urllib reads them from the environment
+    (`*_proxy`, in any case), and on macOS and Windows from the system's settings too."""
+    return sys.platform in ("darwin", "win32") or any(
+        name.lower().endswith("_proxy") for name in os.environ)
+
+
 def pool_for(url: str) -> Any:
     """The urllib3 pool for `url`: through the proxy the environment names for its scheme
     unless `NO_PROXY` says otherwise, with `CARTON_CA_BUNDLE` as the CA bundle if set."""
-    import urllib.request  # for the proxy rules only; it costs ~20 ms to import
-
     import urllib3
 
     parts = urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    host = parts.hostname or ""
-    # urllib's rules: a NO_PROXY entry names a host, a domain or a host:port.
-    if proxy and (urllib.request.proxy_bypass(host) or (
-            parts.port is not None and urllib.request.proxy_bypass(f"{host}:{parts.port}"))):
-        proxy = None
+    proxy = _proxy(parts.scheme, parts.hostname or "", parts.port)
     ca = os.environ.get("CARTON_CA_BUNDLE") or None
     with _POOLS_LOCK:
         pool = _POOLS.get((proxy, ca))
@@ -46,6 +47,21 @@ def pool_for(url: str) -> Any:
                     else urllib3.PoolManager(ca_certs=ca))
             _POOLS[proxy, ca] = pool
     return pool
+
+
+def _proxy(scheme: str, host: str, port: int | None) -> str | None:
+    """The proxy for a URL, by urllib's rules: a NO_PROXY entry names a host, a domain
+    or a host:port. urllib.request (~1 ms to import, and a first run's worker imports it
+    before its downloads start) is imported only where a setting may apply."""
+    if not proxies_may_apply():
+        return None
+    import urllib.request
+
+    proxy = urllib.request.getproxies().get(scheme)
+    if proxy and (urllib.request.proxy_bypass(host) or (
+            port is not None and urllib.request.proxy_bypass(f"{host}:{port}"))):
+        return None
+    return proxy
 
 
 def open_url(url: str, headers: dict[str, str], what: str, *, retries: Any = False,

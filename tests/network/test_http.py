@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +92,29 @@ def test_without_a_proxy_one_pool_serves_every_url() -> None:
     assert type(pool) is urllib3.PoolManager
     assert pool_for("https://other.example:8443/b.whl") is pool
     assert pool_for("http://127.0.0.1:8080/c.whl") is pool
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="proxies from system settings")
+def test_without_a_proxy_variable_urllibs_proxy_rules_are_not_imported() -> None:
+    """urllib.request (~1 ms) is imported only where a proxy setting may apply: a first
+    run's worker imports what downloading needs before its downloads start."""
+    import os
+
+    code = ("import sys; from carton_hook.network import http; "
+            "http.pool_for('https://files.example/a.whl'); "
+            "print('urllib.request' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    plain = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True)
+    assert plain.stdout.strip() == "False"
+    assert not http.proxies_may_apply()
+    for name in ("all_proxy", "HTTPS_PROXY", "no_proxy"):
+        assert http.proxies_may_apply() is False
+        os.environ[name] = "http://proxy.internal:3128"
+        try:
+            assert http.proxies_may_apply()
+        finally:
+            del os.environ[name]
 
 
 def test_https_proxy_is_the_pool_of_https_urls_only(monkeypatch: pytest.MonkeyPatch) -> None:
