@@ -181,7 +181,7 @@ HEADER = """\
 Written by `nox -s bench` (`bench/bench.py`); the tables below are its output from one
 run ({minutes:.1f} min). Every contender runs the same model code from the same wheels,
 served by a loopback index (nothing in the measured part touches the internet), one after
-the other in turn (A B C A B C ...), so that a noisy machine slows all of them alike:
+the other in turn (A B C C B A ...), so that a noisy machine slows all of them alike:
 {runs} warm runs each after one untimed round, {cold_runs} cold runs each with every cache
 emptied before the run (fewer on the big workloads: half on numpy + pandas, a third on
 scikit-learn, torch and the 16 processes, at least two; a third on pex's zip mode and

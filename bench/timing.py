@@ -1,4 +1,4 @@
-"""Run commands side by side and time them: alternating (A B C A B C ...), so that a
+"""Run commands side by side and time them: alternating (A B C C B A ...), so that a
 noisy machine slows every contender alike, and report median, min and max."""
 
 from __future__ import annotations
@@ -106,13 +106,16 @@ _MEASURE = (
 
 
 def alternate(commands: Sequence[Command], runs: int, warmup: int = 1) -> list[Result]:
-    """Time each command `runs` times, interleaved, after `warmup` untimed rounds."""
+    """Time each command `runs` times, interleaved, after `warmup` untimed rounds. Every
+    other round goes the other way (A B C, then C B A), so that no command always runs
+    right after the same one."""
     for _ in range(warmup):
         for command in commands:
             run_once(command)
     results = [Result(c.name) for c in commands]
-    for _ in range(runs):
-        for command, result in zip(commands, results, strict=True):
+    for turn in range(runs):
+        pairs = list(zip(commands, results, strict=True))
+        for command, result in (pairs if turn % 2 == 0 else pairs[::-1]):
             seconds, rss = run_once(command)
             result.seconds.append(seconds)
             result.peak_rss_kb.append(rss)
