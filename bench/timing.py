@@ -113,8 +113,8 @@ def alternate(commands: Sequence[Command], runs: int, warmup: int = 1) -> list[R
         for command in commands:
             run_once(command)
     results = [Result(c.name) for c in commands]
+    pairs = list(zip(commands, results, strict=True))
     for turn in range(runs):
-        pairs = list(zip(commands, results, strict=True))
         for command, result in (pairs if turn % 2 == 0 else pairs[::-1]):
             seconds, rss = run_once(command)
             result.seconds.append(seconds)

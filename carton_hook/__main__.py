@@ -103,27 +103,28 @@ def _main(argv: list[str]) -> int:
         # The worker and the model's subprocesses say as much as this process.
         os.environ["CARTON_VERBOSE" if "--verbose" in options else "CARTON_QUIET"] = "1"
 
+    from carton_hook.loading import carton_failed
     from carton_hook.loading.api import load
 
     # carton's errors are told apart from the model's by their class, and errors.py is
-    # imported only when there is one to tell: not at every start (_carton_failed).
+    # imported only when there is one to tell: not at every start.
     try:
         carton = load(model, system_site_packages="--system-site-packages" in options or None)
     except Exception as exc:
-        if not _carton_failed(exc):
+        if not carton_failed(exc):
             raise
         return _failed(exc, options, model)
     try:
         try:
             entry = carton.entrypoint()  # imports the entrypoint's module
         except Exception as exc:
-            if not _carton_failed(exc) or isinstance(exc, ImportError):
+            if not carton_failed(exc) or isinstance(exc, ImportError):
                 raise  # the model's own, or a locked wheel's import failure: below
             return _failed(exc, options, model)
         sys.argv = [model, *args]
         result = entry()
     except ImportError as exc:
-        if _carton_failed(exc):
+        if carton_failed(exc):
             # A locked wheel could not be installed (offline, the network, a hash that
             # does not match): carton's failure, in one line, where the model imported it.
             if "--verbose" in options:
@@ -142,13 +143,6 @@ def _main(argv: list[str]) -> int:
     if result is None or isinstance(result, int):
         return result or 0
     sys.exit(result)  # a message: printed, exit status 1, as sys.exit does
-
-
-def _carton_failed(exc: Exception) -> bool:
-    """Whether `exc` is carton's own failure (a CartonError), not the model's."""
-    from carton_hook.errors import CartonError
-
-    return isinstance(exc, CartonError)
 
 
 def _failed(exc: Exception, options: set[str], model: str) -> int:

@@ -8,3 +8,11 @@ import sys
 # prefix (whose interpreter sees only the model's packages). A subprocess of a loaded
 # carton is told it by its boot.
 WORKER_PYTHON = sys.executable
+
+
+def carton_failed(exc: BaseException) -> bool:
+    """Whether `exc` is carton's own failure (a CartonError), not the model's. The error
+    classes are imported here, when something failed, not at every start."""
+    from carton_hook.errors import CartonError
+
+    return isinstance(exc, CartonError)

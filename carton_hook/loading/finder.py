@@ -24,6 +24,7 @@ from importlib.machinery import ModuleSpec, PathFinder
 
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import is_published
+from carton_hook.loading import carton_failed
 from carton_hook.planning.planfile import closure
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
@@ -220,14 +221,6 @@ def _distutils_from_setuptools(fullname: str) -> ModuleSpec | None:
     return spec
 
 
-def _carton_failed(exc: Exception) -> bool:
-    """Whether `exc` is carton's own failure (a CartonError), which an import reports as
-    an ImportError. errors.py is imported when something failed, not at every start."""
-    from carton_hook.errors import CartonError
-
-    return isinstance(exc, CartonError)
-
-
 def _import_error(message: str, name: str) -> ImportError:
     from carton_hook.errors import CartonImportError
 
@@ -263,7 +256,7 @@ class _PreloadingLoader:
             # installing them (an import waits only for the wheel it imports).
             finder.ensure_installed(list(dict.fromkeys([self._sha, *(s for s, _ in preload)])))
         except Exception as exc:
-            if not _carton_failed(exc):
+            if not carton_failed(exc):
                 raise
             raise _import_error(f"cannot import {spec.name}: {exc}", spec.name) from exc
         with finder._lock:
@@ -405,7 +398,7 @@ class _InstallingLoader:
             try:
                 self._finder.ensure_installed(self._shas)
             except Exception as exc:
-                if not _carton_failed(exc):
+                if not carton_failed(exc):
                     raise
                 raise _import_error(f"cannot import {name}: {exc}", name) from exc
             # Held, `cache clear` leaves it alone; taken out before that, install again.

@@ -38,9 +38,7 @@ def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) ->
     def inside(path: str, folders: list[str]) -> bool:
         return any(path == f or path.startswith(f + os.sep) for f in folders)
 
-    def is_stdlib_folder(path: str) -> bool:
-        if inside(path, site_dirs):
-            return False
+    def in_stdlib(path: str) -> bool:
         return inside(path, roots) or (path.endswith(".zip") and inside(os.path.dirname(path),
                                                                         parents))
 
@@ -54,13 +52,11 @@ def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) ->
         answer = known.get(entry)
         if answer is None:
             plain = entry.startswith(os.sep) and entry == os.path.normpath(entry)
-            if plain and inside(entry, site_dirs):
-                answer = False
-            elif plain and is_stdlib_folder(entry):
-                answer = True
+            if plain and (inside(entry, site_dirs) or in_stdlib(entry)):
+                path = entry
             else:
-                answer = is_stdlib_folder(os.path.realpath(entry or "."))
-            known[entry] = answer
+                path = os.path.realpath(entry or ".")
+            answer = known[entry] = not inside(path, site_dirs) and in_stdlib(path)
         return answer
 
     kept = [p for p in sys.path if p and is_stdlib(p)]

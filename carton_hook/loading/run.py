@@ -45,7 +45,7 @@ def resolve_entrypoint(model_dir: str | os.PathLike[str],
                 target = getattr(target, attr)
             except AttributeError:
                 raise _error(f"entrypoint {entrypoint!r}: {module_name} has no "
-                                      f"{attrs}") from None
+                             f"{attrs}") from None
         if not callable(target):
             raise _error(f"entrypoint {entrypoint!r} is not callable")
         return target  # type: ignore[no-any-return]
