@@ -206,12 +206,24 @@ def _import_for_downloading() -> None:
     import carton_hook.planning.predict  # noqa: F401
 
 
-def _import_for_unpacking() -> None:
-    """Import what unpacking needs (installer and carton's checks of a wheel)."""
-    import installer.destinations
-    import installer.sources  # noqa: F401
+# Held while unpacking's modules are imported (`_import_for_unpacking`).
+_UNPACKING_IMPORTS = threading.Lock()
 
-    import carton_hook.installing.unpack  # noqa: F401
+
+def _import_for_unpacking() -> None:
+    """Import what unpacking needs (installer and carton's checks of a wheel), in one
+    thread at a time: the main thread imports them ahead while the first downloads run,
+    and a thread whose download ended first imports them too. installer's modules import
+    each other, and CPython's import locks are per module: two threads importing them at
+    once can wait for each other, and Python then hands one of them a module half made
+    ("cannot import name 'WheelDestination' from partially initialized module"): its
+    wheel failed (test_worker.py). What downloading needs is imported before the
+    threads start, in one thread (`_install_each`)."""
+    with _UNPACKING_IMPORTS:
+        import installer.destinations
+        import installer.sources  # noqa: F401
+
+        import carton_hook.installing.unpack  # noqa: F401
 
 
 def _say(line: str) -> None:
@@ -265,6 +277,9 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
     helper = _start_helper(share_via, interpreter, theirs) if share_via and theirs else None
     if helper is None:
         theirs = []  # no second process (none wanted, or it could not start): all here
+    if any(plan["wheels"][sha]["url"] for sha in missing):
+        # Here, not by the threads, each at once (a no-op where done ahead).
+        _import_for_downloading()
     failed: dict[str, Exception] = {}
     # Downloaded together, unpacked one at a time in `shas` order (turns.py).
     turns = Turns(shas)
@@ -392,7 +407,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
             # would keep this one waiting for the interpreter lock at each system call.
             held.enter_context(turns.turn(sha))
         mark(f"{wheel['name']}: unpacking")
-        from carton_hook.installing.unpack import install_wheel  # once downloaded
+        _import_for_unpacking()  # once downloaded
+        from carton_hook.installing.unpack import install_wheel
 
         if progress is not None:
             progress.doing(unpacking)

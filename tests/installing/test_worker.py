@@ -212,3 +212,74 @@ def test_a_download_that_fails_ends_the_helper_unpacking_it(
             pypi.held[other.name].set()
         assert proc.stdout.read() == "other\n"
     assert proc.returncode == 0
+
+
+# Run in a fresh interpreter: a thread installs a bundled wheel (`_install_one`, as each
+# of the worker's download threads does) while the main thread imports what unpacking
+# needs ahead (`_import_for_unpacking`, as the worker does once its downloads started).
+# installer's package module is made slow to run, and the main thread starts its imports
+# just as the thread starts running it: the overlap a loaded machine gives.
+OVERLAPPING_IMPORTS = textwrap.dedent("""
+    import json, sys, threading, time
+    from importlib.machinery import PathFinder
+    from pathlib import Path
+
+    started = threading.Event()
+
+    class SlowInstaller:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name != "installer":
+                return None
+            spec = PathFinder.find_spec(name, path)
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                started.set()
+                time.sleep(0.1)
+                run(module)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, SlowInstaller)
+    from carton_hook.installing import worker
+
+    plan, root, sha = json.loads(sys.argv[1])
+    failed = []
+
+    def install():
+        try:
+            worker._install_one(plan, Path(root), sha, sys.executable)
+        except Exception as exc:
+            failed.append(repr(exc))
+
+    thread = threading.Thread(target=install)
+    thread.start()
+    if not started.wait(30):
+        sys.exit("the thread never imported installer")
+    worker._import_for_unpacking()
+    thread.join()
+    print(failed or "installed")
+""")
+
+
+def test_unpacking_imports_overlapping_in_two_threads_install(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    wheel = make_wheel(tmp_path, "demo", "1.0")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    plan = {"archive": None, "model": str(tmp_path), "name": "m", "version": "1",
+            "wheels": {sha: {"name": wheel.name, "dist": "demo", "version": "1.0",
+                             "size": wheel.stat().st_size, "url": None,
+                             "bundled": wheel.name}}}
+    root = tmp_path / "packages"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTON_")}
+    proc = subprocess.run([sys.executable, "-c", OVERLAPPING_IMPORTS,
+                           json.dumps([plan, str(root), sha])],
+                          capture_output=True, text=True, env=env, check=False, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "installed\n", "")
+    assert (root / sha / "demo" / "__init__.py").is_file()
