@@ -6,16 +6,18 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import runtime
 from aside import set_aside
-from report import BESIDE_SECOND, FLOOR
+from report import BESIDE_SECOND, FLOOR, INSTALL_FLOOR
 from timing import Command, clean_env, run_settled
 from workloads import Workload, model_source, pack_env, write_model
 
 PY = sys.executable
+HERE = Path(__file__).resolve().parent
 
 
 class Builder:
@@ -59,6 +61,17 @@ class Builder:
         return Command(FLOOR,
                        [str(target / "bin" / "python"), str(self.script)], prepare=prepare,
                        expect=self.w.expect)
+
+    def install_floor(self) -> Command:
+        """The carton's wheels downloaded from the same index, checked, unpacked and
+        imported by the model's process with the standard library alone
+        (installfloor.py), on an empty folder each run (after `carton()`)."""
+        folder, lock = self.root / "install-floor", self.root / "carton.lock.json"
+        with zipfile.ZipFile(self.archive) as archive:
+            lock.write_bytes(archive.read("model/.carton/carton.lock"))
+        return Command(INSTALL_FLOOR, [self.run_py, str(HERE / "installfloor.py"), str(folder),
+                                       str(lock), str(self.script)],
+                       prepare=lambda: set_aside(folder), expect=self.w.expect)
 
     def carton(self) -> tuple[Command, Command, Path]:
         folder = write_model(self.w, self.root / "model")

@@ -12,6 +12,10 @@ from timing import Result
 # Only the compiling of what the model imports, on one core: no first run that compiles on
 # one core can be faster than this contender.
 FLOOR = "plain venv, nothing compiled yet"
+# The wheels installed with the standard library alone, in the model's process, then
+# imported (installfloor.py): no first run that installs before it imports, and compiles
+# on one core, can be faster.
+INSTALL_FLOOR = "stdlib install, then import"
 # The venv's warm runs made in turn with carton's second runs, each right after an untimed
 # cold run as they are, which their target compares.
 BESIDE_SECOND = "plain venv, after a cold run"
@@ -116,6 +120,9 @@ class Report:
                     floor = self.result(key, FLOOR).median / theirs
                     note = (f"; compiling alone: {floor:.2f}x" if floor <= limit else
                             f"; below compiling alone ({FLOOR}: {floor:.2f}x)")
+                if name.endswith(" cold") and self.has_result(key, INSTALL_FLOOR):
+                    floor = self.result(key, INSTALL_FLOOR).median / theirs
+                    note += f"; installing first, stdlib only, one core: {floor:.2f}x"
                 rows.append((f"{what} <= {limit:.2f}x {other}",
                              f"{mine / theirs:.2f}x ({_ms(mine)} vs {_ms(theirs)})",
                              mine / theirs <= limit, note))
