@@ -218,7 +218,12 @@ NOTES = """\
   only the compiling of what the model imports, which every first run of a runner that
   compiles on import (carton, shiv) also pays. On one core it is the floor of such a
   first run ("compiling alone" in the targets' table); carton's first run compiles ahead
-  on a second core, and can go below it.
+  on a second core, and can go below it. "stdlib install, then import" (the small
+  workload) is a first run that gets its wheels before the model imports them, at its
+  cheapest (`bench/installfloor.py`): the carton's lock, the same index, every wheel
+  downloaded at once with the standard library in the model's own process, its sha256
+  checked, unpacked, then the model run; no worker, no selection, no RECORD check,
+  nothing published atomically ("installing first" in the targets' table).
 - **the interpreter** of carton, shiv and pex is a venv made the same way
   (`--without-pip`) holding carton and its dependencies only, copied from the bench's
   own environment (`bench/runtime.py`): none of them pays for the `.pth` files of the
