@@ -159,11 +159,11 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
                                   pexv_warm) if c is not None], args.runs)
     # The second run right after a cold one: against the venv's warm run, in turn.
     warm += beside_venv(b, venv, max(3, cold_runs))
-    # What installing before importing costs at least (installfloor.py), where carton's
-    # first run is slower than its target: the small workload.
-    cold = alternate([c for c in (carton_cold, shiv_cold, pexv_cold, b.uv_then_run(),
-                                  b.venv_compiling(), b.install_floor() if small else None)
-                      if c is not None], cold_runs, warmup=0)
+    # What installing before importing costs at least (installfloor.py), on one core and
+    # on two, where carton's first run is slower than its target: the small workload.
+    floors = [b.install_floor(), b.install_floor(ahead=True)] if small else []
+    cold = alternate([carton_cold, shiv_cold, pexv_cold, b.uv_then_run(), b.venv_compiling(),
+                      *floors], cold_runs, warmup=0)
     if small:  # far behind (7-16x the venv): a third of the samples tell that
         cold += alternate([c for c in (pex_cold, b.pip_then_run()) if c is not None],
                           max(2, cold_runs // 3), warmup=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import runtime
 from aside import set_aside
-from report import BESIDE_SECOND, FLOOR, INSTALL_FLOOR
+from report import BESIDE_SECOND, FLOOR, INSTALL_FLOOR, INSTALL_FLOOR_AHEAD
 from timing import Command, clean_env, run_settled
 from workloads import Workload, model_source, pack_env, write_model
 
@@ -62,15 +62,18 @@ class Builder:
                        [str(target / "bin" / "python"), str(self.script)], prepare=prepare,
                        expect=self.w.expect)
 
-    def install_floor(self) -> Command:
+    def install_floor(self, ahead: bool = False) -> Command:
         """The carton's wheels downloaded from the same index, checked, unpacked and
         imported by the model's process with the standard library alone
-        (installfloor.py), on an empty folder each run (after `carton()`)."""
-        folder, lock = self.root / "install-floor", self.root / "carton.lock.json"
+        (installfloor.py), on an empty folder each run (after `carton()`); with `ahead`,
+        a second process compiles ahead meanwhile."""
+        folder = self.root / ("install-floor-ahead" if ahead else "install-floor")
+        lock = self.root / "carton.lock.json"
         with zipfile.ZipFile(self.archive) as archive:
             lock.write_bytes(archive.read("model/.carton/carton.lock"))
-        return Command(INSTALL_FLOOR, [self.run_py, str(HERE / "installfloor.py"), str(folder),
-                                       str(lock), str(self.script)],
+        return Command(INSTALL_FLOOR_AHEAD if ahead else INSTALL_FLOOR,
+                       [self.run_py, str(HERE / "installfloor.py"), str(folder), str(lock),
+                        str(self.script), *(["--ahead"] if ahead else [])],
                        prepare=lambda: set_aside(folder), expect=self.w.expect)
 
     def carton(self) -> tuple[Command, Command, Path]:

@@ -1,24 +1,29 @@
 """The least a first run that installs its wheels before the model imports them can cost:
-`python installfloor.py FOLDER LOCK SCRIPT` downloads every wheel of this interpreter's
-section of the carton lock LOCK (JSON) at once, with the standard library only, checks
-its sha256, unpacks it into FOLDER, puts the unpacked folders first on `sys.path`, then
-runs SCRIPT's code as `python SCRIPT` would.
+`python installfloor.py FOLDER LOCK SCRIPT [--ahead]` downloads every wheel of this
+interpreter's section of the carton lock LOCK (JSON) at once, with the standard library
+only, checks its sha256, unpacks it into FOLDER, puts the unpacked folders first on
+`sys.path`, then runs SCRIPT's code as `python SCRIPT` would.
+
+With `--ahead`, a second process started first compiles, once the wheels are unpacked,
+what SCRIPT's imports will load (carton's own walk, `compileahead.ahead`), on the second
+core while this one imports: a first run of this kind on two cores.
 
 All of it in one process that is already running, with nothing to import but the
 standard library: no worker, no selection (the section is the one whose marker
 environment names this Python and platform), no RECORD check, nothing published
-atomically, no lock. Modules are compiled on import, on one core. carton's first runs
-do all of that and more; what they can win back is the second core (compiling ahead,
-unpacking in a second process).
+atomically, no lock. Without `--ahead`, modules are compiled on import, on one core.
+carton's first runs do all of that and more.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import http.client
 import json
 import os
 import platform
+import subprocess
 import sys
 import threading
 import zipfile
@@ -57,8 +62,41 @@ def install(wheel: dict[str, object], folder: str) -> str:
         raise SystemExit(f"installfloor: {wheel['name']}: sha256 mismatch")
     target = path.removesuffix(".whl")
     with zipfile.ZipFile(path) as archive:
-        archive.extractall(target)
+        archive.extractall(target + ".part")
+    os.rename(target + ".part", target)  # whole, for the process that compiles ahead
     return target
+
+
+# The second process of `--ahead`: argv[1] holds carton_hook, argv[2] the wheels'
+# folders, argv[3] the names to follow; it starts once every folder is there.
+_AHEAD = """\
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+roots, names = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+deadline = time.monotonic() + 60
+while not all(os.path.isdir(r) for r in roots) and time.monotonic() < deadline:
+    time.sleep(0.001)
+from carton_hook.installing.compileahead import ahead
+ahead(names, roots, "")
+"""
+
+
+def imported_names(script: str) -> list[str]:
+    """The top-level names the imports of `script` name."""
+    with open(script, "rb") as source:
+        tree = ast.parse(source.read())
+    names = {alias.name.partition(".")[0] for node in ast.walk(tree)
+             if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module.partition(".")[0] for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    return sorted(names)
+
+
+def start_ahead(script: str, folders: list[str]) -> None:
+    """Start the process that compiles ahead (`_AHEAD`)."""
+    hook = next(p for p in sys.path if os.path.isdir(os.path.join(p, "carton_hook")))
+    subprocess.Popen([sys.executable, "-I", "-S", "-c", _AHEAD, hook, json.dumps(folders),
+                      json.dumps(imported_names(script))])
 
 
 def main() -> None:
@@ -66,7 +104,9 @@ def main() -> None:
     os.makedirs(folder)
     with open(lock_path, encoding="utf-8") as f:
         wheels = section(json.load(f))
-    folders: list[str] = [""] * len(wheels)
+    folders = [os.path.join(folder, str(w["name"]).removesuffix(".whl")) for w in wheels]
+    if sys.argv[4:] == ["--ahead"]:
+        start_ahead(script, folders)
     failed: list[BaseException] = []
 
     def one(i: int) -> None:

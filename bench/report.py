@@ -16,6 +16,8 @@ FLOOR = "plain venv, nothing compiled yet"
 # imported (installfloor.py): no first run that installs before it imports, and compiles
 # on one core, can be faster.
 INSTALL_FLOOR = "stdlib install, then import"
+# The same with a second process compiling ahead meanwhile: such a first run on two cores.
+INSTALL_FLOOR_AHEAD = "stdlib install, then import, compiling ahead"
 # The venv's warm runs made in turn with carton's second runs, each right after an untimed
 # cold run as they are, which their target compares.
 BESIDE_SECOND = "plain venv, after a cold run"
@@ -123,6 +125,9 @@ class Report:
                 if name.endswith(" cold") and self.has_result(key, INSTALL_FLOOR):
                     floor = self.result(key, INSTALL_FLOOR).median / theirs
                     note += f"; installing first, stdlib only, one core: {floor:.2f}x"
+                if name.endswith(" cold") and self.has_result(key, INSTALL_FLOOR_AHEAD):
+                    floor = self.result(key, INSTALL_FLOOR_AHEAD).median / theirs
+                    note += f"; the same, compiling ahead on the second core: {floor:.2f}x"
                 rows.append((f"{what} <= {limit:.2f}x {other}",
                              f"{mine / theirs:.2f}x ({_ms(mine)} vs {_ms(theirs)})",
                              mine / theirs <= limit, note))
@@ -223,7 +228,10 @@ NOTES = """\
   cheapest (`bench/installfloor.py`): the carton's lock, the same index, every wheel
   downloaded at once with the standard library in the model's own process, its sha256
   checked, unpacked, then the model run; no worker, no selection, no RECORD check,
-  nothing published atomically ("installing first" in the targets' table).
+  nothing published atomically ("installing first" in the targets' table). "compiling
+  ahead" adds a second process, started first, that compiles what the model will import
+  once the wheels are unpacked (carton's own walk), while the model's process imports:
+  such a first run on two cores.
 - **the interpreter** of carton, shiv and pex is a venv made the same way
   (`--without-pip`) holding carton and its dependencies only, copied from the bench's
   own environment (`bench/runtime.py`): none of them pays for the `.pth` files of the
