@@ -8,11 +8,11 @@ With `--ahead`, a second process started first compiles, once the wheels are unp
 what SCRIPT's imports will load (carton's own walk, `compileahead.ahead`), on the second
 core while this one imports: a first run of this kind on two cores.
 
-All of it in one process that is already running, with nothing to import but the
-standard library: no worker, no selection (the section is the one whose marker
+The wheels are installed by the model's own process, which imports nothing but the
+standard library for it: no worker, no selection (the section is the one whose marker
 environment names this Python and platform), no RECORD check, nothing published
 atomically, no lock. Without `--ahead`, modules are compiled on import, on one core.
-carton's first runs do all of that and more.
+carton's first runs do all of this and what is left out.
 """
 
 from __future__ import annotations
