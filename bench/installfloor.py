@@ -41,8 +41,9 @@ def section(lock: dict[str, object]) -> list[dict[str, object]]:
     raise SystemExit(f"no section of the lock for {here}")
 
 
-def install(wheel: dict[str, object], folder: str) -> str:
-    """Download `wheel` (http only), check its sha256, unpack it: its folder."""
+def install(wheel: dict[str, object], folder: str) -> None:
+    """Download `wheel` (http only) into `folder`, check its sha256, unpack it beside
+    (`unpacked`)."""
     url = urlsplit(str(wheel["url"]))
     if url.scheme != "http" or url.hostname is None:
         raise SystemExit(f"installfloor: only http URLs: {wheel['url']}")
@@ -60,11 +61,15 @@ def install(wheel: dict[str, object], folder: str) -> str:
     connection.close()
     if digest.hexdigest() != wheel["hashes"]["sha256"]:  # type: ignore[index]
         raise SystemExit(f"installfloor: {wheel['name']}: sha256 mismatch")
-    target = path.removesuffix(".whl")
+    target = unpacked(wheel, folder)
     with zipfile.ZipFile(path) as archive:
         archive.extractall(target + ".part")
     os.rename(target + ".part", target)  # whole, for the process that compiles ahead
-    return target
+
+
+def unpacked(wheel: dict[str, object], folder: str) -> str:
+    """The folder `wheel` is unpacked into."""
+    return os.path.join(folder, str(wheel["name"]).removesuffix(".whl"))
 
 
 # The second process of `--ahead`: argv[1] holds carton_hook, argv[2] the wheels'
@@ -104,14 +109,14 @@ def main() -> None:
     os.makedirs(folder)
     with open(lock_path, encoding="utf-8") as f:
         wheels = section(json.load(f))
-    folders = [os.path.join(folder, str(w["name"]).removesuffix(".whl")) for w in wheels]
+    folders = [unpacked(wheel, folder) for wheel in wheels]
     if sys.argv[4:] == ["--ahead"]:
         start_ahead(script, folders)
     failed: list[BaseException] = []
 
     def one(i: int) -> None:
         try:
-            folders[i] = install(wheels[i], folder)
+            install(wheels[i], folder)
         except BaseException as exc:  # noqa: BLE001 - reported below, from the main thread
             failed.append(exc)
 

@@ -188,10 +188,11 @@ def _read_line(fd: int) -> str:
 
 
 def _import_for_downloading() -> None:
-    """Import, ahead of the plan, what a first run needs until its downloads start.
-    Unpacking's modules (installer's, ~20 ms) are imported once they have started
-    (`_import_for_unpacking`): a cold `import requests` started its downloads 10-15 ms
-    sooner (docs/performance.md)."""
+    """Import what downloading needs: on a first run ahead of the plan, and otherwise
+    before the download threads start (`_install_each`), so that they do not import
+    urllib3 all at once (`_import_for_unpacking` says why). Unpacking's modules
+    (installer's, ~20 ms) are imported once the downloads have started: a cold `import
+    requests` started its downloads 10-15 ms sooner (docs/performance.md)."""
     import urllib3  # noqa: F401
 
     from carton_hook.network import http

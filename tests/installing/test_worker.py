@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -265,11 +269,6 @@ OVERLAPPING_IMPORTS = textwrap.dedent("""
 
 
 def test_unpacking_imports_overlapping_in_two_threads_install(tmp_path: Path) -> None:
-    import hashlib
-    import json
-    import subprocess
-    import sys
-
     wheel = make_wheel(tmp_path, "demo", "1.0")
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     plan = {"archive": None, "model": str(tmp_path), "name": "m", "version": "1",

@@ -172,7 +172,6 @@ def test_path_importer_cache_keeps_only_the_standard_librarys_folders(layout: La
     assert {layout.others[1], layout.others[2]} & after.importer_cache == set()
 
 
-
 def test_a_folder_spelled_inside_the_standard_library_is_resolved_when_it_is_not_plain(
         layout: Layout, tmp_path: Path) -> None:
     """A folder spelled plainly inside a standard library folder is kept as spelled (no
