@@ -159,8 +159,9 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
                                   pexv_warm) if c is not None], args.runs)
     # The second run right after a cold one: against the venv's warm run, in turn.
     warm += beside_venv(b, venv, max(3, cold_runs))
-    # What installing before importing costs at least (installfloor.py), on one core and
-    # on two, where carton's first run is slower than its target: the small workload.
+    # What installing before importing costs at least, every check kept (installfloor.py),
+    # on one core and on two, where carton's first run is slower than its target: the
+    # small workload.
     floors = [b.install_floor(), b.install_floor(ahead=True)] if small else []
     cold = alternate([carton_cold, shiv_cold, pexv_cold, b.uv_then_run(), b.venv_compiling(),
                       *floors], cold_runs, warmup=0)

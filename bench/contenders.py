@@ -63,10 +63,10 @@ class Builder:
                        expect=self.w.expect)
 
     def install_floor(self, ahead: bool = False) -> Command:
-        """The carton's wheels downloaded from the same index, checked, unpacked and
-        imported by the model's process with the standard library alone
-        (installfloor.py), on an empty folder each run (after `carton()`); with `ahead`,
-        a second process compiles ahead meanwhile."""
+        """The carton's wheels downloaded from the same index, checked and unpacked by a
+        bare second process with the standard library alone, then imported by the
+        model's process (installfloor.py), on an empty folder each run (after
+        `carton()`); with `ahead`, that process then compiles ahead."""
         folder = self.root / ("install-floor-ahead" if ahead else "install-floor")
         lock = self.root / "carton.lock.json"
         with zipfile.ZipFile(self.archive) as archive:

@@ -1,93 +1,163 @@
-"""The least a first run that installs its wheels before the model imports them can cost:
-`python installfloor.py FOLDER LOCK SCRIPT [--ahead]` downloads every wheel of this
-interpreter's section of the carton lock LOCK (JSON) at once, with the standard library
-only, checks its sha256, unpacks it into FOLDER, puts the unpacked folders first on
-`sys.path`, then runs SCRIPT's code as `python SCRIPT` would.
+"""The least a first run that installs its wheels before the model imports them can cost,
+with every check a first run owes and nothing in the model's process but the model:
+`python installfloor.py FOLDER LOCK SCRIPT [--ahead]` starts a bare second interpreter
+(`-I -S`, standard library only) that downloads every wheel of this interpreter's
+section of the carton lock LOCK (JSON) at once, checks its sha256, checks each member's
+path and its bytes against the wheel's RECORD, writes it into a work folder (never
+through a link, never over a file) and renames that folder into FOLDER when all of it
+matched; the model's process then puts those folders first on `sys.path` and runs
+SCRIPT's code as `python SCRIPT` would. The model's process imports nothing for the
+install (no `http.client`, no `ssl`, no `zipfile`): what it has loaded when the model
+starts is what carton's loading would have.
 
-With `--ahead`, a second process started first compiles, once the wheels are unpacked,
-what SCRIPT's imports will load (carton's own walk, `compileahead.ahead`), on the second
-core while this one imports: a first run of this kind on two cores.
+With `--ahead`, the second process then compiles what SCRIPT's imports will load
+(carton's own walk, `compileahead.ahead`), on the second core while the model's process
+imports: such a first run on two cores.
 
-The wheels are installed by the model's own process, which imports nothing but the
-standard library for it: no worker, no selection (the section is the one whose marker
-environment names this Python and platform), no RECORD check, nothing published
-atomically, no lock. Without `--ahead`, modules are compiled on import, on one core.
-carton's first runs do all of this and what is left out.
+Left out, against carton: selection (the section is the one whose marker environment
+names this Python and platform), the cache's locks, fsync, installer's scheme mapping and
+scripts, the plan, the finder and isolation; its second process has no urllib3,
+installer or packaging to import.
 """
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import http.client
-import json
 import os
-import platform
 import subprocess
 import sys
-import threading
-import zipfile
-from urllib.parse import urlsplit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# The lines the second process writes: one folder per wheel, then this one.
+DONE = "."
 
 
-def section(lock: dict[str, object]) -> list[dict[str, object]]:
+def section(lock: dict[str, Any]) -> list[dict[str, Any]]:
     """The wheels of this interpreter's section of `lock`."""
+    import platform
+
     here = {"python_version": f"{sys.version_info[0]}.{sys.version_info[1]}",
             "sys_platform": sys.platform, "platform_machine": platform.machine()}
-    for env in lock["environments"]:  # type: ignore[attr-defined]
+    for env in lock["environments"]:
         marker = env["marker-environment"]
         if all(marker.get(k) == v for k, v in here.items()):
             return [wheel for package in env["packages"] for wheel in package["wheels"]]
     raise SystemExit(f"no section of the lock for {here}")
 
 
-def install(wheel: dict[str, object], folder: str) -> None:
-    """Download `wheel` (http only) into `folder`, check its sha256, unpack it beside
-    (`unpacked`)."""
-    url = urlsplit(str(wheel["url"]))
-    if url.scheme != "http" or url.hostname is None:
-        raise SystemExit(f"installfloor: only http URLs: {wheel['url']}")
-    connection = http.client.HTTPConnection(url.hostname, url.port or 80)
-    connection.request("GET", url.path)
-    response = connection.getresponse()
-    if response.status != 200:
-        raise SystemExit(f"installfloor: {wheel['url']}: HTTP {response.status}")
-    path = os.path.join(folder, str(wheel["name"]))
-    digest = hashlib.sha256()
-    with open(path, "wb") as out:
-        while chunk := response.read(1 << 16):
-            digest.update(chunk)
-            out.write(chunk)
-    connection.close()
-    if digest.hexdigest() != wheel["hashes"]["sha256"]:  # type: ignore[index]
-        raise SystemExit(f"installfloor: {wheel['name']}: sha256 mismatch")
-    target = unpacked(wheel, folder)
-    with zipfile.ZipFile(path) as archive:
-        archive.extractall(target + ".part")
-    os.rename(target + ".part", target)  # whole, for the process that compiles ahead
-
-
-def unpacked(wheel: dict[str, object], folder: str) -> str:
+def unpacked(wheel: dict[str, Any], folder: str) -> str:
     """The folder `wheel` is unpacked into."""
     return os.path.join(folder, str(wheel["name"]).removesuffix(".whl"))
 
 
-# The second process of `--ahead`: argv[1] holds carton_hook, argv[2] the wheels'
-# folders, argv[3] the names to follow; it starts once every folder is there.
-_AHEAD = """\
-import json, os, sys, time
-sys.path.insert(0, sys.argv[1])
-roots, names = json.loads(sys.argv[2]), json.loads(sys.argv[3])
-deadline = time.monotonic() + 60
-while not all(os.path.isdir(r) for r in roots) and time.monotonic() < deadline:
-    time.sleep(0.001)
-from carton_hook.installing.compileahead import ahead
-ahead(names, roots, "")
-"""
+def download(wheel: dict[str, Any]) -> bytes:
+    """`wheel`'s bytes (http only), checked against the lock's sha256."""
+    import hashlib
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(str(wheel["url"]))
+    if url.scheme != "http" or url.hostname is None:
+        raise SystemExit(f"installfloor: only http URLs: {wheel['url']}")
+    connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
+    connection.request("GET", url.path)
+    response = connection.getresponse()
+    if response.status != 200:
+        raise SystemExit(f"installfloor: {wheel['url']}: HTTP {response.status}")
+    data = response.read()
+    connection.close()
+    if hashlib.sha256(data).hexdigest() != wheel["hashes"]["sha256"]:
+        raise SystemExit(f"installfloor: {wheel['name']}: sha256 mismatch")
+    return data
+
+
+def unpack(wheel: dict[str, Any], data: bytes, folder: str) -> None:
+    """Check every member of the wheel `data` (a safe relative path, its bytes and size
+    as RECORD says), write it into a work folder, then rename that into place."""
+    import base64
+    import csv
+    import hashlib
+    import io
+    import zipfile
+
+    name = str(wheel["name"])
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    record = next(n for n in archive.namelist()
+                  if n.count("/") == 1 and n.endswith(".dist-info/RECORD"))
+    rows = {row[0]: row for row in csv.reader(io.StringIO(archive.read(record).decode()))
+            if row}
+    target = unpacked(wheel, folder)
+    work = target + ".part"
+    made: set[str] = set()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    for info in archive.infolist():
+        member = info.filename
+        if member.endswith("/"):
+            continue
+        parts = member.split("/")
+        if member.startswith("/") or "\\" in member or any(p in ("", ".", "..") for p in parts):
+            raise SystemExit(f"installfloor: {name}: unsafe member {member!r}")
+        content = archive.read(info)
+        if member != record:
+            row = rows.get(member)
+            if row is None or len(row) < 3:
+                raise SystemExit(f"installfloor: {name}: {member!r} is not in RECORD")
+            algorithm, _, expected = row[1].partition("=")
+            digest = base64.urlsafe_b64encode(hashlib.new(algorithm, content).digest())
+            if digest.rstrip(b"=").decode() != expected or row[2] != str(len(content)):
+                raise SystemExit(f"installfloor: {name}: {member!r} does not match RECORD")
+        parent = os.path.dirname(os.path.join(work, member))
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        fd = os.open(os.path.join(work, member), flags, 0o644)
+        try:
+            os.write(fd, content)
+        finally:
+            os.close(fd)
+    os.rename(work, target)  # whole, or not at all
+
+
+def install(folder: str, lock_path: str, script: str, hook: str) -> None:
+    """The second process: install every wheel at once, say where, then (given the folder
+    `hook` that holds carton_hook) compile ahead."""
+    import json
+    import threading
+
+    with open(lock_path, encoding="utf-8") as f:
+        wheels = section(json.load(f))
+    failed: list[BaseException] = []
+
+    def one(wheel: dict[str, Any]) -> None:
+        try:
+            unpack(wheel, download(wheel), folder)
+        except BaseException as exc:  # noqa: BLE001 - reported below, from the main thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one, args=(wheel,)) for wheel in wheels]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    folders = [unpacked(wheel, folder) for wheel in wheels]
+    sys.stdout.write("".join(f"{path}\n" for path in [*folders, DONE]))
+    sys.stdout.close()  # the model's process goes on now
+    if hook != "-":
+        sys.path.insert(0, hook)
+        from carton_hook.installing.compileahead import ahead
+
+        # Until the model's process ends, as carton's own walk does.
+        ahead(imported_names(script), folders, "", owner=os.getppid())
 
 
 def imported_names(script: str) -> list[str]:
     """The top-level names the imports of `script` name."""
+    import ast
+
     with open(script, "rb") as source:
         tree = ast.parse(source.read())
     names = {alias.name.partition(".")[0] for node in ast.walk(tree)
@@ -97,36 +167,23 @@ def imported_names(script: str) -> list[str]:
     return sorted(names)
 
 
-def start_ahead(script: str, folders: list[str]) -> None:
-    """Start the process that compiles ahead (`_AHEAD`)."""
-    hook = next(p for p in sys.path if os.path.isdir(os.path.join(p, "carton_hook")))
-    subprocess.Popen([sys.executable, "-I", "-S", "-c", _AHEAD, hook, json.dumps(folders),
-                      json.dumps(imported_names(script))])
-
-
 def main() -> None:
     folder, lock_path, script = sys.argv[1:4]
     os.makedirs(folder)
-    with open(lock_path, encoding="utf-8") as f:
-        wheels = section(json.load(f))
-    folders = [unpacked(wheel, folder) for wheel in wheels]
+    hook = "-"
     if sys.argv[4:] == ["--ahead"]:
-        start_ahead(script, folders)
-    failed: list[BaseException] = []
-
-    def one(i: int) -> None:
-        try:
-            install(wheels[i], folder)
-        except BaseException as exc:  # noqa: BLE001 - reported below, from the main thread
-            failed.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(wheels))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failed:
-        raise failed[0]
+        hook = next(p for p in sys.path if os.path.isdir(os.path.join(p, "carton_hook")))
+    helper = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__),
+                               "--install", folder, lock_path, script, hook],
+                              stdout=subprocess.PIPE, text=True)
+    assert helper.stdout is not None
+    folders = []
+    for line in helper.stdout:
+        if line.rstrip("\n") == DONE:
+            break
+        folders.append(line.rstrip("\n"))
+    else:
+        raise SystemExit(f"installfloor: the installing process failed ({helper.wait()})")
     sys.path[:0] = [os.path.dirname(os.path.abspath(script)), *folders]
     sys.argv = [script]
     with open(script, "rb") as source:
@@ -135,4 +192,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--install"]:
+        install(*sys.argv[2:6])
+    else:
+        main()

@@ -12,12 +12,12 @@ from timing import Result
 # Only the compiling of what the model imports, on one core: no first run that compiles on
 # one core can be faster than this contender.
 FLOOR = "plain venv, nothing compiled yet"
-# The wheels installed with the standard library alone, in the model's process, then
-# imported (installfloor.py): no first run that installs before it imports, and compiles
-# on one core, can be faster.
-INSTALL_FLOOR = "stdlib install, then import"
-# The same with a second process compiling ahead meanwhile: such a first run on two cores.
-INSTALL_FLOOR_AHEAD = "stdlib install, then import, compiling ahead"
+# The wheels installed, every check kept, by a bare second process with the standard
+# library alone, then imported (installfloor.py): no first run that installs before it
+# imports, keeps the checks, and compiles on one core, can be faster.
+INSTALL_FLOOR = "checked install, then import"
+# The same, that process then compiling ahead: such a first run on two cores.
+INSTALL_FLOOR_AHEAD = "checked install, then import, compiling ahead"
 # The venv's warm runs made in turn with carton's second runs, each right after an untimed
 # cold run as they are, which their target compares.
 BESIDE_SECOND = "plain venv, after a cold run"
@@ -124,7 +124,7 @@ class Report:
                             f"; below compiling alone ({FLOOR}: {floor:.2f}x)")
                 if name.endswith(" cold") and self.has_result(key, INSTALL_FLOOR):
                     floor = self.result(key, INSTALL_FLOOR).median / theirs
-                    note += f"; installing first, stdlib only, one core: {floor:.2f}x"
+                    note += f"; installing first, checked, stdlib only, one core: {floor:.2f}x"
                 if name.endswith(" cold") and self.has_result(key, INSTALL_FLOOR_AHEAD):
                     floor = self.result(key, INSTALL_FLOOR_AHEAD).median / theirs
                     note += f"; the same, compiling ahead on the second core: {floor:.2f}x"
@@ -223,15 +223,17 @@ NOTES = """\
   only the compiling of what the model imports, which every first run of a runner that
   compiles on import (carton, shiv) also pays. On one core it is the floor of such a
   first run ("compiling alone" in the targets' table); carton's first run compiles ahead
-  on a second core, and can go below it. "stdlib install, then import" (the small
+  on a second core, and can go below it. "checked install, then import" (the small
   workload) is a first run that gets its wheels before the model imports them, at its
-  cheapest (`bench/installfloor.py`): the carton's lock, the same index, every wheel
-  downloaded at once with the standard library in the model's own process, its sha256
-  checked, unpacked, then the model run; no worker, no selection, no RECORD check,
-  nothing published atomically ("installing first" in the targets' table). "compiling
-  ahead" adds a second process, started first, that compiles what the model will import
-  once the wheels are unpacked (carton's own walk), while the model's process imports:
-  such a first run on two cores.
+  cheapest with every check kept (`bench/installfloor.py`): the model's process starts a
+  bare second interpreter (standard library only) that downloads every wheel of the
+  carton's lock at once from the same index, checks its sha256, checks each member's
+  path and bytes against RECORD, writes them into a work folder and renames it into
+  place; the model's process, which imported nothing for it, then runs the model. Left
+  out against carton: selection, the cache's locks and fsync, installer, the plan, the
+  finder and isolation ("installing first" in the targets' table). "compiling ahead":
+  that second process then compiles what the model will import (carton's own walk)
+  while the model's process imports: such a first run on two cores.
 - **the interpreter** of carton, shiv and pex is a venv made the same way
   (`--without-pip`) holding carton and its dependencies only, copied from the bench's
   own environment (`bench/runtime.py`): none of them pays for the `.pth` files of the
