@@ -3,8 +3,9 @@ module of some entries (`fetch --compile`), or what a first run's imports will l
 
 A run compiles what it imports, when it imports it (`pycache`). Compiling everything is
 for images built once and run many times, whose read-only cache should never compile.
-Compiling ahead (`start_ahead`) lets a first run compile on a second core while the
-model's process imports.
+Compiling ahead (`ahead`, run by a first run's worker once it has installed what the
+model imports) lets a first run compile on a second core while the model's process
+imports.
 
 Compiling holds the GIL, so threads do not help, and a `multiprocessing` pool costs about
 a hundred milliseconds to start (each child imports its parent's main module), which
@@ -48,22 +49,13 @@ for line in sys.stdin:
 # The folder that holds carton_hook (this file is carton_hook/<room>/<module>.py).
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
-# The process that compiles ahead of a first run's imports (`start_ahead`): argv[1] is
-# this package's folder, argv[2] the cache's temporary folder, argv[3] a JSON object
-# {"names": [...], "roots": [...], "owner": PID}.
-_AHEAD = """\
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from carton_hook.installing.compileahead import ahead
-job = json.loads(sys.argv[3])
-ahead(job["names"], job["roots"], sys.argv[2], owner=job["owner"])
-"""
 AHEAD_SECONDS = 120
 
-# The source a first run's imports may compile, in bytes, below which no process compiles
-# ahead: its interpreter's start takes the other core for longer than the model's
-# process would compile (docs/performance.md: six, 34 KB, was 6% slower with it, and
-# `import requests`, 7% faster).
+# The source a first run's imports may compile, in bytes, below which nothing is compiled
+# ahead. Measured when a process of its own compiled ahead, whose interpreter's start took
+# the other core for longer than the model's process would compile (docs/performance.md:
+# six, 34 KB, was 6% slower with it, and `import requests`, 7% faster); kept since the
+# worker walks itself.
 AHEAD_WORTH = 100_000
 
 # Jobs a helper holds at once.
@@ -198,25 +190,12 @@ def tree_sources(root: str) -> list[Source]:
     return found
 
 
-def start_ahead(names: list[str], roots: list[str], tmp: str) -> None:
-    """Start a process that compiles, on another core, the modules that importing
-    `names` (dotted) will load from the folders `roots`, while the model's process
-    imports them: each module is compiled by whichever of the two gets to it first (the
-    other waits for its `.pyc`, `pycache`), so a first run compiles on two cores. Not on
-    a machine with one core, where it would only compete. It outlives the worker (this
-    process), and ends when done, when the model's process (this one's parent) has ended,
-    or after AHEAD_SECONDS; in the same process group, so Ctrl-C ends it too."""
+def worth_ahead(names: list[str], roots: list[str]) -> bool:
+    """Whether compiling ahead of the imports of `names` (dotted) from the folders `roots`
+    pays: a second core, and AHEAD_WORTH bytes of source or more under those packages."""
     if (os.cpu_count() or 1) < 2 or not names or not roots:
-        return
-    if _source_bytes(names, roots, AHEAD_WORTH) < AHEAD_WORTH:
-        return  # less to compile than a helper's start costs the other core
-    import json
-
-    with suppress(OSError):
-        subprocess.Popen(  # no pipe of the worker's caller: it does not wait for this one
-            [sys.executable, "-I", "-S", "-c", _AHEAD, _PACKAGE_PARENT, tmp,
-             json.dumps({"names": names, "roots": roots, "owner": os.getppid()})],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return False
+    return _source_bytes(names, roots, AHEAD_WORTH) >= AHEAD_WORTH
 
 
 def _source_bytes(names: list[str], roots: list[str], enough: int) -> int:

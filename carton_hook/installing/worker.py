@@ -28,7 +28,7 @@ from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
 from carton_hook.installing import splitunpack
 from carton_hook.installing.turns import Turns
-from carton_hook.installing.words import PLAN_WRITTEN, PREFETCH_FAILED, READY
+from carton_hook.installing.words import PLAN_LOCK_FD, PLAN_WRITTEN, PREFETCH_FAILED, READY
 from carton_hook.planning.planfile import read_plan, write_plan_file
 from carton_hook.trace import mark
 
@@ -162,17 +162,46 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
 
     failed = _install_each(plan, shas, interpreter, then, share_via=plan_file)
     mark("worker: prefetch installed")
-    # The model's process imports these next: another core compiles them meanwhile.
-    # Imported only now (with subprocess): nothing before the downloads waits for it.
-    from carton_hook.installing.compileahead import start_ahead
-
-    root = packages_dir()
-    start_ahead(sorted(n for n in names if predicted_wheels(plan, {n})),
-                [os.path.join(root, sha, *filter(None, [sub]))
-                 for sha in shas if sha not in failed for sub in plan["wheels"][sha]["roots"]],
-                os.path.join(root, ".tmp"))
     if failed:
         _say(json.dumps({PREFETCH_FAILED: {sha: str(exc) for sha, exc in failed.items()}}))
+    # The model's process imports these next: this process, done installing, compiles
+    # them meanwhile on the other core, once it has let go of what others wait on. (A
+    # process of its own did, whose interpreter's start delayed it: docs/performance.md.)
+    # Imported only now (with subprocess): nothing before the downloads waits for it.
+    from carton_hook.installing.compileahead import ahead, worth_ahead
+
+    root = packages_dir()
+    followed = sorted(n for n in names if predicted_wheels(plan, {n}))
+    roots = [os.path.join(root, sha, *filter(None, [sub]))
+             for sha in shas if sha not in failed for sub in plan["wheels"][sha]["roots"]]
+    if worth_ahead(followed, roots):
+        _let_go()
+        mark("worker: compiling ahead")
+        ahead(followed, roots, os.path.join(root, ".tmp"), owner=os.getppid())
+
+
+def _let_go() -> None:
+    """Let go of all that the model's process and the processes started with it wait on,
+    for work of this process's own (compiling ahead): its pipes to the model's process
+    (whose threads then read their end), the progress descriptor, and its copy of the
+    plan's lock (PLAN_LOCK_FD), which processes of the same model started together wait
+    for. Each descriptor is pointed at the null device rather than closed: an object
+    that still holds its number never closes a file opened later under it."""
+    with _SAYING, contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    held = [0, 1, 2]
+    for name in (PLAN_LOCK_FD, "CARTON_PROGRESS_FD"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            held.append(int(value))
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in held:
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 _SAYING = threading.Lock()
@@ -350,7 +379,8 @@ def _start_helper(plan_file: str, interpreter: str,
                   shas: list[str]) -> subprocess.Popen[str] | None:
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if k != "CARTON_PROGRESS_FD"}  # one line only
+    # One progress line only; the plan's lock is not its to let go of (`_let_go`).
+    env = {k: v for k, v in os.environ.items() if k not in ("CARTON_PROGRESS_FD", PLAN_LOCK_FD)}
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "carton_hook.installing.worker", "install", plan_file,

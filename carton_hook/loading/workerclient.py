@@ -12,7 +12,13 @@ import sys
 
 from carton_hook import loading
 from carton_hook.errors import WorkerError
-from carton_hook.installing.words import MODEL_OPENED, PLAN_WRITTEN, PREFETCH_FAILED, READY
+from carton_hook.installing.words import (
+    MODEL_OPENED,
+    PLAN_LOCK_FD,
+    PLAN_WRITTEN,
+    PREFETCH_FAILED,
+    READY,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,6 +137,8 @@ def start_worker(*args: str, keep_fd: int | None = None,
         if selects:
             env["CARTON_MODEL_SELECTS"] = "1"
     fds = tuple(fd for fd in (progress_fd, keep_fd) if fd is not None)
+    if keep_fd is not None:  # its number in the worker too, which lets go of it (words.py)
+        env[PLAN_LOCK_FD] = str(keep_fd)
     try:
         # Its stdin says when `meanwhile` has ended, and when the model's process waits
         # for it (only then does it draw progress).

@@ -402,6 +402,40 @@ def test_a_first_run_compiles_ahead_on_another_core(
     assert not list((package / "__pycache__").glob("unrelated.*"))
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="compiling ahead needs a second core")
+def test_the_worker_lets_go_of_the_plans_lock_before_it_compiles_ahead(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """Done installing, the worker compiles ahead itself: processes of the same model
+    started together wait on the plan's lock while it installs, not while it compiles.
+    The model takes that lock as soon as it is free: it is, while the worker still
+    compiles alpha.big (a second of it), before alpha.extra, which comes after it."""
+    big = "".join(f"def f{i}(a, b):\n    return a + b * {i}\n" for i in range(60_000))
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
+        "alpha/__init__.py": "import os\nif os.environ.get('ALPHA_EXTRA'):\n"
+                             "    from . import big, extra\nVALUE = 1\n",
+        "alpha/big.py": big, "alpha/extra.py": "E = 1\n"}))
+    carton = build_carton("alpha\n", model(
+        "import alpha, fcntl, glob, os, pathlib, time\n"
+        "cache = pathlib.Path(alpha.__file__).parent / '__pycache__'\n"
+        "[lock] = glob.glob(os.path.join(os.environ['CARTON_HOME'], 'plans', '*.lock'))\n"
+        "fd = os.open(lock, os.O_RDWR)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline:\n"
+        "    try:\n"
+        "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "        break\n"
+        "    except BlockingIOError:\n"
+        "        time.sleep(0.005)\n"
+        "print('extra compiled:', bool(list(cache.glob('extra.*.pyc'))))\n"
+        "while not list(cache.glob('extra.*.pyc')) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('walked:', bool(list(cache.glob('extra.*.pyc'))))"))
+    proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["extra compiled: False", "walked: True"]
+
+
 def test_a_read_only_cache_without_bytecode_compiles_in_memory(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -203,21 +202,17 @@ def test_source_bytes_counts_the_python_source_of_the_named_top_levels(tmp_path:
     assert 5 <= bytecode._source_bytes(["pkg", "single"], roots, 5) < 100  # stops early
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="compiling ahead needs a second core")
-def test_no_helper_is_started_for_less_source_than_its_start_costs(tmp_path: Path) -> None:
+def test_nothing_is_compiled_ahead_of_less_source_than_it_pays_for(tmp_path: Path) -> None:
     """Two trees alike but for a module of filler: only the one with AHEAD_WORTH bytes of
-    source gets a process that compiles ahead (the other is left to the import)."""
+    source under the imported package is worth compiling ahead (the other is left to the
+    import); nothing is, of names no root holds, or on one core."""
     filler = "#" * bytecode.AHEAD_WORTH + "\n"
     for name, extra in (("small", {}), ("big", {"filler.py": filler})):
         _write_tree(tmp_path / name, {"pkg/__init__.py": "from . import extra\n",
                                       "pkg/extra.py": "E = 1\n",
                                       **{f"pkg/{k}": v for k, v in extra.items()}})
-        (tmp_path / name / "tmp").mkdir()
-        bytecode.start_ahead(["pkg"], [str(tmp_path / name)], str(tmp_path / name / "tmp"))
-    big = pyc(tmp_path / "big" / "pkg" / "extra.py")
-    deadline = time.monotonic() + 60
-    while not big.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert big.exists(), "nothing compiled ahead for the big tree"
-    time.sleep(0.5)  # started together: a helper for the small one would be done too
-    assert not (tmp_path / "small" / "pkg" / "__pycache__").exists()
+    two_cores = (os.cpu_count() or 1) >= 2
+    assert bytecode.worth_ahead(["pkg"], [str(tmp_path / "big")]) is two_cores
+    assert not bytecode.worth_ahead(["pkg"], [str(tmp_path / "small")])
+    assert not bytecode.worth_ahead(["other"], [str(tmp_path / "big")])
+    assert not bytecode.worth_ahead([], [str(tmp_path / "big")])
