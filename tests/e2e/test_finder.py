@@ -371,14 +371,19 @@ def test_imported_modules_keep_their_pyc_although_bytecode_writing_is_off(
     assert [init.stat().st_mtime_ns, used.stat().st_mtime_ns] == stamps
 
 
+# A model's lines that wait (until `deadline`) for alpha/extra.py's .pyc in `cache`.
+WAIT_FOR_EXTRA = ("while not list(cache.glob('extra.*.pyc')) and time.monotonic() < deadline:\n"
+                  "    time.sleep(0.05)\n")
+
+
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="compiling ahead needs a second core")
 def test_a_first_run_compiles_ahead_on_another_core(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
-    """The worker that installed what the model imports starts a process that compiles
-    what those imports will load (module-level imports, followed): a module the model
-    never imports, but that alpha imports at module level under a condition, shows it.
-    (alpha holds enough source for a helper to pay: `compileahead.AHEAD_WORTH`.)"""
+    """The worker that installed what the model imports then compiles what those
+    imports will load (module-level imports, followed): a module the model never
+    imports, but that alpha imports at module level under a condition, shows it.
+    (alpha holds enough source for it to pay: `compileahead.AHEAD_WORTH`.)"""
     from carton_hook.installing.compileahead import AHEAD_WORTH
 
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
@@ -386,14 +391,12 @@ def test_a_first_run_compiles_ahead_on_another_core(
                              "    from . import extra\nVALUE = 1\n",
         "alpha/extra.py": "E = 1\n", "alpha/unrelated.py": "U = 1\n",
         "alpha/filler.py": "#" * AHEAD_WORTH + "\n"}))
-    # The helper stops when the model's process ends, so this model waits for it (a
-    # model that ends at once may end before the helper has started, on a loaded machine).
+    # The walk stops when the model's process ends, so this model waits for it (a model
+    # that ends at once may end before the walk has started, on a loaded machine).
     carton = build_carton("alpha\n", model(
         "import alpha, pathlib, time\n"
         "cache = pathlib.Path(alpha.__file__).parent / '__pycache__'\n"
-        "deadline = time.monotonic() + 60\n"
-        "while not list(cache.glob('extra.*.pyc')) and time.monotonic() < deadline:\n"
-        "    time.sleep(0.05)\n"
+        "deadline = time.monotonic() + 60\n" + WAIT_FOR_EXTRA +
         "print(alpha.__file__)"))
     proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, carton)
     assert proc.returncode == 0, proc.stderr
@@ -427,9 +430,7 @@ def test_the_worker_lets_go_of_the_plans_lock_before_it_compiles_ahead(
         "        break\n"
         "    except BlockingIOError:\n"
         "        time.sleep(0.005)\n"
-        "print('extra compiled:', bool(list(cache.glob('extra.*.pyc'))))\n"
-        "while not list(cache.glob('extra.*.pyc')) and time.monotonic() < deadline:\n"
-        "    time.sleep(0.05)\n"
+        "print('extra compiled:', bool(list(cache.glob('extra.*.pyc'))))\n" + WAIT_FOR_EXTRA +
         "print('walked:', bool(list(cache.glob('extra.*.pyc'))))"))
     proc = run_hook({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}, carton)
     assert proc.returncode == 0, proc.stderr
