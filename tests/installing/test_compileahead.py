@@ -202,7 +202,8 @@ def test_source_bytes_counts_the_python_source_of_the_named_top_levels(tmp_path:
     assert 5 <= bytecode._source_bytes(["pkg", "single"], roots, 5) < 100  # stops early
 
 
-def test_nothing_is_compiled_ahead_of_less_source_than_it_pays_for(tmp_path: Path) -> None:
+def test_nothing_is_compiled_ahead_of_less_source_than_it_pays_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two trees alike but for a module of filler: only the one with AHEAD_WORTH bytes of
     source under the imported package is worth compiling ahead (the other is left to the
     import); nothing is, of names no root holds, or on one core."""
@@ -211,8 +212,10 @@ def test_nothing_is_compiled_ahead_of_less_source_than_it_pays_for(tmp_path: Pat
         _write_tree(tmp_path / name, {"pkg/__init__.py": "from . import extra\n",
                                       "pkg/extra.py": "E = 1\n",
                                       **{f"pkg/{k}": v for k, v in extra.items()}})
-    two_cores = (os.cpu_count() or 1) >= 2
-    assert bytecode.worth_ahead(["pkg"], [str(tmp_path / "big")]) is two_cores
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert bytecode.worth_ahead(["pkg"], [str(tmp_path / "big")])
     assert not bytecode.worth_ahead(["pkg"], [str(tmp_path / "small")])
     assert not bytecode.worth_ahead(["other"], [str(tmp_path / "big")])
     assert not bytecode.worth_ahead([], [str(tmp_path / "big")])
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not bytecode.worth_ahead(["pkg"], [str(tmp_path / "big")])
