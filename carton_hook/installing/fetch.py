@@ -1,7 +1,9 @@
 """Download one locked wheel: https only (http only to loopback), sha256 and size checked
 while streaming, redirects checked hop by hop, retries with backoff (and the server's
 `Retry-After`), a cut or stalled transfer resumed with `Range`, timeouts and an overall
-deadline. Runs in the worker, which may import urllib3.
+deadline. Runs in the worker, which may import urllib3. Where no proxy may apply, the
+download goes through the standard library (network/direct.py); everything this module
+judges is the same either way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from carton_hook.errors import FetchError
+from carton_hook.formats.urls import url_problem
 from carton_hook.network import http
 from carton_hook.switches import env_flag
 
@@ -114,20 +117,60 @@ def open_url(url: str, headers: dict[str, str], what: str,
                          timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
 
 
+def _transport() -> Any:
+    """What downloads go through: the standard library's HTTP where no proxy may apply
+    (network/direct.py, `import urllib3` cost a first run ~14 ms), urllib3's otherwise."""
+    if http.proxies_may_apply():
+        return _Urllib3()
+    from carton_hook.network import direct
+
+    return _Direct(direct)
+
+
+class _Urllib3:
+    """Downloads through urllib3's pools (network/http.py)."""
+
+    def __init__(self) -> None:
+        import urllib3
+
+        self.tls_errors: tuple[type[BaseException], ...] = (urllib3.exceptions.SSLError,)
+        self.errors: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError,)
+
+    def open(self, url: str, headers: dict[str, str], what: str) -> tuple[Any, str]:
+        return open_url(url, headers, what)
+
+
+class _Direct:
+    """Downloads through the standard library (network/direct.py), judged as urllib3's
+    are; the parser that judges each URL is the one whose host and port it connects to."""
+
+    def __init__(self, direct: Any) -> None:
+        self.direct = direct
+        self.tls_errors: tuple[type[BaseException], ...] = direct.TLS_ERRORS
+        self.errors: tuple[type[BaseException], ...] = direct.ERRORS
+
+    def open(self, url: str, headers: dict[str, str], what: str) -> tuple[Any, str]:
+        def send(current: str, sent: dict[str, str]) -> Any:
+            return self.direct.request(current, sent, CONNECT_TIMEOUT, READ_TIMEOUT)
+
+        return http.follow(url, headers, what, send, url_problem)
+
+
 def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
              started: float) -> None:
-    import urllib3
-
+    transport = _transport()
     headers = {"Accept-Encoding": "identity"}
     if partial.received:
         headers["Range"] = f"bytes={partial.received}-"
         if partial.validator:
             headers["If-Range"] = partial.validator
     try:
-        resp, current = open_url(url, headers, what)
-    except urllib3.exceptions.SSLError as exc:
+        resp, current = transport.open(url, headers, what)
+    except FetchError:
+        raise
+    except transport.tls_errors as exc:
         raise FetchError(f"{what}: TLS failure: {exc}") from exc
-    except urllib3.exceptions.HTTPError as exc:
+    except transport.errors as exc:
         raise _Retry() from exc
     done = False
     try:
@@ -147,7 +190,7 @@ def _attempt(url: str, sha256: str, size: int, partial: _Partial, what: str,
         else:
             raise FetchError(f"{what}: HTTP {resp.status} from {current}")
         partial.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
-        _stream(resp, sha256, size, partial, what, started)
+        _stream(resp, sha256, size, partial, what, started, (*transport.errors, OSError))
         done = True
     finally:
         if not done:
@@ -183,9 +226,9 @@ def _retry_after(value: str | None) -> float:
 
 
 def _stream(resp: Any, sha256: str, size: int, partial: _Partial, what: str,
-            started: float) -> None:
-    import urllib3
-
+            started: float, failures: tuple[type[BaseException], ...]) -> None:
+    """Write the body to `partial`, checked; `failures` are the errors of a read or a
+    write worth another attempt (a full disk is not, though an OSError)."""
     before = partial.received
     try:
         out = partial.open()
@@ -205,7 +248,7 @@ def _stream(resp: Any, sha256: str, size: int, partial: _Partial, what: str,
         # folder. Syncing wrote each wheel to the disk just before deleting it (numpy +
         # pandas, scikit-learn and torch cold runs 0.98-0.99x without it).
         out.flush()
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except failures as exc:
         if isinstance(exc, FetchError):
             raise
         if isinstance(exc, OSError) and not _transient(exc):

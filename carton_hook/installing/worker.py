@@ -4,8 +4,8 @@
     python -m carton_hook.installing.worker install PLANFILE INTERPRETER SHA256 [SHA256 ...]
     python -m carton_hook.installing.worker derive MODEL DEST
 
-Selection needs `packaging`, fetching `urllib3`, locking `filelock`, unpacking
-`installer`. The model's process must never import them under their public names (a
+Selection needs `packaging`, fetching `urllib3` (where a proxy may apply or a mirror is
+set; the standard library otherwise), locking `filelock`, unpacking `installer`. The model's process must never import them under their public names (a
 model may lock other versions of them), so they are imported here, in another process.
 A failure prints one JSON line `{"error": ...}` on stderr and exits 3.
 """
@@ -61,6 +61,7 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         # selection.py) while this one imports what downloading needs: two cores.
         _import_for_downloading()
         mark("worker: imported what downloading needs")
+        _import_meanwhile(_import_for_unpacking)
         said = _read_line(sys.stdin.fileno())
         plan = (read_plan(plan_file, identity, for_installing=True)
                 if said == PLAN_WRITTEN else None)
@@ -222,19 +223,20 @@ def _read_line(fd: int) -> str:
 def _import_for_downloading() -> None:
     """Import what downloading needs: on a first run ahead of the plan, and otherwise
     before the download threads start (`_install_each`), so that they do not import
-    urllib3 all at once (`_import_for_unpacking` says why). Unpacking's modules
-    (installer's, ~20 ms) are imported once the downloads have started: a cold `import
-    requests` started its downloads 10-15 ms sooner (docs/performance.md)."""
-    import urllib3  # noqa: F401
-
+    it all at once (`_import_for_unpacking` says why): the standard library's HTTP where
+    no proxy may apply (network/direct.py), urllib3 where one may or a mirror is set."""
+    from carton_hook.installing.mirror import mirror_index
     from carton_hook.network import http
 
+    if http.proxies_may_apply() or mirror_index():
+        import urllib3  # noqa: F401
     if http.proxies_may_apply():
         import urllib.request  # noqa: F401 - http reads the proxy rules with it
+    else:
+        import carton_hook.network.direct
 
     import carton_hook.cache.entries
     import carton_hook.installing.fetch
-    import carton_hook.installing.mirror
     import carton_hook.installing.progress
     import carton_hook.planning.predict  # noqa: F401
 
@@ -245,18 +247,32 @@ _UNPACKING_IMPORTS = threading.Lock()
 
 def _import_for_unpacking() -> None:
     """Import what unpacking needs (installer and carton's checks of a wheel), in one
-    thread at a time: the main thread imports them ahead while the first downloads run,
-    and a thread whose download ended first imports them too. installer's modules import
+    thread at a time: ahead, while the plan is awaited or the first downloads run, and
+    by a thread whose download ended first. installer's modules import
     each other, and CPython's import locks are per module: two threads importing them at
     once can wait for each other, and Python then hands one of them a module half made
     ("cannot import name 'WheelDestination' from partially initialized module"): its
     wheel failed (test_worker.py). What downloading needs is imported before the
-    threads start, in one thread (`_install_each`)."""
+    threads start, in one thread (`_install_each`). On a first run whose model's process
+    selects, a thread of their own imports them while the plan is awaited
+    (`_import_meanwhile`): this lock makes the others wait for it."""
     with _UNPACKING_IMPORTS:
         import installer.destinations
         import installer.sources  # noqa: F401
 
         import carton_hook.installing.unpack  # noqa: F401
+
+
+def _import_meanwhile(importer: Callable[[], None]) -> None:
+    """Run `importer` in a thread of its own, while this one waits (for the plan) and
+    then starts the downloads; whoever needs what it imports calls it again, and waits
+    for it (its lock). A failure here is left to that call to report."""
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            importer()
+        mark("worker: imported what unpacking needs, meanwhile")
+
+    threading.Thread(target=run, name="carton-imports", daemon=True).start()
 
 
 def _say(line: str) -> None:

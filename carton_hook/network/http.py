@@ -1,6 +1,7 @@
 """HTTP for both halves of carton: the urllib3 pools (one per proxy and CA bundle, for the
 whole process), the proxy rules urllib3 does not read, and redirects followed by hand so
-that each URL is judged before anything connects to it and https never leads elsewhere.
+that each URL is judged before anything connects to it and https never leads elsewhere
+(for a first run's downloads too, which go through direct.py where no proxy may apply).
 
 urllib3 ignores `HTTPS_PROXY`/`NO_PROXY`, so they are read here (with urllib's own
 rules); `SSL_CERT_FILE` is honoured by the default SSL context, and `CARTON_CA_BUNDLE`
@@ -67,21 +68,32 @@ def _proxy(scheme: str, host: str, port: int | None) -> str | None:
 def open_url(url: str, headers: dict[str, str], what: str, *, retries: Any = False,
              timeout: Any = None,
              judge: Callable[[str], str | None] = connect_problem) -> tuple[Any, str]:
-    """GET `url`: the response (its body unread, any status but a redirect) and the URL
-    that gave it. Up to MAX_REDIRECTS redirects are followed here: each URL is judged by
-    `judge` (carton's URL policy unless told otherwise) before anything connects to it,
-    and https never leads to http. Raises FetchError for a URL refused; urllib3's own
+    """GET `url` through urllib3: the response (its body unread, any status but a
+    redirect) and the URL that gave it, redirects followed by `follow`. urllib3's own
     errors (connection, timeout, TLS) pass through. The body is not decoded: what is
     hashed is what was sent (`Accept-Encoding: identity` is asked for)."""
+    def send(current: str, sent: dict[str, str]) -> Any:
+        return pool_for(current).request(
+            "GET", current, preload_content=False, decode_content=False, redirect=False,
+            retries=retries, timeout=timeout, headers=sent)
+
+    return follow(url, headers, what, send, judge)
+
+
+def follow(url: str, headers: dict[str, str], what: str,
+           send: Callable[[str, dict[str, str]], Any],
+           judge: Callable[[str], str | None]) -> tuple[Any, str]:
+    """GET `url` with `send(url, headers)` (urllib3's, or direct.py's): the response that
+    is not a redirect, and the URL that gave it. Up to MAX_REDIRECTS redirects are
+    followed here: each URL is judged by `judge` before anything connects to it, and
+    https never leads to http. Raises FetchError for a URL refused."""
+    sent = {**headers, "Accept-Encoding": "identity"}
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         problem = judge(current)
         if problem:
             raise FetchError(f"{what}: refusing to download {problem}")
-        resp = pool_for(current).request(
-            "GET", current, preload_content=False, decode_content=False, redirect=False,
-            retries=retries, timeout=timeout,
-            headers={**headers, "Accept-Encoding": "identity"})
+        resp = send(current, sent)
         if resp.status not in (301, 302, 303, 307, 308):
             return resp, current
         location = resp.headers.get("Location")

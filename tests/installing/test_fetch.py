@@ -22,7 +22,7 @@ import pytest
 from carton_hook.errors import FetchError
 from carton_hook.installing import fetch as fetch_mod
 from carton_hook.installing.fetch import fetch
-from carton_hook.network import http
+from carton_hook.network import direct, http
 
 from ..factory import make_wheel
 from ..faultserver import (
@@ -145,6 +145,16 @@ class Net:
     connects: list[Any] = field(default_factory=list)
 
 
+@pytest.fixture(autouse=True, params=["direct", "urllib3"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs over both transports: the standard library's where no proxy may
+    apply (what a first run uses), and urllib3's (where a proxy may), forced here. A
+    test that sets a proxy gets urllib3's either way."""
+    if request.param == "urllib3":
+        monkeypatch.setattr(fetch_mod, "_transport", fetch_mod._Urllib3)
+    return str(request.param)
+
+
 @pytest.fixture(autouse=True)
 def net(monkeypatch: pytest.MonkeyPatch) -> Net:
     """No proxies, no sleeping between retries, fresh pools, and no socket leaves loopback
@@ -154,6 +164,8 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Net:
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(var.upper(), raising=False)
     monkeypatch.setattr(http, "_POOLS", {})
+    monkeypatch.setattr(direct, "_IDLE", {})
+    monkeypatch.setattr(direct, "_CONTEXTS", {})
     monkeypatch.setattr("carton_hook.installing.fetch.time.sleep", lambda seconds: None)
     record = Net()
     real_getaddrinfo = socket.getaddrinfo
@@ -171,12 +183,8 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Net:
             raise AssertionError(f"connect to {address!r}")
         real_connect(self, address)
 
-    def create_connection(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"socket.create_connection{args}")
-
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(socket.socket, "connect", connect)  # create_connection's too
     return record
 
 

@@ -282,3 +282,25 @@ def test_unpacking_imports_overlapping_in_two_threads_install(tmp_path: Path) ->
                           capture_output=True, text=True, env=env, check=False, timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "installed\n", "")
     assert (root / sha / "demo" / "__init__.py").is_file()
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="proxies from system settings")
+@pytest.mark.parametrize(("setting", "urllib3"), [
+    (None, False), ("HTTPS_PROXY=http://proxy.internal:3128", True),
+    ("no_proxy=*", True), ("CARTON_INDEX_URL=https://pypi.internal.example/simple/", True),
+])
+def test_a_first_runs_worker_imports_urllib3_only_where_a_proxy_or_mirror_may_need_it(
+        setting: str | None, urllib3: bool) -> None:
+    """Where no proxy may apply and no mirror is set, what downloading needs is the
+    standard library's HTTP (network/direct.py): `import urllib3` cost ~12 ms more of the
+    worker's core before its first download."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.lower().endswith("_proxy") and k != "CARTON_INDEX_URL"}
+    if setting:
+        name, _, value = setting.partition("=")
+        env[name] = value
+    code = ("import sys; from carton_hook.installing import worker; "
+            "worker._import_for_downloading(); print('urllib3' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == str(urllib3)
