@@ -5,8 +5,9 @@
     python -m carton_hook.installing.worker derive MODEL DEST
 
 Selection needs `packaging`, fetching `urllib3` (where a proxy may apply or a mirror is
-set; the standard library otherwise), locking `filelock`, unpacking `installer`. The model's process must never import them under their public names (a
-model may lock other versions of them), so they are imported here, in another process.
+set; the standard library otherwise), locking `filelock`, unpacking `installer`. The
+model's process must never import them under their public names (a model may lock other
+versions of them), so they are imported here, in another process.
 A failure prints one JSON line `{"error": ...}` on stderr and exits 3.
 """
 
