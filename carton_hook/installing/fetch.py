@@ -119,7 +119,8 @@ def open_url(url: str, headers: dict[str, str], what: str,
 
 def _transport() -> Any:
     """What downloads go through: the standard library's HTTP where no proxy may apply
-    (network/direct.py, `import urllib3` cost a first run ~14 ms), urllib3's otherwise."""
+    (network/direct.py: `import urllib3` cost a first run's worker ~12 ms), urllib3's
+    otherwise."""
     if http.proxies_may_apply():
         return _Urllib3()
     from carton_hook.network import direct
