@@ -66,7 +66,9 @@ class Response:
         if conn is None:
             return
         resp = self._resp
-        whole = resp.isclosed() or (not resp.chunked and resp.length == 0)
+        # A length counted down to 0; where there is none (chunked), the end reached.
+        # A cut body is closed too, its length short: never "whole".
+        whole = resp.length == 0 if resp.length is not None else resp.isclosed()
         if whole and not resp.will_close:
             resp.close()
             with _LOCK:

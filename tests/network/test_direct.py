@@ -39,6 +39,11 @@ def plain() -> Iterator[FaultServer]:
         yield server
 
 
+def kept() -> int:
+    """How many connections wait to be reused."""
+    return sum(len(idle) for idle in direct._IDLE.values())
+
+
 def read(resp: direct.Response) -> bytes:
     """The whole body, the connection then given back, as fetch does."""
     body = b""
@@ -54,17 +59,20 @@ def test_a_body_read_whole_leaves_its_connection_for_the_next_request(
     for _ in range(3):
         resp = direct.request(url, {}, *TIMEOUTS)
         assert (resp.status, read(resp)) == (200, DATA)
+        assert kept() == 1
     assert plain.connections == 1
 
 
 def test_a_body_left_unread_closes_its_connection(plain: FaultServer) -> None:
     """`close` (a redirect's body, an error) drops the connection: its unread bytes
-    would be taken for the next response."""
+    would be taken for the next response (a stale connection's replacement would hide
+    that: the pool itself is looked at)."""
     url = plain.add("/a.whl", DATA)
     resp = direct.request(url, {}, *TIMEOUTS)
     resp.read1(10)
     resp.close()
     resp.release_conn()
+    assert kept() == 0
     assert read(direct.request(url, {}, *TIMEOUTS)) == DATA
     assert plain.connections == 2
 
@@ -73,6 +81,7 @@ def test_a_body_cut_short_is_not_a_connection_to_keep(plain: FaultServer) -> Non
     url = plain.add("/a.whl", DATA)
     plain.script("/a.whl", truncate(1000))
     assert len(read(direct.request(url, {}, *TIMEOUTS))) == 1000
+    assert kept() == 0
     assert read(direct.request(url, {}, *TIMEOUTS)) == DATA
     assert plain.connections == 2
 
@@ -83,6 +92,7 @@ def test_a_kept_connection_the_server_closed_is_replaced_at_once() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     accepted: list[int] = []
+    first_closed = threading.Event()
 
     def serve() -> None:
         for n in range(2):
@@ -93,14 +103,15 @@ def test_a_kept_connection_the_server_closed_is_replaced_at_once() -> None:
                 while b"\r\n\r\n" not in request:
                     request += conn.recv(4096)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                # ... and closed, though the reply promised to keep it open
+            first_closed.set()  # ... though the reply promised to keep it open
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}/a.whl"
     try:
         assert read(direct.request(url, {}, *TIMEOUTS)) == b"ok"
-        thread.join(0.5)  # the first connection is closed by now
+        assert kept() == 1  # as far as this side knows
+        assert first_closed.wait(5)
         assert read(direct.request(url, {}, *TIMEOUTS)) == b"ok"
     finally:
         listener.close()
@@ -184,6 +195,7 @@ def test_importing_it_imports_no_third_party_module() -> None:
     assert out.strip() == "[]"
 
 
-def test_tls_is_at_least_1_2(tls_server: FaultServer) -> None:
-    tls_server.add("/a.whl", DATA)
-    assert direct._context("").minimum_version >= ssl.TLSVersion.TLSv1_2
+def test_tls_is_at_least_1_2_and_verified() -> None:
+    context = direct._context("")
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
