@@ -121,11 +121,7 @@ def _transport() -> Any:
     """What downloads go through: the standard library's HTTP where no proxy may apply
     (network/direct.py: `import urllib3` cost a first run's worker ~12 ms), urllib3's
     otherwise."""
-    if http.proxies_may_apply():
-        return _Urllib3()
-    from carton_hook.network import direct
-
-    return _Direct(direct)
+    return _Urllib3() if http.proxies_may_apply() else _Direct()
 
 
 class _Urllib3:
@@ -145,14 +141,17 @@ class _Direct:
     """Downloads through the standard library (network/direct.py), judged as urllib3's
     are; the parser that judges each URL is the one whose host and port it connects to."""
 
-    def __init__(self, direct: Any) -> None:
-        self.direct = direct
+    def __init__(self) -> None:
+        from carton_hook.network import direct
+
         self.tls_errors: tuple[type[BaseException], ...] = direct.TLS_ERRORS
         self.errors: tuple[type[BaseException], ...] = direct.ERRORS
 
     def open(self, url: str, headers: dict[str, str], what: str) -> tuple[Any, str]:
+        from carton_hook.network import direct
+
         def send(current: str, sent: dict[str, str]) -> Any:
-            return self.direct.request(current, sent, CONNECT_TIMEOUT, READ_TIMEOUT)
+            return direct.request(current, sent, CONNECT_TIMEOUT, READ_TIMEOUT)
 
         return http.follow(url, headers, what, send, url_problem)
 

@@ -62,7 +62,7 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         # selection.py) while this one imports what downloading needs: two cores.
         _import_for_downloading()
         mark("worker: imported what downloading needs")
-        _import_meanwhile(_import_for_unpacking)
+        _import_for_unpacking_meanwhile()
         said = _read_line(sys.stdin.fileno())
         plan = (read_plan(plan_file, identity, for_installing=True)
                 if said == PLAN_WRITTEN else None)
@@ -248,15 +248,13 @@ _UNPACKING_IMPORTS = threading.Lock()
 
 def _import_for_unpacking() -> None:
     """Import what unpacking needs (installer and carton's checks of a wheel), in one
-    thread at a time: ahead, while the plan is awaited or the first downloads run, and
-    by a thread whose download ended first. installer's modules import
-    each other, and CPython's import locks are per module: two threads importing them at
-    once can wait for each other, and Python then hands one of them a module half made
-    ("cannot import name 'WheelDestination' from partially initialized module"): its
-    wheel failed (test_worker.py). What downloading needs is imported before the
-    threads start, in one thread (`_install_each`). On a first run whose model's process
-    selects, a thread of their own imports them while the plan is awaited
-    (`_import_meanwhile`): this lock makes the others wait for it."""
+    thread at a time: ahead, while the plan is awaited (`_import_for_unpacking_meanwhile`)
+    or the first downloads run, and by a thread whose download ended first. installer's
+    modules import each other, and CPython's import locks are per module: two threads
+    importing them at once can wait for each other, and Python then hands one of them a
+    module half made ("cannot import name 'WheelDestination' from partially initialized
+    module"): its wheel failed (test_worker.py). What downloading needs is imported
+    before the threads start, in one thread (`_install_each`)."""
     with _UNPACKING_IMPORTS:
         import installer.destinations
         import installer.sources  # noqa: F401
@@ -264,13 +262,13 @@ def _import_for_unpacking() -> None:
         import carton_hook.installing.unpack  # noqa: F401
 
 
-def _import_meanwhile(importer: Callable[[], None]) -> None:
-    """Run `importer` in a thread of its own, while this one waits (for the plan) and
-    then starts the downloads; whoever needs what it imports calls it again, and waits
-    for it (its lock). A failure here is left to that call to report."""
+def _import_for_unpacking_meanwhile() -> None:
+    """`_import_for_unpacking` in a thread of its own, while this one waits for the plan
+    and then starts the downloads; whoever needs those modules calls it again, and waits
+    for this thread (its lock). A failure here is left to that call to report."""
     def run() -> None:
         with contextlib.suppress(Exception):
-            importer()
+            _import_for_unpacking()
         mark("worker: imported what unpacking needs, meanwhile")
 
     threading.Thread(target=run, name="carton-imports", daemon=True).start()
