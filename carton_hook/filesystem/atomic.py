@@ -21,9 +21,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from carton_hook.system import lock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 # Errors a rename may give for a moment (a virus scanner or indexer holding the folder,
 # a network filesystem), worth a few short retries. ENOTEMPTY/EEXIST are not among them:

@@ -13,12 +13,15 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from carton_hook.errors import FetchError
 from carton_hook.formats.urls import url_problem
 from carton_hook.network import http
 from carton_hook.switches import env_flag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 CHUNK = 1 << 20
 ATTEMPTS = 5

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
 from urllib.parse import urljoin
 
 from carton_hook.errors import MirrorError
 from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.urls import url_problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _pages: dict[str, dict[str, str]] = {}  # project page URL -> {filename: file URL}
 _lock = threading.Lock()

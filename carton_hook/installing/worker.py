@@ -19,23 +19,21 @@ import json
 import os
 import sys
 import threading
-import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
-from carton_hook.installing import splitunpack
 from carton_hook.installing.turns import Turns
 from carton_hook.installing.words import PLAN_LOCK_FD, PLAN_WRITTEN, PREFETCH_FAILED, READY
 from carton_hook.planning.planfile import read_plan, write_plan_file
 from carton_hook.trace import mark
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
+    from carton_hook.installing import splitunpack
     from carton_hook.installing.progress import Progress
     from carton_hook.planning.planfile import PlanData, WheelPlan
 
@@ -332,26 +330,22 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
     # Downloaded together, unpacked one at a time in `shas` order (turns.py).
     turns = Turns(shas)
     try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            # Progress counts what is installed now, not what the cache already had.
-            futures = {sha: pool.submit(_install_one, plan, root, sha, interpreter,
-                                        progress if sha in missing else None, turns)
-                       for sha in shas if sha not in theirs}
-            meanwhile()
-            if missing:  # while the first bytes arrive, not by the first thread to unpack
-                _import_for_unpacking()
-                mark("worker: imported what unpacking needs")
-            for sha, future in futures.items():
-                try:
-                    future.result()
-                except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
-                    failed[sha] = exc
+        # Progress counts what is installed now, not what the cache already had.
+        raised = _in_threads(
+            [sha for sha in shas if sha not in theirs],
+            lambda sha: _install_one(plan, root, sha, interpreter,
+                                     progress if sha in missing else None, turns),
+            lambda: _then_unpacking_imports(meanwhile, bool(missing)))
+        for sha, exc in raised.items():
+            if not isinstance(exc, (CartonError, OSError, _bad_zip(), KeyError)):
+                raise exc
+            failed[sha] = exc
         if helper is not None:
             _join_helper(helper)
             for sha in theirs:  # what the helper did not install (it failed, or died)
                 try:
                     _install_one(plan, root, sha, interpreter)
-                except (CartonError, OSError, zipfile.BadZipFile, KeyError) as exc:
+                except (CartonError, OSError, _bad_zip(), KeyError) as exc:
                     failed[sha] = exc
                 if progress is not None:
                     progress.advance(plan["wheels"][sha]["size"])
@@ -360,6 +354,52 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
         if progress is not None:
             progress.stop()
     return {sha: failed[sha] for sha in shas if sha in failed}
+
+
+def _in_threads(shas: list[str], job: Callable[[str], None],
+                meanwhile: Callable[[], None]) -> dict[str, BaseException]:
+    """Run `job` on each of `shas`, up to WORKERS at once, each thread taking the next in
+    `shas` order, and `meanwhile` in this thread once they started; what each raised, in
+    `shas` order. (A thread pool of its own: concurrent.futures imports logging, 4 ms of
+    a first run's worker before its first download.)"""
+    left = list(reversed(shas))
+    raised: dict[str, BaseException] = {}
+    taking = threading.Lock()
+
+    def run() -> None:
+        while True:
+            with taking:
+                if not left:
+                    return
+                sha = left.pop()
+            try:
+                job(sha)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                raised[sha] = exc
+
+    threads = [threading.Thread(target=run, name=f"carton-install-{i}", daemon=True)
+               for i in range(min(WORKERS, len(shas)))]
+    for thread in threads:
+        thread.start()
+    meanwhile()
+    for thread in threads:
+        thread.join()
+    return {sha: raised[sha] for sha in shas if sha in raised}
+
+
+def _then_unpacking_imports(meanwhile: Callable[[], None], missing: bool) -> None:
+    meanwhile()
+    if missing:  # while the first bytes arrive, not by the first thread to unpack
+        _import_for_unpacking()
+        mark("worker: imported what unpacking needs")
+
+
+def _bad_zip() -> type[Exception]:
+    """zipfile's error, for `except` clauses (evaluated only when something was raised):
+    imported by then, by unpacking, and not before a first run's downloads."""
+    import zipfile
+
+    return zipfile.BadZipFile
 
 
 # A second worker process installs part of a first run's wheels when those that no
@@ -378,6 +418,8 @@ def _second_share(plan: PlanData, missing: list[str]) -> list[str]:
     they are unpacked in (turns.py)."""
     if len(missing) < 2 or (os.cpu_count() or 1) < 2:
         return []
+    from carton_hook.installing import splitunpack
+
     sizes = [int(plan["wheels"][sha]["size"]) for sha in missing]
     if sum(size for size in sizes if not splitunpack.streams(size)) < SHARE_MIN_BYTES:
         return []
@@ -433,6 +475,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
     what = f"{wheel['dist']} {wheel['version']} ({wheel['name']})"
     on_bytes = progress.advance if progress is not None else None
 
+    from carton_hook.installing import splitunpack
+
     def fill(work: Path, tree: Path) -> None:
         local = work / wheel["name"]
         # A big wheel is unpacked as it arrives, by a helper that then shares the rest.
@@ -485,6 +529,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
 def _start_streaming(local: Path, work: Path, size: int) -> splitunpack.Streaming | None:
     """A helper that unpacks the wheel downloaded to `local` as it arrives
     (`splitunpack.start_streaming`), if it is big enough to be worth one."""
+    from carton_hook.installing import splitunpack
+
     if not splitunpack.streams(size):
         return None
     from carton_hook.errors import UnsafeMember
@@ -525,6 +571,8 @@ def _download(url: str, wheel: WheelPlan, sha: str, dest: Path, what: str,
 def _copy_bundled(plan: PlanData, relpath: str, sha: str, dest: Path, what: str,
                   on_bytes: Callable[[int], None] | None = None) -> None:
     """Copy a bundled wheel out of the archive (or the model folder), checking its sha256."""
+    import zipfile
+
     from carton_hook.errors import FetchError
 
     digest = hashlib.sha256()
@@ -559,7 +607,7 @@ def main(argv: list[str]) -> int:
     except CartonError as exc:
         print(json.dumps({"error": str(exc), "kind": exc.kind}), file=sys.stderr)
         return EXIT_ERROR
-    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, _bad_zip(), KeyError) as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "kind": "internal"}),
               file=sys.stderr)
         return EXIT_ERROR

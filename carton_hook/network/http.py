@@ -15,11 +15,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from carton_hook.errors import FetchError
 from carton_hook.formats.urls import connect_problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_REDIRECTS = 5
 _POOLS: dict[tuple[str | None, str | None], Any] = {}

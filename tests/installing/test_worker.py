@@ -304,3 +304,18 @@ def test_a_first_runs_worker_imports_urllib3_only_where_a_proxy_or_mirror_may_ne
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == str(urllib3)
+
+
+def test_a_first_runs_worker_imports_only_what_downloading_needs_before_its_downloads() -> None:
+    """Before the first download, the worker's core is the first run's critical path:
+    typing, zipfile, logging (through concurrent.futures) are imported later, by
+    unpacking (installer imports the first two), or never (docs/performance.md)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.lower().endswith("_proxy") and k != "CARTON_INDEX_URL"}
+    later = ("typing", "zipfile", "logging", "concurrent.futures")
+    code = ("import sys; from carton_hook.installing import worker; "
+            f"worker._import_for_downloading(); print([m for m in {later!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-I", "-c", code], env=env, capture_output=True,
+                         text=True, check=True, cwd=os.path.dirname(os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__))))).stdout
+    assert out.strip() == "[]"
