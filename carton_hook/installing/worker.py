@@ -25,7 +25,13 @@ from pathlib import Path
 from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
 from carton_hook.installing.turns import Turns
-from carton_hook.installing.words import PLAN_LOCK_FD, PLAN_WRITTEN, PREFETCH_FAILED, READY
+from carton_hook.installing.words import (
+    INSTALLED,
+    PLAN_LOCK_FD,
+    PLAN_WRITTEN,
+    PREFETCH_FAILED,
+    READY,
+)
 from carton_hook.planning.planfile import read_plan, write_plan_file
 from carton_hook.trace import mark
 
@@ -163,7 +169,8 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
         mark("worker: ready")  # before the model's process hears it: one order
         _say(json.dumps({READY: shas}))
 
-    failed = _install_each(plan, shas, interpreter, then, share_via=plan_file)
+    failed = _install_each(plan, shas, interpreter, then, share_via=plan_file,
+                           on_installed=lambda sha: _say(json.dumps({INSTALLED: sha})))
     mark("worker: prefetch installed")
     if failed:
         _say(json.dumps({PREFETCH_FAILED: {sha: str(exc) for sha, exc in failed.items()}}))
@@ -302,10 +309,12 @@ def _install_all(plan: PlanData, shas: list[str], interpreter: str) -> None:
 
 def _install_each(plan: PlanData, shas: list[str], interpreter: str,
                   meanwhile: Callable[[], None] = lambda: None,
-                  share_via: str | None = None) -> dict[str, Exception]:
+                  share_via: str | None = None,
+                  on_installed: Callable[[str], None] | None = None) -> dict[str, Exception]:
     """Install the wheels `shas`, several at a time, running `meanwhile` in this thread
     after they started, and with `share_via` (the plan's file), part of them in a second
-    worker process (a first run's batch); what failed, in `shas` order."""
+    worker process (a first run's batch); what failed, in `shas` order. `on_installed` is
+    called with each sha256 this process finds or makes complete, as it does."""
     from carton_hook.cache.entries import is_complete
     from carton_hook.installing.progress import from_env, packages_of
 
@@ -334,7 +343,8 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
         raised = _in_threads(
             [sha for sha in shas if sha not in theirs],
             lambda sha: _install_one(plan, root, sha, interpreter,
-                                     progress if sha in missing else None, turns),
+                                     progress if sha in missing else None, turns,
+                                     on_installed),
             lambda: _then_unpacking_imports(meanwhile, bool(missing)))
         for sha, exc in raised.items():
             if not isinstance(exc, (CartonError, OSError, _bad_zip(), KeyError)):
@@ -468,7 +478,8 @@ def _described(wheel: WheelPlan) -> str:
 
 
 def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
-                 progress: Progress | None = None, turns: Turns | None = None) -> None:
+                 progress: Progress | None = None, turns: Turns | None = None,
+                 on_installed: Callable[[str], None] | None = None) -> None:
     from carton_hook.cache.entries import ensure
 
     wheel = plan["wheels"][sha]
@@ -522,6 +533,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
     with contextlib.ExitStack() as held:
         ensure(root, sha, fill)
         mark(f"{wheel['name']}: installed")
+        if on_installed is not None:  # before its turn is let go of: the model comes first
+            on_installed(sha)
     if progress is not None and not counted:  # another process installed it
         progress.finished_one(unpacking, _described(wheel))
 

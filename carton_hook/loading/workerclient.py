@@ -13,6 +13,7 @@ import sys
 from carton_hook import loading
 from carton_hook.errors import WorkerError
 from carton_hook.installing.words import (
+    INSTALLED,
     MODEL_OPENED,
     PLAN_LOCK_FD,
     PLAN_WRITTEN,
@@ -108,6 +109,13 @@ SILENCE_MARGIN = 0.05
 # keeps installing (`worker.prefetch`): `{"ready": [SHA256, ...]}` (words.py).
 _READY_LINE = f'{{"{READY}"'
 _FAILED_LINE = f'{{"{PREFETCH_FAILED}"'
+_INSTALLED_LINE = f'{{"{INSTALLED}"'
+
+# How often a waiting model's process looks at the cache itself, for the wheels that
+# no word from its worker announces (those a second worker process or another model's
+# process installs). Its own worker's are announced (INSTALLED): looking every 5 ms
+# alone let the model go on 2.5 ms after each, on average.
+LOOK_EVERY = 0.005
 
 
 def start_worker(*args: str, keep_fd: int | None = None,
@@ -195,6 +203,7 @@ class Background:
         self._answered = 0  # how many QUIET replies came back
         self._replies = threading.Condition()
         self.shas: set[str] = set()
+        self.installed: set[str] = set()  # announced as it was published (INSTALLED)
         self.failed: dict[str, str] = {}
         self.stderr: list[str] = []
         self.stderr_done = threading.Event()
@@ -270,8 +279,14 @@ class Background:
         from carton_hook.installing.progress import QUIET
 
         for line in self.proc.stdout:
-            if line.startswith(_FAILED_LINE):
-                self.failed.update(json.loads(line)[PREFETCH_FAILED])
+            if line.startswith(_INSTALLED_LINE):
+                with self._replies:
+                    self.installed.add(json.loads(line)[INSTALLED])
+                    self._replies.notify_all()
+            elif line.startswith(_FAILED_LINE):
+                with self._replies:
+                    self.failed.update(json.loads(line)[PREFETCH_FAILED])
+                    self._replies.notify_all()
             elif line.strip() == QUIET:
                 with self._replies:
                     self._answered += 1
@@ -297,8 +312,12 @@ class Background:
         interrupted = False
         try:
             for sha in pending:
-                while sha not in self.failed and not done(sha) and not self._ended.wait(0.005):
-                    pass
+                def heard(sha: str = sha) -> bool:
+                    return sha in self.installed or sha in self.failed or self._ended.is_set()
+
+                while not heard() and not done(sha):
+                    with self._replies:
+                        self._replies.wait_for(heard, timeout=LOOK_EVERY)
         except KeyboardInterrupt:
             interrupted = True
             raise

@@ -195,3 +195,36 @@ def test_a_reply_counts_for_the_going_on_it_answers(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_model_goes_on_as_its_worker_says_a_wheel_is_installed(tmp_path: Path) -> None:
+    """The worker says INSTALLED as it publishes each wheel: a model's process waiting for
+    it goes on then, without looking at the cache (which the test's `done` never says is
+    complete), and while the worker goes on running."""
+    import threading
+
+    from carton_hook.installing.words import INSTALLED
+
+    sha = "a" * 64
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "time.sleep(0.3)\n"
+         f"print('{{\"{INSTALLED}\": \"{sha}\"}}', flush=True)\n"
+         "time.sleep(30)\n"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    looked = []
+    try:
+        background = workerclient.Background(proc)
+        background.shas = {sha}
+        threading.Thread(target=background.read_reports, daemon=True).start()
+        started = time.monotonic()
+        background.wait([sha], lambda s: bool(looked.append(s)))
+        waited = time.monotonic() - started
+        assert 0.25 <= waited < 10
+        assert proc.poll() is None  # it did not wait for the worker's end
+        assert sha in background.installed
+        # The cache is still looked at meanwhile, for what no word announces.
+        assert len(looked) >= 2
+    finally:
+        proc.kill()
+        proc.wait()
