@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 _U32 = 0xFFFFFFFF
 
+# Code compiled before its module's first import, by source path, with the source bytes
+# it was compiled from (loading/earlycode.py); taken by that import if its source has
+# the same bytes.
+EARLY: dict[str, tuple[bytes, CodeType]] = {}
+
 
 def timestamp_header(mtime: float, size: int) -> bytes:
     """The first 16 bytes of a timestamp `.pyc` of a source with this mtime and size
@@ -107,7 +112,9 @@ def compile_and_keep(source: str, pyc: str, header: bytes, tmp: str,
             if code is not None:
                 return code  # the process that held the lock compiled it
         with open(fd, "rb", closefd=False) as f:
-            code = to_code(f.read(), source)
+            data = f.read()
+        early = EARLY.pop(source, None) if EARLY else None
+        code = early[1] if early is not None and early[0] == data else to_code(data, source)
         _write(pyc, header + marshal.dumps(code), tmp)
         return code
     finally:

@@ -290,17 +290,23 @@ def _locate(name: str, roots: list[str],
     return None
 
 
-def module_imports(code: CodeType, name: str, is_package: bool) -> Iterator[str]:
+def module_imports(code: CodeType, name: str, is_package: bool, *,
+                   checked_last: bool = False) -> Iterator[str]:
     """The absolute names that the module-level code of module `name` imports: each
-    `import x.y`, and `from .z import w` (z, and z.w in case it is a module). Read off
-    the bytecode (`LOAD_CONST level; LOAD_CONST fromlist; IMPORT_NAME name`, the same in
-    3.10-3.13): `dis` would cost a third of the compiling time."""
+    `import x.y`, and `from .z import w` (z, and z.w in case it is a module), in the
+    order of the code; with `checked_last`, those under `if TYPE_CHECKING:` (which run
+    only for a type checker) after all the others. Read off the bytecode (`LOAD_CONST
+    level; LOAD_CONST fromlist; IMPORT_NAME name`, the same in 3.10-3.13): `dis` would
+    cost a third of the compiling time, and is used only to find those blocks."""
     import dis
 
     load_const, import_name = dis.opmap["LOAD_CONST"], dis.opmap["IMPORT_NAME"]
     extended, cache = dis.opmap["EXTENDED_ARG"], dis.opmap.get("CACHE", -1)
     package = name if is_package else name.rpartition(".")[0]
     raw, consts, names = code.co_code, code.co_consts, code.co_names
+    checked = (_type_checking_blocks(code) if checked_last and "TYPE_CHECKING" in names
+               else [])
+    last: list[str] = []
     before = after = (-1, 0)  # the two instructions before this one
     high = 0
     for i in range(0, len(raw), 2):
@@ -314,11 +320,36 @@ def module_imports(code: CodeType, name: str, is_package: bool) -> Iterator[str]
         if op == import_name and before[0] == load_const and after[0] == load_const:
             full = _absolute(names[arg], consts[before[1]], package)
             if full:
-                yield full
                 fromlist = consts[after[1]]
-                if isinstance(fromlist, tuple):
-                    yield from (f"{full}.{item}" for item in fromlist if item != "*")
+                found = [full, *(f"{full}.{item}" for item in
+                                 (fromlist if isinstance(fromlist, tuple) else ())
+                                 if item != "*")]
+                if any(start <= i < end for start, end in checked):
+                    last.extend(found)
+                else:
+                    yield from found
         before, after = after, (op, arg)
+    yield from last
+
+
+def _type_checking_blocks(code: CodeType) -> list[tuple[int, int]]:
+    """The byte ranges of `code` that run only where `TYPE_CHECKING` (or
+    `typing.TYPE_CHECKING`) is true: the body of each `if TYPE_CHECKING:`, from the
+    conditional jump past it to its target (the `else:`, or what follows)."""
+    import dis
+
+    blocks = []
+    tested = False  # the last instruction loaded TYPE_CHECKING (a TO_BOOL may follow)
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_NAME", "LOAD_GLOBAL", "LOAD_ATTR"):
+            tested = ins.argval == "TYPE_CHECKING"
+        elif tested and ins.opname in ("TO_BOOL", "CACHE", "EXTENDED_ARG"):
+            continue
+        else:
+            if tested and ins.opname.startswith("POP_JUMP") and "IF_FALSE" in ins.opname:
+                blocks.append((ins.offset, int(ins.argval)))
+            tested = False
+    return blocks
 
 
 def _absolute(target: str, level: object, package: str) -> str | None:

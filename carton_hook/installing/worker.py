@@ -26,6 +26,7 @@ from carton_hook.cache.layout import carton_home, packages_dir
 from carton_hook.errors import CartonError
 from carton_hook.installing.turns import Turns
 from carton_hook.installing.words import (
+    DOWNLOADED,
     INSTALLED,
     PLAN_LOCK_FD,
     PLAN_WRITTEN,
@@ -170,7 +171,9 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
         _say(json.dumps({READY: shas}))
 
     failed = _install_each(plan, shas, interpreter, then, share_via=plan_file,
-                           on_installed=lambda sha: _say(json.dumps({INSTALLED: sha})))
+                           on_installed=lambda sha: _say(json.dumps({INSTALLED: sha})),
+                           on_downloaded=lambda sha, path: _say(
+                               json.dumps({DOWNLOADED: [sha, path]})))
     mark("worker: prefetch installed")
     if failed:
         _say(json.dumps({PREFETCH_FAILED: {sha: str(exc) for sha, exc in failed.items()}}))
@@ -310,7 +313,9 @@ def _install_all(plan: PlanData, shas: list[str], interpreter: str) -> None:
 def _install_each(plan: PlanData, shas: list[str], interpreter: str,
                   meanwhile: Callable[[], None] = lambda: None,
                   share_via: str | None = None,
-                  on_installed: Callable[[str], None] | None = None) -> dict[str, Exception]:
+                  on_installed: Callable[[str], None] | None = None,
+                  on_downloaded: Callable[[str, str], None] | None = None,
+                  ) -> dict[str, Exception]:
     """Install the wheels `shas`, several at a time, running `meanwhile` in this thread
     after they started, and with `share_via` (the plan's file), part of them in a second
     worker process (a first run's batch); what failed, in `shas` order. `on_installed` is
@@ -344,7 +349,7 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
             [sha for sha in shas if sha not in theirs],
             lambda sha: _install_one(plan, root, sha, interpreter,
                                      progress if sha in missing else None, turns,
-                                     on_installed),
+                                     on_installed, on_downloaded),
             lambda: _then_unpacking_imports(meanwhile, bool(missing)))
         for sha, exc in raised.items():
             if not isinstance(exc, (CartonError, OSError, _bad_zip(), KeyError)):
@@ -479,7 +484,8 @@ def _described(wheel: WheelPlan) -> str:
 
 def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
                  progress: Progress | None = None, turns: Turns | None = None,
-                 on_installed: Callable[[str], None] | None = None) -> None:
+                 on_installed: Callable[[str], None] | None = None,
+                 on_downloaded: Callable[[str, str], None] | None = None) -> None:
     from carton_hook.cache.entries import ensure
 
     wheel = plan["wheels"][sha]
@@ -506,6 +512,8 @@ def _install_one(plan: PlanData, root: Path, sha: str, interpreter: str,
             _download(wheel["url"], wheel, sha, local, what, on_bytes)
         else:
             _copy_bundled(plan, str(wheel["bundled"]), sha, local, what, on_bytes)
+        if on_downloaded is not None:
+            on_downloaded(sha, str(local))
         if turns is not None:
             # Held until the entry is published: another thread that unpacks meanwhile
             # would keep this one waiting for the interpreter lock at each system call.

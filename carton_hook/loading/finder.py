@@ -179,9 +179,10 @@ class CartonFinder:
     def _complete(self, sha: str) -> bool:
         return is_published(_join(self.cache_root, sha))
 
-    def ensure_installed(self, shas: list[str]) -> None:
+    def ensure_installed(self, shas: list[str], names: Sequence[str] = ()) -> None:
         """Install the wheels `shas` and the wheels they depend on (prefetched together),
-        or wait for the plan's worker, which installs them already."""
+        or wait for the plan's worker, which installs them already (compiling meanwhile
+        what importing `names` loads, loading/earlycode.py)."""
         with self._lock:
             wanted = closure(self.plan, shas)
             failed: dict[str, str] = {}
@@ -190,7 +191,7 @@ class CartonFinder:
                 # The plan's worker is installing what the model's source imports: wait
                 # for the wheels imported now; those they depend on are waited for when
                 # they are imported (torch needs none of sympy's 1,500 files to import).
-                background.wait(shas, self._complete)
+                background.wait(shas, self._complete, names)
                 failed = background.failed
                 wanted = [s for s in wanted if s in shas or s not in background.shas]
             missing = [s for s in wanted if not self._complete(s)]
@@ -396,7 +397,7 @@ class _InstallingLoader:
         root = self._finder.cache_root
         for _ in range(HOLD_ATTEMPTS):
             try:
-                self._finder.ensure_installed(self._shas)
+                self._finder.ensure_installed(self._shas, [name])
             except Exception as exc:
                 if not carton_failed(exc):
                     raise

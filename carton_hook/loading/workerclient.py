@@ -13,6 +13,7 @@ import sys
 from carton_hook import loading
 from carton_hook.errors import WorkerError
 from carton_hook.installing.words import (
+    DOWNLOADED,
     INSTALLED,
     MODEL_OPENED,
     PLAN_LOCK_FD,
@@ -23,7 +24,7 @@ from carton_hook.installing.words import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 WORKER_MODULE = "carton_hook.installing.worker"
@@ -110,6 +111,7 @@ SILENCE_MARGIN = 0.05
 _READY_LINE = f'{{"{READY}"'
 _FAILED_LINE = f'{{"{PREFETCH_FAILED}"'
 _INSTALLED_LINE = f'{{"{INSTALLED}"'
+_DOWNLOADED_LINE = f'{{"{DOWNLOADED}"'
 
 # How often a waiting model's process looks at the cache itself, for the wheels that
 # no word from its worker announces (those a second worker process or another model's
@@ -180,6 +182,7 @@ def start_worker(*args: str, keep_fd: int | None = None,
             background.shas = set(json.loads(line)[READY])
             background.go_on()
             return background
+        background.hear(line)
     proc.wait()
     background.close_stdin()
     background.stderr_done.wait()
@@ -204,6 +207,10 @@ class Background:
         self._replies = threading.Condition()
         self.shas: set[str] = set()
         self.installed: set[str] = set()  # announced as it was published (INSTALLED)
+        from carton_hook.cache.layout import packages_dir
+        from carton_hook.loading.earlycode import EarlyCode
+
+        self.early = EarlyCode(packages_dir())
         self.failed: dict[str, str] = {}
         self.stderr: list[str] = []
         self.stderr_done = threading.Event()
@@ -274,29 +281,38 @@ class Background:
             self._live = True
 
     def read_reports(self) -> None:
-        import json
-
-        from carton_hook.installing.progress import QUIET
-
         for line in self.proc.stdout:
-            if line.startswith(_INSTALLED_LINE):
-                with self._replies:
-                    self.installed.add(json.loads(line)[INSTALLED])
-                    self._replies.notify_all()
-            elif line.startswith(_FAILED_LINE):
-                with self._replies:
-                    self.failed.update(json.loads(line)[PREFETCH_FAILED])
-                    self._replies.notify_all()
-            elif line.strip() == QUIET:
-                with self._replies:
-                    self._answered += 1
-                    self._replies.notify_all()
+            self.hear(line)
         self.proc.wait()
         with self._replies:
             self._ended.set()
             self._replies.notify_all()
 
-    def wait(self, shas: list[str], done: Callable[[str], bool]) -> None:
+    def hear(self, line: str) -> None:
+        """Take in a line the worker said on its stdout."""
+        import json
+
+        from carton_hook.installing.progress import QUIET
+
+        if line.startswith(_INSTALLED_LINE):
+            with self._replies:
+                self.installed.add(json.loads(line)[INSTALLED])
+                self._replies.notify_all()
+        elif line.startswith(_DOWNLOADED_LINE):
+            self.early.downloaded(*json.loads(line)[DOWNLOADED])
+            with self._replies:
+                self._replies.notify_all()
+        elif line.startswith(_FAILED_LINE):
+            with self._replies:
+                self.failed.update(json.loads(line)[PREFETCH_FAILED])
+                self._replies.notify_all()
+        elif line.strip() == QUIET:
+            with self._replies:
+                self._answered += 1
+                self._replies.notify_all()
+
+    def wait(self, shas: list[str], done: Callable[[str], bool],
+             names: Sequence[str] = ()) -> None:
         """Wait until each of `shas` that this worker installs is `done`, failed, or
         the worker has ended; its progress is drawn meanwhile."""
         pending = [sha for sha in shas
@@ -310,14 +326,22 @@ class Background:
         if self._listening:
             self.tell(WAITING)
         interrupted = False
+        # Meanwhile, its core compiles what the import will load (loading/earlycode.py).
+        early = self.early
+        early.want(names)
+        compiled = 0
         try:
             for sha in pending:
                 def heard(sha: str = sha) -> bool:
                     return sha in self.installed or sha in self.failed or self._ended.is_set()
 
                 while not heard() and not done(sha):
+                    if early.step():
+                        compiled += 1
+                        continue
                     with self._replies:
-                        self._replies.wait_for(heard, timeout=LOOK_EVERY)
+                        self._replies.wait_for(lambda: heard() or early.has_work(),
+                                               timeout=LOOK_EVERY)
         except KeyboardInterrupt:
             interrupted = True
             raise
@@ -327,7 +351,7 @@ class Background:
                     self.tell(GOING_ON)
             else:
                 self.hush()
-            mark("model: waited")
+            mark(f"model: waited, compiling {compiled} modules meanwhile")
 
     def hush(self) -> None:
         """Have the worker clear its status line and draw nothing more until the model's

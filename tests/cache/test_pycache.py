@@ -247,3 +247,33 @@ def test_racing_processes_compile_each_module_once(cache: Path) -> None:
     assert max(r["started"] for r in reports) < compilers[0]["ended"]
     assert_pyc_of(cache / "entry" / "big.py")
     assert os.listdir(cache / ".tmp") == []
+
+
+def test_code_compiled_early_is_taken_only_for_the_same_source(
+        cache: Path, import_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code compiled from a downloaded wheel before its entry was published
+    (loading/earlycode.py) stands in for compiling, and its `.pyc` is written, only where
+    the installed source has the very bytes it was compiled from."""
+    flat_py, sub_py = cache / "entry" / "flat.py", cache / "entry" / "pkg" / "sub.py"
+    early = compile(flat_py.read_bytes(), str(flat_py), "exec", dont_inherit=True)
+    monkeypatch.setitem(pycache.EARLY, str(flat_py), (flat_py.read_bytes(), early))
+    # Compiled from other bytes than the installed ones: never taken.
+    stale = compile("def f():\n    return 'stale'\n", str(sub_py), "exec", dont_inherit=True)
+    monkeypatch.setitem(pycache.EARLY, str(sub_py), (b"def f():\n    return 'stale'\n", stale))
+    compiled: list[str] = []
+    real = pycache.CacheSourceLoader.source_to_code
+
+    def counting(self: pycache.CacheSourceLoader, data: bytes, path: str) -> object:
+        compiled.append(os.path.basename(path))
+        return real(self, data, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pycache.CacheSourceLoader, "source_to_code", counting)
+    activate(cache)
+    import flat  # type: ignore[import-not-found]
+    import pkg  # type: ignore[import-not-found]
+
+    assert (flat.X, pkg.sub.f()) == ("flat", 42)
+    assert compiled == ["__init__.py", "sub.py"]  # not flat.py: its early code was taken
+    assert_pyc_of(flat_py)
+    assert_pyc_of(sub_py)
+    assert str(flat_py) not in pycache.EARLY and str(sub_py) not in pycache.EARLY

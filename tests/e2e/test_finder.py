@@ -763,6 +763,30 @@ def _traced_first_run(env: dict[str, str], carton: Path,
     return proc.stdout, sorted(lines, key=lambda line: float(line[0]))
 
 
+def test_a_first_run_compiles_what_it_imports_while_it_waits_for_the_wheel(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """While the model's process waits for alpha's entry (2,000 files to unpack), it
+    compiles the modules `import alpha` loads from the wheel the worker downloaded
+    (loading/earlycode.py); its import then takes that code, and writes the `.pyc`."""
+    files = {f"alpha/filler/m{i}.py": f"X = {i}\n" for i in range(2000)}
+    files["alpha/filler/__init__.py"] = ""
+    files["alpha/__init__.py"] = "from . import first\nVALUE = first.F\n"
+    files["alpha/first.py"] = "F = 1\n"
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", files))
+    carton = build_carton("alpha\n", model(
+        "import alpha\nprint(alpha.VALUE, alpha.__file__)"))
+    trace = tmp_path / "trace.txt"
+    printed, lines = _traced_first_run({**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"},
+                                       carton, trace)
+    value, init = printed.split()
+    assert value == "1"
+    waited = [step for _, _, _, step in lines if step.startswith("model: waited")]
+    assert waited == ["model: waited, compiling 2 modules meanwhile"], lines
+    for module in ("__init__", "first"):
+        assert list((Path(init).parent / "__pycache__").glob(f"{module}.*.pyc")), module
+
+
 def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:

@@ -150,6 +150,29 @@ def test_module_imports_reads_the_module_level_imports(tmp_path: Path) -> None:
         "os", "top.sub.deep", "pkg.sub", "pkg.sub.sibling", "pkg.sub.other",
         "pkg.sub.child", "pkg.sub.child.thing", "pkg", "pkg.up", "pkg.sub.star",
         "pkg.sub.conditional", "pkg.sub.conditional.y", "optional_dep"]
+    # What runs only under a type checker (`if TYPE_CHECKING:`, also as
+    # typing.TYPE_CHECKING, not its `else:`, nor `if not TYPE_CHECKING:`) comes last
+    # where asked, and in its turn otherwise.
+    code = compile(textwrap.dedent("""
+        import typing
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            import checked
+            from .c import d
+        else:
+            import otherwise
+        if typing.TYPE_CHECKING:
+            import also_checked
+        if not TYPE_CHECKING:
+            import at_run_time
+    """), "pkg/mod.py", "exec")
+    assert list(bytecode.module_imports(code, "pkg.mod", is_package=False,
+                                        checked_last=True)) == [
+        "typing", "typing", "typing.TYPE_CHECKING", "otherwise", "at_run_time",
+        "checked", "pkg.c", "pkg.c.d", "also_checked"]
+    assert list(bytecode.module_imports(code, "pkg.mod", is_package=False)) == [
+        "typing", "typing", "typing.TYPE_CHECKING", "checked", "pkg.c", "pkg.c.d",
+        "otherwise", "also_checked", "at_run_time"]
     # In a module (not a package), `.` is its package.
     code = compile("from . import a\nfrom .b import c\n", "pkg/mod.py", "exec")
     assert list(bytecode.module_imports(code, "pkg.mod", is_package=False)) == [

@@ -1,0 +1,138 @@
+"""Compile, while a first run's import waits for its wheel, the modules it will load, from
+the wheel the worker has downloaded and not yet unpacked.
+
+On a first run the model's process waits for each wheel it imports first (requests,
+then urllib3) while the worker checks and unpacks it: its core is idle then. Here it
+compiles, from the downloaded file (its sha256 already checked by the worker), the
+modules that the import will load, following the imports in their module-level code
+from the waited-for names (`compileahead.module_imports`), and keeps each code object
+with the source bytes it came from (`pycache.EARLY`). The import of such a module reads
+its source in the cache as it would to compile it, and takes the kept code only if the
+bytes are the same: what was compiled is exactly what was installed (checked against
+RECORD), and compiling the same bytes under the same path gives the same code. Its
+`.pyc` is then written as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from carton_hook.cache import pycache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from zipfile import ZipFile, ZipInfo
+
+# A module bigger than this is left to its import: compiling one took ~6.7 ms per 100 KB
+# here, and the waiting import notices its wheel only between two modules.
+MAX_SOURCE = 64 * 1024
+
+# The scheme folders of a wheel whose members are installed at the entry's root.
+_ROOT_SCHEMES = ("purelib/", "platlib/")
+
+
+class EarlyCode:
+    """The downloaded wheels of a first run, and the modules compiled from them."""
+
+    def __init__(self, cache_root: str) -> None:
+        self._root = cache_root
+        self._lock = threading.Lock()
+        # Per downloaded wheel: its zip, and its members by their path in the entry.
+        self._wheels: list[tuple[str, ZipFile, dict[str, ZipInfo]]] = []
+        # Dotted names to compile, the next one last: the order the import will load
+        # them in (depth first, each module's imports in the order of its code).
+        self._todo: list[str] = []
+        self._done: set[str] = set()  # compiled, or found in no wheel
+        self._later: list[str] = []  # names no downloaded wheel has (yet), first first
+
+    def downloaded(self, sha: str, path: str) -> None:
+        """The worker has downloaded and checked wheel `sha` at `path` (opened now: the
+        worker removes the file once the wheel is installed)."""
+        import zipfile
+
+        try:
+            zf = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile):
+            return
+        members: dict[str, ZipInfo] = {}
+        for info in zf.infolist():
+            name = info.filename
+            if not name.endswith(".py") or info.file_size > MAX_SOURCE:
+                continue
+            head, _, rest = name.partition("/")
+            if head.endswith(".data"):
+                scheme = next((s for s in _ROOT_SCHEMES if rest.startswith(s)), None)
+                if scheme is None:
+                    continue
+                name = rest[len(scheme):]
+            members[name] = info
+        with self._lock:
+            self._wheels.append((sha, zf, members))
+            # Some may be in this one.
+            self._done.difference_update(self._later)
+            self._todo.extend(reversed(self._later))
+            self._later.clear()
+
+    def want(self, names: Sequence[str]) -> None:
+        """Compile what importing `names` (dotted) loads, before what was wanted before."""
+        with self._lock:
+            self._push(names)
+
+    def has_work(self) -> bool:
+        return bool(self._todo)
+
+    def step(self) -> bool:
+        """Compile the next module; False if there was none to compile."""
+        from carton_hook.installing.compileahead import module_imports
+
+        while True:
+            with self._lock:
+                if not self._todo:
+                    return False
+                name = self._todo.pop()
+                if name in self._done:
+                    continue
+                self._done.add(name)
+                found = self._find(name)
+                if found is None:
+                    self._later.append(name)
+                    continue
+            sha, zf, relpath, info = found
+            # The path the finder's import will give (os.path.join, as the finder does).
+            path = os.path.join(self._root, sha, *relpath.split("/"))
+            if path in pycache.EARLY:
+                continue
+            try:
+                data = zf.read(info)
+                code = compile(data, path, "exec", dont_inherit=True)
+            except Exception:  # noqa: BLE001, S112 - its import compiles it, and says why
+                continue
+            pycache.EARLY[path] = (data, code)
+            is_package = relpath.endswith("/__init__.py")
+            imports: list[str] = []
+            # What only a type checker imports last: a module of it may still be
+            # imported another way, but later (the import's order is what counts here).
+            for imported in module_imports(code, name, is_package, checked_last=True):
+                parts = imported.split(".")
+                # Importing a.b.c imports a and a.b first.
+                imports.extend(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+            with self._lock:
+                self._push(imports)
+            return True
+
+    def _push(self, names: Sequence[str]) -> None:
+        """Compile `names` next, the first of them first (the caller holds the lock); a
+        name already waiting its turn moves up, as the import will load it sooner."""
+        self._todo.extend(reversed([name for name in dict.fromkeys(names)
+                                    if name not in self._done]))
+
+    def _find(self, name: str) -> tuple[str, ZipFile, str, ZipInfo] | None:
+        base = name.replace(".", "/")
+        for sha, zf, members in self._wheels:
+            for relpath in (base + "/__init__.py", base + ".py"):
+                info = members.get(relpath)
+                if info is not None:
+                    return sha, zf, relpath, info
+        return None
