@@ -295,9 +295,11 @@ class Background:
         from carton_hook.installing.progress import QUIET
 
         if line.startswith(_INSTALLED_LINE):
+            sha = json.loads(line)[INSTALLED]
             with self._replies:
-                self.installed.add(json.loads(line)[INSTALLED])
+                self.installed.add(sha)
                 self._replies.notify_all()
+            self.early.installed(sha)
         elif line.startswith(_DOWNLOADED_LINE):
             self.early.downloaded(*json.loads(line)[DOWNLOADED])
             with self._replies:

@@ -67,6 +67,25 @@ def test_the_modules_an_import_loads_are_compiled_in_its_order(
     assert list(early)[-1] == str(root / SHA_B / "dep" / "__init__.py")
 
 
+def test_an_installed_wheel_is_let_go_of(
+        tmp_path: Path, early: dict[str, tuple[bytes, object]]) -> None:
+    """Once the worker says a wheel is installed, its imports read it in the cache: its
+    downloaded file (removed from the folder by then) is closed, taking no more disk."""
+    wheel = make_wheel(tmp_path, "pkg", files={"pkg/__init__.py": "", "pkg/other.py": ""})
+    code = EarlyCode(str(tmp_path / "packages"))
+    opened = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    code.downloaded(SHA_A, str(wheel))
+    code.want(["pkg"])
+    assert code.step() and not code.step()
+    code.installed(SHA_A)
+    code.installed(SHA_B)  # never downloaded: nothing to let go of
+    if opened is not None:
+        assert set(os.listdir("/proc/self/fd")) == opened
+    code.want(["pkg.other"])
+    assert not code.step()
+    assert list(early) == [str(tmp_path / "packages" / SHA_A / "pkg" / "__init__.py")]
+
+
 def test_scheme_folders_big_modules_and_broken_ones(
         tmp_path: Path, early: dict[str, tuple[bytes, object]],
         monkeypatch: pytest.MonkeyPatch) -> None:
