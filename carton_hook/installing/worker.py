@@ -319,7 +319,9 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
     """Install the wheels `shas`, several at a time, running `meanwhile` in this thread
     after they started, and with `share_via` (the plan's file), part of them in a second
     worker process (a first run's batch); what failed, in `shas` order. `on_installed` is
-    called with each sha256 this process finds or makes complete, as it does."""
+    called with each sha256 this process finds or makes complete, as it does, and
+    `on_downloaded` with each sha256 and the file it was downloaded to, checked, before
+    it is unpacked (and removed)."""
     from carton_hook.cache.entries import is_complete
     from carton_hook.installing.progress import from_env, packages_of
 
