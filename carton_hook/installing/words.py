@@ -5,8 +5,10 @@ On the worker's stdin, once the model's process has extracted a .carton while th
 worker started (loading/plan.py): MODEL_OPENED, or PLAN_WRITTEN where it has also
 selected the section and written the plan (loading/selection.py). On the worker's
 stdout, one JSON object a line: `{READY: [SHA256, ...]}` when the model's process may go
-on (the wheels the worker is still installing), `{INSTALLED: SHA256}` as each of those
-is published (the model's process may be waiting for it), and
+on (the wheels the worker is still installing), `{DOWNLOADED: [SHA256, PATH]}` once
+each of those is downloaded and its sha256 checked (the model's process, if it waits,
+compiles from that file: loading/earlycode.py), `{INSTALLED: SHA256}` as each is
+published (the model's process may be waiting for it), and
 `{PREFETCH_FAILED: {SHA256: why}}` for those it could not install. In the worker's
 environment, PLAN_LOCK_FD names its copy of the plan's lock descriptor, which it lets go
 of before it compiles ahead.

@@ -398,9 +398,11 @@ def _in_threads(shas: list[str], job: Callable[[str], None],
                for i in range(min(WORKERS, len(shas)))]
     for thread in threads:
         thread.start()
-    meanwhile()
-    for thread in threads:
-        thread.join()
+    try:
+        meanwhile()
+    finally:  # what they were doing ends, or fails, before anything goes on
+        for thread in threads:
+            thread.join()
     return {sha: raised[sha] for sha in shas if sha in raised}
 
 

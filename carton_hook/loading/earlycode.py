@@ -100,8 +100,6 @@ class EarlyCode:
                 sha, relpath, data = found
             # The path the finder's import will give (os.path.join, as the finder does).
             path = os.path.join(self._root, sha, *relpath.split("/"))
-            if path in pycache.EARLY:
-                continue
             try:
                 code = compile(data, path, "exec", dont_inherit=True)
             except Exception:  # noqa: BLE001, S112 - its import compiles it, and says why

@@ -198,6 +198,9 @@ class Background:
         import codecs
         import threading
 
+        from carton_hook.cache.layout import packages_dir
+        from carton_hook.loading.earlycode import EarlyCode
+
         self.proc = proc
         self._listening = listening  # it draws progress, when told the model waits
         # Until then (time.monotonic()) it writes nothing: `hush` need not wait for it.
@@ -207,10 +210,7 @@ class Background:
         self._replies = threading.Condition()
         self.shas: set[str] = set()
         self.installed: set[str] = set()  # announced as it was published (INSTALLED)
-        from carton_hook.cache.layout import packages_dir
-        from carton_hook.loading.earlycode import EarlyCode
-
-        self.early = EarlyCode(packages_dir())
+        self.early = EarlyCode(packages_dir())  # compiles from what is downloaded
         self.failed: dict[str, str] = {}
         self.stderr: list[str] = []
         self.stderr_done = threading.Event()

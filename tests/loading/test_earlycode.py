@@ -19,7 +19,7 @@ SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 @pytest.fixture
-def early(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, object]:
+def early(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     kept: dict[str, object] = {}
     monkeypatch.setattr(pycache, "EARLY", kept)
     return kept
