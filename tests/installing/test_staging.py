@@ -84,6 +84,15 @@ def test_members_are_staged_before_the_download_ends(tmp_path: Path) -> None:
         assert (staged.digest, staged.size) == (digest(FILES[name]), len(FILES[name]))
 
 
+def _size(path: str) -> int:
+    """The size of a staged file, 0 until it exists (the stager names the member it
+    stages, `current`, just before it creates its file)."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
 def test_a_big_member_is_staged_as_its_bytes_arrive_and_dropped_when_told(
         tmp_path: Path) -> None:
     big = os.urandom(3 << 20)
@@ -103,7 +112,7 @@ def test_a_big_member_is_staged_as_its_bytes_arrive_and_dropped_when_told(
     thread = run_in_thread(stager, download, on_complete)
     download.write_to(data.index(big[:64]) + len(big) // 2)
     wait_for(lambda: stager.current is not None and stager.current.name == "demo/big.bin"
-             and os.path.getsize(stager.current.path) > 0, "the big member to be staged")
+             and _size(stager.current.path) > 0, "the big member to be staged")
     download.complete.set()  # the word first: the member still in progress is dropped
     download.finish()
     thread.join(30)
