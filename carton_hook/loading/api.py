@@ -20,6 +20,7 @@ from carton_hook.cache.layout import carton_home, packages_dir, prefix_dir
 from carton_hook.loading.finder import HOLD_ATTEMPTS, CartonFinder
 from carton_hook.loading.isolation import isolate
 from carton_hook.loading.plan import Plan, get_plan
+from carton_hook.loading.plan import install as install_with_worker
 from carton_hook.loading.run import resolve_entrypoint
 from carton_hook.system import prefix_layout
 
@@ -177,13 +178,10 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
         from carton_hook.errors import CartonError
 
         raise CartonError("a carton is already loaded in this process")
-    plan_file = plan.file
 
     def install(shas: list[str]) -> None:
         if shas:
-            from carton_hook.loading.workerclient import run_worker
-
-            run_worker("install", plan_file, loading.WORKER_PYTHON, *shas)
+            install_with_worker(plan, shas)
 
     home = carton_home()
     packages = packages_dir(home)

@@ -148,6 +148,37 @@ def _all_cached(data: PlanData, home: str) -> bool:
     return all(is_published(os.path.join(root, sha)) for sha in shas)
 
 
+def install(plan: Plan, shas: list[str]) -> None:
+    """Have a worker install the wheels `shas` of `plan` (an import's, where no worker of
+    this run installs them). The worker reads the plan's file, which `cache prune` and
+    `clear` may remove while the model runs (once no process holds the plan's lock):
+    where it is gone, it is written again from what this process read, before the
+    worker starts, and once more if it went again before the worker read it. (Waiting
+    for the plan's lock instead would make the import wait for a first run's whole
+    prefetch, which that run's worker holds it for.)"""
+    from carton_hook.errors import WorkerError
+    from carton_hook.loading.workerclient import run_worker
+
+    for attempt in range(PLAN_REWRITES):
+        if not os.path.exists(plan.file):
+            import contextlib
+
+            from carton_hook.planning.planfile import write_plan_file
+
+            with contextlib.suppress(OSError):  # the worker says what it cannot read
+                write_plan_file(plan.file, plan.data)
+        try:
+            run_worker("install", plan.file, loading.WORKER_PYTHON, *shas)
+            return
+        except WorkerError:
+            if attempt + 1 == PLAN_REWRITES or os.path.exists(plan.file):
+                raise
+
+
+# How many times `install` writes a removed plan again before it gives up.
+PLAN_REWRITES = 3
+
+
 def _lock(plan_file: str) -> int | None:
     """Hold the lock of making `plan_file` (flock: it dies with its holder); None where
     it cannot be taken (a read-only cache, no flock): then each process makes its own."""

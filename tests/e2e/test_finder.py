@@ -763,6 +763,27 @@ def _traced_first_run(env: dict[str, str], carton: Path,
     return proc.stdout, sorted(lines, key=lambda line: float(line[0]))
 
 
+def test_an_import_installs_even_where_cache_clear_removed_the_plan(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """The worker that installs an import's wheel reads the plan's file, which `cache
+    clear` and `prune` may remove while the model runs (once the first run's worker has
+    let go of the plan's lock): the model's process writes it again from what it read.
+    (`test_admin`'s race met it: "the plan ... is gone or unreadable".)"""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    pypi.add(make_wheel(tmp_path / "w", "beta", "1.0"))
+    carton = build_carton("alpha\nbeta\n", model(
+        "import glob, importlib, os\n"
+        "plans = glob.glob(os.path.join(os.environ['CARTON_HOME'], 'plans', '*.plan'))\n"
+        "for plan in plans:\n"
+        "    os.remove(plan)\n"
+        "beta = importlib.import_module('be' + 'ta')  # not in the prefetch\n"
+        "print(len(plans), beta.__version__)"))
+    proc = run_hook(hermetic_env, carton)
+    assert (proc.returncode, proc.stdout) == (0, "1 1.0\n"), proc.stderr
+    assert len(list((Path(hermetic_env["CARTON_HOME"]) / "plans").glob("*.plan"))) == 1
+
+
 def test_a_first_run_compiles_what_it_imports_while_it_waits_for_the_wheel(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
