@@ -274,6 +274,9 @@ class Progress:
                 self._titled = True
             elif not self._said or now - self._logged >= self._every:
                 self._say_unsaid()
+                with self._lock:
+                    if self._done >= self._packages:
+                        return  # all in: the line that says so comes next (`hold`)
                 self._write(f"carton:{self.status()}\n")  # first of this wait, then every
             else:
                 return
