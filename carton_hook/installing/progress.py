@@ -31,6 +31,8 @@ import sys
 import threading
 import time
 
+from carton_hook.installing.words import PROGRESS_FD
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -51,7 +53,7 @@ def from_env(answer: Callable[[str], None] | None = None) -> Progress | None:
     """The progress line the parent asked for, or None. A parent that goes on while this
     process installs (`CARTON_PROGRESS_LISTEN`) says on stdin when it waits (`listen`);
     `answer` replies to it."""
-    fd = os.environ.get("CARTON_PROGRESS_FD", "")
+    fd = os.environ.get(PROGRESS_FD, "")
     if not fd.isdigit():
         return None
     from carton_hook.switches import env_flag

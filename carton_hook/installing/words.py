@@ -11,7 +11,8 @@ compiles from that file: loading/earlycode.py), `{INSTALLED: SHA256}` as each is
 published (the model's process may be waiting for it), and
 `{PREFETCH_FAILED: {SHA256: why}}` for those it could not install. In the worker's
 environment, PLAN_LOCK_FD names its copy of the plan's lock descriptor, which it lets go
-of before it compiles ahead.
+of before it compiles ahead, and PROGRESS_FD the copy of the model's stderr it draws
+progress on (progress.py).
 """
 
 MODEL_OPENED = "model-opened"
@@ -21,3 +22,4 @@ INSTALLED = "installed"
 DOWNLOADED = "downloaded"
 PREFETCH_FAILED = "prefetch-failed"
 PLAN_LOCK_FD = "CARTON_PLAN_LOCK_FD"
+PROGRESS_FD = "CARTON_PROGRESS_FD"

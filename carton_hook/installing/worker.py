@@ -31,6 +31,7 @@ from carton_hook.installing.words import (
     PLAN_LOCK_FD,
     PLAN_WRITTEN,
     PREFETCH_FAILED,
+    PROGRESS_FD,
     READY,
 )
 from carton_hook.planning.planfile import read_plan, write_plan_file
@@ -204,7 +205,7 @@ def _let_go() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     held = [0, 1, 2]
-    for name in (PLAN_LOCK_FD, "CARTON_PROGRESS_FD"):
+    for name in (PLAN_LOCK_FD, PROGRESS_FD):
         value = os.environ.get(name, "")
         if value.isdigit():
             held.append(int(value))
@@ -354,7 +355,7 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
                                      on_installed, on_downloaded),
             lambda: _then_unpacking_imports(meanwhile, bool(missing)))
         for sha, exc in raised.items():
-            if not isinstance(exc, (CartonError, OSError, _bad_zip(), KeyError)):
+            if not isinstance(exc, _install_errors()):
                 raise exc
             failed[sha] = exc
         if helper is not None:
@@ -362,7 +363,7 @@ def _install_each(plan: PlanData, shas: list[str], interpreter: str,
             for sha in theirs:  # what the helper did not install (it failed, or died)
                 try:
                     _install_one(plan, root, sha, interpreter)
-                except (CartonError, OSError, _bad_zip(), KeyError) as exc:
+                except _install_errors() as exc:
                     failed[sha] = exc
                 if progress is not None:
                     progress.advance(plan["wheels"][sha]["size"])
@@ -413,6 +414,12 @@ def _then_unpacking_imports(meanwhile: Callable[[], None], missing: bool) -> Non
         mark("worker: imported what unpacking needs")
 
 
+def _install_errors() -> tuple[type[Exception], ...]:
+    """What installing one wheel raises that fails that wheel alone (reported for it,
+    the others go on); anything else is a bug, and ends the worker."""
+    return CartonError, OSError, _bad_zip(), KeyError
+
+
 def _bad_zip() -> type[Exception]:
     """zipfile's error, for `except` clauses (evaluated only when something was raised):
     imported by then, by unpacking, and not before a first run's downloads."""
@@ -459,7 +466,7 @@ def _start_helper(plan_file: str, interpreter: str,
     import subprocess
 
     # One progress line only; the plan's lock is not its to let go of (`_let_go`).
-    env = {k: v for k, v in os.environ.items() if k not in ("CARTON_PROGRESS_FD", PLAN_LOCK_FD)}
+    env = {k: v for k, v in os.environ.items() if k not in (PROGRESS_FD, PLAN_LOCK_FD)}
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "carton_hook.installing.worker", "install", plan_file,

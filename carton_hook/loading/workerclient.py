@@ -19,6 +19,7 @@ from carton_hook.installing.words import (
     PLAN_LOCK_FD,
     PLAN_WRITTEN,
     PREFETCH_FAILED,
+    PROGRESS_FD,
     READY,
 )
 
@@ -69,10 +70,10 @@ def _worker_env(listen: bool = False,
                                                       env.get("PYTHONPATH", "")]))
     stream = _progress_stream(log)
     if stream is None:
-        env.pop("CARTON_PROGRESS_FD", None)
+        env.pop(PROGRESS_FD, None)
         return env, None
     progress_fd, env["CARTON_PROGRESS_STYLE"] = stream
-    env["CARTON_PROGRESS_FD"] = str(progress_fd)
+    env[PROGRESS_FD] = str(progress_fd)
     if listen:
         env["CARTON_PROGRESS_LISTEN"] = "1"
     return env, progress_fd
