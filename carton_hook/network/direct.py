@@ -49,11 +49,15 @@ class Response:
         self._key = key
         self._conn: http.client.HTTPConnection | None = conn
         self._resp = resp
+        self._ended = False  # `read1` came to the end of the body as the server framed it
         self.status = resp.status
         self.headers: Message = resp.headers
 
     def read1(self, n: int, decode_content: bool = False) -> bytes:
-        return self._resp.read1(n)
+        data = self._resp.read1(n)
+        if not data and n:
+            self._ended = True
+        return data
 
     def close(self) -> None:
         self._resp.close()
@@ -66,9 +70,9 @@ class Response:
         if conn is None:
             return
         resp = self._resp
-        # A length counted down to 0; where there is none (chunked), the end reached.
-        # A cut body is closed too, its length short: never "whole".
-        whole = resp.length == 0 if resp.length is not None else resp.isclosed()
+        # A length counted down to 0 (a cut body ends with its length short); where there
+        # is none (chunked), the last chunk read: a chunked body cut short raised instead.
+        whole = resp.length == 0 if resp.length is not None else self._ended
         if whole and not resp.will_close:
             resp.close()
             with _LOCK:

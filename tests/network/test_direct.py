@@ -118,6 +118,98 @@ def test_a_kept_connection_the_server_closed_is_replaced_at_once() -> None:
     assert accepted == [0, 1]
 
 
+def chunked(body: bytes, sizes: list[int]) -> bytes:
+    """`body` in the chunked transfer coding, in chunks of `sizes` (the rest last), then
+    the last chunk and a trailer field."""
+    out, at = b"", 0
+    for size in [*sizes, len(body)]:
+        piece = body[at:at + size]
+        if piece:
+            out += b"%x;ext=1\r\n%s\r\n" % (len(piece), piece)
+        at += len(piece)
+    return out + b"0\r\nX-Trailer: yes\r\n\r\n"
+
+
+class RawServer:
+    """A loopback HTTP/1.1 server that answers each request with the next of `replies`,
+    as given (bytes on the wire), all on one connection as long as the client keeps it;
+    after `close_after` replies on a connection it closes that connection."""
+
+    def __init__(self, replies: list[bytes], close_after: int | None = None) -> None:
+        self.replies = list(replies)
+        self.close_after = close_after
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/a.whl"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.replies:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                answered = 0
+                while self.replies and answered != self.close_after:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        got = conn.recv(4096)
+                        if not got:
+                            break
+                        request += got
+                    if not request:
+                        break  # the client let go of this connection
+                    conn.sendall(self.replies.pop(0))
+                    answered += 1
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_a_chunked_body_read_whole_leaves_its_connection_for_the_next_request() -> None:
+    """A body with no length (chunked, as some mirrors and proxies send) counts as read
+    whole only at its last chunk: the connection, its trailer consumed, carries the next
+    response, whose bytes are not mistaken for the end of this one."""
+    splits = [[1, 2, 4096], [len(DATA) - 1], [16384] * 3]
+    server = RawServer([CHUNKED_HEAD + chunked(DATA, sizes) for sizes in splits])
+    try:
+        for _ in splits:
+            resp = direct.request(server.url, {}, *TIMEOUTS)
+            assert (resp.status, read(resp)) == (200, DATA)
+            assert kept() == 1
+    finally:
+        server.close()
+    assert server.accepted == 1
+
+
+def test_a_chunked_body_cut_short_fails_and_its_connection_is_not_kept() -> None:
+    """The server ends the connection after a chunk, before the last one: reading fails
+    (fetch then retries and resumes), and the connection is not taken for one whose body
+    was read whole, even by a caller that gives it back without closing the response
+    first (http.client has closed it by then, as it does at a chunked body's end); the
+    next request has a new one."""
+    cut = CHUNKED_HEAD + b"%x\r\n%s\r\n" % (1000, DATA[:1000])
+    server = RawServer([cut, CHUNKED_HEAD + chunked(DATA, [])], close_after=1)
+    try:
+        resp = direct.request(server.url, {}, *TIMEOUTS)
+        body = b""
+        with pytest.raises(direct.ERRORS):
+            while chunk := resp.read1(1 << 16):
+                body += chunk
+        assert body == DATA[:1000]
+        resp.release_conn()
+        assert kept() == 0
+        assert read(direct.request(server.url, {}, *TIMEOUTS)) == DATA
+    finally:
+        server.close()
+    assert server.accepted == 2
+
+
 def test_the_request_asks_for_the_bytes_as_stored(plain: FaultServer) -> None:
     """Headers are the caller's (fetch asks for `Accept-Encoding: identity`, and a
     Range); the Host is the URL's."""
