@@ -192,15 +192,16 @@ HEADER = """\
 
 Written by `nox -s bench` (`bench/bench.py`); the tables below are its output from one
 run ({minutes:.1f} min). Every contender runs the same model code from the same wheels,
-served by a loopback index (nothing in the measured part touches the internet), one after
-the other in turn (A B C C B A ...), so that a noisy machine slows all of them alike:
-{runs} warm runs each after one untimed round, {cold_runs} cold runs each with every cache
-emptied before the run (fewer on the big workloads: half on numpy + pandas, a third on
-scikit-learn, torch and the 16 processes, at least two; a third on pex's zip mode and
-pip, far behind; twice as many on the laziness workload, five times the warm runs on the
-start-up alone). An emptied cache is set aside, not deleted, until nothing is timed any
-more: on a disk whose filesystem has no journal, creating a file right after thousands
-were deleted costs up to twenty times more (`bench/aside.py`). Times are wall clock of
+served by a loopback index (nothing in the measured part touches the internet), one
+after the other in turn (A B C C B A ...), so that a noisy machine slows all of them
+alike: {runs} warm runs each after one untimed round, {cold_runs} cold runs each with
+every cache emptied before the run (fewer on the big workloads: half on numpy + pandas,
+a third on scikit-learn, torch and the 16 processes, at least two; a third on pex's zip
+mode and pip, far behind; twice as many on the laziness workload, five times the warm
+runs on the start-up alone; at least five second runs, each after an untimed cold run).
+An emptied cache is set aside, not deleted, until nothing is timed any more: on a disk
+whose filesystem has no journal, creating a file right after thousands were deleted
+costs up to twenty times more (`bench/aside.py`). Times are wall clock of
 the command alone, until its own process ends; what a carton's worker still does after
 that (it finishes the wheels it started, which the model did not import) ends before the
 next run starts, untimed, and so does a `sync`: what one run wrote (a cold run creates
