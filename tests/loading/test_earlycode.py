@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -68,19 +69,31 @@ def test_the_modules_an_import_loads_are_compiled_in_its_order(
 
 
 def test_an_installed_wheel_is_let_go_of(
-        tmp_path: Path, early: dict[str, tuple[bytes, object]]) -> None:
+        tmp_path: Path, early: dict[str, tuple[bytes, object]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Once the worker says a wheel is installed, its imports read it in the cache: its
-    downloaded file (removed from the folder by then) is closed, taking no more disk."""
+    downloaded file (removed from the folder by then) is closed, taking no more disk,
+    whether a waiting import read it or not."""
     wheel = make_wheel(tmp_path, "pkg", files={"pkg/__init__.py": "", "pkg/other.py": ""})
+    unread = make_wheel(tmp_path, "dep")
+    files: list[BinaryIO] = []
+
+    def recording_open(path: str, mode: str) -> BinaryIO:
+        file = open(path, mode)  # noqa: SIM115 - the code under test closes it
+        files.append(file)  # held here: closed by `installed`, not by being collected
+        return file
+
+    monkeypatch.setattr(earlycode, "open", recording_open, raising=False)
     code = EarlyCode(str(tmp_path / "packages"))
-    opened = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
     code.downloaded(SHA_A, str(wheel))
+    code.downloaded(SHA_B, str(unread))
     code.want(["pkg"])
     assert code.step() and not code.step()
+    assert [file.closed for file in files] == [False, False]
     code.installed(SHA_A)
-    code.installed(SHA_B)  # never downloaded: nothing to let go of
-    if opened is not None:
-        assert set(os.listdir("/proc/self/fd")) == opened
+    code.installed(SHA_B)  # downloaded, never read by an import
+    code.installed("c" * 64)  # never downloaded: nothing to let go of
+    assert [file.closed for file in files] == [True, True]
     code.want(["pkg.other"])
     assert not code.step()
     assert list(early) == [str(tmp_path / "packages" / SHA_A / "pkg" / "__init__.py")]
