@@ -95,7 +95,7 @@ def precompile(source: str, tmp: str) -> CodeType | None:
     code = _code(_read(pyc), header, source)
     if code is None:
         try:
-            code = compile_and_keep(source, pyc, header, tmp, _to_code)
+            code = compile_and_keep(source, pyc, header, tmp, source_to_code)
         except (SyntaxError, ValueError):
             return None
     return code
@@ -121,8 +121,9 @@ def compile_and_keep(source: str, pyc: str, header: bytes, tmp: str,
         os.close(fd)  # releases the lock
 
 
-def _to_code(data: bytes, path: str) -> CodeType:
-    """What `SourceLoader.source_to_code` does."""
+def source_to_code(data: bytes, path: str) -> CodeType:
+    """What `SourceLoader.source_to_code` does (also for code compiled before its
+    module's entry is published: loading/earlycode.py)."""
     return compile(data, path, "exec", dont_inherit=True)
 
 

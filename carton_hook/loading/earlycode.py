@@ -101,7 +101,7 @@ class EarlyCode:
             # The path the finder's import will give (os.path.join, as the finder does).
             path = os.path.join(self._root, sha, *relpath.split("/"))
             try:
-                code = compile(data, path, "exec", dont_inherit=True)
+                code = pycache.source_to_code(data, path)
             except Exception:  # noqa: BLE001, S112 - its import compiles it, and says why
                 continue
             pycache.EARLY[path] = (data, code)

@@ -148,6 +148,10 @@ def _all_cached(data: PlanData, home: str) -> bool:
     return all(is_published(os.path.join(root, sha)) for sha in shas)
 
 
+# How many times `install` writes a removed plan again before it gives up.
+PLAN_REWRITES = 3
+
+
 def install(plan: Plan, shas: list[str]) -> None:
     """Have a worker install the wheels `shas` of `plan` (an import's, where no worker of
     this run installs them). The worker reads the plan's file, which `cache prune` and
@@ -173,10 +177,6 @@ def install(plan: Plan, shas: list[str]) -> None:
         except WorkerError:
             if attempt + 1 == PLAN_REWRITES or os.path.exists(plan.file):
                 raise
-
-
-# How many times `install` writes a removed plan again before it gives up.
-PLAN_REWRITES = 3
 
 
 def _lock(plan_file: str) -> int | None:
