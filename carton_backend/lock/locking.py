@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -390,7 +390,7 @@ def _unique_id(env: Environment, existing: list[Environment]) -> Environment:
     n = 2
     while f"{env.id}-{n}" in taken:
         n += 1
-    return replace(env, id=f"{env.id}-{n}")
+    return env._replace(id=f"{env.id}-{n}")
 
 
 def _files_present(root: Path, lock: Lock) -> bool:

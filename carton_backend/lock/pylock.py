@@ -36,8 +36,8 @@ def pylock_data(lock: Lock, model_root: Path, out_dir: Path,
             if entry is None:
                 entry = merged[key] = {"name": package.name, "version": package.version,
                                        "_markers": [], "_wheels": {}}
-                if package.index:
-                    entry["index"] = package.index
+                if package.index_url:
+                    entry["index"] = package.index_url
                 if package.dependencies:
                     entry["dependencies"] = [{"name": d} for d in package.dependencies]
             entry["_markers"].append(section.marker)

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from carton_backend.config import ModelConfig
 from carton_backend.errors import BuildError, ConfigError
@@ -144,5 +144,5 @@ def section_for(lock: Lock, target: Target) -> Environment | None:
     if not target.building:
         menv["python_version"] = target.python_version
         menv["python_full_version"] = target.python_version + ".0"
-    ran = replace(lock, environments=tuple(e for e in lock.environments if e.platform is None))
+    ran = lock._replace(environments=tuple(e for e in lock.environments if e.platform is None))
     return first_applicable(ran, menv, check_tags=target.building)

@@ -94,7 +94,7 @@ class Collector:
             libraries=libraries.provides,
             needs_libraries=libraries.needs,
             built_from=built_from,
-            index=index,
+            index_url=index,
         )
 
     def _checked(self, res: Resolved, filename: str,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 from carton_hook.formats.importnames import install_paths
@@ -114,8 +113,8 @@ def narrow_dependencies(packages: list[Package], imported: dict[str, frozenset[s
     passed through: installing it brings all of its dependencies, and a package that
     depends on it keeps it."""
     provides = {p.name: p.imports for p in packages}
-    return [p if p.wheel.sha256 not in imported or not p.imports else replace(
-        p, imported_dependencies=tuple(
+    return [p if p.wheel.sha256 not in imported or not p.imports else p._replace(
+        imported_dependencies=tuple(
             dep for dep in p.dependencies
             if not provides.get(dep) or _imports_any(imported[p.wheel.sha256], provides[dep])))
         for p in packages]

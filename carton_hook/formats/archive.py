@@ -15,9 +15,8 @@ import re
 import sys
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from carton_hook.errors import ArchiveError, UnsafeMember
 from carton_hook.formats.members import check_members
@@ -101,8 +100,7 @@ def _reserved(name: str) -> bool:
 SUFFIX = ".carton"
 
 
-@dataclass(frozen=True)
-class CartonInfo:
+class CartonInfo(NamedTuple):
     """The fields of `carton.toml`."""
 
     name: str

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from carton_hook.errors import LockError
 from carton_hook.formats.distnames import canonical_name
@@ -25,14 +24,17 @@ LOCK_PATH = ".carton/carton.lock"
 BUNDLED_DIR = ".carton/bundled_wheels"
 DIST_INFO_DIR = ".carton/dist-info"
 
+# The records below are NamedTuples, not dataclasses: `import dataclasses` (which imports
+# `inspect`) and making seven dataclasses cost a first run's model process ~6 ms before
+# its plan, where nothing else it imports needs them (docs/performance.md).
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # What a wheel filename may hold (PEP 427 escapes the rest to `_`): nothing that a file
 # system, a URL or a terminal reads differently.
 _WHEEL_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]*")
 
 
-@dataclass(frozen=True)
-class Wheel:
+class Wheel(NamedTuple):
     """One wheel file: found at `url` (on an index) or at `path` (bundled in the model)."""
 
     name: str
@@ -60,8 +62,7 @@ def bundled_path(sha256: str, filename: str) -> str:
     return f"{BUNDLED_DIR}/{sha256}/{filename}"
 
 
-@dataclass(frozen=True)
-class Package:
+class Package(NamedTuple):
     """One locked distribution with exactly one wheel for its environment."""
 
     name: str
@@ -71,12 +72,14 @@ class Package:
     dependencies: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()
     built_from: Mapping[str, Any] | None = None
-    index: str | None = None
+    # The lock's `index` (PEP 751), named so as not to hide `tuple.index`.
+    index_url: str | None = None
     # Extra import roots (relative folders) that path lines of the wheel's .pth files add.
     roots: tuple[str, ...] = ()
     # Shared libraries the wheel provides: soname -> (path inside the installed wheel,
     # sonames that library needs from outside the wheel).
-    libraries: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # (A default shared by every instance: read only, as the whole record is.)
+    libraries: Mapping[str, tuple[str, tuple[str, ...]]] = {}
     # Sonames the wheel's ELF files need that the wheel does not provide.
     needs_libraries: tuple[str, ...] = ()
     # The dependencies its modules import when they are imported, read from their source
@@ -106,13 +109,12 @@ class Package:
             "wheels": [self.wheel.to_json()],
             "tool": {"carton": carton},
         }
-        if self.index is not None:
-            data["index"] = self.index
+        if self.index_url is not None:
+            data["index"] = self.index_url
         return data
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(NamedTuple):
     """One lock section: the packages resolved for one interpreter and platform."""
 
     id: str
@@ -135,8 +137,7 @@ class Environment:
         return out
 
 
-@dataclass(frozen=True)
-class Lock:
+class Lock(NamedTuple):
     """The whole lockfile: which requirements it was made from, and one section per environment."""
 
     requirements_path: str
@@ -144,7 +145,7 @@ class Lock:
     environments: tuple[Environment, ...]
     created_by: str = ""
     lock_version: int = LOCK_VERSION
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = {}  # shared by every instance: read only
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -348,7 +349,7 @@ class _Reader:
             dependencies=tuple(deps),
             imports=tuple(imports),
             built_from=built_from,
-            index=index,
+            index_url=index,
             roots=tuple(roots),
             libraries=libraries,
             needs_libraries=needs,

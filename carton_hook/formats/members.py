@@ -23,7 +23,7 @@ import stat
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from carton_hook.errors import UnsafeMember
 from carton_hook.formats.membernames import name_problem
@@ -33,8 +33,7 @@ SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile
 
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     members: int = 200_000
     unpacked: int = 512 * 1024 * 1024
     ratio: int = 20

@@ -14,8 +14,8 @@ import shutil
 import sys
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from carton_hook.cache.layout import COMPLETE, is_published, models_dir
 from carton_hook.cache.publish import publishing
@@ -38,8 +38,7 @@ from carton_hook.formats.archive import (
 from carton_hook.formats.lockfile import BUNDLED_DIR, LOCK_PATH
 
 
-@dataclass(frozen=True)
-class Model:
+class Model(NamedTuple):
     """A model ready to load: its folder on disk and what carton.toml (or pyproject) says."""
 
     root: Path

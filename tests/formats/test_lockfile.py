@@ -42,7 +42,7 @@ def sample_lock() -> Lock:
                     url="https://files.example.org/packages/" + WHEEL_A),
         requested=True,
         imports=("six",),
-        index="https://pypi.org/simple/",
+        index_url="https://pypi.org/simple/",
     )
     demo = Package(
         name="demo-pkg",
@@ -135,7 +135,7 @@ def test_parse_gives_back_the_same_lock() -> None:
     assert six.wheel.url == "https://files.example.org/packages/" + WHEEL_A
     assert six.wheel.size == 11053
     assert six.requested is True
-    assert six.index == "https://pypi.org/simple/"
+    assert six.index_url == "https://pypi.org/simple/"
     assert back.environment("cp39-win32") is None
 
 
@@ -468,7 +468,7 @@ def test_optional_package_fields_may_be_left_out() -> None:
     assert parsed.dependencies == ()
     assert parsed.requested is False
     assert parsed.built_from is None
-    assert parsed.index is None
+    assert parsed.index_url is None
 
 
 # Bytes and files

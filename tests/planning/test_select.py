@@ -5,7 +5,6 @@ are loaded before a wheel's extensions, and in what order."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,11 +44,11 @@ def test_a_wheel_brings_along_the_dependencies_its_import_imports(tmp_path: Path
     """Where the lock says which dependencies a package's modules import when imported,
     the rest are installed on their own first import; where it does not, all of them
     come along. A wheel whose libraries it preloads always does."""
-    top = replace(locked_package("top", ("top",), deps=("alpha", "beta")),
-                  imported_dependencies=("alpha",))
-    alpha = replace(locked_package("alpha", ("alpha",), deps=("beta",)),
-                    imported_dependencies=(), needs_libraries=("libb.so",))
-    beta = replace(locked_package("beta", ("beta",)), libraries={"libb.so": ("b/libb.so", ())})
+    top = locked_package("top", ("top",), deps=("alpha", "beta"))._replace(
+        imported_dependencies=("alpha",))
+    alpha = locked_package("alpha", ("alpha",), deps=("beta",))._replace(
+        imported_dependencies=(), needs_libraries=("libb.so",))
+    beta = locked_package("beta", ("beta",))._replace(libraries={"libb.so": ("b/libb.so", ())})
     folder = model_folder(tmp_path, lock_section("here", HERE, top, alpha, beta, ALPHA2))
     plan = make_plan(open_model(folder, tmp_path / "home"))
     t, a, b = (p.wheel.sha256 for p in (top, alpha, beta))

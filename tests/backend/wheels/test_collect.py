@@ -81,7 +81,7 @@ def test_a_wheel_the_public_index_lacks_is_bundled_by_its_sha256(
     digest = sha(wheel)
     assert (package.name, package.version, package.requested) == ("alpha", "1.0", True)
     assert (package.dependencies, package.imports) == (("beta",), ("alpha",))
-    assert (package.index, package.built_from) == (None, None)
+    assert (package.index_url, package.built_from) == (None, None)
     assert package.wheel.name == wheel.name
     assert (package.wheel.sha256, package.wheel.size) == (digest, wheel.stat().st_size)
     assert (package.wheel.url, package.wheel.path) == (None, bundled_path(digest, wheel.name))
@@ -106,7 +106,7 @@ def test_a_wheel_the_public_index_has_is_recorded_by_its_url(
     wheel = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
     package = collector.package(resolved("alpha", pypi.file_url(wheel.name), sha(wheel)), [])
     assert (package.wheel.url, package.wheel.path) == (pypi.file_url(wheel.name), None)
-    assert package.index == pypi.url
+    assert package.index_url == pypi.url
     assert not (model / BUNDLED_DIR).exists()
     assert (model / DIST_INFO_DIR / sha(wheel)).is_dir()  # kept for recorded wheels too
 
@@ -116,7 +116,7 @@ def test_the_same_file_name_with_other_bytes_on_the_index_is_bundled_with_a_warn
     pypi.add(make_wheel(tmp_path / "public", "alpha", "1.0", {"alpha.py": "X = 'public'\n"}))
     mine = make_wheel(tmp_path / "mine", "alpha", "1.0", {"alpha.py": "X = 'mine'\n"})
     package = collector.package(resolved("alpha", mine.as_uri(), sha(mine)), [])
-    assert package.wheel.bundled and package.index is None
+    assert package.wheel.bundled and package.index_url is None
     assert warned == [f"{mine.name} differs from the file of the same name on {pypi.url}; "
                         "bundling it"]
 
@@ -182,7 +182,7 @@ def test_an_sdist_in_the_model_folder_is_built_and_recorded_by_its_relative_path
     assert package.wheel.name == "gamma-1.0-py3-none-any.whl"
     assert package.wheel.path == bundled_path(package.wheel.sha256, package.wheel.name)
     assert (model / package.wheel.path).is_file()
-    assert package.index is None and package.imports == ("gamma",)
+    assert package.index_url is None and package.imports == ("gamma",)
 
 
 def test_a_folder_built_from_a_subdirectory_records_the_subdirectory_once(
