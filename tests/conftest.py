@@ -184,9 +184,10 @@ def build_carton(tmp_path: Path, use_hermetic_env: None, pypi: PackageIndex,
 
     def build(requirements: str, files: dict[str, str] | None = None, *,
               entrypoint: str = "model:main", name: str = "demo-model",
-              settings: str = "") -> Path:
+              settings: str = "", project: str = "") -> Path:
         folder = write_model(tmp_path / "models" / name, requirements, name=name,
-                             carton=f'entrypoint = "{entrypoint}"\n{settings}', files=files)
+                             carton=f'entrypoint = "{entrypoint}"\n{settings}', files=files,
+                             project=project)
         key = None if (folder / ".carton").exists() else lock_store.key(folder, indexes)
         stored = key is not None and lock_store.fetch(key, folder, indexes)
         config = load_config(folder)

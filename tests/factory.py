@@ -177,12 +177,13 @@ def make_sdist(directory: Path, name: str, version: str = "1.0",
 
 def write_model(directory: Path, requirements: str = "", *, name: str = "demo-model",
                 version: str = "0.1.0", carton: str = 'entrypoint = "model:main"\n',
-                files: Mapping[str, str] | None = None) -> Path:
-    """A model folder: pyproject.toml, requirements.txt and a model module."""
+                files: Mapping[str, str] | None = None, project: str = "") -> Path:
+    """A model folder: pyproject.toml, requirements.txt and a model module; `project`:
+    more lines of its [project] table."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["carton-backend"]\nbuild-backend = "carton_backend"\n\n'
-        f'[project]\nname = "{name}"\nversion = "{version}"\n\n[tool.carton]\n{carton}'
+        f'[project]\nname = "{name}"\nversion = "{version}"\n{project}\n[tool.carton]\n{carton}'
     )
     (directory / "requirements.txt").write_text(requirements)
     defaults = {"model.py": "def main():\n    print('hello from the model')\n    return 0\n"}

@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from carton_hook.errors import LockError
+from carton_hook.formats.commonforms import (
+    Undecided,
+    installs_here,
+    marker_clauses,
+    marker_holds,
+    wheel_parts,
+)
 from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.urls import url_problem
 
@@ -162,10 +169,21 @@ class Lock(NamedTuple):
 
 
 def first_applicable(lock: Lock, marker_environment: Mapping[str, str], *,
-                     check_tags: bool) -> Environment | None:
+                     check_tags: bool, quick: bool = False) -> Environment | None:
     """The first section whose marker holds in `marker_environment` and, with
     `check_tags`, all of whose wheels install on the running interpreter: markers cannot
-    tell glibc levels, musl or ABIs apart; tags can. Imports `packaging`."""
+    tell glibc levels, musl or ABIs apart; tags can. Imports `packaging`; or, `quick`,
+    decides without it (commonforms.py) and raises Undecided where it cannot."""
+    if quick:
+        for section in lock.environments:
+            if not marker_holds(section.marker, marker_environment):
+                continue
+            for package in section.packages if check_tags else ():
+                parts = wheel_parts(package.wheel.name)
+                if parts is None or installs_here(parts[2]) is None:
+                    raise Undecided(package.wheel.name)
+            return section
+        return None
     from packaging.markers import InvalidMarker, Marker
     from packaging.tags import sys_tags
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -191,10 +209,11 @@ def dump_lock(lock: Lock) -> bytes:
 
 
 def load_lock(path: Path, read: Callable[[], bytes] | None = None,
-              where: str | None = None) -> Lock:
+              where: str | None = None, quick: bool = False) -> Lock:
     """Read and validate a lockfile (with `read`, if given: its bytes from elsewhere, such
     as the archive it is extracted from, which `where` then names in errors); every
-    problem is a `LockError` naming the key."""
+    problem is a `LockError` naming the key. `quick`: without importing `packaging`,
+    raising Undecided where a check needs it (`parse_lock`)."""
     where = where or str(path)
     try:
         raw = path.read_bytes() if read is None else read()
@@ -202,11 +221,14 @@ def load_lock(path: Path, read: Callable[[], bytes] | None = None,
         raise LockError(where, "not found; run `python -m carton_backend lock`") from None
     except OSError as exc:
         raise LockError(where, f"cannot read: {exc.strerror}") from exc
-    return parse_lock(raw, where)
+    return parse_lock(raw, where, quick)
 
 
-def parse_lock(raw: bytes, where: str) -> Lock:
-    """Validate the bytes of a lockfile; `where` names it in errors."""
+def parse_lock(raw: bytes, where: str, quick: bool = False) -> Lock:
+    """Validate the bytes of a lockfile; `where` names it in errors. Markers and wheel
+    filenames in the common forms are checked without `packaging` (commonforms.py), the
+    others with it; or, `quick`, not at all: that raises Undecided, for a caller that
+    must not import it."""
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -214,14 +236,15 @@ def parse_lock(raw: bytes, where: str) -> Lock:
     except RecursionError:
         raise LockError(where, "nested too deeply to be a lock; delete it and lock "
                                "again") from None
-    return _Reader(where).lock(data)
+    return _Reader(where, quick).lock(data)
 
 
 class _Reader:
     """Walks the JSON tree, naming the exact key of anything wrong."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, quick: bool = False) -> None:
         self.where = where
+        self.quick = quick  # raise Undecided rather than import packaging
 
     def fail(self, key: str, message: str) -> LockError:
         return LockError(self.where, message, key)
@@ -387,6 +410,10 @@ class _Reader:
     def marker(self, value: str, key: str) -> str:
         """A PEP 508 marker that parses: a section whose marker is garbage must not just
         fail to apply (and have the model's packages resolved afresh)."""
+        if marker_clauses(value) is not None:
+            return value  # valid PEP 508: carton's own form
+        if self.quick:
+            raise Undecided(value)
         from packaging.markers import InvalidMarker, Marker  # the worker has it already
 
         try:
@@ -405,14 +432,21 @@ class _Reader:
         if len(name.encode()) > 255:
             raise self.fail(f"{key}.name", f"{name[:40]!r}...: a file name longer than 255 "
                                            "bytes cannot be stored")
-        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+        parts = wheel_parts(name)
+        if parts is not None and (not version or version == parts[1]):
+            dist, same_version = canonical_name(parts[0]), True
+        elif self.quick:
+            raise Undecided(name)
+        else:
+            from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-        try:
-            dist, wheel_version, _, _ = parse_wheel_filename(name)
-        except InvalidWheelFilename as exc:
-            raise self.fail(f"{key}.name", f"{name!r} is not a wheel filename ({exc})") from None
-        if project and (dist != canonical_name(project)
-                        or (version and _version(version) != wheel_version)):
+            try:
+                dist, wheel_version, _, _ = parse_wheel_filename(name)
+            except InvalidWheelFilename as exc:
+                raise self.fail(f"{key}.name",
+                                f"{name!r} is not a wheel filename ({exc})") from None
+            same_version = not version or _version(version) == wheel_version
+        if project and (dist != canonical_name(project) or not same_version):
             raise self.fail(f"{key}.name", f"{name!r} is not a wheel of {project} {version}")
         sha = self.sha256(self.table(whl.get("hashes"), f"{key}.hashes").get("sha256"),
                           f"{key}.hashes.sha256")

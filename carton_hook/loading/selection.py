@@ -1,14 +1,17 @@
 """A .carton's section selected in the model's process on a first run, while the worker
-imports what downloading needs (urllib3): the two then take two cores, where
-the worker did both, one after the other, on one (docs/performance.md).
+imports what downloading needs: the two then take two cores, where the worker did both,
+one after the other, on one (docs/performance.md).
 
-Selection needs `packaging`. It is loaded here from where the worker loads it (carton's
-own folder and its dependencies' first, as workerclient puts them on the worker's path:
-an executable carton keeps them off the model's), only where the model's process has
-not imported one already, and every module of it is taken out of `sys.modules` again
-before the model's code runs: the model's own `import packaging` then finds the version
-the model locks, never this one. Where selection fails in any way, the worker selects
-instead, as it does for a model folder, and reports what failed.
+Selection is made without `packaging` where the lock's markers, wheel filenames and
+requires-python are in the common forms that carton decides itself, exactly as packaging
+would (formats/commonforms.py): carton's own locks of PyPI's wheels on Linux. Otherwise
+packaging is loaded here from where the worker loads it (carton's own folder and its
+dependencies' first, as workerclient puts them on the worker's path: an executable carton
+keeps them off the model's), only where the model's process has not imported one
+already, and every module of it is taken out of `sys.modules` again before the model's
+code runs: the model's own `import packaging` then finds the version the model locks,
+never this one. Where selection fails in any way, the worker selects instead, as it does
+for a model folder, and reports what failed.
 """
 
 from __future__ import annotations
@@ -20,34 +23,52 @@ from carton_hook.loading.workerclient import PACKAGE_PARENT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from carton_hook.planning.models import Model
     from carton_hook.planning.planfile import PlanData
 
 
 def select_here(model: str, home: str, plan_file: str, identity: str) -> PlanData | None:
     """Select the section of the extracted .carton `model` and write its plan to
     `plan_file`: the plan written, or None."""
-    if "packaging" in sys.modules:
-        return None  # a host process's, of any version: not this one's to use or drop
     from pathlib import Path
 
+    from carton_hook.formats.commonforms import Undecided
+    from carton_hook.planning.models import open_model
+    from carton_hook.planning.planfile import write_plan_file
+    from carton_hook.planning.select import make_plan
     from carton_hook.trace import mark
 
     try:
-        if not _load_the_workers_copy("packaging"):
+        opened = open_model(Path(model), Path(home), extract=False)
+        try:
+            plan: PlanData | None = make_plan(opened, quick=True)
+        except Undecided as undecided:
+            mark(f"model: selecting with packaging ({undecided})")
+            plan = _with_packaging(opened)
+        if plan is None:
             return None
-        from carton_hook.planning.models import open_model
-        from carton_hook.planning.planfile import write_plan_file
-        from carton_hook.planning.select import make_plan
-
-        plan = make_plan(open_model(Path(model), Path(home), extract=False))
         plan["identity"] = identity
         write_plan_file(plan_file, plan)
     except Exception:  # noqa: BLE001 - whatever it was, the worker selects and reports it
         return None
-    finally:
-        forget("packaging")
     mark("model: plan written")
     return plan
+
+
+def _with_packaging(model: Model) -> PlanData | None:
+    """The plan of `model`, selected with the worker's copy of packaging; None where this
+    process has one of its own already (a host process's, of any version: not this
+    one's to use or drop) or none is found."""
+    if "packaging" in sys.modules:
+        return None
+    from carton_hook.planning.select import make_plan
+
+    try:
+        if not _load_the_workers_copy("packaging"):
+            return None
+        return make_plan(model)
+    finally:
+        forget("packaging")
 
 
 def _load_the_workers_copy(name: str) -> bool:

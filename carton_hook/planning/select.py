@@ -2,7 +2,9 @@
 
 A section applies when its marker holds here AND every one of its wheels is installable
 here (markers cannot tell glibc levels, musl or ABIs apart; tags can). The first that
-applies wins. This runs in the worker, which may import `packaging`.
+applies wins. This runs in the worker, which may import `packaging`, and in the model's
+process on a first run, `quick`: without it, for the common forms of markers and tags
+(formats/commonforms.py); where that cannot decide, Undecided is raised.
 """
 
 from __future__ import annotations
@@ -95,19 +97,34 @@ def _machine() -> str:
     return platform.machine()
 
 
-def applicable(lock: Lock) -> Environment | None:
+def applicable(lock: Lock, quick: bool = False) -> Environment | None:
     """The first section whose marker holds here and whose wheels all install here."""
+    if quick:
+        from carton_hook.formats.commonforms import Undecided, marker_environment
+
+        here = marker_environment()
+        if here is None:
+            raise Undecided("this platform's marker environment")
+        return first_applicable(lock, here, check_tags=True, quick=True)
     from packaging.markers import default_environment
 
     menv = {k: str(v) for k, v in default_environment().items()}
     return first_applicable(lock, menv, check_tags=True)
 
 
-def check_requires_python(model: Model, lock: Lock) -> None:
+def check_requires_python(model: Model, lock: Lock, quick: bool = False) -> None:
     """Refuse to run a model on a Python its `requires-python` excludes (before any
-    section is chosen or packed for it), naming the Pythons its lock has sections for."""
+    section is chosen or packed for it), naming the Pythons its lock has sections for.
+    `quick`: return where it allows this Python in a form decided without `packaging`,
+    raise Undecided otherwise."""
     if not model.requires_python:
         return
+    if quick:
+        from carton_hook.formats.commonforms import Undecided, requires_python_allows
+
+        if requires_python_allows(model.requires_python):
+            return
+        raise Undecided(model.requires_python)
     import platform
 
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -130,18 +147,20 @@ def check_requires_python(model: Model, lock: Lock) -> None:
                           f"{here}{run_with}")
 
 
-def make_plan(model: Model, files: ModelFiles | None = None) -> PlanData:
+def make_plan(model: Model, files: ModelFiles | None = None,
+              quick: bool = False) -> PlanData:
     """What the warm path needs, and nothing more: the import index, the wheels and
     where their pack-time metadata lives (read from `files`: the model folder, or the
-    archive it is being extracted from)."""
+    archive it is being extracted from). `quick`: without importing `packaging`, raising
+    Undecided where selection needs it (the model's process then loads it)."""
     if files is None:
         with ModelFiles(model) as opened:
-            return make_plan(model, opened)
+            return make_plan(model, opened, quick)
     # An archive's lock is named as its member, not as the folder it is extracted to.
     where = f"{model.archive}: {MODEL_PREFIX}{LOCK_PATH}" if model.archive else None
-    lock = load_lock(model.lock_path, lambda: files.read(LOCK_PATH), where)
-    check_requires_python(model, lock)
-    section = applicable(lock)
+    lock = load_lock(model.lock_path, lambda: files.read(LOCK_PATH), where, quick)
+    check_requires_python(model, lock, quick)
+    section = applicable(lock, quick)
     if section is None:
         raise NoEnvironmentError(model, lock)
     by_name = {p.name: p for p in section.packages}

@@ -578,3 +578,56 @@ def test_a_platform_that_is_not_a_name_is_refused(value: Any) -> None:
     data = sample_json()
     data["environments"][0]["platform"] = value
     assert "environments[0].platform" in str(refused(data))
+
+
+# ---------------------------------------------------------------- without packaging
+
+
+def test_a_lock_in_carton_s_forms_reads_the_same_without_packaging() -> None:
+    """Its markers and wheel filenames are checked by commonforms.py; the result is the
+    lock that packaging's checks read."""
+    raw = dump_lock(sample_lock())
+    assert parse_lock(raw, "x", quick=True) == parse_lock(raw, "x")
+
+
+def _marker_with_or(data: dict[str, Any]) -> None:
+    data["environments"][0]["marker"] = "sys_platform == 'linux' or sys_platform == 'darwin'"
+
+
+def _build_tag(data: dict[str, Any]) -> None:
+    six = data["environments"][0]["packages"][1]["wheels"][0]
+    assert six["name"] == WHEEL_A
+    six["name"] = "six-1.16.0-1-py2.py3-none-any.whl"
+
+
+def _version_spelled_otherwise(data: dict[str, Any]) -> None:
+    data["environments"][0]["packages"][0]["version"] = "2.0.0"  # PEP 440's 2.0
+
+
+@pytest.mark.parametrize("change", [_marker_with_or, _build_tag, _version_spelled_otherwise])
+def test_what_only_packaging_decides_is_undecided_without_it(
+        change: Callable[[dict[str, Any]], None]) -> None:
+    """Valid, as packaging reads it; left to packaging by a reader that must not import
+    it (the model's process, loading/selection.py)."""
+    from carton_hook.formats.commonforms import Undecided
+
+    data = sample_json()
+    change(data)
+    raw = json.dumps(data).encode()
+    parse_lock(raw, "x")
+    with pytest.raises(Undecided):
+        parse_lock(raw, "x", quick=True)
+
+
+def test_reading_a_lock_in_carton_s_forms_imports_no_packaging() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom carton_hook.formats.lockfile import parse_lock\n"
+            f"parse_lock({dump_lock(sample_lock())!r}, 'x')\n"
+            "parse_lock(sys.argv[1].encode(), 'x', quick=True)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('packaging', 'dataclasses'))))\n")
+    out = subprocess.run([sys.executable, "-c", code, dump_lock(sample_lock()).decode()],
+                         capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[2]).stdout
+    assert out == "[]\n"

@@ -1,15 +1,24 @@
-"""carton_hook/loading/selection.py: the model's process selects a .carton's section only
-with the copy of packaging the worker would import, and only where none is loaded; it
-never leaves packaging in `sys.modules`."""
+"""carton_hook/loading/selection.py: the model's process selects a .carton's section
+without packaging where the lock is in the common forms; otherwise only with the copy of
+packaging the worker would import, and only where none is loaded; it never leaves
+packaging in `sys.modules`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from carton_hook.formats import commonforms
 from carton_hook.loading.selection import forget, select_here
+
+from ..conftest import run_hook
+from ..factory import make_wheel
+from ..indexserver import PackageIndex
 
 # In a fresh process: the packaging the model's process loads to select, and the one a
 # worker started from it imports.
@@ -75,3 +84,56 @@ def test_a_selection_that_fails_leaves_no_plan_and_no_packaging(tmp_path: Path) 
                          check=True, cwd=tmp_path).stdout.strip()
     assert out == "None []"
     assert not (tmp_path / "plan").exists()
+
+
+# Records, in the model's process only, each import of packaging.
+WATCH_PACKAGING = """
+import builtins, os, sys
+_model, _import = os.getpid(), builtins.__import__
+def watching(name, *args, **kwargs):
+    if name.split(".")[0] == "packaging" and os.getpid() == _model:
+        with open({log!r}, "a") as f:
+            f.write(name + "\\n")
+    return _import(name, *args, **kwargs)
+builtins.__import__ = watching
+"""
+
+
+def first_run(tmp_path: Path, env: dict[str, str], carton: Path) -> tuple[list[str], str]:
+    """A cold run of `carton`: its traced steps, and the packaging imports of the
+    model's process (none, or the selection's)."""
+    site, log, trace = tmp_path / "site", tmp_path / "imports.log", tmp_path / "trace.txt"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WATCH_PACKAGING.format(log=str(log)))
+    proc = run_hook({**env, "PYTHONPATH": str(site), "CARTON_TRACE": str(trace)}, carton)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "a\n", "")
+    steps = [line.split(" ", 3)[3] for line in trace.read_text().splitlines()]
+    return steps, log.read_text() if log.exists() else ""
+
+
+@pytest.mark.skipif(commonforms._here() is None or commonforms.marker_environment() is None,
+                    reason="decided without packaging on 64-bit glibc Linux CPython")
+def test_a_carton_s_own_lock_is_selected_without_packaging(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "V = 'a'\n"}))
+    carton = build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
+                                                  "    print(alpha.V)\n"},
+                          project='requires-python = ">=3.10"')
+    steps, imported = first_run(tmp_path, hermetic_env, carton)
+    assert "model: plan written" in steps
+    assert not [s for s in steps if s.startswith("model: selecting with packaging")]
+    assert imported == ""
+
+
+def test_what_the_common_forms_do_not_decide_is_selected_with_packaging(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """A requires-python that names a pre-release is packaging's to read."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "V = 'a'\n"}))
+    carton = build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
+                                                  "    print(alpha.V)\n"},
+                          project='requires-python = ">=3.8,!=3.9.0a1"')
+    steps, imported = first_run(tmp_path, hermetic_env, carton)
+    assert "model: selecting with packaging (>=3.8,!=3.9.0a1)" in steps
+    assert "model: plan written" in steps and "packaging.markers" in imported

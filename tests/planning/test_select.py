@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from carton_hook.errors import CartonError
+from carton_hook.formats import commonforms
+from carton_hook.formats.commonforms import Undecided
 from carton_hook.formats.lockfile import Environment, Package, Wheel
 from carton_hook.planning.models import open_model
 from carton_hook.planning.planfile import PLAN_FORMAT, closure
@@ -128,3 +130,35 @@ def test_a_dependency_beats_an_unrelated_wheel_and_cycles_end() -> None:
     loop = package("loop", (), ("libx.so",), liby_so=("loop/liby.so", ("libx.so",)))
     plan = preloads(section(far, user, near, loop))
     assert plan[sha("user")] == [[sha("loop"), "loop/liby.so"], [sha("near"), "near/libx.so"]]
+
+
+# ---------------------------------------------------------------- without packaging
+
+
+def test_selecting_without_packaging_plans_what_packaging_plans(tmp_path: Path) -> None:
+    """The model's process selects so (loading/selection.py) where the lock is in the
+    common forms; sections that do not hold and wheels that do not install are passed
+    over as packaging passes them."""
+    foreign = locked_package("alpha", ("alpha",), tag="cp27-cp27mu-manylinux1_x86_64")
+    folder = model_folder(tmp_path,
+                          lock_section("elsewhere", ELSEWHERE, locked_package("o", ("o",))),
+                          lock_section("here", HERE, ALPHA, BETA, GOOGLE_A, GOOGLE_B))
+    model = open_model(folder, tmp_path / "home")
+    if commonforms.marker_environment() is None or commonforms._here() is None:
+        pytest.skip("decided without packaging on 64-bit glibc Linux CPython only")
+    assert make_plan(model, quick=True) == make_plan(model)
+    passed_over = model_folder(tmp_path / "b", lock_section("old-abi", HERE, foreign),
+                               lock_section("pure", HERE, ALPHA, BETA))
+    with pytest.raises(Undecided):  # packaging alone says cp27 does not install here
+        make_plan(open_model(passed_over, tmp_path / "home"), quick=True)
+
+
+def test_requires_python_in_another_form_is_left_to_packaging(tmp_path: Path) -> None:
+    folder = model_folder(tmp_path, lock_section("here", HERE, ALPHA, BETA))
+    model = open_model(folder, tmp_path / "home")._replace(requires_python=">=3.8,!=3.9.0a1")
+    make_plan(model)
+    with pytest.raises(Undecided):
+        make_plan(model, quick=True)
+    allowed = model._replace(requires_python=">=3.8, <4")
+    if commonforms._here() is not None:
+        assert make_plan(allowed, quick=True) == make_plan(allowed)
