@@ -103,17 +103,21 @@ def _main(argv: list[str]) -> int:
         # The worker and the model's subprocesses say as much as this process.
         os.environ["CARTON_VERBOSE" if "--verbose" in options else "CARTON_QUIET"] = "1"
 
+    from carton_hook import loading
     from carton_hook.loading import carton_failed
     from carton_hook.loading.api import load
 
     # carton's errors are told apart from the model's by their class, and errors.py is
     # imported only when there is one to tell: not at every start.
+    loading.MAY_FORK = True  # none of the model's code has run: its worker may be forked
     try:
         carton = load(model, system_site_packages="--system-site-packages" in options or None)
     except Exception as exc:
         if not carton_failed(exc):
             raise
         return _failed(exc, options, model)
+    finally:
+        loading.MAY_FORK = False
     try:
         try:
             entry = carton.entrypoint()  # imports the entrypoint's module

@@ -54,7 +54,7 @@ WORKERS = 8
 EXIT_ERROR = 3
 # The process that started this one (the model's, for a plan worker), taken at the start:
 # once it has ended, `os.getppid()` names whichever process adopted this one.
-_STARTED_BY = os.getppid()
+STARTED_BY = os.getppid()
 
 
 def write_plan(model_arg: str, plan_file: str, identity: str,
@@ -191,7 +191,7 @@ def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
     if worth_ahead(followed, roots):
         _let_go()
         mark("worker: compiling ahead")
-        ahead(followed, roots, os.path.join(root, ".tmp"), owner=_STARTED_BY)
+        ahead(followed, roots, os.path.join(root, ".tmp"), owner=STARTED_BY)
 
 
 def _let_go() -> None:

@@ -9,6 +9,10 @@ import sys
 # carton is told it by its boot.
 WORKER_PYTHON = sys.executable
 
+# Whether a first run's worker may be forked from this process (forkedworker.py): set by
+# carton's own command line while it loads a model, before any of the model's code runs.
+MAY_FORK = False
+
 
 def carton_failed(exc: BaseException) -> bool:
     """Whether `exc` is carton's own failure (a CartonError), not the model's. The error

@@ -132,7 +132,6 @@ def start_worker(*args: str, keep_fd: int | None = None,
     what it returns: MODEL_OPENED, or, with `selects` (the worker imports what
     downloading needs meanwhile), PLAN_WRITTEN if it wrote the plan (if not, the worker
     makes it), or ALL_CACHED: then this returns without waiting for the ready."""
-    import subprocess
     import threading
     import time
 
@@ -153,9 +152,13 @@ def start_worker(*args: str, keep_fd: int | None = None,
     try:
         # Its stdin says when `meanwhile` has ended, and when the model's process waits
         # for it (only then does it draw progress).
-        proc = subprocess.Popen([loading.WORKER_PYTHON, "-m", WORKER_MODULE, *args], env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, pass_fds=fds)
+        proc = _forked(args, env, fds)
+        if proc is None:
+            import subprocess
+
+            proc = subprocess.Popen([loading.WORKER_PYTHON, "-m", WORKER_MODULE, *args],
+                                    env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, pass_fds=fds)
     finally:
         if progress_fd is not None:
             os.close(progress_fd)
@@ -189,6 +192,16 @@ def start_worker(*args: str, keep_fd: int | None = None,
     background.stderr_done.wait()
     _result(proc.returncode, "", "".join(background.stderr))
     return None
+
+
+def _forked(args: Sequence[str], env: dict[str, str], fds: Sequence[int]) -> Any:
+    """The worker forked from this process where that is safe (forkedworker.py), else
+    None."""
+    from carton_hook.loading.forkedworker import fork_worker, may_fork
+
+    if not may_fork():
+        return None
+    return fork_worker(args, env, fds)
 
 
 class Background:

@@ -889,7 +889,8 @@ def test_a_new_plan_whose_wheels_are_cached_does_not_wait_for_the_worker(
     held = tmp_path / "held"
     held.mkdir()
     (held / "sitecustomize.py").write_text(HELD_WORKER.format(flag=str(flag)))
-    env = {**hermetic_env, "CARTON_RUNTIME_DEPS": str(held)}
+    # The worker's own interpreter runs that sitecustomize: it is not forked.
+    env = {**hermetic_env, "CARTON_RUNTIME_DEPS": str(held), "CARTON_NO_FORK": "1"}
     printed, lines = _traced_first_run(env, carton, tmp_path / "trace.txt")
     assert printed == "alpha\n"
     assert not Path(f"{flag}.waited-out").exists()  # the model ran while the worker waited
@@ -922,7 +923,8 @@ def test_a_worker_told_the_plan_is_written_leaves_the_model_folder_alone(
     held = tmp_path / "held"
     held.mkdir()
     (held / "sitecustomize.py").write_text(HELD_WORKER.format(flag=str(flag)))
-    env = {**hermetic_env, "CARTON_RUNTIME_DEPS": str(held)}
+    # The worker's own interpreter runs that sitecustomize: it is not forked.
+    env = {**hermetic_env, "CARTON_RUNTIME_DEPS": str(held), "CARTON_NO_FORK": "1"}
     _, lines = _traced_first_run(env, carton, tmp_path / "trace.txt")
     assert not Path(f"{flag}.waited-out").exists()  # the worker read the plan afterwards
     steps = [step for _, _, _, step in lines]

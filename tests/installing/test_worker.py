@@ -87,7 +87,9 @@ def run_logging_workers(tmp_path: Path, pypi: PackageIndex, build_carton: Callab
                         env: dict[str, str], names: list[str], also: str = "") -> list[str]:
     """Run, cold, a model that imports the wheels `names` and prints their NAME, with
     `also` in a sitecustomize; check that it did, each wheel downloaded once, and return
-    the commands of the worker processes the run started."""
+    the commands of the worker processes the run started. The plan's worker is forked
+    from the model's process where it can be (loading/forkedworker.py): no interpreter
+    starts for it then, and the trace tells it."""
     carton = build_carton("".join(f"{name}\n" for name in names), {
         "model.py": f"import {', '.join(names)}\ndef main():\n"
                     f"    print({', '.join(name + '.NAME' for name in names)})\n"})
@@ -96,11 +98,15 @@ def run_logging_workers(tmp_path: Path, pypi: PackageIndex, build_carton: Callab
     log = tmp_path / "workers.log"
     (site / "sitecustomize.py").write_text(LOG_WORKERS.format(log=str(log)) + also)
     pypi.reset_counts()
-    proc = run_hook({**env, "PYTHONPATH": str(site)}, carton)
+    trace = tmp_path / "trace.txt"
+    proc = run_hook({**env, "PYTHONPATH": str(site), "CARTON_TRACE": str(trace)}, carton)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, " ".join(names) + "\n", "")
     assert sorted(r for r in pypi.requests if "/files/" in r) == [
         f"/files/{n}-1.0-py3-none-any.whl" for n in names]
-    return log.read_text().splitlines()
+    started = log.read_text().splitlines() if log.exists() else []
+    steps = [line.split(" ", 3)[3] for line in trace.read_text().splitlines()]
+    forked = "plan" not in started and "worker: imported" in steps
+    return started + ["plan"] * forked
 
 
 # The second worker dies at once, as if killed.

@@ -37,7 +37,9 @@ def test_processes_started_together_make_the_plan_once(
     site.mkdir()
     log = tmp_path / "plans.log"
     (site / "sitecustomize.py").write_text(SLOW_PLAN.format(log=str(log)))
-    env = {**hermetic_env, "PYTHONPATH": str(site)}
+    # A worker started as an interpreter of its own, which the sitecustomize slows down
+    # (a forked one never runs it: test_forkedworker.py has processes started together).
+    env = {**hermetic_env, "PYTHONPATH": str(site), "CARTON_NO_FORK": "1"}
     pypi.reset_counts()
     procs = [subprocess.Popen([sys.executable, "-m", "carton_hook", str(carton)], env=env,
                               cwd=ROOT_OF_CARTON, stdout=subprocess.PIPE,
