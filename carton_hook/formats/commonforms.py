@@ -126,13 +126,15 @@ def wheel_parts(filename: str) -> tuple[str, str, list[tuple[str, str, str]]] | 
     return name, version, tags
 
 
-def installs_here(tags: list[tuple[str, str, str]]) -> bool | None:
+def installs_here(tags: list[tuple[str, str, str]],
+                  here: Interpreter | None = None) -> bool | None:
     """True if one of `tags` is among those packaging's `sys_tags()` gives this
     interpreter; None where that is not decided here. Decided: a 64-bit CPython without
     debug or free-threading ABI flags on glibc Linux for x86_64 or aarch64, and pure or
-    manylinux tags (not musllinux)."""
-    here = _here()
-    if here is None:
+    manylinux tags (not musllinux). `here`: `interpreter()`, for a caller that asks about
+    many wheels."""
+    here = interpreter() if here is None else here
+    if not here:
         return None
     for tag in tags:
         if _supported(tag, *here):
@@ -140,26 +142,29 @@ def installs_here(tags: list[tuple[str, str, str]]) -> bool | None:
     return None
 
 
-def _here() -> tuple[int, str, int, bool] | None:
-    """(Python's minor version, machine, glibc's minor version, whether packaging's
-    manylinux tags may be overridden here), or None where `installs_here` decides
-    nothing."""
+# (Python's minor version, machine, glibc's minor version, whether a `_manylinux` module
+# may veto manylinux tags), or () where `installs_here` decides nothing.
+Interpreter = tuple[()] | tuple[int, str, int, bool]
+
+
+def interpreter() -> Interpreter:
+    """What `installs_here` needs to know of this interpreter."""
     if (sys.implementation.name != "cpython" or sys.platform != "linux"
             or sys.version_info[0] != 3 or sys.maxsize <= 2**32
             or sys.abiflags or hasattr(sys, "gettotalrefcount")
             or "_PYTHON_HOST_PLATFORM" in os.environ):
-        return None
+        return ()
     machine = os.uname().machine
     if machine not in _OLDEST_GLIBC_MINOR:
-        return None
+        return ()
     try:
         glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError):
-        return None
+        return ()
     parts = glibc.split()
     match = re.match(r"2\.([0-9]+)", parts[1]) if len(parts) == 2 else None
     if match is None:
-        return None
+        return ()
     # A `_manylinux` module may veto manylinux tags (packaging imports it to ask).
     from importlib.machinery import PathFinder
 

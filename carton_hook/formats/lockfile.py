@@ -19,6 +19,7 @@ from carton_hook.errors import LockError
 from carton_hook.formats.commonforms import (
     Undecided,
     installs_here,
+    interpreter,
     marker_clauses,
     marker_holds,
     wheel_parts,
@@ -175,12 +176,13 @@ def first_applicable(lock: Lock, marker_environment: Mapping[str, str], *,
     tell glibc levels, musl or ABIs apart; tags can. Imports `packaging`; or, `quick`,
     decides without it (commonforms.py) and raises Undecided where it cannot."""
     if quick:
+        here = interpreter()
         for section in lock.environments:
             if not marker_holds(section.marker, marker_environment):
                 continue
             for package in section.packages if check_tags else ():
                 parts = wheel_parts(package.wheel.name)
-                if parts is None or installs_here(parts[2]) is None:
+                if parts is None or installs_here(parts[2], here) is None:
                     raise Undecided(package.wheel.name)
             return section
         return None

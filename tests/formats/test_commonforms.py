@@ -28,7 +28,7 @@ from carton_hook.formats.commonforms import (
     wheel_parts,
 )
 
-DECIDED_HERE = commonforms._here() is not None
+DECIDED_HERE = commonforms.interpreter()
 needs_decided_platform = pytest.mark.skipif(
     not DECIDED_HERE, reason="tags are decided on 64-bit glibc Linux CPython (x86_64, aarch64)")
 

@@ -85,6 +85,7 @@ def test_a_forked_worker_has_what_a_started_one_has() -> None:
 
 @pytest.mark.parametrize(("behaviour", "code", "said"), [
     ("def BEHAVIOUR(args):\n    raise SystemExit(5)", 5, ""),
+    ("def BEHAVIOUR(args):\n    raise SystemExit", 0, ""),
     ("def BEHAVIOUR(args):\n    raise RuntimeError('boom')", 1, "RuntimeError: boom"),
 ])
 def test_a_forked_worker_ends_with_its_status_and_says_what_crashed_it(

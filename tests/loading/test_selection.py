@@ -111,7 +111,7 @@ def first_run(tmp_path: Path, env: dict[str, str], carton: Path) -> tuple[list[s
     return steps, log.read_text() if log.exists() else ""
 
 
-@pytest.mark.skipif(commonforms._here() is None or commonforms.marker_environment() is None,
+@pytest.mark.skipif(not commonforms.interpreter() or commonforms.marker_environment() is None,
                     reason="decided without packaging on 64-bit glibc Linux CPython")
 def test_a_carton_s_own_lock_is_selected_without_packaging(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
