@@ -2,7 +2,8 @@
 
 A module of its own so that what only compares names (checking a wheel against its
 RECORD and METADATA, finding a project's page on a mirror) does not import the lock
-schema, whose dataclasses cost a first run's worker ~2 ms before its first wheel is in.
+schema, whose import (its records were dataclasses then) cost a first run's worker ~2 ms
+before its first wheel was in.
 """
 
 from __future__ import annotations
