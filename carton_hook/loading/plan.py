@@ -121,13 +121,15 @@ def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> 
         # Held from now on, as api.load holds it: `cache clear` took a folder extracted
         # a moment before out between its extraction and the plan's reading, three
         # times running beside a clearing loop (`get_plan` then gave up).
+        held = False
         for _ in range(2):
             if hold(str(open_model(Path(model), Path(home)).root)):
+                held = True
                 break
     except (CartonError, OSError, ValueError, KeyError):
         return MODEL_OPENED
     mark("model: model opened")
-    data = select_here(model, home, plan_file, identity)
+    data = select_here(model, home, plan_file, identity, held)
     if data is None:
         return MODEL_OPENED
     try:

@@ -23,28 +23,31 @@ from carton_hook.loading.workerclient import PACKAGE_PARENT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from carton_hook.planning.models import Model
+    from carton_hook.planning.models import Model, ModelFiles
     from carton_hook.planning.planfile import PlanData
 
 
-def select_here(model: str, home: str, plan_file: str, identity: str) -> PlanData | None:
+def select_here(model: str, home: str, plan_file: str, identity: str,
+                held: bool = False) -> PlanData | None:
     """Select the section of the extracted .carton `model` and write its plan to
-    `plan_file`: the plan written, or None."""
+    `plan_file`: the plan written, or None. `held`: this process holds the extracted
+    folder (cache/inuse.py), which selection then reads instead of the archive."""
     from pathlib import Path
 
     from carton_hook.formats.commonforms import Undecided
-    from carton_hook.planning.models import open_model
+    from carton_hook.planning.models import ModelFiles, open_model
     from carton_hook.planning.planfile import write_plan_file
     from carton_hook.planning.select import make_plan
     from carton_hook.trace import mark
 
     try:
         opened = open_model(Path(model), Path(home), extract=False)
-        try:
-            plan: PlanData | None = make_plan(opened, quick=True)
-        except Undecided as undecided:
-            mark(f"model: selecting with packaging ({undecided})")
-            plan = _with_packaging(opened)
+        with ModelFiles(opened, published=held) as files:
+            try:
+                plan: PlanData | None = make_plan(opened, files, quick=True)
+            except Undecided as undecided:
+                mark(f"model: selecting with packaging ({undecided})")
+                plan = _with_packaging(opened, files)
         if plan is None:
             return None
         plan["identity"] = identity
@@ -55,7 +58,7 @@ def select_here(model: str, home: str, plan_file: str, identity: str) -> PlanDat
     return plan
 
 
-def _with_packaging(model: Model) -> PlanData | None:
+def _with_packaging(model: Model, files: ModelFiles) -> PlanData | None:
     """The plan of `model`, selected with the worker's copy of packaging; None where this
     process has one of its own already (a host process's, of any version: not this
     one's to use or drop) or none is found."""
@@ -66,7 +69,7 @@ def _with_packaging(model: Model) -> PlanData | None:
     try:
         if not _load_the_workers_copy("packaging"):
             return None
-        return make_plan(model)
+        return make_plan(model, files)
     finally:
         forget("packaging")
 

@@ -95,17 +95,20 @@ class ModelFiles:
     """The files of a model folder, readable before a `.carton` is extracted: out of the
     archive, each checked against its MANIFEST hash (what extracting it checks), or from
     disk (a model folder or an unpacked carton). The worker selects the lock
-    section from these while the model's process extracts the archive (plan.py)."""
+    section from these while the model's process extracts the archive (plan.py).
+    `published`: the archive's folder is published and held by this process
+    (cache/inuse.py), which has just checked it whole: it is read as the warm path reads
+    it, not out of the archive, opened and checked again."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, published: bool = False) -> None:
         self._root = model.root
         self._where = str(model.archive)
         self._zf: zipfile.ZipFile | None = None
         self._manifest: dict[str, str] = {}
         self._folders: dict[str, set[str]] | None = None  # folder -> the folders in it
         # Out of the archive whenever there is one, even if its folder is published:
-        # `cache clear` may take the folder out while this reads it.
-        if model.archive is not None:
+        # `cache clear` may take the folder out while this reads it (unless held).
+        if model.archive is not None and not published:
             try:
                 zf = zipfile.ZipFile(model.archive)
                 check_carton_members(zf, os.path.getsize(model.archive), self._where)

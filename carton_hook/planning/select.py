@@ -242,8 +242,6 @@ def _top_level_listing(imports: dict[str, str], namespaces: dict[str, list[str]]
 def _installed_folders(wheel: WheelPlan, files: ModelFiles, root: Path) -> set[str]:
     """The top-level folders of a wheel's installed tree (below each import root), from
     its pack-time RECORD."""
-    import csv
-
     from carton_hook.formats.importnames import install_paths
 
     if not wheel["dist_info"]:
@@ -253,11 +251,16 @@ def _installed_folders(wheel: WheelPlan, files: ModelFiles, root: Path) -> set[s
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return set()
-    rows = [row[0] for row in csv.reader(text.splitlines()) if row]
+    if '"' in text:  # a quoted path (it holds a comma or a quote): read as CSV
+        import csv
+
+        rows = [row[0] for row in csv.reader(text.splitlines()) if row]
+    else:  # each row's path is what comes before its first comma
+        rows = [line.partition(",")[0] for line in text.splitlines() if line]
+    prefixes = [f"{import_root}/" if import_root else "" for import_root in wheel["roots"]]
     found = set()
     for path in install_paths(rows):
-        for import_root in wheel["roots"]:
-            prefix = f"{import_root}/" if import_root else ""
+        for prefix in prefixes:
             if path.startswith(prefix):
                 head, sep, _ = path[len(prefix):].partition("/")
                 if sep:

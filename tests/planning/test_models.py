@@ -284,6 +284,18 @@ def test_model_files_come_from_the_archive_even_once_it_is_extracted(tmp_path: P
         assert files.read("model.py") == MEMBERS["model/model.py"]
 
 
+def test_model_files_of_a_published_folder_its_process_holds_are_read_from_it(
+        tmp_path: Path) -> None:
+    """The model's process, which has just extracted the archive and holds its folder
+    (cache/inuse.py), reads it as the warm path does: the archive is not opened again."""
+    model = open_model(write_archive(tmp_path / "demo.carton"), tmp_path / "home")
+    (model.root / "model.py").write_text("changed on disk\n")
+    model.archive.unlink()  # type: ignore[union-attr]
+    with ModelFiles(model, published=True) as files:
+        assert files.read("model.py") == b"changed on disk\n"
+        assert files.folders("pkg") == ["data"]
+
+
 def test_a_model_file_that_does_not_match_its_manifest_hash_is_refused(
         tmp_path: Path) -> None:
     carton = write_archive(tmp_path / "demo.carton",
