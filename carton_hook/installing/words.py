@@ -3,7 +3,9 @@ progress line's words (progress.py: WAITING, GOING_ON, QUIET).
 
 On the worker's stdin, once the model's process has extracted a .carton while the
 worker started (loading/plan.py): MODEL_OPENED, or PLAN_WRITTEN where it has also
-selected the section and written the plan (loading/selection.py). On the worker's
+selected the section and written the plan (loading/selection.py), followed by a space
+and the names the model's source imports as a JSON array, where it read them
+(planning/predict.py): the worker then need not read them again. On the worker's
 stdout, one JSON object a line: `{READY: [SHA256, ...]}` when the model's process may go
 on (the wheels the worker is still installing), `{DOWNLOADED: [SHA256, PATH]}` once
 each of those is downloaded and its sha256 checked (the model's process, if it waits,

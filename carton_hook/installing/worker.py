@@ -62,6 +62,7 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     """Open the model (extracting a .carton), select its section, write the plan; or,
     where the model's process says it wrote the plan, read that one."""
     mark("worker: imported")
+    imported: set[str] | None = None  # what the model's source imports, if told
     extracting = os.environ.get("CARTON_AFTER_MODEL_OPENS") == "1"
     if extracting and os.environ.get("CARTON_MODEL_SELECTS") == "1":
         # The model's process extracts the .carton and selects its section (loading/
@@ -69,9 +70,11 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
         _import_for_downloading()
         mark("worker: imported what downloading needs")
         _import_for_unpacking_meanwhile()
-        said = _read_line(sys.stdin.fileno())
+        said, _, told = _read_line(sys.stdin.fileno()).partition(" ")
         plan = (read_plan(plan_file, identity, for_installing=True)
                 if said == PLAN_WRITTEN else None)
+        # The names the model's source imports, as the model's process read them.
+        imported = set(json.loads(told)) if plan is not None and told else None
         if plan is not None:
             # Neither the model nor its plan is made again here, even if the extracted
             # folder was removed meanwhile (by hand: the model's process holds it from
@@ -80,6 +83,8 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
             # gone and extracts it itself (api.load); extracting it here too raced
             # with it.
             mark("worker: the model's process wrote the plan")
+            if imported is not None:
+                mark(f"worker: told what the model's source imports ({len(imported)})")
         else:  # it could not select: this one does, as for a model folder
             from carton_hook.planning.models import open_model
             from carton_hook.planning.select import make_plan
@@ -114,7 +119,8 @@ def write_plan(model_arg: str, plan_file: str, identity: str,
     # The model's process makes its prefix (api.load), on its own core while these
     # install: here it took the installing threads' interpreter lock for 25-100 ms.
     if prefetch_for:
-        prefetch(plan, plan_file, plan["model"], plan["entrypoint"], prefetch_for)
+        prefetch(plan, plan_file, plan["model"], plan["entrypoint"], prefetch_for,
+                 names=imported)
 
 
 def start_lock_check(folder: str) -> subprocess.Popen[str] | None:
@@ -153,15 +159,18 @@ def lock_watch(check: subprocess.Popen[str], folder: str) -> list[list[str]]:
 
 
 def prefetch(plan: PlanData, plan_file: str, model_dir: str, entrypoint: str,
-             interpreter: str, meanwhile: Callable[[], None] = lambda: None) -> None:
+             interpreter: str, meanwhile: Callable[[], None] = lambda: None,
+             names: set[str] | None = None) -> None:
     """Install the wheels the model's source imports (and what they depend on) now, in
     this run, together: the first run then starts no worker per first import. What could
     not be installed is printed (one JSON line on stdout), so that the import that needs
     it reports why at once instead of trying the same download again. `meanwhile` runs
-    while they download."""
+    while they download. `names`: what the model's source imports, where the model's
+    process has read it already (predict.py)."""
     from carton_hook.planning.predict import imported_names, predicted_wheels, wheels_to_prefetch
 
-    names = imported_names(model_dir, entrypoint)
+    if names is None:
+        names = imported_names(model_dir, entrypoint)
     shas = wheels_to_prefetch(plan, names)
 
     def then() -> None:

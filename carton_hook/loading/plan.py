@@ -102,8 +102,10 @@ def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> 
     (~150 ms on one core, while this process would wait on the other), then select its
     section and write the plan (selection.py). What to tell the worker (workerclient):
     MODEL_OPENED, PLAN_WRITTEN, or ALL_CACHED where the plan is written and every wheel
-    the worker would install first is in the cache already. A failure is the worker's to
-    report: it opens the model again, and selects."""
+    the worker would install first is in the cache already; either of the last two
+    followed by the names the model's source imports (JSON), which the worker then need
+    not work out again. A failure is the worker's to report: it opens the model again,
+    and selects."""
     from carton_hook.installing.words import MODEL_OPENED, PLAN_WRITTEN
     from carton_hook.loading.workerclient import ALL_CACHED
 
@@ -133,20 +135,26 @@ def _extract_meanwhile(model: str, home: str, plan_file: str, identity: str) -> 
     if data is None:
         return MODEL_OPENED
     try:
-        cached = _all_cached(data, home)
+        from carton_hook.planning.predict import imported_names
+
+        names = imported_names(data["model"], data["entrypoint"])
+        cached = _all_cached(data, home, names)
     except Exception:  # noqa: BLE001 - the worker predicts again, and reports what failed
-        cached = False
-    return ALL_CACHED if cached else PLAN_WRITTEN
+        return PLAN_WRITTEN
+    import json
+
+    return f"{ALL_CACHED if cached else PLAN_WRITTEN} {json.dumps(sorted(names))}"
 
 
-def _all_cached(data: PlanData, home: str) -> bool:
-    """Whether every wheel the worker installs before the model's imports ask (those its
-    source imports, predict.py) is in the cache: the model's process then need not wait
-    for the worker to say so, ~45 ms later (it imports what downloading needs first)."""
-    from carton_hook.planning.predict import imported_names, wheels_to_prefetch
+def _all_cached(data: PlanData, home: str, names: set[str]) -> bool:
+    """Whether every wheel the worker installs before the model's imports ask (those
+    providing `names`, which its source imports: predict.py) is in the cache: the
+    model's process then need not wait for the worker to say so, ~45 ms later (it
+    imports what downloading needs first)."""
+    from carton_hook.planning.predict import wheels_to_prefetch
 
     root = packages_dir(home)
-    shas = wheels_to_prefetch(data, imported_names(data["model"], data["entrypoint"]))
+    shas = wheels_to_prefetch(data, names)
     return all(is_published(os.path.join(root, sha)) for sha in shas)
 
 

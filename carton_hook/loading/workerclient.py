@@ -131,7 +131,8 @@ def start_worker(*args: str, keep_fd: int | None = None,
     for it to end before it opens the model (`CARTON_AFTER_MODEL_OPENS`), then is told
     what it returns: MODEL_OPENED, or, with `selects` (the worker imports what
     downloading needs meanwhile), PLAN_WRITTEN if it wrote the plan (if not, the worker
-    makes it), or ALL_CACHED: then this returns without waiting for the ready."""
+    makes it), or ALL_CACHED: then this returns without waiting for the ready. Either
+    may be followed by a space and what the worker is to read with it (plan.py)."""
     import threading
     import time
 
@@ -173,10 +174,11 @@ def start_worker(*args: str, keep_fd: int | None = None,
         try:
             said = meanwhile()
         finally:
-            background.tell(PLAN_WRITTEN if said == ALL_CACHED else said)
+            word, _, names = said.partition(" ")  # the imported names may follow
+            background.tell(f"{PLAN_WRITTEN} {names}" if word == ALL_CACHED else said)
     if progress_fd is None:
         background.close_stdin()  # nothing more to say
-    if said == ALL_CACHED:
+    if said.partition(" ")[0] == ALL_CACHED:
         background.go_on()  # it installs nothing the model waits for (shas: none)
         return background
     for line in proc.stdout:

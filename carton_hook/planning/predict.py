@@ -13,7 +13,6 @@ before. Nothing depends on the guess being right.
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Iterator
 
@@ -21,6 +20,8 @@ from carton_hook.planning.planfile import closure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ast
+
     from carton_hook.planning.planfile import PlanData
 
 MAX_MODULES = 200  # a model with more local modules than this is only partly read
@@ -86,6 +87,8 @@ def _local_file(model_dir: str, name: str) -> str | None:
 def _imports(path: str, function: str) -> Iterator[str]:
     """The imports that run whenever the module at `path` runs (and, when `function` is
     its entrypoint function, when that function runs)."""
+    import ast  # here: the worker, told the names by the model's process, never parses
+
     try:
         with open(path, "rb") as f:
             tree = ast.parse(f.read(), filename=path)
@@ -100,6 +103,8 @@ def _imports(path: str, function: str) -> Iterator[str]:
 
 
 def _names(body: list[ast.stmt]) -> Iterator[str]:
+    import ast
+
     for node in body:
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
@@ -110,6 +115,8 @@ def _names(body: list[ast.stmt]) -> Iterator[str]:
 
 
 def _is_main_guard(test: ast.expr) -> bool:
+    import ast
+
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
             and test.left.id == "__name__" and len(test.comparators) == 1
             and isinstance(test.comparators[0], ast.Constant)

@@ -813,8 +813,9 @@ def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
         hermetic_env: dict[str, str]) -> None:
     """CARTON_TRACE gets each step of both processes, in one timeline; the model's
     process extracts the archive and selects the section while the worker starts and
-    imports what downloading needs (loading/selection.py); the model's process takes
-    packaging, which it imported to select, out of `sys.modules` again."""
+    imports what downloading needs (loading/selection.py), and tells it what the model's
+    source imports, which the worker then need not read again; packaging, if the
+    model's process imported it to select, is out of `sys.modules` again."""
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
     carton = build_carton("alpha\n", {"model.py": (
         "import sys\ndef main():\n    import alpha\n"
@@ -825,7 +826,8 @@ def test_a_first_run_traces_its_steps_and_extracts_while_the_worker_starts(
     steps = [step for _, _, _, step in lines]
     assert len({pid for _, pid, _, _ in lines}) == 2  # the model's process and its worker
     order = ["model: starting the worker", "model: model opened", "model: plan written",
-             "worker: the model's process wrote the plan", "worker: ready",
+             "worker: the model's process wrote the plan",
+             "worker: told what the model's source imports (2)", "worker: ready",
              "model: going on"]
     assert [s for s in steps if s in order] == order, steps
     wheel = "alpha-1.0-py3-none-any.whl"
