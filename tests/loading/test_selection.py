@@ -111,16 +111,22 @@ def first_run(tmp_path: Path, env: dict[str, str], carton: Path) -> tuple[list[s
     return steps, log.read_text() if log.exists() else ""
 
 
+def alpha_carton(tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+                 requires_python: str) -> Path:
+    """A carton of a model that imports the locked wheel alpha and prints its V ("a")."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "V = 'a'\n"}))
+    return build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
+                                                "    print(alpha.V)\n"},
+                        project=f'requires-python = "{requires_python}"')
+
+
 @pytest.mark.skipif(not commonforms.interpreter() or commonforms.marker_environment() is None,
                     reason="decided without packaging on 64-bit glibc Linux CPython")
 def test_a_carton_s_own_lock_is_selected_without_packaging(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
-    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "V = 'a'\n"}))
-    carton = build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
-                                                  "    print(alpha.V)\n"},
-                          project='requires-python = ">=3.10"')
-    steps, imported = first_run(tmp_path, hermetic_env, carton)
+    steps, imported = first_run(tmp_path, hermetic_env,
+                                alpha_carton(tmp_path, pypi, build_carton, ">=3.10"))
     assert "model: plan written" in steps
     assert not [s for s in steps if s.startswith("model: selecting with packaging")]
     assert imported == ""
@@ -130,10 +136,7 @@ def test_what_the_common_forms_do_not_decide_is_selected_with_packaging(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
     """A requires-python that names a pre-release is packaging's to read."""
-    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "V = 'a'\n"}))
-    carton = build_carton("alpha\n", {"model.py": "import alpha\ndef main():\n"
-                                                  "    print(alpha.V)\n"},
-                          project='requires-python = ">=3.8,!=3.9.0a1"')
-    steps, imported = first_run(tmp_path, hermetic_env, carton)
+    steps, imported = first_run(tmp_path, hermetic_env,
+                                alpha_carton(tmp_path, pypi, build_carton, ">=3.8,!=3.9.0a1"))
     assert "model: selecting with packaging (>=3.8,!=3.9.0a1)" in steps
     assert "model: plan written" in steps and "packaging.markers" in imported
