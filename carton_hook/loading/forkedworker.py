@@ -59,15 +59,10 @@ class ForkedWorker:
 
     def wait(self) -> int:
         if self.returncode is None:
-            while True:
-                try:
-                    _, status = os.waitpid(self.pid, 0)
-                    break
-                except InterruptedError:  # pragma: no cover - PEP 475 retries it
-                    continue
-                except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler)
-                    status = 0
-                    break
+            try:  # a signal's interruption is retried by os.waitpid itself (PEP 475)
+                _, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler), as Popen takes it
+                status = 0
             self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
