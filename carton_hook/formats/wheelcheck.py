@@ -15,9 +15,8 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, NamedTuple
 
 from carton_hook.errors import UnsafeMember, WheelError
 from carton_hook.formats.distnames import canonical_name
@@ -28,6 +27,7 @@ from carton_hook.formats.importnames import (
     rooted_import_names,
 )
 from carton_hook.formats.members import check_members
+from carton_hook.formats.recordfile import RecordError, RecordRow, parse_rows, record_row
 
 # Metadata files kept at pack time, so that importlib.metadata can be answered without
 # downloading the wheel. License files and the like are left out.
@@ -43,23 +43,23 @@ _WHEEL_NAME = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class WheelInfo:
-    """What a validated wheel provides."""
+class WheelInfo(NamedTuple):
+    """What a validated wheel provides. (Not a dataclass: `dataclasses` brings `inspect`,
+    which a first run's worker would import for this alone.)"""
 
     filename: str
     name: str
     version: str
     dist_info: str
     imports: tuple[str, ...]
-    metadata: dict[str, bytes] = field(repr=False)
+    metadata: dict[str, bytes]
     # Extra import roots named by path lines of the wheel's .pth files, in order.
-    roots: tuple[str, ...] = ()
+    roots: tuple[str, ...]
     # .pth files with import lines: code that site would run and carton never does.
-    pth_with_code: tuple[str, ...] = ()
-    # Each member's RECORD entry (installer.records.RecordEntry), the signature files and
-    # RECORD itself aside: what `check_wheel(contents=False)` leaves to the reader.
-    record: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    pth_with_code: tuple[str, ...]
+    # Each member's RECORD row (recordfile.RecordRow), the signature files and RECORD
+    # itself aside: what `check_wheel(contents=False)` leaves to the reader.
+    record: dict[str, RecordRow]
 
 
 def parse_filename(filename: str) -> tuple[str, str]:
@@ -246,31 +246,28 @@ def _check_data_dirs(filename: str, names: set[str], dist_info: str) -> None:
 
 
 def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
-                 files: list[zipfile.ZipInfo], *, contents: bool = True) -> dict[str, Any]:
+                 files: list[zipfile.ZipInfo], *, contents: bool = True) -> dict[str, RecordRow]:
     """Every file is listed in RECORD exactly once with a strong hash that matches its
     bytes and size; every RECORD row names a file that is there. Without `contents`, the
     sizes are compared with the zip's and the bytes are left to the caller. Returns the
     entry of each member that must match (all but RECORD and its signatures)."""
-    from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
-
     record_name = f"{dist_info}/RECORD"
     unsigned = {record_name, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
     try:
-        text = zf.read(record_name).decode("utf-8")
-        rows = list(parse_record_file(text.splitlines()))
-    except (UnicodeDecodeError, ValueError, InvalidRecordEntry, csv.Error) as exc:
+        rows = parse_rows(zf.read(record_name).decode("utf-8"))
+    except (UnicodeDecodeError, RecordError, csv.Error) as exc:
         raise WheelError(filename, f"RECORD cannot be parsed ({exc})") from exc
-    entries: dict[str, RecordEntry] = {}
+    entries: dict[str, RecordRow] = {}
     for row in rows:
         path = row[0]
         if path in entries:
             raise WheelError(filename, f"RECORD lists {path!r} twice")
         try:
-            entries[path] = RecordEntry.from_elements(*row)
-        except InvalidRecordEntry as exc:
+            entries[path] = record_row(*row)
+        except RecordError as exc:
             raise WheelError(filename, f"RECORD row for {path!r} is invalid: {exc}") from exc
     present = {i.filename for i in files}
-    checked: dict[str, Any] = {}
+    checked: dict[str, RecordRow] = {}
     missing = sorted(set(entries) - present)
     if missing:
         raise WheelError(filename, f"RECORD lists {missing[0]!r}, which the wheel lacks")
@@ -294,7 +291,7 @@ def check_record(zf: zipfile.ZipFile, filename: str, dist_info: str,
                                  f"{info.filename!r} does not match its RECORD hash or size")
             continue
         with zf.open(info) as stream:
-            if not entry.validate_stream(stream):  # type: ignore[arg-type]
+            if not entry.validate_stream(stream):
                 raise WheelError(filename,
                                  f"{info.filename!r} does not match its RECORD hash or size")
     return checked

@@ -1,7 +1,10 @@
-"""Install one checked wheel into a folder with `installer`: purelib and platlib at the
-root, `*.dist-info` beside them, scripts in `bin/` with their `#!python` rewritten, exec
-bits kept. No `.pyc` is written here: modules are compiled when first imported (`pycache`)
-or, on request, all at once (`bytecode`).
+"""Install one checked wheel into a folder as `installer` does: purelib and platlib at
+the root, `*.dist-info` beside them, scripts in `bin/` with their `#!python` rewritten,
+exec bits kept. A wheel of the plain form (most wheels: plainwheel.py) is written here
+without importing installer, exactly as installer would write it; every other wheel, and
+every wheel unpacked by two processes (splitunpack.py), by installer itself. No `.pyc`
+is written here: modules are compiled when first imported (`pycache`) or, on request,
+all at once (`bytecode`).
 
 Each member is decompressed once: everything about the wheel is checked before a byte is
 written (names, types, sizes, RECORD's rows), and each member's bytes are hashed against
@@ -12,6 +15,7 @@ that is published only when every member matched. A wheel that fails leaves noth
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -20,7 +24,7 @@ from typing import Any, BinaryIO
 
 from carton_hook.errors import WheelError
 from carton_hook.formats.wheelcheck import WheelInfo, checked_wheel
-from carton_hook.installing import inflate, splitunpack
+from carton_hook.installing import inflate, plainwheel, safewrite, splitunpack
 
 # installer leaves out a wheel's `__pycache__` files (numpy 2.2.6's cp311 wheel has one)
 # and warns, with a source line, into the user's terminal; carton checks those members
@@ -28,6 +32,21 @@ from carton_hook.installing import inflate, splitunpack
 # -v instead (below). Set once, here: catching warnings per call is not thread-safe, and
 # several wheels install at once.
 warnings.filterwarnings("ignore", r"Skip installing .*__pycache__", RuntimeWarning)
+
+
+# Held while installer's modules are imported (`import_installer`).
+_INSTALLER_IMPORTS = threading.Lock()
+
+
+def import_installer() -> None:
+    """Import installer's modules, in one thread at a time: threads that install wheels
+    not of the plain form may come to it together (worker._import_for_unpacking says
+    why one at a time)."""
+    with _INSTALLER_IMPORTS:
+        import installer.destinations
+        import installer.records
+        import installer.sources
+        import installer.utils  # noqa: F401
 
 
 def install_wheel(wheel: Path, filename: str, final: Path, destdir: Path,
@@ -52,11 +71,26 @@ def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, fin
                      destdir: Path, interpreter: str, split_min: int,
                      between: Callable[[], None] | None,
                      streaming: splitunpack.Streaming | None) -> None:
+    filename = info.filename
+    shared = splitunpack.helper_share(info.record, 0 if streaming is not None else split_min)
+    if streaming is None and not shared:
+        # Most wheels: written here without installer, as installer writes them.
+        scripts = plainwheel.plain_scripts(info, archive.namelist(), interpreter)
+        if scripts is not None:
+            try:
+                left_out = plainwheel.install_plain(archive, info, scripts, final, destdir,
+                                                    interpreter, between)
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(destdir, ignore_errors=True)  # what was written before
+                raise
+            _say_left_out(filename, left_out)
+            return
+    import_installer()
     from installer import install
 
-    filename = info.filename
     base = os.path.join(destdir, os.path.relpath(final, final.anchor))
-    shared = splitunpack.helper_share(info.record, 0 if streaming is not None else split_min)
     helper = None
     if streaming is not None:
         helper = streaming.proc
@@ -83,14 +117,8 @@ def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, fin
     try:
         source = _verifying_source_class()(archive)
         source.expect(filename, info.record, elsewhere)
-        install(source, destination, additional_metadata={"INSTALLER": b"carton\n"})
-        left_out = [p for p in info.record if "__pycache__" in p.split("/")]
-        if left_out:
-            from carton_hook.log import logger
-
-            logger().debug("%s: %d file(s) in __pycache__ left out, as installer does "
-                           "(checked against RECORD; carton compiles its own): %s",
-                           filename, len(left_out), ", ".join(left_out[:3]))
+        install(source, destination, additional_metadata={"INSTALLER": plainwheel.INSTALLER})
+        _say_left_out(filename, [p for p in info.record if "__pycache__" in p.split("/")])
         if helper is not None:
             theirs = sorted(elsewhere)
             why = splitunpack.join(helper, filename) or splitunpack.missing(
@@ -110,6 +138,16 @@ def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, fin
             splitunpack.stop(helper)
         shutil.rmtree(destdir, ignore_errors=True)  # what was written before the mismatch
         raise
+
+
+def _say_left_out(filename: str, left_out: list[str]) -> None:
+    """Say with -v which members under `__pycache__` were left out."""
+    if left_out:
+        from carton_hook.log import logger
+
+        logger().debug("%s: %d file(s) in __pycache__ left out, as installer does "
+                       "(checked against RECORD; carton compiles its own): %s",
+                       filename, len(left_out), ", ".join(left_out[:3]))
 
 
 class _VerifiedStream:
@@ -214,65 +252,34 @@ class _FileDescriptor:
         self._fd = fd
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
+        safewrite.write_all(self._fd, data)
         return len(data)
 
 
 def _safe_destination_class() -> type[Any]:
-    """installer's destination, writing each file as pip and uv should: created new
-    (`O_EXCL`), never through a symlink (`O_NOFOLLOW`), in a folder that resolves inside
-    the work folder. Nobody else writes in that folder, but if something did plant a
-    link there, this fails instead of writing where the link points (THREATS A4)."""
+    """installer's destination, writing each file as pip and uv should (safewrite.py):
+    created new, never through a symlink, in a folder that resolves inside the work
+    folder."""
     from installer.destinations import SchemeDictionaryDestination
     from installer.records import Hash, RecordEntry
     from installer.utils import copyfileobj_with_hashing
 
     class SafeDestination(SchemeDictionaryDestination):
-        # Folders made and found inside the work folder: each is checked once, not once
-        # per file (a realpath is an lstat per path component).
-        _checked: set[str]
-        _real_root: str  # the work folder, resolved once
         # Members a helper process may write too (`splitunpack`), and those it did.
         shared: frozenset[str] | set[str] = frozenset()
         elsewhere: set[str]
         # Called before each member is written (install_wheel's `between`).
         between: Callable[[], None] = staticmethod(lambda: None)
 
-        def _target(self, scheme: Any, path: str) -> str:
-            """Where `path` of `scheme` is written: inside the scheme's folder (member
-            names were checked before, this is the last word), below `destdir`. Written
-            here from installer's public attributes, not its private helper."""
-            folder = os.path.abspath(self.scheme_dict[scheme])
-            target = os.path.abspath(os.path.join(folder, path))
-            # Both are normalized: inside means below the folder's own path.
-            if not target.startswith(os.path.join(folder, "")):
-                raise WheelError(path, f"it would be written outside {folder}")
-            if self.destdir is None:
-                return target
-            return os.path.join(self.destdir, os.path.splitdrive(target)[1].lstrip(os.sep))
-
         def write_to_fs(self, scheme: Any, path: str, stream: BinaryIO,
                         is_executable: bool) -> Any:
             self.between()
-            target = self._target(scheme, path)
-            folder = os.path.dirname(target)
-            if folder not in self.__dict__.setdefault("_checked", set()):
-                root = self.__dict__.get("_real_root")
-                if root is None:
-                    root = self._real_root = os.path.realpath(self.destdir or os.sep)
-                # Checked before its folders are made (nothing is made through a planted
-                # link) and after (a link planted meanwhile).
-                for _ in ("before", "after"):
-                    if not os.path.realpath(folder).startswith(root + os.sep):
-                        raise WheelError(path, f"its folder resolves outside {root} (a "
-                                               "symlink was planted in the work folder)")
-                    os.makedirs(folder, exist_ok=True)
-                self._checked.add(folder)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            writer = self.__dict__.get("_writer")
+            if writer is None:
+                writer = self._writer = safewrite.SafeWriter(self.destdir)
+            target = writer.target(self.scheme_dict[scheme], path)
             try:
-                fd = os.open(target, flags, 0o755 if is_executable else 0o644)
+                fd = writer.create(target, path, is_executable)
             except FileExistsError:
                 if path not in self.shared or not isinstance(stream, _VerifiedStream):
                     raise

@@ -265,18 +265,16 @@ _UNPACKING_IMPORTS = threading.Lock()
 
 
 def _import_for_unpacking() -> None:
-    """Import what unpacking needs (installer and carton's checks of a wheel), in one
+    """Import what unpacking needs (carton's checks and writing of a wheel; installer
+    only for a wheel that is not of the plain form, `unpack.import_installer`), in one
     thread at a time: ahead, while the plan is awaited (`_import_for_unpacking_meanwhile`)
-    or the first downloads run, and by a thread whose download ended first. installer's
-    modules import each other, and CPython's import locks are per module: two threads
-    importing them at once can wait for each other, and Python then hands one of them a
-    module half made ("cannot import name 'WheelDestination' from partially initialized
-    module"): its wheel failed (test_worker.py). What downloading needs is imported
-    before the threads start, in one thread (`_install_each`)."""
+    or the first downloads run, and by a thread whose download ended first. Modules that
+    import each other, imported by two threads at once, can wait for each other (CPython's
+    import locks are per module), and Python then hands one of them a module half made
+    ("cannot import name 'WheelDestination' from partially initialized module"): its
+    wheel failed (test_worker.py). What downloading needs is imported before the threads
+    start, in one thread (`_install_each`)."""
     with _UNPACKING_IMPORTS:
-        import installer.destinations
-        import installer.sources  # noqa: F401
-
         import carton_hook.installing.unpack  # noqa: F401
 
 

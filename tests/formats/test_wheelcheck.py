@@ -299,7 +299,7 @@ def test_duplicate_record_row_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("bad_row", "fragment"), [
-    (["demo/x.py", "sha256=abc"], "RECORD cannot be parsed (Row Index 4: expected 3 elements"),
+    (["demo/x.py", "sha256=abc"], "RECORD cannot be parsed (row 4 has 2 fields, not 3"),
     (["demo/x.py", "sha256=abc", "ten"], "RECORD row for 'demo/x.py' is invalid"),
     (["demo/x.py", "nosuchhash=abc", "1"], "RECORD row for 'demo/x.py' is invalid"),
     (["demo/x.py", "sha256", "1"], "RECORD row for 'demo/x.py' is invalid"),

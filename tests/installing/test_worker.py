@@ -224,9 +224,9 @@ def test_a_download_that_fails_ends_the_helper_unpacking_it(
     assert proc.returncode == 0
 
 
-# Run in a fresh interpreter: a thread installs a bundled wheel (`_install_one`, as each
-# of the worker's download threads does) while the main thread imports what unpacking
-# needs ahead (`_import_for_unpacking`, as the worker does once its downloads started).
+# Run in a fresh interpreter: a thread installs a bundled wheel that is not of the plain
+# form (`_install_one`, as each of the worker's download threads does) while the main
+# thread imports installer as another such thread would (`unpack.import_installer`).
 # installer's package module is made slow to run, and the main thread starts its imports
 # just as the thread starts running it: the overlap a loaded machine gives.
 OVERLAPPING_IMPORTS = textwrap.dedent("""
@@ -268,14 +268,17 @@ OVERLAPPING_IMPORTS = textwrap.dedent("""
     thread.start()
     if not started.wait(30):
         sys.exit("the thread never imported installer")
-    worker._import_for_unpacking()
+    from carton_hook.installing import unpack
+    unpack.import_installer()
     thread.join()
     print(failed or "installed")
 """)
 
 
-def test_unpacking_imports_overlapping_in_two_threads_install(tmp_path: Path) -> None:
-    wheel = make_wheel(tmp_path, "demo", "1.0")
+def test_installer_imports_overlapping_in_two_threads_install(tmp_path: Path) -> None:
+    # A .data folder: installer installs it (plainwheel.py).
+    wheel = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": "",
+                                                 "demo-1.0.data/purelib/extra.py": ""})
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     plan = {"archive": None, "model": str(tmp_path), "name": "m", "version": "1",
             "wheels": {sha: {"name": wheel.name, "dist": "demo", "version": "1.0",
@@ -288,6 +291,7 @@ def test_unpacking_imports_overlapping_in_two_threads_install(tmp_path: Path) ->
                           capture_output=True, text=True, env=env, check=False, timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "installed\n", "")
     assert (root / sha / "demo" / "__init__.py").is_file()
+    assert (root / sha / "extra.py").is_file()
 
 
 @pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="proxies from system settings")
