@@ -10,6 +10,7 @@ import base64
 import csv
 import hashlib
 import io
+import stat
 import tarfile
 import textwrap
 import zipfile
@@ -20,6 +21,28 @@ from pathlib import Path
 def record_row(path: str, data: bytes) -> list[str]:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return [path, f"sha256={digest}", str(len(data))]
+
+
+def demo_wheel(directory: Path, members: Mapping[str, tuple[bytes, int]], *,
+               written: Mapping[str, bytes] | None = None,
+               rows: Sequence[Sequence[str]] | None = None) -> Path:
+    """`demo-1.0-py3-none-any.whl` with `members` (bytes, mode) in that order and a RECORD
+    computed from them (or `rows`); `written` replaces some members' bytes after RECORD
+    is computed (tampering)."""
+    dist_info = "demo-1.0.dist-info"
+    rows = rows or [record_row(name, data) for name, (data, _) in members.items()]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([*rows, [f"{dist_info}/RECORD", "", ""]])
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        everything = {**members, f"{dist_info}/RECORD": (buf.getvalue().encode(), 0o644)}
+        for name, (data, mode) in everything.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, (written or {}).get(name, data))
+    return path
 
 
 def normalize(name: str) -> str:

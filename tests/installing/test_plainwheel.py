@@ -4,8 +4,6 @@ byte for byte; every other wheel goes to installer."""
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import stat
 import subprocess
@@ -22,7 +20,7 @@ from carton_hook.formats.wheelcheck import check_wheel
 from carton_hook.installing import plainwheel
 from carton_hook.installing.unpack import install_wheel
 
-from ..factory import record_row
+from ..factory import demo_wheel
 
 INTERPRETER = "/opt/carton-test/bin/python3"
 DIST_INFO = "demo-1.0.dist-info"
@@ -49,21 +47,7 @@ PLAIN: dict[str, tuple[bytes, int]] = {
 
 def build(directory: Path, members: dict[str, tuple[bytes, int]], *,
           written: dict[str, bytes] | None = None, rows: list[list[str]] | None = None) -> Path:
-    """`demo-1.0-py3-none-any.whl` with `members` (bytes, mode), a RECORD computed from
-    them (or `rows`), and `written` replacing some members' bytes after that."""
-    rows = rows or [record_row(name, data) for name, (data, _) in members.items()]
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([*rows, [f"{DIST_INFO}/RECORD", "", ""]])
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "demo-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        everything = {**members, f"{DIST_INFO}/RECORD": (buf.getvalue().encode(), 0o644)}
-        for name, (data, mode) in everything.items():
-            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = (stat.S_IFREG | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, (written or {}).get(name, data))
-    return path
+    return demo_wheel(directory, members, written=written, rows=rows)
 
 
 def tree_of(root: Path) -> dict[str, tuple[int, bytes]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import os
 import stat
 import sys
@@ -18,7 +17,7 @@ import pytest
 from carton_hook.errors import WheelError
 from carton_hook.installing.unpack import install_wheel
 
-from ..factory import make_wheel, record_row
+from ..factory import demo_wheel, make_wheel
 
 INTERPRETER = "/opt/carton-test/bin/python3"
 DIST_INFO = "demo-1.0.dist-info"
@@ -44,21 +43,7 @@ def build(directory: Path, members: dict[str, tuple[bytes, int]] = MEMBERS, *,
           written: dict[str, bytes] | None = None) -> Path:
     """`demo-1.0-py3-none-any.whl` with `members` (bytes, mode) and a RECORD computed from
     them; `written` replaces some members' bytes after RECORD is computed (tampering)."""
-    rows = [record_row(name, data) for name, (data, _) in members.items()]
-    rows.append([f"{DIST_INFO}/RECORD", "", ""])
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    record = buf.getvalue().encode()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "demo-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        all_members = {**members, f"{DIST_INFO}/RECORD": (record, 0o644)}
-        for name, (data, mode) in all_members.items():
-            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = (stat.S_IFREG | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, (written or {}).get(name, data))
-    return path
+    return demo_wheel(directory, members, written=written)
 
 
 def install(tmp_path: Path, wheel: Path) -> tuple[Path, Path, Path]:
