@@ -10,7 +10,6 @@ file that puts the model folder itself on `sys.path`.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -24,6 +23,7 @@ from carton_backend.packing.modelfiles import ModelFile, model_files
 from carton_backend.resolution.requirements import read_tree
 from carton_hook.filesystem import atomic
 from carton_hook.formats.lockfile import Lock
+from carton_hook.formats.recordfile import encode_digest
 from carton_hook.formats.version import CREATED_BY
 
 TAG = "py3-none-any"
@@ -111,7 +111,7 @@ def _write(config: ModelConfig, lock: Lock, out_dir: Path,
 
 
 def _record_row(path: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    digest = encode_digest(hashlib.sha256(data).digest())
     row = io.StringIO()
     csv.writer(row, lineterminator="").writerow([path, f"sha256={digest}", len(data)])
     return row.getvalue()

@@ -13,7 +13,6 @@ next run installs them again). Nothing here opens a socket or runs code from the
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -38,6 +37,7 @@ from carton_hook.formats.archive import (
 )
 from carton_hook.formats.hashing import file_digest, file_sha256
 from carton_hook.formats.lockfile import LOCK_PATH, Lock, parse_lock
+from carton_hook.formats.recordfile import encode_digest
 from carton_hook.formats.wheelcheck import check_wheel
 
 
@@ -209,7 +209,7 @@ def check_entry(entry: Path, sha256: str) -> list[str]:
             problems.append(f"{relpath}: missing")
             continue
         digest = file_digest(path, algorithm).digest()
-        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != expected:
+        if encode_digest(digest) != expected:
             problems.append(f"{relpath}: edited (its hash is not the one in RECORD)")
     compiled = []
     for relpath in _files(entry):

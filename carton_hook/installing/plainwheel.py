@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from typing import NamedTuple
 
 from carton_hook.errors import WheelError
 from carton_hook.formats.recordfile import encode_digest
 from carton_hook.installing import inflate, safewrite
+from carton_hook.installing.splitunpack import executable_member
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,11 +95,9 @@ def _scripts(text: str) -> list[Script] | None:
     sections: dict[str, dict[str, str]] = {}
     options: dict[str, str] | None = None
     for line in text.split("\n"):
-        if not line.strip() or line[0] in "#;":
-            if line.strip() and line != line.lstrip():
-                return None
+        if not line.strip() or line[0] in "#;":  # blank, or a comment
             continue
-        if line[0].isspace():  # a continuation line
+        if line[0].isspace():  # a continuation line, or an indented comment
             return None
         header = _SECTION.fullmatch(line)
         if header is not None:
@@ -155,8 +153,7 @@ def install_plain(archive: zipfile.ZipFile, info: WheelInfo, scripts: list[Scrip
         if between is not None:
             between()
         data = script_bytes(script, interpreter)
-        target = writer.target(os.path.join(root, "bin"), script.name)
-        _write(writer.create(target, script.name, True), data)
+        target = _write_new(writer, os.path.join(root, "bin"), script.name, data, True)
         mode = os.stat(target).st_mode
         os.chmod(target, mode | (mode & 0o444) >> 2)  # as installer's write_script
         rows.append((script.name, "bin/" + script.name, _sha256(data), str(len(data))))
@@ -175,9 +172,7 @@ def install_plain(archive: zipfile.ZipFile, info: WheelInfo, scripts: list[Scrip
             continue
         if between is not None:
             between()
-        mode = member.external_attr >> 16
-        executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
-        fd = writer.create(writer.target(root, path), path, executable)
+        fd = writer.create(writer.target(root, path), path, executable_member(member))
         digest = hashlib.sha256()
         size = 0
         try:
@@ -195,12 +190,10 @@ def install_plain(archive: zipfile.ZipFile, info: WheelInfo, scripts: list[Scrip
             raise _mismatch(info, path)
         rows.append((path, path, str(row.hash_), str(size)))
     installer_path = f"{info.dist_info}/INSTALLER"
-    target = writer.target(root, installer_path)
-    _write(writer.create(target, installer_path, False), INSTALLER)
+    _write_new(writer, root, installer_path, INSTALLER, False)
     rows.append((installer_path, installer_path, _sha256(INSTALLER), str(len(INSTALLER))))
     rows.append((record_path, record_path, "", ""))
-    _write(writer.create(writer.target(root, record_path), record_path, False),
-           _record_bytes(rows))
+    _write_new(writer, root, record_path, _record_bytes(rows), False)
     return left_out
 
 
@@ -223,11 +216,16 @@ def _sha256(data: bytes) -> str:
     return "sha256=" + encode_digest(hashlib.sha256(data).digest())
 
 
-def _write(fd: int, data: bytes) -> None:
+def _write_new(writer: safewrite.SafeWriter, folder: str, path: str, data: bytes,
+               executable: bool) -> str:
+    """Create `path` below `folder` with `data`; where it was written."""
+    target = writer.target(folder, path)
+    fd = writer.create(target, path, executable)
     try:
         safewrite.write_all(fd, data)
     finally:
         os.close(fd)
+    return target
 
 
 def _mismatch(info: WheelInfo, path: str) -> WheelError:

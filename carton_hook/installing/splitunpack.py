@@ -137,7 +137,7 @@ def send(proc: subprocess.Popen[bytes], base: str, root: str, members: list[str]
     import json
 
     rows = [[name, record[name].hash_.name, record[name].hash_.value, record[name].size,
-             _executable(archive.getinfo(name))] for name in members]
+             executable_member(archive.getinfo(name))] for name in members]
     _write(proc, json.dumps({"base": base, "root": root, "members": rows}).encode() + b"\n")
     assert proc.stdin is not None
     with contextlib.suppress(OSError):
@@ -410,7 +410,7 @@ def write_members(wheel: str, base: str, root: str,
             info = archive.getinfo(name)
             target = os.path.join(base, name)
             _make_folder(os.path.dirname(target), name, real_root, checked)
-            executable = _executable(info)
+            executable = executable_member(info)
             hasher = hashlib.new(algorithm)
             written = 0
             try:
@@ -449,7 +449,9 @@ def _make_folder(folder: str, name: str, real_root: str, checked: set[str]) -> N
     checked.add(folder)
 
 
-def _executable(info: zipfile.ZipInfo) -> bool:
+def executable_member(info: zipfile.ZipInfo) -> bool:
+    """Whether the member `info` is written executable: a regular file with an exec bit,
+    as installer (and pip) read a member's mode."""
     import stat
 
     mode = info.external_attr >> 16

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from carton_hook.errors import WheelError
+from carton_hook.formats.recordfile import encode_digest
 from carton_hook.formats.wheelcheck import WheelInfo, checked_wheel
 from carton_hook.installing import inflate, plainwheel, safewrite, splitunpack
 
@@ -200,9 +201,7 @@ class _VerifiedStream:
         self._hash.update(data)
         self._size += len(data)
         if not data or self._size >= self.entry.size:
-            import base64
-
-            digest = base64.urlsafe_b64encode(self._hash.digest()).rstrip(b"=").decode()
+            digest = encode_digest(self._hash.digest())
             if self._size != self.entry.size or digest != self.entry.hash_.value:
                 raise WheelError(self._where[0],
                                  f"{self._where[1]!r} does not match its RECORD hash or size")

@@ -200,3 +200,28 @@ def test_a_tampered_plain_wheel_writes_nothing(tmp_path: Path, victim: str) -> N
         install_wheel(wheel, wheel.name, final, destdir, INTERPRETER)
     assert victim in str(info.value)
     assert not destdir.exists() and not final.exists()
+
+
+# Run in a fresh interpreter: a plain wheel checked and installed, then what was imported.
+IMPORTS_OF_A_PLAIN_INSTALL = """
+import sys
+from pathlib import Path
+from carton_hook.installing.unpack import install_wheel
+wheel, root = Path(sys.argv[1]), Path(sys.argv[2])
+install_wheel(wheel, wheel.name, root / "final", root / "dest", sys.executable)
+print(sorted(name for name in ("installer", "dataclasses", "configparser") if name in sys.modules))
+"""
+
+
+def test_a_plain_wheel_is_checked_and_installed_without_installer_or_dataclasses(
+        tmp_path: Path) -> None:
+    wheel = build(tmp_path / "dist", PLAIN)
+    done = subprocess.run([sys.executable, "-c", IMPORTS_OF_A_PLAIN_INSTALL, str(wheel),
+                           str(tmp_path)], capture_output=True, text=True, check=True,
+                          timeout=60)
+    assert done.stdout == "[]\n"
+    other = build(tmp_path / "other", {**PLAIN, "demo-1.0.data/purelib/x.py": (b"", 0o644)})
+    done = subprocess.run([sys.executable, "-c", IMPORTS_OF_A_PLAIN_INSTALL, str(other),
+                           str(tmp_path / "o")], capture_output=True, text=True, check=True,
+                          timeout=60)
+    assert done.stdout == "['configparser', 'dataclasses', 'installer']\n"
