@@ -65,8 +65,9 @@ def tests(session: nox.Session) -> None:
     """Hermetic tests: loopback indexes only, frontends run with --no-isolation. The tests
     marked `slow` (frontends driving the backend, the lock's upkeep) run on FULL_PYTHON
     only: what they test is carton's logic, not the interpreter's, and the integration
-    session runs real frontends and real locks on each Python."""
-    _install(session, ".", *TEST_DEPS, "build", "wheel")
+    session runs real frontends and real locks on each Python. A setuptools that still
+    has pkg_resources (81 dropped it) is what test_workingset.py locks and runs."""
+    _install(session, ".", *TEST_DEPS, "build", "wheel", "setuptools<81")
     select = [] if session.python == FULL_PYTHON else [
         "-m", "not slow and not stress and not distributed"]
     session.run("pytest", *(session.posargs or [*select, "-n", "3", "tests"]))

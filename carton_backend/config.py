@@ -22,7 +22,7 @@ BUNDLE_MODES = ("non-pypi", "all")
 # from the lock, which is packed).
 DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
                     "__pycache__/", "*.pyc", ".ipynb_checkpoints/", ".env", ".env.*",
-                    "/pylock.toml", "/pylock.*.toml")
+                    "/pylock.toml", "/pylock.*.toml", "/.carton/dist-info.pack")
 _KNOWN_KEYS = ("entrypoint", "requirements", "python", "platforms", "exclude", "bundle",
                "only-binary", "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)

@@ -92,11 +92,18 @@ def check_manifest_covers(members: set[str], manifest: dict[str, str], where: st
 # The cache marks an extracted model complete with this file (cache/layout.py's COMPLETE,
 # which test_archive checks is the same name): a model may not bring its own.
 RESERVED_MEMBER = ".carton-complete"
+# Extraction writes the locked wheels' metadata into this file (formats/metadatapack.py's
+# PACK, which test_archive checks is the same name): a model may not bring its own either.
+RESERVED_PACK = ".carton/dist-info.pack"
 
 
 def _reserved(name: str) -> bool:
-    return (name.startswith(MODEL_PREFIX)
-            and name[len(MODEL_PREFIX):].split("/")[0] == RESERVED_MEMBER)
+    if not name.startswith(MODEL_PREFIX):
+        return False
+    relpath = name[len(MODEL_PREFIX):]
+    return (relpath.split("/")[0] == RESERVED_MEMBER
+            or relpath.casefold() == RESERVED_PACK  # not even in another case
+            or relpath.casefold().startswith(RESERVED_PACK + "/"))
 SUFFIX = ".carton"
 
 

@@ -11,6 +11,8 @@ from importlib.metadata import Distribution
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from carton_hook.formats.metadatapack import read_metadata
+
 if TYPE_CHECKING:
     from carton_hook.planning.planfile import PlanData
 
@@ -19,15 +21,18 @@ class CartonDistribution(Distribution):
     """A locked distribution: metadata from the carton, files in the cache entry."""
 
     def __init__(self, dist_info: Path, entry: Path, top_level: list[str],
-                 dist: str) -> None:
+                 dist: str, pack: str | None = None) -> None:
         self._dist_info = dist_info
         self._entry = entry
         self._top_level = top_level
         self._dist = dist  # the name normalized (PEP 503), as the plan has it
+        self._pack = pack  # where the model's metadata is packed (metadatapack.py)
 
     def read_text(self, filename: str) -> str | None:
         try:
-            return (self._dist_info / filename).read_text(encoding="utf-8")
+            raw = read_metadata(os.path.join(self._dist_info, filename), self._pack)
+            # As Path.read_text reads it: UTF-8, any newline read as \n.
+            return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             if filename == "top_level.txt" and self._top_level:
                 # Most wheels lack it; the import names carton computed at pack time say
@@ -64,5 +69,6 @@ def distributions(plan: PlanData, root: str, name: str | None) -> list[Distribut
             continue
         if wanted is None or wanted == wheel["dist"]:
             found.append(CartonDistribution(Path(wheel["dist_info"]), Path(root, sha),
-                                            wheel["top_level"], wheel["dist"]))
+                                            wheel["top_level"], wheel["dist"],
+                                            plan.get("metadata_pack")))
     return found

@@ -157,7 +157,7 @@ class CartonFinder:
         spec = PathFinder.find_spec(fullname, [_join(entry, *filter(None, (root, *parts[:-1])))
                                                for root in roots])
         if fullname == "pkg_resources" and spec is not None and spec.loader is not None:
-            spec.loader = _WorkingSetLoader(spec.loader, self._metadata_folders())  # type: ignore[assignment]
+            spec.loader = _WorkingSetLoader(spec.loader, self)  # type: ignore[assignment]
         if (spec is not None and spec.loader is not None and sha not in self._preloaded
                 and self.plan["wheels"][sha].get("preload")):
             spec.loader = _PreloadingLoader(spec.loader, self, sha)  # type: ignore[assignment]
@@ -170,11 +170,6 @@ class CartonFinder:
                 if folder not in locations and _isdir(folder):
                     locations.append(folder)
         return spec
-
-    def _metadata_folders(self) -> list[str]:
-        """The folders holding each locked wheel's pack-time `.dist-info`."""
-        return sorted({os.path.dirname(w["dist_info"]) for w in self.plan["wheels"].values()
-                       if w["dist_info"]})
 
     def _complete(self, sha: str) -> bool:
         return is_published(_join(self.cache_root, sha))
@@ -287,22 +282,21 @@ class _PreloadingLoader:
 
 class _WorkingSetLoader:
     """pkg_resources' loader, plus one step: its working set is built from `sys.path`
-    and cannot see locked distributions, so their metadata folders are added to it."""
+    and cannot see locked distributions, so they are added to it (workingset.py)."""
 
-    def __init__(self, loader: Any, folders: list[str]) -> None:
+    def __init__(self, loader: Any, finder: CartonFinder) -> None:
         self._loader = loader
-        self._folders = folders
+        self._finder = finder
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         create = getattr(self._loader, "create_module", None)
         return create(spec) if create else None
 
     def exec_module(self, module: ModuleType) -> None:
+        from carton_hook.loading.workingset import add_locked
+
         self._loader.exec_module(module)
-        working_set = getattr(module, "working_set", None)
-        for folder in self._folders:
-            if working_set is not None and folder not in working_set.entries:
-                working_set.add_entry(folder)
+        add_locked(module, self._finder.plan, self._finder.cache_root)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)  # get_source, get_resource_reader, ...

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from carton_hook.cache.layout import BOOT_MODULE, is_published, prefix_dir
 from carton_hook.cache.publish import publishing
+from carton_hook.formats.metadatapack import read_metadata
 from carton_hook.planning.planfile import model_of
 from carton_hook.system import interpreter, link_interpreter, prefix_layout, script_header
 
@@ -104,13 +105,15 @@ def console_scripts(plan: PlanData) -> dict[str, str]:
     for wheel in plan["wheels"].values():
         if not wheel["dist_info"]:
             continue
-        path = Path(wheel["dist_info"]) / "entry_points.txt"
-        if not path.is_file():
-            continue
+        try:
+            text = read_metadata(os.path.join(wheel["dist_info"], "entry_points.txt"),
+                                 plan.get("metadata_pack")).decode("utf-8")
+        except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+            continue  # none (most wheels), or not text: no scripts
         parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         try:
-            parser.read_string(path.read_text(encoding="utf-8"))
+            parser.read_string(text)
         except configparser.Error:
             continue
         for section in ("console_scripts", "gui_scripts"):

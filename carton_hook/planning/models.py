@@ -14,8 +14,9 @@ import shutil
 import sys
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from carton_hook.cache.layout import COMPLETE, is_published, models_dir
 from carton_hook.cache.publish import publishing
@@ -35,7 +36,14 @@ from carton_hook.formats.archive import (
     read_member,
     runtime_member,
 )
-from carton_hook.formats.lockfile import BUNDLED_DIR, LOCK_PATH
+from carton_hook.formats.lockfile import BUNDLED_DIR, DIST_INFO_DIR, LOCK_PATH
+from carton_hook.formats.metadatapack import (
+    PACK,
+    PackWriter,
+    open_pack,
+    packed_path,
+    read_metadata,
+)
 
 
 class Model(NamedTuple):
@@ -102,6 +110,7 @@ class ModelFiles:
 
     def __init__(self, model: Model, *, published: bool = False) -> None:
         self._root = model.root
+        self._archive = model.archive is not None
         self._where = str(model.archive)
         self._zf: zipfile.ZipFile | None = None
         self._manifest: dict[str, str] = {}
@@ -128,9 +137,17 @@ class ModelFiles:
         if self._zf is not None:
             self._zf.close()
 
+    @property
+    def pack(self) -> str | None:
+        """Where the model's pack-time metadata is packed once it is extracted
+        (metadatapack.py), or None for a model folder, which has it as a tree."""
+        return str(self._root / PACK) if self._archive else None
+
     def read(self, relpath: str) -> bytes:
         """The bytes of `relpath` (below the model folder); FileNotFoundError if absent."""
         if self._zf is None:
+            if relpath.startswith(DIST_INFO_DIR + "/"):
+                return read_metadata(str(self._root / relpath), self.pack)
             return (self._root / relpath).read_bytes()
         member = MODEL_PREFIX + relpath
         expected = self._manifest.get(member)
@@ -144,6 +161,9 @@ class ModelFiles:
     def folders(self, relpath: str) -> list[str]:
         """The names of the folders in `relpath` (none if it is absent), sorted."""
         if self._zf is None:
+            pack = open_pack(self.pack) if self.pack else None
+            if pack is not None and (relpath + "/").startswith(DIST_INFO_DIR + "/"):
+                return pack.folders(packed_path(str(self._root / relpath), pack.path))
             try:
                 return sorted(e.name for e in os.scandir(self._root / relpath) if e.is_dir())
             except OSError:
@@ -186,18 +206,29 @@ def copy_model(path: Path, dest: Path, home: Path) -> None:
     """A full, writable copy of MODEL's model folder, bundled wheels included, at `dest`
     (published by one rename): where a carton is locked for a new interpreter."""
     model = open_model(path, home)
+    from_archive = (BUNDLED_DIR + "/", DIST_INFO_DIR + "/")
+    carton_dir = model.root / ".carton"
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        # The extracted metadata (a pack, or a tree an earlier carton extracted) comes
+        # from the archive, as a model folder has it: a tree.
+        if model.archive is not None and Path(folder) == carton_dir:
+            return {n for n in names if f".carton/{n}" in (PACK, DIST_INFO_DIR)}
+        return {COMPLETE} & set(names)
+
     with publishing(dest) as tree:
-        shutil.copytree(model.root, tree, ignore=shutil.ignore_patterns(COMPLETE),
-                        dirs_exist_ok=True)
+        shutil.copytree(model.root, tree, ignore=ignore, dirs_exist_ok=True)
         if model.archive is not None:
+            where = str(model.archive)
             with zipfile.ZipFile(model.archive) as zf:
-                for name in zf.namelist():
+                manifest = parse_manifest(read_member(zf, MANIFEST, where), where)
+                for name, expected in sorted(manifest.items()):
                     relpath = name[len(MODEL_PREFIX):]
-                    if name.startswith(MODEL_PREFIX) and relpath.startswith(BUNDLED_DIR + "/"):
+                    if name.startswith(MODEL_PREFIX) and relpath.startswith(from_archive):
                         target = tree / relpath
                         target.parent.mkdir(parents=True, exist_ok=True)
-                        with zf.open(name) as src, target.open("xb") as out:
-                            shutil.copyfileobj(src, out, 1 << 20)
+                        with target.open("xb") as out:
+                            out.writelines(_checked(zf, zf.getinfo(name), expected, where))
 
 
 def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], root: Path,
@@ -209,30 +240,55 @@ def _extract(zf: zipfile.ZipFile, manifest: dict[str, str], names: set[str], roo
     check_manifest_covers(names - {CARTON_TOML, MANIFEST}, manifest, where)
     with publishing(root) as work:
         made: set[Path] = set()  # one mkdir per folder, not one per file
-        for member, expected in sorted(manifest.items()):
-            if runtime_member(member):
-                continue  # the executable carton's own part (zipmain.py extracts it)
-            relpath = member[len(MODEL_PREFIX):]
-            info = zf.getinfo(member)
-            if relpath.startswith(BUNDLED_DIR + "/"):
-                _check_bundled(zf, info, relpath, expected, where)
-                continue
-            target = work / relpath
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
-            digest = hashlib.sha256()
-            try:
-                with zf.open(info) as src, open(target, "xb") as out:
-                    for chunk in iter(lambda: src.read(1 << 20), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-            except DAMAGED as exc:
-                raise ArchiveError(where, f"{member} is damaged ({exc})") from exc
-            if digest.hexdigest() != expected:
-                raise ArchiveError(where, f"{member} does not match its MANIFEST hash")
-            mode = (info.external_attr >> 16) & 0o777
-            target.chmod(0o755 if mode & 0o111 else 0o644)
+        pack_file: BinaryIO | None = None
+        pack: PackWriter | None = None
+        try:
+            for member, expected in sorted(manifest.items()):
+                if runtime_member(member):
+                    continue  # the executable carton's own part (zipmain.py extracts it)
+                relpath = member[len(MODEL_PREFIX):]
+                info = zf.getinfo(member)
+                if relpath.startswith(BUNDLED_DIR + "/"):
+                    _check_bundled(zf, info, relpath, expected, where)
+                    continue
+                if relpath.startswith(DIST_INFO_DIR + "/"):
+                    # The locked wheels' metadata: one file, not a tree (metadatapack.py).
+                    if pack is None:
+                        (work / PACK).parent.mkdir(parents=True, exist_ok=True)
+                        pack_file = open(work / PACK, "xb")  # noqa: SIM115 (closed below)
+                        pack = PackWriter(pack_file)
+                    pack.add(relpath[len(DIST_INFO_DIR) + 1:],
+                             _checked(zf, info, expected, where))
+                    continue
+                target = work / relpath
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                with open(target, "xb") as out:
+                    out.writelines(_checked(zf, info, expected, where))
+                mode = (info.external_attr >> 16) & 0o777
+                target.chmod(0o755 if mode & 0o111 else 0o644)
+            if pack is not None:
+                pack.finish()
+        finally:
+            if pack_file is not None:
+                pack_file.close()
+
+
+def _checked(zf: zipfile.ZipFile, info: zipfile.ZipInfo, expected: str,
+             where: str) -> Iterator[bytes]:
+    """The bytes of member `info`, in chunks; ArchiveError, after the last chunk, if
+    they do not have the sha256 `expected` (its MANIFEST line)."""
+    digest = hashlib.sha256()
+    try:
+        with zf.open(info) as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                yield chunk
+    except DAMAGED as exc:
+        raise ArchiveError(where, f"{info.filename} is damaged ({exc})") from exc
+    if digest.hexdigest() != expected:
+        raise ArchiveError(where, f"{info.filename} does not match its MANIFEST hash")
 
 
 def _check_bundled(zf: zipfile.ZipFile, info: zipfile.ZipInfo, relpath: str, expected: str,

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         entrypoint: str
         requirements: str  # the model's requirements file, as the lock names it
         archive: str | None  # the .carton it was extracted from
+        metadata_pack: str | None  # where its wheels' dist_info folders are packed
         section: str  # the id of the lock section selected
         wheels: dict[str, WheelPlan]  # by sha256
         imports: dict[str, str]  # import name -> sha256 of the wheel that provides it
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
         identity: str  # what the plan was made for (plan_identity); its first line: MODEL
         watch: list[list[str]]  # [path, file_signature] of a model folder's requirements
 
-PLAN_FORMAT = 11
+PLAN_FORMAT = 12
 
 
 def file_signature(path: str) -> str:

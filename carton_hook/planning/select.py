@@ -211,6 +211,8 @@ def make_plan(model: Model, files: ModelFiles | None = None,
         "entrypoint": model.entrypoint,
         "requirements": lock.requirements_path,  # named by the hint for a missing package
         "archive": str(model.archive) if model.archive else None,
+        # An extracted .carton holds the dist_info folders in one file (metadatapack.py).
+        "metadata_pack": files.pack,
         "section": section.id,
         "wheels": wheels,
         "imports": imports,

@@ -169,6 +169,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "file-and-folder": (add_member("model/model.py/x.py", b"x = 1\n"),
                         "is both a file and a folder"),
     "marker-member": (add_member("model/.carton-complete", b""), "reserved"),
+    "metadata-pack-member": (add_member("model/.carton/Dist-Info.pack", b"mine"), "reserved"),
     "bomb-600-mib": (add_member("model/zeros.bin", bytes(600 << 20), deflate=True),
                      "more than the"),
     "member-outside-model": (add_member("evil.py", b"print('evil')\n"), "outside model/"),

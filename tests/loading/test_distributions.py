@@ -4,6 +4,7 @@ pack time, with files located in the cache entry, without installing anything.""
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 from collections.abc import Iterator
 from importlib import metadata
@@ -12,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from carton_hook.formats.metadatapack import PACK, PACKED_DIR, PackWriter
 from carton_hook.loading.distributions import CartonDistribution, distributions
 from carton_hook.loading.finder import CartonFinder
+from carton_hook.planning.planfile import PLAN_FORMAT
 
 from ..factory import record_row
 
@@ -34,10 +37,24 @@ def wheel(dist: str, info: str | None, top_level: list[str]) -> dict[str, object
             "dist_info": info, "deps": [], "top_level": top_level, "roots": [""]}
 
 
-@pytest.fixture
-def plan(tmp_path: Path) -> dict[str, Any]:
+def pack_tree(model: Path) -> str:
+    """The model's `.carton/dist-info/` tree moved into a metadata pack, as extracting
+    a .carton writes it: the pack's path."""
+    meta = model / PACKED_DIR
+    with open(model / PACK, "xb") as file:
+        writer = PackWriter(file)
+        for path in sorted(p for p in meta.rglob("*") if p.is_file()):
+            writer.add(path.relative_to(meta).as_posix(), [path.read_bytes()])
+        writer.finish()
+    shutil.rmtree(meta)
+    return str(model / PACK)
+
+
+@pytest.fixture(params=["tree", "packed"])
+def plan(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
     """alpha (entry points, RECORD, no top_level.txt), beta (its own top_level.txt),
-    gamma (no pack-time metadata), delta (nothing but METADATA, no import names)."""
+    gamma (no pack-time metadata), delta (nothing but METADATA, no import names); their
+    metadata as a model folder has it (a tree), or as an extracted .carton (a pack)."""
     meta = tmp_path / "model" / ".carton" / "dist-info"
     init = "VALUE = 1\n"
     record = "".join(",".join(row) + "\n" for row in (
@@ -57,9 +74,11 @@ def plan(tmp_path: Path) -> dict[str, Any]:
         "METADATA": "Metadata-Version: 2.1\nName: delta\nVersion: 0.1\n"})
     (tmp_path / "cache" / ALPHA / "alpha_unit").mkdir(parents=True)
     (tmp_path / "cache" / ALPHA / "alpha_unit" / "__init__.py").write_text(init)
-    return {"format": 11, "stdlib": [], "model": str(tmp_path / "model"), "name": "m",
-            "version": "1", "entrypoint": "model:main", "requirements": "requirements.txt",
-            "archive": None, "section": "here",
+    packed = pack_tree(tmp_path / "model") if request.param == "packed" else None
+    return {"format": PLAN_FORMAT, "stdlib": [], "model": str(tmp_path / "model"),
+            "name": "m", "version": "1", "entrypoint": "model:main",
+            "requirements": "requirements.txt", "archive": None, "metadata_pack": packed,
+            "section": "here",
             "wheels": {ALPHA: wheel("alpha-unit", alpha, ["alpha_unit"]),
                        BETA: wheel("beta", beta, ["beta"]),
                        GAMMA: wheel("gamma", None, ["gamma"]),
@@ -121,6 +140,22 @@ def test_top_level_txt_falls_back_to_the_import_names_recorded_at_pack_time(
     assert by_name["Alpha_Unit"].read_text("top_level.txt") == "alpha_unit\n"
     assert by_name["beta"].read_text("top_level.txt") == "beta_real\n"  # its own file wins
     assert by_name["delta"].read_text("top_level.txt") is None
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_file_reads_as_path_read_text_reads_it(tmp_path: Path, packed: bool) -> None:
+    """UTF-8, with any line end read as \\n."""
+    model = tmp_path / "model"
+    folder = model / PACKED_DIR / ALPHA / "alpha-1.0.dist-info"
+    folder.mkdir(parents=True)
+    raw = "Name: alpha\r\nSummary: d\u00e9j\u00e0 vu\rVersion: 1.0\n".encode()
+    (folder / "METADATA").write_bytes(raw)
+    expected = (folder / "METADATA").read_text(encoding="utf-8")
+    pack = pack_tree(model) if packed else None
+    found = CartonDistribution(folder, tmp_path / "cache" / ALPHA, [], "alpha", pack)
+    assert found.read_text("METADATA") == expected
+    assert expected == "Name: alpha\nSummary: d\u00e9j\u00e0 vu\nVersion: 1.0\n"
+    assert found.version == "1.0"
 
 
 @pytest.mark.parametrize("filename", ["LICENSE", "licenses", "METADATA/inside"])

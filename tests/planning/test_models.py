@@ -15,6 +15,8 @@ import pytest
 from carton_hook.cache.layout import COMPLETE, is_published
 from carton_hook.errors import ArchiveError, CartonError
 from carton_hook.formats.archive import CartonInfo, format_carton_toml, format_manifest
+from carton_hook.formats.lockfile import DIST_INFO_DIR
+from carton_hook.formats.metadatapack import PACK, read_metadata
 from carton_hook.planning.models import Model, ModelFiles, copy_model, open_model
 
 INFO = CartonInfo("demo-model", "0.1.0", "model:main", ">=3.10", "carton-tests")
@@ -326,6 +328,64 @@ def test_model_files_of_a_folder_are_read_from_disk(tmp_path: Path) -> None:
         assert files.folders("absent") == []
 
 
+# ---------------------------------------------------------------- pack-time metadata
+
+META = {
+    f"model/.carton/dist-info/{'c' * 64}/demo-1.0.dist-info/METADATA": b"Name: demo\n",
+    f"model/.carton/dist-info/{'c' * 64}/demo-1.0.dist-info/RECORD": b"demo.py,,\n",
+    f"model/.carton/dist-info/{'d' * 64}/other-2.dist-info/licenses/COPYING": b"GPL\n",
+}
+
+
+def test_the_locked_wheels_metadata_is_extracted_into_one_file(tmp_path: Path) -> None:
+    carton = write_archive(tmp_path / "demo.carton", {**MEMBERS, **META})
+    root = open_model(carton, tmp_path / "home").root
+    extracted = files_below(root)
+    assert not (root / DIST_INFO_DIR).exists()
+    assert {k for k in extracted if k not in (COMPLETE, PACK)} == {
+        name[len("model/"):] for name in MEMBERS if name != BUNDLED}
+    for name, data in META.items():
+        assert read_metadata(str(root / name[len("model/"):]), str(root / PACK)) == data
+    with ModelFiles(Model(root, "demo-model", "0.1.0", "model:main", archive=carton),
+                    published=True) as files:
+        assert files.pack == str(root / PACK)
+        assert files.folders(DIST_INFO_DIR) == ["c" * 64, "d" * 64]
+        assert files.folders(f"{DIST_INFO_DIR}/{'d' * 64}") == ["other-2.dist-info"]
+        name = next(iter(META))
+        assert files.read(name[len("model/"):]) == META[name]
+
+
+def test_a_model_an_earlier_carton_extracted_as_a_tree_is_still_read(tmp_path: Path) -> None:
+    carton = write_archive(tmp_path / "demo.carton", {**MEMBERS, **META})
+    root = open_model(carton, tmp_path / "home").root
+    for name, data in META.items():  # the layout of an earlier carton's extraction
+        (root / name[len("model/"):]).parent.mkdir(parents=True, exist_ok=True)
+        (root / name[len("model/"):]).write_bytes(data)
+    (root / PACK).unlink()
+    with ModelFiles(open_model(carton, tmp_path / "home"), published=True) as files:
+        assert files.folders(DIST_INFO_DIR) == ["c" * 64, "d" * 64]
+        name = next(iter(META))
+        assert files.read(name[len("model/"):]) == META[name]
+
+
+def test_a_metadata_member_that_does_not_match_its_manifest_hash_publishes_nothing(
+        tmp_path: Path) -> None:
+    name = next(iter(META))
+    carton = write_archive(tmp_path / "demo.carton", {**MEMBERS, **META},
+                           manifest={name: sha(b"other bytes")})
+    with pytest.raises(ArchiveError, match=f"{name} does not match its MANIFEST hash"):
+        open_model(carton, tmp_path / "home")
+    assert sorted(p.name for p in (tmp_path / "home" / "models").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["model/.carton/dist-info.pack", "model/.carton/Dist-Info.PACK",
+                                  "model/.carton/dist-info.pack/x"])
+def test_a_carton_may_not_bring_the_metadata_pack(tmp_path: Path, name: str) -> None:
+    carton = write_archive(tmp_path / "demo.carton", {**MEMBERS, name: b"mine"})
+    with pytest.raises(ArchiveError, match="reserved for carton's cache"):
+        open_model(carton, tmp_path / "home")
+
+
 # ---------------------------------------------------------------- copy_model
 
 
@@ -338,6 +398,16 @@ def test_a_copy_of_a_carton_holds_its_bundled_wheels_and_is_published(tmp_path: 
     expected = {name[len("model/"):]: data for name, data in MEMBERS.items()}
     assert {k: v for k, v in files_below(dest).items() if k != COMPLETE} == expected
     assert (dest / "model.py").stat().st_mode & 0o200  # writable: it is locked there
+
+
+def test_a_copy_of_an_extracted_carton_has_its_metadata_as_a_tree(tmp_path: Path) -> None:
+    """As a model folder has it, which the build half locks again."""
+    carton = write_archive(tmp_path / "demo.carton", {**MEMBERS, **META})
+    open_model(carton, tmp_path / "home")  # extracted first: a pack
+    dest = tmp_path / "home" / "models" / "packed-x"
+    copy_model(carton, dest, tmp_path / "home")
+    expected = {name[len("model/"):]: data for name, data in {**MEMBERS, **META}.items()}
+    assert {k: v for k, v in files_below(dest).items() if k != COMPLETE} == expected
 
 
 def test_a_copy_of_a_model_folder_is_the_folder(tmp_path: Path) -> None:

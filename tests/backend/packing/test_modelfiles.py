@@ -114,6 +114,15 @@ def test_carton_tmp_files_skipped(tmp_path: Path) -> None:
     assert relpaths(tmp_path) == ["carton-tmp-keep", "model.py"]
 
 
+def test_the_runtimes_metadata_pack_is_left_out(tmp_path: Path) -> None:
+    """A copy of a model folder the runtime extracted brings one; a carton that holds one
+    is refused (formats/archive.py)."""
+    touch(tmp_path, "model.py", ".carton/carton.lock", ".carton/dist-info.pack",
+          "pkg/.carton/dist-info.pack")
+    assert relpaths(tmp_path) == [".carton/carton.lock", "model.py",
+                                  "pkg/.carton/dist-info.pack"]
+
+
 def test_executables_by_mode_bits(tmp_path: Path) -> None:
     touch(tmp_path, "run.sh", "group.sh", "plain.py")
     (tmp_path / "run.sh").chmod(0o755)
