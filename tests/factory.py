@@ -264,3 +264,20 @@ def compile_shared(out: Path, source: str, *, soname: str | None = None,
         cmd.append(f"-I{sysconfig.get_paths()['include']}")
     subprocess.run(cmd, check=True, capture_output=True)
     return out.read_bytes()
+
+
+def pack_metadata_tree(model: Path) -> str:
+    """The model folder's `.carton/dist-info/` tree moved into a metadata pack, as
+    extracting a .carton writes it (formats/metadatapack.py): the pack's path."""
+    import shutil
+
+    from carton_hook.formats.metadatapack import PACK, PACKED_DIR, PackWriter
+
+    meta = model / PACKED_DIR
+    with open(model / PACK, "xb") as file:
+        writer = PackWriter(file)
+        for path in sorted(p for p in meta.rglob("*") if p.is_file()):
+            writer.add(path.relative_to(meta).as_posix(), [path.read_bytes()])
+        writer.finish()
+    shutil.rmtree(meta)
+    return str(model / PACK)

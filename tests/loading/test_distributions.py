@@ -4,7 +4,6 @@ pack time, with files located in the cache entry, without installing anything.""
 from __future__ import annotations
 
 import importlib
-import shutil
 import sys
 from collections.abc import Iterator
 from importlib import metadata
@@ -13,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from carton_hook.formats.metadatapack import PACK, PACKED_DIR, PackWriter
+from carton_hook.formats.metadatapack import PACKED_DIR
 from carton_hook.loading.distributions import CartonDistribution, distributions
 from carton_hook.loading.finder import CartonFinder
 from carton_hook.planning.planfile import PLAN_FORMAT
 
-from ..factory import record_row
+from ..factory import pack_metadata_tree, record_row
 
 ALPHA, BETA, GAMMA, DELTA = "a" * 64, "b" * 64, "c" * 64, "d" * 64
 
@@ -35,19 +34,6 @@ def wheel(dist: str, info: str | None, top_level: list[str]) -> dict[str, object
     return {"name": f"{dist}-1.0-py3-none-any.whl", "dist": dist, "version": "1.0",
             "size": 1, "url": f"https://files.example/{dist}.whl", "bundled": None,
             "dist_info": info, "deps": [], "top_level": top_level, "roots": [""]}
-
-
-def pack_tree(model: Path) -> str:
-    """The model's `.carton/dist-info/` tree moved into a metadata pack, as extracting
-    a .carton writes it: the pack's path."""
-    meta = model / PACKED_DIR
-    with open(model / PACK, "xb") as file:
-        writer = PackWriter(file)
-        for path in sorted(p for p in meta.rglob("*") if p.is_file()):
-            writer.add(path.relative_to(meta).as_posix(), [path.read_bytes()])
-        writer.finish()
-    shutil.rmtree(meta)
-    return str(model / PACK)
 
 
 @pytest.fixture(params=["tree", "packed"])
@@ -74,7 +60,7 @@ def plan(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
         "METADATA": "Metadata-Version: 2.1\nName: delta\nVersion: 0.1\n"})
     (tmp_path / "cache" / ALPHA / "alpha_unit").mkdir(parents=True)
     (tmp_path / "cache" / ALPHA / "alpha_unit" / "__init__.py").write_text(init)
-    packed = pack_tree(tmp_path / "model") if request.param == "packed" else None
+    packed = pack_metadata_tree(tmp_path / "model") if request.param == "packed" else None
     return {"format": PLAN_FORMAT, "stdlib": [], "model": str(tmp_path / "model"),
             "name": "m", "version": "1", "entrypoint": "model:main",
             "requirements": "requirements.txt", "archive": None, "metadata_pack": packed,
@@ -151,7 +137,7 @@ def test_a_file_reads_as_path_read_text_reads_it(tmp_path: Path, packed: bool) -
     raw = "Name: alpha\r\nSummary: d\u00e9j\u00e0 vu\rVersion: 1.0\n".encode()
     (folder / "METADATA").write_bytes(raw)
     expected = (folder / "METADATA").read_text(encoding="utf-8")
-    pack = pack_tree(model) if packed else None
+    pack = pack_metadata_tree(model) if packed else None
     found = CartonDistribution(folder, tmp_path / "cache" / ALPHA, [], "alpha", pack)
     assert found.read_text("METADATA") == expected
     assert expected == "Name: alpha\nSummary: d\u00e9j\u00e0 vu\nVersion: 1.0\n"

@@ -8,7 +8,6 @@ setuptools from the index."""
 from __future__ import annotations
 
 import importlib.metadata
-import shutil
 import types
 import warnings
 from collections.abc import Callable
@@ -17,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from carton_hook.formats.metadatapack import PACK, PACKED_DIR, PackWriter
+from carton_hook.formats.metadatapack import PACKED_DIR
 from carton_hook.loading.workingset import add_locked
 
 from ..conftest import run_hook
-from ..factory import make_wheel
+from ..factory import make_wheel, pack_metadata_tree
 from ..indexserver import PackageIndex
 
 with warnings.catch_warnings():
@@ -39,17 +38,6 @@ def write_tree(model: Path, sha: str, folder: str, files: dict[str, str]) -> str
     return str(path)
 
 
-def pack_tree(model: Path) -> str:
-    meta = model / PACKED_DIR
-    with open(model / PACK, "xb") as file:
-        writer = PackWriter(file)
-        for path in sorted(p for p in meta.rglob("*") if p.is_file()):
-            writer.add(path.relative_to(meta).as_posix(), [path.read_bytes()])
-        writer.finish()
-    shutil.rmtree(meta)
-    return str(model / PACK)
-
-
 @pytest.fixture(params=["tree", "packed"])
 def plan(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
     model = tmp_path / "model"
@@ -61,7 +49,7 @@ def plan(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
         "licenses/LICENSE": "MIT\n"})
     beta = write_tree(model, BETA, "beta-2.5.dist-info", {
         "METADATA": "Metadata-Version: 2.1\nName: beta\nVersion: 2.5\n"})
-    pack = pack_tree(model) if request.param == "packed" else None
+    pack = pack_metadata_tree(model) if request.param == "packed" else None
     wheels = {sha: {"dist": dist, "dist_info": info}
               for sha, dist, info in ((ALPHA, "alpha-unit", alpha), (BETA, "beta", beta))}
     wheels["c" * 64] = {"dist": "gamma", "dist_info": None}  # no pack-time metadata
