@@ -82,12 +82,16 @@ def test_quiet_says_nothing_on_a_terminal_or_into_a_pipe(carton: Path,
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_a_first_run_into_a_pipe_writes_plain_lines(carton: Path, hermetic_env: dict[str, str],
-                                                    verbose: bool) -> None:
+                                                    pypi: PackageIndex, verbose: bool) -> None:
     """A CI job's or a container's log gets whole lines, nothing redrawn: what is
     installed, where, how big, and when it is done; `-v` names each package."""
     env = {**hermetic_env, "CARTON_PROGRESS_AFTER": "0"}
     args = [sys.executable, "-m", "carton_hook", *(["-v"] if verbose else []), str(carton)]
+    # A slow download, so that the model waits: a run that never waits says nothing (CI,
+    # 2026-12-06: its 0.3 MB was in before the model's import asked for it).
+    pypi.bandwidth = 300_000
     proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    pypi.bandwidth = None
     assert (proc.returncode, proc.stdout) == (0, "alpha 1.0\n"), proc.stderr
     lines = proc.stderr.splitlines()
     assert lines[0].startswith("carton: demo-model 0.1.0: installing 1 package (0.3 MB) into ")
