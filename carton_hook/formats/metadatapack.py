@@ -75,12 +75,11 @@ class Pack:
         if found is None:
             raise FileNotFoundError(f"{self.path}: no {relpath}")
         offset, size = found
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            # pread, not seek and read: a descriptor a fork shares moves for both.
-            data = os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        # A file of its own for each read: a forked child and its parent never move
+        # each other's offset (as they would in one descriptor they share).
+        with open(self.path, "rb") as file:
+            file.seek(offset)
+            data = file.read(size)
         if len(data) != size:
             raise _damaged(self.path, f"{relpath} is cut short")
         return data
@@ -122,28 +121,30 @@ def open_pack(path: str) -> Pack | None:
     if found is not None:
         return found
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        file = open(path, "rb")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         return None  # not remembered: the model may be extracted again, as a pack
     except OSError as exc:
         raise CacheError(f"{path}: cannot read: {exc}") from exc
     try:
-        size = os.fstat(fd).st_size
-        head = os.pread(fd, len(_MAGIC), 0)
-        tail = os.pread(fd, _TRAILER, size - _TRAILER) if size >= _TRAILER else b""
+        head = file.read(len(_MAGIC))
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(size - _TRAILER, 0))
+        tail = file.read(_TRAILER)
         if head != _MAGIC or len(tail) != _TRAILER or not _DIGITS.issuperset(
                 tail[:-1].decode("latin-1")) or tail[-1:] != b"\n":
             raise _damaged(path, "not a metadata pack, or cut short")
         start = int(tail)
         if not len(_MAGIC) <= start <= size - _TRAILER:
             raise _damaged(path, "its index is out of place")
-        raw = os.pread(fd, size - _TRAILER - start, start)
+        file.seek(start)
+        raw = file.read(size - _TRAILER - start)
     except OSError as exc:
         if isinstance(exc, CacheError):
             raise
         raise CacheError(f"{path}: cannot read: {exc}") from exc
     finally:
-        os.close(fd)
+        file.close()
     pack = Pack(path, _parse_index(path, raw, start))
     _opened[path] = pack
     return pack
