@@ -10,6 +10,7 @@ from typing import Any
 
 from carton_backend.errors import ConfigError
 from carton_hook.formats.archive import entrypoint_problem
+from carton_hook.formats.metadatapack import PACK
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,7 +23,8 @@ BUNDLE_MODES = ("non-pypi", "all")
 # from the lock, which is packed).
 DEFAULT_EXCLUDES = (".carton-tmp-*", "dist/", ".git/", ".venv/", ".nox/", ".tox/",
                     "__pycache__/", "*.pyc", ".ipynb_checkpoints/", ".env", ".env.*",
-                    "/pylock.toml", "/pylock.*.toml", "/.carton/dist-info.pack")
+                    "/pylock.toml", "/pylock.*.toml",
+                    f"/{PACK}")  # where the runtime packs an extracted model's metadata
 _KNOWN_KEYS = ("entrypoint", "requirements", "python", "platforms", "exclude", "bundle",
                "only-binary", "executable")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from carton_hook.errors import ArchiveError, UnsafeMember
 from carton_hook.formats.members import check_members
+from carton_hook.formats.metadatapack import PACK
 
 ARCHIVE_FORMAT = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -92,9 +93,6 @@ def check_manifest_covers(members: set[str], manifest: dict[str, str], where: st
 # The cache marks an extracted model complete with this file (cache/layout.py's COMPLETE,
 # which test_archive checks is the same name): a model may not bring its own.
 RESERVED_MEMBER = ".carton-complete"
-# Extraction writes the locked wheels' metadata into this file (formats/metadatapack.py's
-# PACK, which test_archive checks is the same name): a model may not bring its own either.
-RESERVED_PACK = ".carton/dist-info.pack"
 
 
 def _reserved(name: str) -> bool:
@@ -102,8 +100,10 @@ def _reserved(name: str) -> bool:
         return False
     relpath = name[len(MODEL_PREFIX):]
     return (relpath.split("/")[0] == RESERVED_MEMBER
-            or relpath.casefold() == RESERVED_PACK  # not even in another case
-            or relpath.casefold().startswith(RESERVED_PACK + "/"))
+            # nor the file extraction packs the locked wheels' metadata into, in any case
+            or relpath.casefold() == PACK or relpath.casefold().startswith(PACK + "/"))
+
+
 SUFFIX = ".carton"
 
 

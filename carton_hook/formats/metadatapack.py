@@ -178,23 +178,24 @@ def read_metadata(path: str, pack: str | None) -> bytes:
     """The bytes of `path`, a file of a model's pack-time metadata
     (`<model>/.carton/dist-info/...`): out of `pack` where the model's metadata is
     packed and the pack is there, else from disk. FileNotFoundError if absent."""
-    found = open_pack(pack) if pack else None
-    if found is None:
+    located = _locate(path, pack)
+    if located is None:
         with open(path, "rb") as file:
             return file.read()
-    return found.read(packed_path(path, found.path))
+    found, relpath = located
+    return found.read(relpath)
 
 
 def metadata_kind(path: str, pack: str | None) -> str | None:
     """"file" or "folder" for what `path` of a model's pack-time metadata is, or None
     if there is nothing there (read as `read_metadata` reads)."""
-    found = open_pack(pack) if pack else None
-    if found is None:
-        return "folder" if os.path.isdir(path) else "file" if os.path.isfile(path) else None
     try:
-        relpath = packed_path(path, found.path)
+        located = _locate(path, pack)
     except FileNotFoundError:
         return None
+    if located is None:
+        return "folder" if os.path.isdir(path) else "file" if os.path.isfile(path) else None
+    found, relpath = located
     if found.is_file(relpath):
         return "file"
     return "folder" if relpath == "" or found.listdir(relpath) else None
@@ -203,16 +204,35 @@ def metadata_kind(path: str, pack: str | None) -> str | None:
 def list_metadata(path: str, pack: str | None) -> list[str]:
     """The names in folder `path` of a model's pack-time metadata, sorted; none if there
     is no such folder."""
-    found = open_pack(pack) if pack else None
-    if found is None:
-        try:
-            return sorted(os.listdir(path))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
     try:
-        return found.listdir(packed_path(path, found.path))
-    except FileNotFoundError:
+        located = _locate(path, pack)
+        if located is None:
+            return sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    found, relpath = located
+    return found.listdir(relpath)
+
+
+def metadata_folders(path: str, pack: str | None) -> list[str]:
+    """The names of the folders in folder `path` of a model's pack-time metadata,
+    sorted; none if there is no such folder."""
+    try:
+        located = _locate(path, pack)
+        if located is None:
+            return sorted(e.name for e in os.scandir(path) if e.is_dir())
+    except OSError:  # FileNotFoundError, NotADirectoryError
+        return []
+    found, relpath = located
+    return found.folders(relpath)
+
+
+def _locate(path: str, pack: str | None) -> tuple[Pack, str] | None:
+    """Where `path` (of the tree a pack holds) is read: the pack and the name it has
+    there, or None for the tree on disk (no pack given, or none there).
+    FileNotFoundError for a path outside that tree."""
+    found = open_pack(pack) if pack else None
+    return None if found is None else (found, packed_path(path, found.path))
 
 
 def packed_path(path: str, pack: str) -> str:

@@ -37,13 +37,7 @@ from carton_hook.formats.archive import (
     runtime_member,
 )
 from carton_hook.formats.lockfile import BUNDLED_DIR, DIST_INFO_DIR, LOCK_PATH
-from carton_hook.formats.metadatapack import (
-    PACK,
-    PackWriter,
-    open_pack,
-    packed_path,
-    read_metadata,
-)
+from carton_hook.formats.metadatapack import PACK, PackWriter, metadata_folders, read_metadata
 
 
 class Model(NamedTuple):
@@ -161,9 +155,8 @@ class ModelFiles:
     def folders(self, relpath: str) -> list[str]:
         """The names of the folders in `relpath` (none if it is absent), sorted."""
         if self._zf is None:
-            pack = open_pack(self.pack) if self.pack else None
-            if pack is not None and (relpath + "/").startswith(DIST_INFO_DIR + "/"):
-                return pack.folders(packed_path(str(self._root / relpath), pack.path))
+            if (relpath + "/").startswith(DIST_INFO_DIR + "/"):
+                return metadata_folders(str(self._root / relpath), self.pack)
             try:
                 return sorted(e.name for e in os.scandir(self._root / relpath) if e.is_dir())
             except OSError:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from carton_hook.errors import CacheError
-from carton_hook.formats.archive import RESERVED_PACK
 from carton_hook.formats.lockfile import DIST_INFO_DIR
 from carton_hook.formats.metadatapack import (
     PACK,
@@ -49,9 +48,8 @@ def tree(root: Path, name: str) -> str:
     return str(root / PACKED_DIR / name)
 
 
-def test_the_pack_holds_the_folder_the_lock_layout_names_and_the_archive_reserves() -> None:
+def test_the_pack_holds_the_folder_the_lock_layout_names() -> None:
     assert PACKED_DIR == DIST_INFO_DIR
-    assert RESERVED_PACK == PACK
     assert PACK.startswith(".carton/")
 
 

@@ -30,6 +30,11 @@ ENTRY_POINTS = (b"[console_scripts]\ndemo-run = demo.cli:main\ndemo_b=demo:run.g
                 b"# a comment\n[gui_scripts]\ndemo-gui = demo.gui : start\n"
                 b"[demo.plugins]\nX101 = demo.plugin:Check\n")
 
+def entry_points(text: bytes) -> dict[str, tuple[bytes, int]]:
+    """A wheel's `entry_points.txt` member (demo_wheel's form)."""
+    return {f"{DIST_INFO}/entry_points.txt": (text, 0o644)}
+
+
 PLAIN: dict[str, tuple[bytes, int]] = {
     "demo/__init__.py": (b"VALUE = 42\n", 0o644),
     "demo/sub/__init__.py": (b"", 0o644),
@@ -119,25 +124,17 @@ def test_an_installed_console_script_runs(tmp_path: Path,
 @pytest.mark.parametrize(("change", "why"), [
     ({"demo-1.0.data/purelib/extra.py": (b"", 0o644)}, "a .data folder"),
     ({f"{DIST_INFO}/INSTALLER": (b"pip\n", 0o644)}, "an INSTALLER of its own"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\n  a = b:c\n", 0o644)},
-     "an indented line"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\na = b:c\nd = e:f\n\tg\n", 0o644)},
-     "a continuation line"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[DEFAULT]\nx = y:z\n[console_scripts]\na = b:c\n",
-                                        0o644)}, "a DEFAULT section"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\na = b:c%(x)s\n", 0o644)},
-     "interpolation"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\na = b:c\na = d:e\n", 0o644)},
-     "a duplicate option"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\na = b:c\n[gui_scripts]\na = d:e\n",
-                                        0o644)}, "one script name twice"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\na = b\n", 0o644)},
-     "an entry point with no attribute"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\n../a = b:c\n", 0o644)},
-     "a script name with a slash"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"a = b:c\n", 0o644)}, "an option before a section"),
-    ({f"{DIST_INFO}/entry_points.txt": (b"[console_scripts]\r\na = b:c\r\n", 0o644)},
-     "CRLF line ends"),
+    (entry_points(b"[console_scripts]\n  a = b:c\n"), "an indented line"),
+    (entry_points(b"[console_scripts]\na = b:c\nd = e:f\n\tg\n"), "a continuation line"),
+    (entry_points(b"[DEFAULT]\nx = y:z\n[console_scripts]\na = b:c\n"), "a DEFAULT section"),
+    (entry_points(b"[console_scripts]\na = b:c%(x)s\n"), "interpolation"),
+    (entry_points(b"[console_scripts]\na = b:c\na = d:e\n"), "a duplicate option"),
+    (entry_points(b"[console_scripts]\na = b:c\n[gui_scripts]\na = d:e\n"),
+     "one script name twice"),
+    (entry_points(b"[console_scripts]\na = b\n"), "an entry point with no attribute"),
+    (entry_points(b"[console_scripts]\n../a = b:c\n"), "a script name with a slash"),
+    (entry_points(b"a = b:c\n"), "an option before a section"),
+    (entry_points(b"[console_scripts]\r\na = b:c\r\n"), "CRLF line ends"),
 ])
 def test_other_wheels_are_left_to_installer(tmp_path: Path, change: dict[str, tuple[bytes, int]],
                                             why: str) -> None:
