@@ -144,6 +144,14 @@ def _main(argv: list[str]) -> int:
         sys.excepthook(*sys.exc_info())  # the traceback, as Python prints it, then why
         print(hint, file=sys.stderr)
         return 1
+    except Exception as exc:
+        # carton's own failure inside a call of the model's (the cache's metadata pack found
+        # damaged by its importlib.metadata call): one line, where the model asked.
+        if not carton_failed(exc) or "--verbose" in options:
+            raise
+        from carton_hook.errors import report
+
+        return report(exc, where=_where_imported(exc, carton.plan))
     if result is None or isinstance(result, int):
         return result or 0
     sys.exit(result)  # a message: printed, exit status 1, as sys.exit does

@@ -59,6 +59,30 @@ print(metadata.packages_distributions().get('alpha'))
     assert files_fetched(pypi) == []
 
 
+def test_a_damaged_metadata_pack_is_said_in_one_line_where_the_model_asked(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.2"))
+    carton = build_carton("alpha\n", model("""
+from importlib import metadata
+print(metadata.version('alpha'))
+"""))
+    assert run_hook(hermetic_env, carton).stdout.strip() == "1.2"
+    [pack] = (tmp_path / "carton-home" / "models").glob("*/.carton/dist-info.pack")
+    pack.write_bytes(pack.read_bytes()[:-30])  # its index cut short
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"carton: error: {pack}: damaged"), proc.stderr
+    assert "cache clear" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.rstrip().endswith("(needed at model.py:3)"), proc.stderr
+    verbose = run_hook(hermetic_env, "-v", carton)  # the traceback through the model's call
+    assert verbose.returncode == 1 and "CacheError" in verbose.stderr
+    assert 'model.py", line 3' in verbose.stderr
+    assert run_hook(hermetic_env, "cache", "clear").returncode == 0
+    again = run_hook(hermetic_env, carton)
+    assert (again.returncode, again.stdout.strip()) == (0, "1.2"), again.stderr
+
+
 def test_files_gives_real_paths_after_import(
         tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
         hermetic_env: dict[str, str]) -> None:
