@@ -130,13 +130,13 @@ class CartonFinder:
         if all(hold(_join(self.cache_root, s)) for s in shas):
             return self._real_spec(fullname, sha)
         return _DeferredSpec(fullname, _InstallingLoader(self, shas),
-                             self.plan["listed"].get(fullname))
+                             self._is_package(fullname) if "." not in fullname else None)
 
     def iter_modules(self, prefix: str = "") -> Iterator[tuple[str, bool]]:
         """The locked top-level modules and packages, for `pkgutil.iter_modules()`
         (which asks each meta path finder that has this method); installs nothing."""
-        for name, ispkg in self.plan["listed"].items():
-            yield prefix + name, ispkg
+        for name in list(self.plan["listed"]):
+            yield prefix + name, self._is_package(name)
 
     def invalidate_caches(self) -> None:
         """Nothing is cached here; `importlib.invalidate_caches()` may call this."""
@@ -149,6 +149,14 @@ class CartonFinder:
         return distributions(self.plan, self.cache_root, name)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _is_package(self, name: str) -> bool:
+        known = self.plan["listed"].get(name)
+        if known is not None:
+            return known
+        from carton_hook.loading.listing import is_package  # its wheel's RECORD, once
+
+        return is_package(self.plan, name)
 
     def _real_spec(self, fullname: str, sha: str) -> ModuleSpec | None:
         parts = fullname.split(".")

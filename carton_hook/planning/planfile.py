@@ -49,7 +49,8 @@ if TYPE_CHECKING:
         imports: dict[str, str]  # import name -> sha256 of the wheel that provides it
         namespaces: dict[str, list[str]]  # namespace package -> the wheels that share it
         shared: dict[str, list[str]]  # package several wheels provide -> their sha256s
-        listed: dict[str, bool]  # top-level names for pkgutil: is it a package?
+        # Top-level names for pkgutil: is it a package? (None: its RECORD says, when asked)
+        listed: dict[str, bool | None]
         distutils_shim: bool  # setuptools' distutils shim is locked
 
     class PlanData(_PlanData, total=False):
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
         identity: str  # what the plan was made for (plan_identity); its first line: MODEL
         watch: list[list[str]]  # [path, file_signature] of a model folder's requirements
 
-PLAN_FORMAT = 12
+PLAN_FORMAT = 13
 
 
 def file_signature(path: str) -> str:

@@ -198,7 +198,7 @@ def make_plan(model: Model, files: ModelFiles | None = None,
             for i in range(1, len(parts)):
                 owners.setdefault(".".join(parts[:i]), []).append(sha)
     namespaces = {n: sorted(set(shas)) for n, shas in owners.items() if n not in imports}
-    listed = _top_level_listing(imports, namespaces, wheels, files, model.root)
+    listed = _top_level_listing(imports, namespaces)
     for sha, order in preloads(section).items():
         wheels[sha]["preload"] = order
         wheels[sha]["deps"] = sorted({*wheels[sha]["deps"], *(s for s, _ in order)})
@@ -225,49 +225,14 @@ def make_plan(model: Model, files: ModelFiles | None = None,
     }
 
 
-def _top_level_listing(imports: dict[str, str], namespaces: dict[str, list[str]],
-                       wheels: dict[str, WheelPlan], files: ModelFiles,
-                       root: Path) -> dict[str, bool]:
-    """Every top-level name the lock provides, and whether it is a package: what
-    `pkgutil.iter_modules()` lists for it, known without installing anything."""
-    listed = {name: True for name in namespaces if "." not in name}
-    folders: dict[str, set[str]] = {}
-    for name, sha in imports.items():
-        if "." in name:
-            continue
-        if sha not in folders:
-            folders[sha] = _installed_folders(wheels[sha], files, root)
-        listed[name] = name in folders[sha]
+def _top_level_listing(imports: dict[str, str],
+                       namespaces: dict[str, list[str]]) -> dict[str, bool | None]:
+    """Every top-level name the lock provides, for `pkgutil.iter_modules()`: True for a
+    namespace; None for a name whose wheel's RECORD says whether it is a package, read
+    when it is first asked (loading/listing.py), not for every wheel here."""
+    listed: dict[str, bool | None] = {name: True for name in namespaces if "." not in name}
+    listed.update((name, None) for name in imports if "." not in name)
     return dict(sorted(listed.items()))
-
-
-def _installed_folders(wheel: WheelPlan, files: ModelFiles, root: Path) -> set[str]:
-    """The top-level folders of a wheel's installed tree (below each import root), from
-    its pack-time RECORD."""
-    from carton_hook.formats.importnames import install_paths
-
-    if not wheel["dist_info"]:
-        return set()
-    try:
-        raw = files.read(Path(wheel["dist_info"], "RECORD").relative_to(root).as_posix())
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return set()
-    if '"' in text:  # a quoted path (it holds a comma or a quote): read as CSV
-        import csv
-
-        rows = [row[0] for row in csv.reader(text.splitlines()) if row]
-    else:  # each row's path is what comes before its first comma
-        rows = [line.partition(",")[0] for line in text.splitlines() if line]
-    prefixes = [f"{import_root}/" if import_root else "" for import_root in wheel["roots"]]
-    found = set()
-    for path in install_paths(rows):
-        for prefix in prefixes:
-            if path.startswith(prefix):
-                head, sep, _ = path[len(prefix):].partition("/")
-                if sep:
-                    found.add(head)
-    return found
 
 
 def preloads(section: Environment) -> dict[str, list[list[str]]]:
