@@ -155,8 +155,8 @@ def startup(report: Report, workload: Workload, work: Path, wheelhouse: Path, in
     small = workload is REQUESTS
     pex_warm, pex_cold = b.pex(venv=False) if small else (None, None)
     print(f"bench: workload {workload.name}: timing", flush=True)
-    warm = alternate([c for c in (venv, carton_warm, b.carton_executable(), shiv_warm, pex_warm,
-                                  pexv_warm) if c is not None], args.runs)
+    warm = alternate([c for c in (venv, carton_warm, b.warm_floor(), b.carton_executable(),
+                                  shiv_warm, pex_warm, pexv_warm) if c is not None], args.runs)
     # The second run right after a cold one: against the venv's warm run, in turn.
     warm += beside_venv(b, venv, max(3, cold_runs))
     # What installing before importing costs at least, every check kept (installfloor.py),
@@ -276,7 +276,7 @@ def startup_alone(report: Report, work: Path, wheelhouse: Path, index_url: str,
     b = Builder(STARTUP, work / STARTUP.name, wheelhouse, index_url)
     venv = b.venv()
     carton_warm, _, _ = b.carton()
-    warm = alternate([venv, carton_warm, b.carton_executable()], 5 * args.runs)
+    warm = alternate([venv, carton_warm, b.warm_floor(), b.carton_executable()], 5 * args.runs)
     report.add_table(STARTUP.name, f"Workload: {STARTUP.title}", warm, base="plain venv")
 
 

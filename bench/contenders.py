@@ -12,7 +12,7 @@ from pathlib import Path
 
 import runtime
 from aside import set_aside
-from report import BESIDE_SECOND, FLOOR, INSTALL_FLOOR, INSTALL_FLOOR_AHEAD
+from report import BESIDE_SECOND, FLOOR, INSTALL_FLOOR, INSTALL_FLOOR_AHEAD, WARM_FLOOR
 from timing import Command, clean_env, run_settled
 from workloads import Workload, model_source, pack_env, write_model
 
@@ -132,6 +132,16 @@ class Builder:
                        [PY, "-c", launch, str(processes), self.run_py, "-m", "carton_hook",
                         str(self.archive)], {"CARTON_HOME": str(home)},
                        prepare=None if warm else lambda: set_aside(home), expect=self.w.expect)
+
+    def warm_floor(self) -> Command:
+        """The least any launcher of this carton's model from carton's warm cache does,
+        in one standard-library module run with `-m` as carton is (warmfloor.py; after
+        `carton()`, on carton's warm home)."""
+        from carton_hook.planning.planfile import PLAN_FORMAT
+
+        return Command(WARM_FLOOR, [self.run_py, "-m", "warmfloor", str(PLAN_FORMAT),
+                                    str(self.warm_home), str(self.archive)],
+                       expect=self.w.expect)
 
     def carton_executable(self) -> Command:
         """The same carton run as `python model.carton` (after `carton()`): the runtime

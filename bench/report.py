@@ -18,6 +18,10 @@ FLOOR = "plain venv, nothing compiled yet"
 INSTALL_FLOOR = "checked install, then import"
 # The same, that process then compiling ahead: such a first run on two cores.
 INSTALL_FLOOR_AHEAD = "checked install, then import, compiling ahead"
+# A warm start at its least: the model run from carton's warm cache by one module of the
+# standard library (warmfloor.py), with `-m` as carton is: no warm start of a carton that
+# keeps carton's checks and locks can be faster.
+WARM_FLOOR = "warm floor, one stdlib module"
 # The venv's warm runs made in turn with carton's second runs, each right after an untimed
 # cold run as they are, which their target compares.
 BESIDE_SECOND = "plain venv, after a cold run"
@@ -125,6 +129,10 @@ class Report:
                 if name.endswith(" cold") and self.has_result(key, INSTALL_FLOOR):
                     floor = self.result(key, INSTALL_FLOOR).median / theirs
                     note += f"; installing first, checked, stdlib only, one core: {floor:.2f}x"
+                if name == "carton warm" and self.has_result(key, WARM_FLOOR):
+                    floor = self.result(key, WARM_FLOOR).median / theirs
+                    note += (f"; the warm floor: {floor:.2f}x" if floor <= limit else
+                             f"; below the warm floor ({WARM_FLOOR}: {floor:.2f}x)")
                 if name.endswith(" cold") and self.has_result(key, INSTALL_FLOOR_AHEAD):
                     floor = self.result(key, INSTALL_FLOOR_AHEAD).median / theirs
                     note += f"; the same, compiling ahead on the second core: {floor:.2f}x"
@@ -246,7 +254,14 @@ NOTES = """\
   timed in turn with the venv's warm run made right after an untimed cold run of the
   carton too ("plain venv, after a cold run"), which its target compares it with;
   "N processes at once" starts N cold runs together on one empty cache and ends with the
-  last.
+  last. "warm floor, one stdlib module" (`bench/warmfloor.py`, run with `-m` as carton is,
+  on carton's warm cache) is the least a warm start of the carton does that keeps
+  carton's promises: it finds the plan as carton does (the model file's stat, its key),
+  reads it, checks it is this model's and interpreter's, holds the shared locks that
+  keep `cache prune` away, keeps the model from site-packages, answers the locked
+  top-level names from their cache entries, points `sys.executable` at the prefix and
+  calls the entrypoint; none of carton's other cases. What carton's warm run costs over
+  it is carton's code and its layout in modules ("the warm floor" in the targets' table).
 - **shiv**: a `.pyz` built with `shiv -e model:main`; cold with an empty `SHIV_ROOT`.
 - **pex**: a `.pex` built with `-e model:main`, in its default zip mode and with `--venv`;
   cold with an empty `PEX_ROOT`. The zip mode runs on the `requests` workload only (on

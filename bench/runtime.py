@@ -1,5 +1,6 @@
 """The interpreter that runs carton, shiv and pex: a venv made as the plain venv's is
-(`--without-pip`), holding carton and its dependencies and nothing else.
+(`--without-pip`), holding carton and its dependencies and nothing else (but the one
+module of the warm start's floor, warmfloor.py).
 
 The bench's own environment also holds pip, setuptools (whose `.pth` file imports
 `_distutils_hack` at every start), build, shiv, pex and uv: run from it, each process
@@ -37,6 +38,8 @@ def python(work: Path) -> str:
         check=True, capture_output=True, text=True).stdout.strip())
     for dist in _closure(RUNTIME):
         _copy(dist, site)
+    # The warm start's floor, run with `-m` from the same site folder as carton_hook.
+    shutil.copy2(Path(__file__).with_name("warmfloor.py"), site)
     return str(interpreter)
 
 
