@@ -65,6 +65,22 @@ def open_member(archive: zipfile.ZipFile, member: str | zipfile.ZipInfo) -> IO[b
     return faster(archive.open(member), hashed=True)
 
 
+def copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, fd: int,
+                hasher: Any) -> int:
+    """Inflate `member` into the open file `fd` as its bytes come, each fed to `hasher`
+    (the caller checks the digest against the member's RECORD row); the bytes written.
+    Raises one of ERRORS where the member's data is not deflate."""
+    size = 0
+    with open_member(archive, member) as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            hasher.update(chunk)
+            size += len(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+    return size
+
+
 def faster(stream: _Stream, hashed: bool) -> _Stream:
     """A member's stream that `ZipFile.open` just returned (it checked the member's local
     header), nothing read from it yet, inflating with ISA-L where it is installed. If

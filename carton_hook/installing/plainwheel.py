@@ -174,13 +174,8 @@ def install_plain(archive: zipfile.ZipFile, info: WheelInfo, scripts: list[Scrip
             between()
         fd = writer.create(writer.target(root, path), path, executable_member(member))
         digest = hashlib.sha256()
-        size = 0
         try:
-            with inflate.open_member(archive, member) as stream:
-                for chunk in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    safewrite.write_all(fd, chunk)
+            size = inflate.copy_member(archive, member, fd, digest)
         except inflate.ERRORS as exc:
             raise WheelError(info.filename, f"{path!r} cannot be inflated ({exc})") from exc
         finally:

@@ -400,7 +400,7 @@ def write_members(wheel: str, base: str, root: str,
     import hashlib
     import zipfile
 
-    from carton_hook.installing.inflate import ERRORS, open_member
+    from carton_hook.installing.inflate import ERRORS, copy_member
 
     real_root = os.path.realpath(root)
     checked: set[str] = set()
@@ -412,7 +412,6 @@ def write_members(wheel: str, base: str, root: str,
             _make_folder(os.path.dirname(target), name, real_root, checked)
             executable = executable_member(info)
             hasher = hashlib.new(algorithm)
-            written = 0
             try:
                 fd = os.open(target, flags, 0o755 if executable else 0o644)
             except FileExistsError:
@@ -420,13 +419,7 @@ def write_members(wheel: str, base: str, root: str,
                     continue  # the installing process got to it first
                 raise
             try:
-                with open_member(archive, info) as stream:
-                    for chunk in iter(lambda: stream.read(1 << 20), b""):
-                        hasher.update(chunk)
-                        written += len(chunk)
-                        view = memoryview(chunk)
-                        while view:
-                            view = view[os.write(fd, view):]
+                written = copy_member(archive, info, fd, hasher)
             except ERRORS as exc:
                 raise ValueError(f"{name!r} cannot be inflated ({exc})") from exc
             finally:

@@ -3,6 +3,7 @@ into the same tree; data that is not deflate is a one-line WheelError either way
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import random
@@ -96,6 +97,29 @@ def test_a_member_read_against_record_is_inflated_by_isal_without_a_crc(
         with inflate.faster(zf.open("demo/mixed.bin"), hashed=False) as kept:
             assert kept._expected_crc == zf.getinfo("demo/mixed.bin").CRC  # type: ignore[attr-defined]
             assert kept.read() == expected
+
+
+def test_a_member_is_copied_into_a_file_with_its_digest_and_size(
+        tmp_path: Path, engine: str) -> None:
+    wheel = make_wheel(tmp_path / "wheels", "demo", files=files())
+    spoil(wheel, "demo/noise.bin")
+    target = tmp_path / "mixed.bin"
+    with zipfile.ZipFile(wheel) as zf:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            hasher = hashlib.sha256()
+            size = inflate.copy_member(zf, zf.getinfo("demo/mixed.bin"), fd, hasher)
+        finally:
+            os.close(fd)
+        expected = files()["demo/mixed.bin"]
+        assert (target.read_bytes(), size) == (expected, len(expected))
+        assert hasher.digest() == hashlib.sha256(expected).digest()
+        fd = os.open(tmp_path / "noise.bin", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            with pytest.raises(inflate.ERRORS):
+                inflate.copy_member(zf, zf.getinfo("demo/noise.bin"), fd, hashlib.sha256())
+        finally:
+            os.close(fd)
 
 
 def test_data_that_is_not_deflate_is_a_wheel_error_and_leaves_nothing(
