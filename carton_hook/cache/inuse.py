@@ -20,6 +20,10 @@ from carton_hook.system import O_CLOEXEC, lock
 
 # How stale a "last used" stamp may get: one write per entry per hour at most.
 STAMP_EVERY = 3600.0
+# An entry that `cache clear` takes out between its install and a process holding it is
+# installed again, this many times at most (a clear loop beside the model, tried here,
+# takes one out every ~120 ms; an install through the worker takes ~150 ms).
+HOLD_ATTEMPTS = 20
 
 _held: dict[str, int] = {}  # entry -> the marker's descriptor, kept open until exit
 

@@ -20,3 +20,11 @@ def carton_failed(exc: BaseException) -> bool:
     from carton_hook.errors import CartonError
 
     return isinstance(exc, CartonError)
+
+
+def import_error(message: str, name: str) -> ImportError:
+    """carton's ImportError for the locked module `name` (its class imported only when
+    one is raised)."""
+    from carton_hook.errors import CartonImportError
+
+    return CartonImportError(message, name=name)

@@ -15,9 +15,9 @@ from importlib.machinery import PathFinder
 
 from carton_hook import loading
 from carton_hook.cache import pycache
-from carton_hook.cache.inuse import hold
+from carton_hook.cache.inuse import HOLD_ATTEMPTS, hold
 from carton_hook.cache.layout import carton_home, packages_dir, prefix_dir
-from carton_hook.loading.finder import HOLD_ATTEMPTS, CartonFinder
+from carton_hook.loading.finder import CartonFinder
 from carton_hook.loading.isolation import isolate
 from carton_hook.loading.plan import Plan, get_plan
 from carton_hook.loading.plan import install as install_with_worker

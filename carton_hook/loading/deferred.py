@@ -14,16 +14,27 @@ from __future__ import annotations
 import os
 from importlib.machinery import ModuleSpec
 
-from carton_hook.cache.inuse import hold
-from carton_hook.loading import carton_failed
-from carton_hook.loading.finder import HOLD_ATTEMPTS, import_error
+from carton_hook.cache.inuse import HOLD_ATTEMPTS, hold
+from carton_hook.loading import carton_failed, import_error
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import ModuleType
-    from typing import Any
+    from typing import Any, Protocol
 
-    from carton_hook.loading.finder import CartonFinder
+    from carton_hook.planning.planfile import PlanData
+
+    class _Finder(Protocol):
+        """What the installing loader asks of the finder that made its spec (finder.py:
+        CartonFinder)."""
+
+        plan: PlanData
+        cache_root: str
+
+        def ensure_installed(self, shas: list[str], names: Sequence[str] = ()) -> None: ...
+
+        def real_spec(self, fullname: str, sha: str) -> ModuleSpec | None: ...
 
 
 class DeferredSpec(ModuleSpec):
@@ -103,7 +114,7 @@ class InstallingLoader:
     other loader question (`get_code` for runpy, `get_filename`, `get_source`,
     `get_resource_reader`, ...) installs the wheel and asks the real loader."""
 
-    def __init__(self, finder: CartonFinder, shas: list[str]) -> None:
+    def __init__(self, finder: _Finder, shas: list[str]) -> None:
         self._finder = finder
         self._shas = shas
         self._spec: DeferredSpec | None = None
@@ -127,7 +138,7 @@ class InstallingLoader:
             raise import_error(f"cannot import {name}: {wheel['name']} was removed from the "
                                 f"cache {HOLD_ATTEMPTS} times while it was being imported "
                                 "(`cache clear` in a loop?)", name)
-        real = self._finder._real_spec(name, self._shas[0])
+        real = self._finder.real_spec(name, self._shas[0])
         if real is None or real.loader is None:
             raise import_error(f"{wheel['name']} was installed but provides no module {name}",
                                 name)

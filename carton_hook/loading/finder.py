@@ -21,7 +21,7 @@ from importlib.machinery import ModuleSpec, PathFinder
 
 from carton_hook.cache.inuse import hold
 from carton_hook.cache.layout import is_published
-from carton_hook.loading import carton_failed
+from carton_hook.loading import carton_failed, import_error
 from carton_hook.planning.planfile import closure
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
@@ -36,10 +36,6 @@ if TYPE_CHECKING:
 # Paths are strings and the lock is _thread's: pathlib and threading cost milliseconds
 # at every start, and this module is on the warm path.
 _join = os.path.join
-# An entry that `cache clear` takes out between its install and this process holding it
-# is installed again, this many times at most (a clear loop beside the model, tried
-# here, takes one out every ~120 ms; an install through the worker takes ~150 ms).
-HOLD_ATTEMPTS = 20
 _isdir = os.path.isdir
 
 
@@ -125,7 +121,7 @@ class CartonFinder:
         shas = self.shared.get(fullname) or [sha]
         # An entry counts with its marker; holding it keeps `cache prune` away from it.
         if all(hold(_join(self.cache_root, s)) for s in shas):
-            return self._real_spec(fullname, sha)
+            return self.real_spec(fullname, sha)
         from carton_hook.loading.deferred import DeferredSpec, InstallingLoader
 
         return DeferredSpec(fullname, InstallingLoader(self, shas),
@@ -157,7 +153,8 @@ class CartonFinder:
 
         return is_package(self.plan, name)
 
-    def _real_spec(self, fullname: str, sha: str) -> ModuleSpec | None:
+    def real_spec(self, fullname: str, sha: str) -> ModuleSpec | None:
+        """The spec a venv would give for `fullname`, from the installed entry `sha`."""
         parts = fullname.split(".")
         entry = _join(self.cache_root, sha)
         roots = self.plan["wheels"][sha]["roots"]  # "" and .pth path lines
@@ -222,14 +219,6 @@ def _distutils_from_setuptools(fullname: str) -> ModuleSpec | None:
     hack = importlib.import_module("_distutils_hack")  # installs setuptools if need be
     spec: ModuleSpec | None = hack.DistutilsMetaFinder().find_spec(fullname, None)
     return spec
-
-
-def import_error(message: str, name: str) -> ImportError:
-    """carton's ImportError for the locked module `name` (its class imported only when
-    one is raised)."""
-    from carton_hook.errors import CartonImportError
-
-    return CartonImportError(message, name=name)
 
 
 def _forget_negative_cache(entry: str) -> None:
