@@ -14,7 +14,7 @@ does for the cases a warm run of these models does not meet (a stale or missing 
 wheel not installed yet, namespace packages, preloaded libraries, `.pth` roots,
 pkg_resources, `importlib.metadata`, errors said in one line, script and `-m`-style
 entrypoints, `--system-site-packages`): it is a measure, not a runtime, and it refuses
-(exit 3) what it does not handle.
+what it does not handle (exit 3; 1 where it finds no plan of the model's).
 
 The bench copies it into the runtime venv (bench/runtime.py) and runs it with `-m`, as
 carton is run.
@@ -43,10 +43,15 @@ def main() -> int:
     for byte in f"{form}\n{identity}".encode():
         h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     plan_file = os.path.join(home, "plans", f"{h:016x}.plan")
-    with open(plan_file, "rb") as f:
-        plan = marshal.loads(f.read())
+    try:
+        with open(plan_file, "rb") as f:
+            plan = marshal.loads(f.read())
+    except FileNotFoundError:
+        plan = {}
     if plan.get("identity") != identity or not os.path.isdir(plan["model"]):
-        return 3
+        # carton's plan key or identity changed (planning/planfile.py, loading/plan.py)
+        # and this module did not follow, or carton's warm run did not come first.
+        sys.exit(f"warmfloor: no plan of {model} for this interpreter at {plan_file}")
     entries = os.path.join(home, "pythonpackages", f"py{sys.version_info[0]}{sys.version_info[1]}")
     prefix = os.path.join(home, "envs", f"{h:016x}")
     _hold(plan["model"])
