@@ -136,12 +136,12 @@ class InstallingLoader:
                 break
         else:
             raise import_error(f"cannot import {name}: {wheel['name']} was removed from the "
-                                f"cache {HOLD_ATTEMPTS} times while it was being imported "
-                                "(`cache clear` in a loop?)", name)
+                               f"cache {HOLD_ATTEMPTS} times while it was being imported "
+                               "(`cache clear` in a loop?)", name)
         real = self._finder.real_spec(name, self._shas[0])
         if real is None or real.loader is None:
             raise import_error(f"{wheel['name']} was installed but provides no module {name}",
-                                name)
+                               name)
         return real
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:

@@ -9,6 +9,12 @@ path, for the few names a run asks about (its first imports, a `pkgutil` listing
 
 from __future__ import annotations
 
+import os
+
+from carton_hook.formats.importnames import install_paths
+from carton_hook.formats.metadatapack import read_metadata
+from carton_hook.loading import carton_failed
+
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
     from carton_hook.planning.planfile import PlanData, WheelPlan
@@ -31,12 +37,6 @@ def is_package(plan: PlanData, name: str) -> bool:
 def top_level_folders(wheel: WheelPlan, pack: str | None) -> set[str]:
     """The top-level folders of a wheel's installed tree (below each import root), from
     its pack-time RECORD; none where it has no metadata, or no readable RECORD."""
-    import os
-
-    from carton_hook.formats.importnames import install_paths
-    from carton_hook.formats.metadatapack import read_metadata
-    from carton_hook.loading import carton_failed
-
     if not wheel["dist_info"]:
         return set()
     try:
@@ -47,11 +47,14 @@ def top_level_folders(wheel: WheelPlan, pack: str | None) -> set[str]:
         if carton_failed(exc):  # a damaged pack: said, not taken for "no folders"
             raise
         return set()
-    if '"' in text:  # a quoted path (it holds a comma or a quote): read as CSV
-        import csv
+    if '"' in text:  # a quoted path (it holds a comma or a quote): read as installer does
+        from carton_hook.formats.recordfile import RecordError, parse_rows  # imports csv
 
-        rows = [row[0] for row in csv.reader(text.splitlines()) if row]
-    else:  # each row's path is what comes before its first comma
+        try:
+            rows = [path for path, _, _ in parse_rows(text)]
+        except RecordError:
+            return set()
+    else:  # each row's path is what comes before its first comma (no csv to import)
         rows = [line.partition(",")[0] for line in text.splitlines() if line]
     prefixes = [f"{root}/" if root else "" for root in wheel["roots"]]
     found = set()
