@@ -25,6 +25,11 @@ COMPLETE = ".carton-complete"
 BOOT_MODULE = "_carton_boot"
 # The plan files' suffix (marshal: the warm path reads it without importing json).
 PLAN_SUFFIX = ".plan"
+# Where an installed entry holds a wheel's `<name>.data/<scheme>/` members: the modules at
+# its root, beside the others; scripts, headers and data files in folders of their own,
+# since an entry, shared by every carton that locks the wheel, is no one's prefix.
+SCHEME_FOLDERS = {"purelib": "", "platlib": "", "scripts": "bin/", "headers": "include/",
+                  "data": "data/"}
 
 
 def carton_home() -> str:

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import suppress
 from types import CodeType
 
+from carton_hook.cache.layout import SCHEME_FOLDERS
+
 # One job per line: the source path as the hex of its file-system bytes (no newline can
 # appear in it); one line back when the job is done. The helper writes each `.pyc` as the
 # module's first import would (`pycache.precompile`, imported from this package's folder,
@@ -179,11 +181,11 @@ def tree_sources(root: str) -> list[Source]:
     in the scheme folders `bin/`, `include/` and `data/` (scripts, headers and data
     files, which pip does not compile either), unless such a folder is a package."""
     found: list[Source] = []
+    schemes = {folder.rstrip("/") for folder in SCHEME_FOLDERS.values() if folder}
     for folder, dirs, files in os.walk(root):
         if folder == root:
             dirs[:] = [d for d in dirs if not d.endswith(".dist-info") and not (
-                d in ("bin", "include", "data")
-                and not os.path.isfile(os.path.join(root, d, "__init__.py")))]
+                d in schemes and not os.path.isfile(os.path.join(root, d, "__init__.py")))]
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         found.extend(os.path.join(folder, name) for name in sorted(files)
                      if name.endswith(".py"))

@@ -22,6 +22,7 @@ import os
 import re
 from typing import NamedTuple
 
+from carton_hook.cache.layout import SCHEME_FOLDERS
 from carton_hook.errors import WheelError
 from carton_hook.formats.recordfile import encode_digest
 from carton_hook.installing import inflate, safewrite
@@ -149,14 +150,15 @@ def install_plain(archive: zipfile.ZipFile, info: WheelInfo, scripts: list[Scrip
     writer = safewrite.SafeWriter(str(destdir))
     root = str(final)
     rows: list[tuple[str, str, str, str]] = []  # sort key, path, hash, size
+    bindir = SCHEME_FOLDERS["scripts"]
     for script in scripts:
         if between is not None:
             between()
         data = script_bytes(script, interpreter)
-        target = _write_new(writer, os.path.join(root, "bin"), script.name, data, True)
+        target = _write_new(writer, os.path.join(root, bindir), script.name, data, True)
         mode = os.stat(target).st_mode
         os.chmod(target, mode | (mode & 0o444) >> 2)  # as installer's write_script
-        rows.append((script.name, "bin/" + script.name, _sha256(data), str(len(data))))
+        rows.append((script.name, bindir + script.name, _sha256(data), str(len(data))))
     record_path = f"{info.dist_info}/RECORD"
     left_out: list[str] = []
     for member in archive.infolist():

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from carton_hook.cache.layout import SCHEME_FOLDERS
 from carton_hook.errors import WheelError
 from carton_hook.formats.recordfile import encode_digest
 from carton_hook.formats.wheelcheck import WheelInfo, checked_wheel
@@ -100,8 +101,7 @@ def _install_checked(wheel: Path, archive: zipfile.ZipFile, info: WheelInfo, fin
     elif shared:
         helper = splitunpack.start(str(wheel), base, str(destdir), shared, info.record,
                                    archive)
-    schemes = {"purelib": final, "platlib": final, "scripts": final / "bin",
-               "headers": final / "include", "data": final / "data"}
+    schemes = {scheme: final / folder for scheme, folder in SCHEME_FOLDERS.items()}
     destination = _safe_destination_class()(
         {k: str(v) for k, v in schemes.items()},
         interpreter=interpreter,

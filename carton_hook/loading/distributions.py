@@ -11,6 +11,7 @@ from importlib.metadata import Distribution
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from carton_hook.cache.layout import SCHEME_FOLDERS
 from carton_hook.formats.metadatapack import read_metadata
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ class CartonDistribution(Distribution):
         try:
             raw = read_metadata(os.path.join(self._dist_info, filename), self._pack)
             # As Path.read_text reads it: UTF-8, any newline read as \n.
-            return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            return installed_record(text, self._dist_info.name) if filename == "RECORD" else text
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             if filename == "top_level.txt" and self._top_level:
                 # Most wheels lack it; the import names carton computed at pack time say
@@ -56,6 +58,28 @@ class CartonDistribution(Distribution):
 
     def __repr__(self) -> str:
         return f"<CartonDistribution {self._dist_info.name} in {self._entry}>"
+
+
+def installed_record(record: str, dist_info: str) -> str:
+    """The wheel's `record` (its RECORD's text) with the paths the installed entry has:
+    a member of `<name>.data/<scheme>/` is where unpacking put it (SCHEME_FOLDERS), so
+    that `files()` locates it, as the RECORD pip installs names where pip put it."""
+    data = dist_info[: -len(".dist-info")] + ".data/"
+    if data not in record:
+        return record
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(record)):
+        if row and row[0].startswith(data):
+            scheme, _, rest = row[0][len(data):].partition("/")
+            folder = SCHEME_FOLDERS.get(scheme)  # the schemes were checked at pack time
+            if folder is not None and rest:
+                row = [folder + rest, *row[1:]]
+        writer.writerow(row)
+    return out.getvalue()
 
 
 def distributions(plan: PlanData, root: str, name: str | None) -> list[Distribution]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -95,6 +96,39 @@ print(init.locate().resolve() == __import__('pathlib').Path(alpha.__file__).reso
 """))
     proc = run_hook(hermetic_env, carton)
     assert (proc.returncode, proc.stdout.strip()) == (0, "True"), proc.stderr
+
+
+def test_files_of_a_wheel_with_data_schemes_are_where_the_entry_has_them(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """`files()` answers from the RECORD recorded at pack time, whose `.data/` paths are
+    the wheel's: each must name where the installed entry holds the file, as the RECORD
+    the install wrote does."""
+    data = "gamma-1.0.data"
+    pypi.add(make_wheel(tmp_path / "w", "gamma", "1.0", files={
+        "gamma/__init__.py": "",
+        f"{data}/purelib/gamma_extra.py": "VALUE = 2\n",
+        f"{data}/platlib/gamma_native/__init__.py": "",
+        f"{data}/data/share/gamma/info.txt": "hello\n",
+        f"{data}/headers/gamma.h": "int gamma;\n",
+        f"{data}/scripts/gamma-tool": "echo tool\n"}))
+    carton = build_carton("gamma\n", model("""
+import json, os, gamma
+from importlib import metadata
+files = metadata.files('gamma')
+print(json.dumps({'entry': os.path.dirname(os.path.dirname(gamma.__file__)),
+                  'files': {str(f): os.path.isfile(f.locate()) for f in files}}))
+"""))
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    record = (Path(out["entry"]) / "gamma-1.0.dist-info" / "RECORD").read_text()
+    # installer names a platlib member of a purelib wheel `./gamma_native/...`
+    installed = {posixpath.normpath(line.split(",")[0]) for line in record.splitlines()}
+    assert set(out["files"]) == installed - {"gamma-1.0.dist-info/INSTALLER"}
+    assert all(out["files"].values()), out["files"]
+    assert {"gamma_extra.py", "gamma_native/__init__.py", "data/share/gamma/info.txt",
+            "include/gamma.h", "bin/gamma-tool"} <= set(out["files"])
 
 
 def test_namespace_split_over_two_wheels(

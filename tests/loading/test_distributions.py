@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 from carton_hook.formats.metadatapack import PACKED_DIR
-from carton_hook.loading.distributions import CartonDistribution, distributions
+from carton_hook.loading.distributions import (
+    CartonDistribution,
+    distributions,
+    installed_record,
+)
 from carton_hook.loading.finder import CartonFinder
 from carton_hook.planning.planfile import PLAN_FORMAT
 
@@ -117,6 +121,26 @@ def test_files_are_located_in_the_cache_entry(plan: dict[str, Any], tmp_path: Pa
     assert Path(str(init.locate())) == entry / "alpha_unit" / "__init__.py"
     assert init.read_text() == "VALUE = 1\n"
     assert alpha.locate_file("anything") == entry / "anything"
+
+
+def test_the_record_names_data_scheme_members_where_the_entry_holds_them() -> None:
+    record = "".join(f"{row}\n" for row in (
+        "alpha/__init__.py,sha256=a,1",
+        "alpha-1.0.data/purelib/alpha_extra.py,sha256=b,2",
+        "alpha-1.0.data/platlib/alpha_native.so,sha256=c,3",
+        "alpha-1.0.data/scripts/alpha-tool,sha256=d,4",
+        "alpha-1.0.data/headers/alpha.h,sha256=e,5",
+        '"alpha-1.0.data/data/share/alpha/a,b.txt",sha256=f,6',
+        "alpha-1.0.dist-info/RECORD,,"))
+    assert installed_record(record, "alpha-1.0.dist-info").splitlines() == [
+        "alpha/__init__.py,sha256=a,1", "alpha_extra.py,sha256=b,2",
+        "alpha_native.so,sha256=c,3", "bin/alpha-tool,sha256=d,4", "include/alpha.h,sha256=e,5",
+        '"data/share/alpha/a,b.txt",sha256=f,6', "alpha-1.0.dist-info/RECORD,,"]
+    plain = "alpha/__init__.py,sha256=a,1\nalpha-1.0.dist-info/RECORD,,\n"
+    assert installed_record(plain, "alpha-1.0.dist-info") is plain  # not parsed at all
+    # Another distribution's .data folder is only a folder (it cannot be in a checked wheel).
+    other = "beta-1.0.data/purelib/x.py,sha256=a,1\n"
+    assert installed_record(other, "alpha-1.0.dist-info") == other
 
 
 def test_top_level_txt_falls_back_to_the_import_names_recorded_at_pack_time(
