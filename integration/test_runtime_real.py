@@ -158,3 +158,66 @@ def test_the_quickstart_example_runs_cold_and_warm(tmp_path: Path,
                              env=real_env, capture_output=True, text=True, check=False)
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip().endswith("predict([1.0, 2.0]) = [2.5, 4.5]")
+
+
+POOLS_MODEL = '''
+import json, os, sys
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+
+def where(_):
+    # six is imported here only, in the pool's processes: on a cold run they install it,
+    # two at once (joblib imports numpy in the parent already).
+    import numpy, six
+    return [sys.executable, numpy.__file__, six.__file__, int(numpy.arange(4).sum())]
+
+
+def main():
+    import joblib
+    out = {}
+    for backend in ("loky", "multiprocessing"):
+        out[backend] = joblib.Parallel(n_jobs=2, backend=backend)(
+            joblib.delayed(where)(i) for i in range(4))
+    for method in ("fork", "spawn", "forkserver"):
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool:
+            out[method] = list(pool.map(where, range(4)))
+    out["parent"] = [sys.executable, "six" in sys.modules]
+    print(json.dumps(out))
+'''
+
+
+def test_process_pools_of_joblib_and_concurrent_futures_use_the_locked_packages(
+        tmp_path: Path, real_env: dict[str, str]) -> None:
+    """joblib's loky workers (started as `python -m` of a module of the locked joblib) and
+    multiprocessing pool, and concurrent.futures' pools with each start method, run in the
+    carton's prefix and import the locked packages from its cache, installing on a cold run
+    what their parent never imported."""
+    model = tmp_path / "pools"
+    model.mkdir()
+    (model / "pyproject.toml").write_text(
+        '[project]\nname = "pools"\nversion = "1.0"\n\n[tool.carton]\nentrypoint = "model:main"\n')
+    (model / "requirements.txt").write_text("joblib\nnumpy\nsix\n")
+    (model / "model.py").write_text(POOLS_MODEL)
+    proc = carton(real_env, "pack", model)
+    assert proc.returncode == 0, proc.stderr
+    cache = str(Path(real_env["CARTON_HOME"]).resolve() / "pythonpackages")
+    outputs = []
+    for _ in ("cold", "warm"):
+        run = subprocess.run([sys.executable, "-m", "carton_hook",
+                              str(model / "dist" / "pools-1.0.carton")],
+                             env=real_env, capture_output=True, text=True, check=False,
+                             timeout=600)
+        assert run.returncode == 0, run.stderr
+        outputs.append(json.loads(run.stdout))
+    assert outputs[0] == outputs[1]
+    out = outputs[0]
+    prefix_python, parent_has_six = out.pop("parent")
+    assert not parent_has_six
+    assert sorted(out) == ["fork", "forkserver", "loky", "multiprocessing", "spawn"]
+    for pool, results in out.items():
+        assert len(results) == 4, pool
+        for executable, numpy_file, six_file, total in results:
+            assert executable == prefix_python, pool
+            assert numpy_file.startswith(cache) and six_file.startswith(cache), pool
+            assert total == 6, pool
