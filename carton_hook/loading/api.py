@@ -4,7 +4,10 @@
     main = carton.entrypoint()                   # the entrypoint as a callable
     sys.exit(main())
 
-Loading twice in one process is refused: one interpreter, one set of locked packages.
+One interpreter, one set of locked packages: loading the carton that is loaded already
+gives the loaded one (a model that re-executes itself, `os.execv(sys.executable,
+[sys.executable, *sys.argv])`, starts in its prefix, which loaded it at start-up);
+loading another is refused.
 """
 
 from __future__ import annotations
@@ -88,6 +91,9 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
         system_site_packages = SYSTEM_SITE_ENV in os.environ and _env_flag(SYSTEM_SITE_ENV)
     home = carton_home()
     path = os.path.realpath(os.fspath(model))
+    loaded = next((f for f in sys.meta_path if isinstance(f, CartonFinder)), None)
+    if loaded is not None:
+        return _loaded_again(loaded, path, home)
     plan = plan_for(path, home)
     if extracted(plan.data, home) and not hold(plan.data["model"]):
         # `cache clear` took the extracted model out since the plan was made: again.
@@ -115,6 +121,24 @@ def load(model: str | os.PathLike[str], *, system_site_packages: bool | None = N
     if "multiprocessing.spawn" in sys.modules:
         sys.modules["multiprocessing.spawn"].set_executable(sys.executable)
     return carton
+
+
+def _loaded_again(finder: CartonFinder, path: str, home: str) -> Carton:
+    """The carton at `path`, in a process that has one loaded: the loaded one if it is
+    the same (same model file, same stat, same interpreter: the plan's identity), as it
+    is; another is refused, before anything changes."""
+    from carton_hook.cache.layout import PLAN_SUFFIX, plans_dir
+    from carton_hook.loading.plan import plan_identity
+    from carton_hook.planning.planfile import file_key, model_of
+
+    identity = plan_identity(path)
+    if finder.plan.get("identity") != identity:
+        from carton_hook.errors import CartonError
+
+        raise CartonError(f"{path}: another carton ({model_of(finder.plan)}) is already "
+                          "loaded in this process; run this one in a process of its own")
+    plan_file = os.path.join(plans_dir(home), file_key(identity) + PLAN_SUFFIX)
+    return Carton(finder.plan, finder, prefix_dir(plan_file, home))
 
 
 def _make_and_hold_prefix(plan: Plan, prefix: str, home: str) -> None:

@@ -74,6 +74,39 @@ def test_the_shebang_runs_it_with_python3_from_path(tmp_path: Path, carton: Path
     assert (proc.returncode, proc.stdout.splitlines()[0]) == (0, "a1 []"), proc.stderr
 
 
+REEXEC_MODEL = {"model.py": """
+import os, sys
+def main():
+    if "REEXECUTED" not in os.environ:
+        os.environ["REEXECUTED"] = "1"
+        sys.stdout.flush()
+        # A restart, as reloaders do: the script (sys.argv[0] is the carton) or `-m`.
+        how = [] if os.environ["HOW"] == "script" else ["-m", "carton_hook"]
+        os.execv(sys.executable, [sys.executable, *how, *sys.argv])
+    import alpha
+    print("again", alpha.VALUE, os.path.basename(sys.argv[0]), sys.argv[1:])
+"""}
+
+
+@pytest.mark.parametrize("again", ["script", "module"])
+@pytest.mark.parametrize("how", ["hook", "executable"])
+def test_a_model_that_re_executes_itself_runs_again_in_its_prefix(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        bare_python: Path, hermetic_env: dict[str, str], how: str, again: str) -> None:
+    """`os.execv(sys.executable, [sys.executable, *sys.argv])`, or with `-m carton_hook`
+    (werkzeug's reloader, Flask's debug mode), starts the prefix's Python on the carton,
+    which that Python loaded at start-up: the model runs again there."""
+    pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {"alpha/__init__.py": "VALUE = 'a1'\n"}))
+    carton = build_carton("alpha\n", REEXEC_MODEL)
+    command = ([sys.executable, "-m", "carton_hook", str(carton)] if how == "hook"
+               else [str(bare_python), str(carton)])
+    for run in ("cold", "warm"):
+        proc = subprocess.run([*command, "x"], env={**hermetic_env, "HOW": again},
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, (run, proc.stderr)
+        assert proc.stdout.splitlines() == [f"again a1 {carton.name} ['x']"], run
+
+
 def test_the_runtime_adds_under_one_and_a_half_megabytes(carton: Path) -> None:
     with zipfile.ZipFile(carton) as zf:
         runtime = [i for i in zf.infolist()

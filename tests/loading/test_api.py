@@ -156,21 +156,38 @@ def test_children_of_a_carton_loaded_without_system_site_packages_stay_isolated(
     assert got == [False, False]
 
 
-def test_a_second_load_in_one_process_is_refused_and_changes_nothing(
+def test_loading_the_loaded_carton_again_gives_it_and_changes_nothing(
         carton: Path, hermetic_env: dict[str, str]) -> None:
+    got = python(hermetic_env, f"""
+import json, sys, carton_hook
+first = carton_hook.load({str(carton)!r})
+state = (sys.executable, list(sys.path), list(sys.meta_path), dict(os.environ))
+again = carton_hook.load({str(carton)!r})
+print(json.dumps([again.finder is first.finder, again.plan is first.plan,
+                  str(again.prefix) == str(first.prefix), again.entrypoint()(),
+                  state == (sys.executable, list(sys.path), list(sys.meta_path),
+                            dict(os.environ))]))
+""".replace("import json, sys", "import json, os, sys"))
+    assert got == [True, True, True, 5, True]
+
+
+def test_loading_another_carton_in_the_process_is_refused_and_changes_nothing(
+        carton: Path, tmp_path: Path, hermetic_env: dict[str, str]) -> None:
+    other = pack(tmp_path / "other")
     got = python(hermetic_env, f"""
 import json, sys, carton_hook
 from carton_hook.errors import CartonError
 c = carton_hook.load({str(carton)!r})
 state = (sys.executable, list(sys.path), list(sys.meta_path))
 try:
-    carton_hook.load({str(carton)!r})
+    carton_hook.load({str(other)!r})
     error = None
 except CartonError as exc:
     error = str(exc)
 print(json.dumps([error, state == (sys.executable, list(sys.path), list(sys.meta_path))]))
 """)
-    assert got == ["a carton is already loaded in this process", True]
+    assert got == [f"{other}: another carton ({carton}) is already loaded in this process; "
+                   "run this one in a process of its own", True]
 
 
 def test_a_model_folder_cleared_after_its_plan_was_read_is_extracted_again(
