@@ -221,3 +221,22 @@ def test_process_pools_of_joblib_and_concurrent_futures_use_the_locked_packages(
             assert executable == prefix_python, pool
             assert numpy_file.startswith(cache) and six_file.startswith(cache), pool
             assert total == 6, pool
+
+
+def test_werkzeugs_reloader_restarts_the_model(tmp_path: Path, real_env: dict[str, str]) -> None:
+    """Flask's debug mode restarts the process with the command werkzeug rebuilds from
+    `sys.executable`, `__main__` and `sys.argv` (`-m carton_hook MODEL ARGS`): the prefix's
+    Python, which loaded the carton at start-up, runs the model again."""
+    out = pack_and_run(tmp_path, real_env, "reloaded", "werkzeug\n", """
+import os, subprocess, sys
+if os.environ.get('RELOADED'):
+    import werkzeug
+    print('restarted', werkzeug.__name__, os.path.basename(sys.argv[0]), sys.argv[1:])
+    return 0
+from werkzeug._reloader import _get_args_for_reloading
+args = _get_args_for_reloading()
+print(args[0] == sys.executable, args[1:3])
+sys.stdout.flush()
+return subprocess.run(args, env={**os.environ, 'RELOADED': '1'}).returncode
+""")
+    assert out == ["True ['-m', 'carton_hook']", "restarted werkzeug reloaded-1.0.carton []"]
