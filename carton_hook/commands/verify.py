@@ -7,8 +7,10 @@ with the same validator the build half and the runtime use. The cache (`--cache`
 every entry of a wheel the lock names is re-hashed against the RECORD it was installed
 with; each `.pyc` (written by the first import of its module, or by `fetch --compile`)
 must hold the code its source compiles to, for this interpreter, and nothing after it;
-any other file is unexpected. `--remove` takes entries that fail out of the cache (the
-next run installs them again). Nothing here opens a socket or runs code from the carton.
+numba's cache of a module's functions (`cache=True`) is left to numba, which checks it
+against the module's source; any other file is unexpected. `--remove` takes entries
+that fail out of the cache (the next run installs them again). Nothing here opens a
+socket or runs code from the carton.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import io
 import marshal
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -218,6 +221,8 @@ def check_entry(entry: Path, sha256: str) -> list[str]:
         if "/__pycache__/" in f"/{relpath}" and relpath.endswith(".pyc"):
             compiled.append(relpath)
             continue
+        if _numba_cache(relpath, listed):
+            continue
         problems.append(f"{relpath}: not in RECORD (added after installing)")
     problems.extend(_pyc_problems(entry, compiled))
     return problems
@@ -280,6 +285,23 @@ def _pyc_problem(entry: Path, relpath: str) -> str | None:
     if stream.tell() != len(data):
         return f"{len(data) - stream.tell()} bytes after its compiled code (written to)"
     return None
+
+
+# What numba writes beside a module whose functions it compiles with `cache=True`
+# (umap-learn, pynndescent, librosa do): `__pycache__/<module>.<function>-<line>.py311.nbi`,
+# the index, and `....<n>.nbc`, the compiled code. numba checks the index against the
+# source file's stamp before it loads one.
+_NUMBA_CACHE = re.compile(r"(?P<module>[^./]+)\.[^/]+\.py3\d+[a-z]*(?:\.nbi|\.\d+\.nbc)")
+
+
+def _numba_cache(relpath: str, listed: set[str]) -> bool:
+    """Whether `relpath` is numba's cache of a function of a module the entry installed."""
+    folder, _, name = relpath.rpartition("/__pycache__/")
+    match = _NUMBA_CACHE.fullmatch(name)
+    if not match or "/" in name:
+        return False
+    module = f"{folder}/{match['module']}.py" if folder else f"{match['module']}.py"
+    return os.path.normpath(module) in listed
 
 
 def _files(root: Path) -> Iterator[str]:

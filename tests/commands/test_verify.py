@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import py_compile
 import subprocess
 import zipfile
@@ -177,6 +178,32 @@ def test_cache_entries_are_rehashed_and_edits_found(
     assert (proc.returncode, proc.stdout.strip()) == (0, "alpha 1.0 bundled")
     assert sum("/files/" in r for r in pypi.requests) == 1  # installed again
     assert verify(hermetic_env, "--cache", carton).returncode == 0
+
+
+def test_numbas_cache_beside_an_installed_module_is_left_to_numba(
+        carton: Path, hermetic_env: dict[str, str]) -> None:
+    """numba's `cache=True` writes its index and compiled code into the `__pycache__` of
+    the module whose function it compiles (in the entry: umap-learn, pynndescent); it
+    checks them against the source itself. Anything else there is still a finding."""
+    assert run_hook(hermetic_env, carton).returncode == 0
+    alpha = next(e for e in entries(hermetic_env) if (e / "alpha").is_dir())
+    cache = alpha / "alpha" / "__pycache__"
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    (cache / f"__init__.total-4.{tag}.nbi").write_bytes(b"index")
+    (cache / f"__init__.total-4.{tag}.1.nbc").write_bytes(b"code")
+    (cache / f"__init__.Model.fit-12.{tag}.2.nbc").write_bytes(b"code")
+    proc = verify(hermetic_env, "--cache", carton)
+    assert proc.returncode == 0, proc.stdout
+    (cache / f"ghost.total-4.{tag}.nbi").write_bytes(b"no ghost.py")  # of no module
+    (cache / "helper.so").write_bytes(b"not numba's")
+    (alpha / "__pycache__").mkdir()
+    (alpha / "__pycache__" / f"alpha.total-4.{tag}.nbi").write_bytes(b"alpha.py? no")
+    proc = verify(hermetic_env, "--cache", carton)
+    assert proc.returncode == 1
+    found = sorted(line.split(": ")[1] for line in proc.stdout.splitlines()
+                   if "not in RECORD" in line)
+    assert found == [f"__pycache__/alpha.total-4.{tag}.nbi",
+                     f"alpha/__pycache__/ghost.total-4.{tag}.nbi", "alpha/__pycache__/helper.so"]
 
 
 def test_a_pyc_that_is_not_compiled_code_is_a_finding(
