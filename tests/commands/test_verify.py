@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import json
-import sys
 import py_compile
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
