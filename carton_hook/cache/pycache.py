@@ -178,16 +178,17 @@ def _write(pyc: str, data: bytes, tmp: str) -> None:
 
 
 def path_hook(roots: Sequence[str]) -> Callable[[str], PathEntryFinder]:
-    """A `sys.path_hooks` entry that gives the folders inside `roots` a `FileFinder`
-    whose source loader keeps `.pyc` files, and declines every other path (files
-    included: `runpy.run_path` asks the hooks about a script's own path)."""
-    prefixes = tuple(os.path.join(root, "") for root in roots)
+    """A `sys.path_hooks` entry that gives `roots` and the folders inside them a
+    `FileFinder` whose source loader keeps `.pyc` files (an extracted model's folder is
+    itself on `sys.path`), and declines every other path (files included: `runpy.run_path`
+    asks the hooks about a script's own path)."""
+    prefixes = _prefixes(roots)
     finder_for = FileFinder.path_hook(
         (ExtensionFileLoader, EXTENSION_SUFFIXES), (CacheSourceLoader, SOURCE_SUFFIXES),
         (SourcelessFileLoader, BYTECODE_SUFFIXES))
 
     def hook(path: str) -> PathEntryFinder:
-        if not path.startswith(prefixes):
+        if not os.path.join(path, "").startswith(prefixes):
             raise ImportError("not in carton's cache", path=path)
         return finder_for(path)  # declines what is not a folder, as Python's own hook
 
@@ -200,6 +201,12 @@ def install(roots: Sequence[str], tmp: str) -> None:
     made for those folders before."""
     CacheSourceLoader.tmp = tmp
     sys.path_hooks.insert(0, path_hook(roots))
-    prefixes = tuple(os.path.join(root, "") for root in roots)
-    for key in [k for k in sys.path_importer_cache if k.startswith(prefixes)]:
+    prefixes = _prefixes(roots)
+    for key in [k for k in sys.path_importer_cache if os.path.join(k, "").startswith(prefixes)]:
         del sys.path_importer_cache[key]
+
+
+def _prefixes(roots: Sequence[str]) -> tuple[str, ...]:
+    # With the separator: `/cache/models/abc` is inside `/cache/models/abc/`, and
+    # `/cache/models/abcd` is not.
+    return tuple(os.path.join(root, "") for root in roots)

@@ -116,6 +116,25 @@ def test_the_next_import_reads_the_pyc(cache: Path, import_state: None,
     assert flat.X == "flat"
 
 
+def test_a_root_on_sys_path_keeps_the_pyc_of_its_own_modules(
+        cache: Path, tmp_path: Path, import_state: None) -> None:
+    """An extracted model's folder is itself on `sys.path`: its top-level modules keep
+    their `.pyc` too; a folder whose name only begins like it is not the cache's."""
+    root = cache / "entry"
+    sibling = cache / "entry-other"
+    sibling.mkdir()
+    (sibling / "near.py").write_text("Z = 3\n")
+    pycache.install([str(root)], str(cache / ".tmp"))
+    sys.path[:0] = [str(root), str(sibling)]
+    import flat  # type: ignore[import-not-found]
+    import near  # type: ignore[import-not-found]
+
+    assert type(flat.__loader__) is pycache.CacheSourceLoader
+    assert_pyc_of(root / "flat.py")
+    assert type(near.__loader__).__name__ == "SourceFileLoader"
+    assert not (sibling / "__pycache__").exists()
+
+
 def test_folders_outside_the_cache_are_left_to_python(
         cache: Path, tmp_path: Path, import_state: None) -> None:
     outside = tmp_path / "project"

@@ -416,17 +416,21 @@ def test_imported_modules_keep_their_pyc_although_bytecode_writing_is_off(
     pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0", {
         "alpha/__init__.py": "VALUE = 1\n", "alpha/used.py": "", "alpha/unused.py": ""}))
     carton = build_carton("alpha\n", model("import alpha.used, sys\n"
-                                           "print(alpha.__cached__)\nprint(alpha.used.__cached__)"))
+                                           "print(alpha.__cached__)\nprint(alpha.used.__cached__)\n"
+                                           "print(__cached__)"))  # the model's own module
     env = {**hermetic_env, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = run_hook(env, carton)
     assert proc.returncode == 0, proc.stderr
-    init, used = map(Path, proc.stdout.split())
+    init, used, own = map(Path, proc.stdout.split())
     assert init.is_file() and used.is_file(), "the .pyc must exist although bytecode " \
                                               "writing is off"
     assert sorted(p.name.split(".")[0] for p in init.parent.iterdir()) == ["__init__", "used"]
-    stamps = [init.stat().st_mtime_ns, used.stat().st_mtime_ns]
+    # The extracted model's folder is the cache's too: its modules keep theirs.
+    assert own.is_file() and own.parent.parent == Path(hermetic_env["CARTON_HOME"]).joinpath(
+        "models", own.parent.parent.name)
+    stamps = [init.stat().st_mtime_ns, used.stat().st_mtime_ns, own.stat().st_mtime_ns]
     assert run_hook(env, carton).returncode == 0  # warm: read, not written again
-    assert [init.stat().st_mtime_ns, used.stat().st_mtime_ns] == stamps
+    assert [init.stat().st_mtime_ns, used.stat().st_mtime_ns, own.stat().st_mtime_ns] == stamps
 
 
 # A model's lines that wait (until `deadline`) for alpha/extra.py's .pyc in `cache`.
