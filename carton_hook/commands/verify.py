@@ -296,12 +296,11 @@ _NUMBA_CACHE = re.compile(r"(?P<module>[^./]+)\.[^/]+\.py3\d+[a-z]*(?:\.nbi|\.\d
 
 def _numba_cache(relpath: str, listed: set[str]) -> bool:
     """Whether `relpath` is numba's cache of a function of a module the entry installed."""
-    folder, _, name = relpath.rpartition("/__pycache__/")
-    match = _NUMBA_CACHE.fullmatch(name)
-    if not match or "/" in name:
+    folder, inside, name = f"/{relpath}".rpartition("/__pycache__/")
+    match = _NUMBA_CACHE.fullmatch(name) if inside else None
+    if match is None:
         return False
-    module = f"{folder}/{match['module']}.py" if folder else f"{match['module']}.py"
-    return os.path.normpath(module) in listed
+    return os.path.normpath(f"{folder}/{match['module']}.py".lstrip("/")) in listed
 
 
 def _files(root: Path) -> Iterator[str]:

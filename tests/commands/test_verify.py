@@ -206,6 +206,24 @@ def test_numbas_cache_beside_an_installed_module_is_left_to_numba(
                      f"alpha/__pycache__/ghost.total-4.{tag}.nbi", "alpha/__pycache__/helper.so"]
 
 
+@pytest.mark.parametrize(("relpath", "numbas"), [
+    ("pkg/__pycache__/mod.f-3.py311.nbi", True),
+    ("pkg/__pycache__/mod.Model.fit-12.py311.2.nbc", True),
+    ("pkg/__pycache__/__init__.f-3.py312d.nbi", True),
+    ("__pycache__/top.f-1.py311.nbi", True),  # beside a module at the entry's root
+    ("pkg/__pycache__/gone.f-3.py311.nbi", False),  # beside no module of the entry
+    ("pkg/__pycache__/mod.f-3.py311.nbx", False),
+    ("pkg/__pycache__/mod.py311.nbi", False),
+    ("pkg/mod.f-3.py311.nbi", False),  # not in a __pycache__
+    ("pkg/__pycache__/sub/mod.f-3.py311.nbi", False),
+])
+def test_what_counts_as_numbas_cache(relpath: str, numbas: bool) -> None:
+    from carton_hook.commands.verify import _numba_cache
+
+    listed = {"pkg/mod.py", "pkg/__init__.py", "top.py"}
+    assert _numba_cache(relpath, listed) is numbas
+
+
 def test_a_pyc_that_is_not_compiled_code_is_a_finding(
         carton: Path, hermetic_env: dict[str, str]) -> None:
     assert run_hook(hermetic_env, carton).returncode == 0
