@@ -74,8 +74,13 @@ def test_members_are_staged_before_the_download_ends(tmp_path: Path) -> None:
     time.sleep(0.05)  # the reader waits for the file to be created
     download.write_to(central_directory_at(data))
     wait_for(lambda: len(stager.staged) == len(FILES), "the plain members to be staged")
+    # The word, then the central directory's bytes: a reader that read those first would
+    # stop there on its own (they are no member) before the word came, which the helper
+    # handles (splitunpack.helper_main: "it stopped early"), and `heard` would be empty.
+    download.complete.set()
     download.finish()
     thread.join(30)
+    assert not thread.is_alive()
     assert heard == [len(FILES)]  # told once, with everything staged already
     assert set(stager.staged) == set(FILES)  # not the .dist-info members
     for name, staged in stager.staged.items():
