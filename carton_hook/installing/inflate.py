@@ -19,6 +19,8 @@ import os
 import zlib
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from carton_hook.installing.safewrite import write_all
+
 if TYPE_CHECKING:  # zipfile is imported by whoever opens a member; the staging helper does not
     import zipfile
 
@@ -75,9 +77,7 @@ def copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, fd: int,
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             hasher.update(chunk)
             size += len(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, chunk)
     return size
 
 
