@@ -14,6 +14,7 @@ from pathlib import Path
 from carton_hook.cache.layout import COMPLETE
 from carton_hook.errors import CartonError
 from carton_hook.loading.finder import CartonFinder
+from carton_hook.planning.planfile import PLAN_FORMAT
 
 ALPHA, BETA, GAMMA = "a" * 64, "b" * 64, "c" * 64
 
@@ -26,7 +27,7 @@ def wheel(name: str, deps: list[str] | None = None) -> dict[str, object]:
 
 def plan(model: Path) -> dict[str, object]:
     """alpha (a package, needs beta), beta (a module), gamma (a namespace portion)."""
-    return {"format": 11, "stdlib": [], "model": str(model), "name": "m", "version": "1",
+    return {"format": PLAN_FORMAT, "stdlib": [], "model": str(model), "name": "m", "version": "1",
             "entrypoint": "model:main", "requirements": "requirements.txt", "archive": None,
             "section": "here",
             "wheels": {ALPHA: wheel("alpha_unit", [BETA]), BETA: wheel("beta_unit"),

@@ -66,10 +66,7 @@ class DeferredSpec(ModuleSpec):
             loader: object = self.loader
             if loader is installing:  # not if someone wrapped it (a LazyLoader)
                 self.loader = real.loader
-            self.origin = real.origin
-            self.loader_state = real.loader_state
-            self.submodule_search_locations = real.submodule_search_locations
-            self.has_location = real.has_location
+            _take_location(self, real)
             self.cached = None if real.origin is None else real.cached
 
     @property
@@ -150,10 +147,7 @@ class InstallingLoader:
         else:  # a spec made by someone else around this loader
             real = self.real_spec(spec.name)
             self.real = spec.loader = real.loader
-            spec.origin = real.origin
-            spec.loader_state = real.loader_state
-            spec.submodule_search_locations = real.submodule_search_locations
-            spec.has_location = real.has_location
+            _take_location(spec, real)
         create = getattr(self.real, "create_module", None)
         return create(spec) if create else None
 
@@ -180,3 +174,11 @@ class InstallingLoader:
             assert spec is not None, "made by a DeferredSpec"
             spec.resolve()
         return self.real
+
+
+def _take_location(spec: ModuleSpec, real: ModuleSpec) -> None:
+    """What the installed module's real spec says about where it lives, onto `spec`."""
+    spec.origin = real.origin
+    spec.loader_state = real.loader_state
+    spec.submodule_search_locations = real.submodule_search_locations
+    spec.has_location = real.has_location

@@ -39,7 +39,6 @@ _join = os.path.join
 _isdir = os.path.isdir
 
 
-
 class NamespacePath:
     """`__path__` of a namespace package split over several wheels (`google`): the
     portions present now, recomputed on each use, so a portion installed later joins in.

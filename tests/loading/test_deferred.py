@@ -27,7 +27,6 @@ def finder(tmp_path: Path) -> Iterator[tuple[CartonFinder, FakeInstall]]:
         yield found
 
 
-
 def test_probing_installs_nothing_and_knows_what_is_a_package(
         finder: tuple[CartonFinder, FakeInstall]) -> None:
     found, install = finder
@@ -56,7 +55,6 @@ def test_an_install_that_fails_is_an_import_error_naming_the_module(
     assert isinstance(caught.value, ImportError) and caught.value.name == "beta_unit"
     assert isinstance(caught.value.__cause__, CartonError)
     assert "beta_unit" not in sys.modules
-
 
 
 def test_a_lazy_loader_around_it_installs_once_and_runs_the_module_when_used(
