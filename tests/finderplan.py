@@ -73,12 +73,16 @@ def finder_on_meta_path(tmp_path: Path) -> Iterator[tuple[CartonFinder, FakeInst
     cache.mkdir()
     install = FakeInstall(cache)
     found = CartonFinder(plan(model), str(cache), install)  # type: ignore[arg-type]
-    saved_modules, saved_path = dict(sys.modules), list(sys.meta_path)
+    saved_modules, saved_meta, saved_path = dict(sys.modules), list(sys.meta_path), list(sys.path)
+    # As loading does: the model folder first, then what stands for the standard library.
+    found.stdlib_entries = frozenset(sys.path)
+    sys.path.insert(0, str(model))
     sys.meta_path.insert(0, found)
     try:
         yield found, install
     finally:
-        sys.meta_path[:] = saved_path
+        sys.meta_path[:] = saved_meta
+        sys.path[:] = saved_path
         for name in set(sys.modules) - set(saved_modules):
             del sys.modules[name]
         importlib.invalidate_caches()

@@ -218,5 +218,6 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
                     len(sys.meta_path))
     sys.meta_path.insert(position, finder)
-    removed = isolate(data["model"], data["stdlib"], fallback=system_site_packages)
+    kept, removed = isolate(data["model"], data["stdlib"], fallback=system_site_packages)
+    finder.stdlib_entries = frozenset(kept)
     return Carton(data, finder, fallback=removed if system_site_packages else ())

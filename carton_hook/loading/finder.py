@@ -94,10 +94,26 @@ class CartonFinder:
         self.namespaces: dict[str, list[str]] = plan["namespaces"]
         self.shared: dict[str, list[str]] = plan["shared"]
         self.cache_root = cache_root
-        self.local_paths = [plan["model"]]
+        # The standard library's entries of sys.path (loading/api.py sets them, after
+        # isolating): a venv's site-packages follows them, and so do the locked packages.
+        self.stdlib_entries: frozenset[str] = frozenset()
         self._install = install
         self._lock = _thread.allocate_lock()
         self._preloaded: set[str] = set()
+
+    @property
+    def local_paths(self) -> list[str]:
+        """The `sys.path` entries searched before the locked packages, as a venv searches
+        them before its site-packages: those in front of the standard library's last
+        entry (the model folder, a script's folder, what the model or a package put
+        there: opencv's `cv2/` to import its extension module as `cv2`), less the
+        standard library's own. What is appended comes after the locked packages."""
+        path = sys.path
+        stdlib = self.stdlib_entries
+        end = len(path)
+        while end and path[end - 1] not in stdlib:
+            end -= 1
+        return [p for p in path[:end or len(path)] if p not in stdlib]
 
     # -- the meta path protocol --------------------------------------------------------
 

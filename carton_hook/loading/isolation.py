@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 _KEEP_PREFIXES = ("carton_hook", "__main__", "__mp_main__", BOOT_MODULE)
 
 
-def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) -> list[str]:
+def isolate(model_dir: str, stdlib: Sequence[str], *,
+            fallback: bool = False) -> tuple[list[str], list[str]]:
     """Make `sys.path` the model folder plus the entries inside `stdlib` folders (real
     paths, and the interpreter's zipped standard library beside them), and forget modules
     imported from elsewhere.
 
     With `fallback`, the other entries are put back at the end instead: the model and
-    its locked packages still come first. Returns the entries that were taken out.
+    its locked packages still come first. Returns the standard library's entries, which
+    it kept, and the entries that were taken out.
     """
     roots = list(stdlib)  # real paths: the plan's (planning/select.py)
     parents = [os.path.dirname(r) for r in roots]
@@ -63,7 +65,7 @@ def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) ->
     removed = [p for p in sys.path if p not in kept]
     sys.path[:] = [model_dir, *kept, *(removed if fallback else [])]
     if fallback:
-        return removed
+        return kept, removed
 
     def from_outside(name: str) -> bool:
         if name.split(".")[0] in _KEEP_PREFIXES:
@@ -79,7 +81,7 @@ def isolate(model_dir: str, stdlib: Sequence[str], *, fallback: bool = False) ->
         del sys.path_importer_cache[key]
     for name in [n for n in sys.modules if from_outside(n)]:
         del sys.modules[name]
-    return removed
+    return kept, removed
 
 
 def _site_dirs() -> list[str]:

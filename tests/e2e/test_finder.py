@@ -176,6 +176,63 @@ def test_model_module_beats_locked_one_but_a_stray_folder_does_not(
     assert (proc.returncode, proc.stdout.strip()) == (0, "model six | locked yaml"), proc.stderr
 
 
+def test_a_package_that_imports_its_extension_under_its_own_name_loads(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """opencv's `cv2/__init__.py` puts its own folder on `sys.path`, takes itself out of
+    `sys.modules` and imports `cv2` again to get `cv2/cv2.abi3.so`: with the locked
+    package answered first, it found itself again and stopped ("recursion is
+    detected"). Here the extension module is a `.py` of the same name."""
+    init = """
+import importlib, os, sys
+if hasattr(sys, 'NATIVE_LOADING'):
+    raise ImportError('recursion: the package found itself again')
+sys.NATIVE_LOADING = True
+saved = list(sys.path)
+sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
+package = sys.modules.pop('nativepkg')
+native = importlib.import_module('nativepkg')
+sys.modules['nativepkg'] = package
+sys.path[:] = saved
+del sys.NATIVE_LOADING
+WHERE = native.WHERE
+"""
+    pypi.add(make_wheel(tmp_path / "w", "nativepkg", "1.0", {
+        "nativepkg/__init__.py": init,
+        "nativepkg/nativepkg.py": "WHERE = 'the extension module'\n"}))
+    carton = build_carton("nativepkg\n", model("""
+import nativepkg, sys
+print(nativepkg.WHERE, sys.modules['nativepkg'] is nativepkg)
+"""))
+    for run in ("cold", "warm"):
+        proc = run_hook(hermetic_env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "the extension module True"), (
+            run, proc.stderr)
+
+
+def test_a_childs_script_folder_beats_a_locked_module_as_in_a_venv(
+        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """A script run with `sys.executable` imports its neighbour before the locked
+    package of that name, and an appended folder's comes after it."""
+    pypi.add(make_wheel(tmp_path / "w", "six", "1.0", {"six.py": "WHO = 'locked six'\n"}))
+    carton = build_carton("six\n", {
+        "tools/six.py": "WHO = 'the script six'\n",
+        "tools/run.py": "import six\nprint(six.WHO)\n",
+        "later/six.py": "WHO = 'appended six'\n",
+        **model("""
+import os, subprocess, sys
+here = os.path.dirname(os.path.abspath(__file__))
+subprocess.run([sys.executable, os.path.join(here, 'tools', 'run.py')], check=True)
+sys.path.append(os.path.join(here, 'later'))
+import six
+print(six.WHO)
+""")})
+    proc = run_hook(hermetic_env, carton)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["the script six", "locked six"]
+
+
 @pytest.mark.parametrize("name", ["urllib3", "filelock", "packaging", "installer", "isal"])
 def test_the_hooks_own_dependencies_never_shadow_locked_ones(
         name: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],

@@ -5,6 +5,7 @@ runs of the finder, with real cartons and the real worker, are in e2e/test_finde
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,32 @@ def test_the_models_own_module_wins_over_a_locked_one(
     spec = found.find_spec("beta_unit")
     assert spec is not None and spec.origin == str(tmp_path / "model" / "beta_unit.py")
     assert install.calls == []
+
+
+def test_an_entry_put_in_front_of_the_standard_library_wins_over_a_locked_module(
+        finder: tuple[CartonFinder, FakeInstall], tmp_path: Path) -> None:
+    """As in a venv, where such an entry comes before site-packages: opencv's `cv2`
+    puts its own folder there and imports its extension module as `cv2`."""
+    found, install = finder
+    inserted = tmp_path / "inserted"
+    inserted.mkdir()
+    (inserted / "beta_unit.py").write_text("B = 'inserted'\n")
+    sys.path.insert(1, str(inserted))
+    spec = found.find_spec("beta_unit")
+    assert spec is not None and spec.origin == str(inserted / "beta_unit.py")
+    assert install.calls == []
+
+
+def test_an_entry_appended_after_the_standard_library_loses_to_a_locked_module(
+        finder: tuple[CartonFinder, FakeInstall], tmp_path: Path) -> None:
+    """As in a venv, where an appended entry comes after site-packages."""
+    _, install = finder
+    appended = tmp_path / "appended"
+    appended.mkdir()
+    (appended / "beta_unit.py").write_text("B = 'appended'\n")
+    sys.path.append(str(appended))
+    assert importlib.import_module("beta_unit").B == 41
+    assert install.calls == [[BETA]]
 
 
 def test_pkgutil_lists_the_locked_top_level_names_without_installing(

@@ -23,6 +23,7 @@ from carton_hook.loading.isolation import isolate
 class After:
     """What `isolate` left, read before the import state is restored."""
 
+    kept: list[str]
     removed: list[str]
     path: list[str]
     modules: set[str]
@@ -47,8 +48,8 @@ def run_isolate(model: Path, stdlib: Sequence[Path], path: Sequence[str], *,
         sys.meta_path[:0] = list(finders)
         for key in cached:
             sys.path_importer_cache[key] = None
-        removed = isolate(str(model), [str(p) for p in stdlib], fallback=fallback)
-        return After(removed, list(sys.path), set(sys.modules), list(sys.meta_path),
+        kept, removed = isolate(str(model), [str(p) for p in stdlib], fallback=fallback)
+        return After(kept, removed, list(sys.path), set(sys.modules), list(sys.meta_path),
                      set(sys.path_importer_cache))
     finally:
         sys.path[:] = saved_path
@@ -92,7 +93,7 @@ def interleaved(layout: Layout) -> list[str]:
 def test_sys_path_becomes_the_model_folder_and_the_standard_library(layout: Layout) -> None:
     after = run_isolate(layout.model, [layout.stdlib], interleaved(layout))
     assert after.path == [str(layout.model), *layout.kept]
-    assert after.removed == layout.others
+    assert (after.kept, after.removed) == (layout.kept, layout.others)
 
 
 def test_site_packages_inside_a_standard_library_folder_leave_too(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ def test_the_fallback_puts_the_rest_back_after_the_model_and_the_standard_librar
                         modules={"iso_unit_outside": outside},
                         finders=[finder_from("iso_unit_outside")])
     assert after.path == [str(layout.model), *layout.kept, *layout.others]
-    assert after.removed == layout.others
+    assert (after.kept, after.removed) == (layout.kept, layout.others)
     assert "iso_unit_outside" in after.modules  # nothing imported is forgotten
     assert any(type(f).__module__ == "iso_unit_outside" for f in after.meta_path)
 
