@@ -240,3 +240,15 @@ sys.stdout.flush()
 return subprocess.run(args, env={**os.environ, 'RELOADED': '1'}).returncode
 """)
     assert out == ["True ['-m', 'carton_hook']", "restarted werkzeug reloaded-1.0.carton []"]
+
+
+def test_opencv_loads_its_extension_module(tmp_path: Path, real_env: dict[str, str]) -> None:
+    """`cv2/__init__.py` puts its own folder on `sys.path` and imports `cv2` again to load
+    `cv2/cv2.abi3.so`, as a venv lets it: the entry in front of the standard library
+    comes before the locked packages (it stopped with "recursion is detected")."""
+    out = pack_and_run(tmp_path, real_env, "vision", "opencv-python-headless\n", """
+import cv2, numpy
+print(cv2.cvtColor(numpy.zeros((4, 6, 3), numpy.uint8), cv2.COLOR_BGR2GRAY).shape)
+print(type(cv2.imread).__name__)
+""")
+    assert out == ["(4, 6)", "builtin_function_or_method"]
