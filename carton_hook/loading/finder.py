@@ -51,13 +51,11 @@ class NamespacePath:
         self._extra: list[str] = []
 
     def _paths(self) -> list[str]:
+        # In sys.path's order, the locked wheels where a venv's site-packages stands.
+        before, after = self._finder.split_path()
         found = []
-        for base in self._finder.local_paths:
+        for base in (*before, *(_join(self._finder.cache_root, s) for s in self._shas), *after):
             candidate = _join(base, *self._parts)
-            if _isdir(candidate):
-                found.append(candidate)
-        for sha in self._shas:
-            candidate = _join(self._finder.cache_root, sha, *self._parts)
             if _isdir(candidate):
                 found.append(candidate)
         return found + self._extra
@@ -101,19 +99,20 @@ class CartonFinder:
         self._lock = _thread.allocate_lock()
         self._preloaded: set[str] = set()
 
-    @property
-    def local_paths(self) -> list[str]:
-        """The `sys.path` entries searched before the locked packages, as a venv searches
-        them before its site-packages: those in front of the standard library's last
-        entry (the model folder, a script's folder, what the model or a package put
-        there: opencv's `cv2/` to import its extension module as `cv2`), less the
-        standard library's own. What is appended comes after the locked packages."""
+    def split_path(self) -> tuple[list[str], list[str]]:
+        """The `sys.path` entries searched before the locked packages and those searched
+        after them, as a venv searches them around its site-packages, which follows the
+        standard library's last entry. Before: the model folder, a script's folder, what
+        the model or a package put there (opencv's `cv2/`, to import its extension module
+        as `cv2`); after: what was appended. The standard library's own are in neither."""
         path = sys.path
         stdlib = self.stdlib_entries
         end = len(path)
         while end and path[end - 1] not in stdlib:
             end -= 1
-        return [p for p in path[:end or len(path)] if p not in stdlib]
+        end = end or len(path)
+        return ([p for p in path[:end] if p not in stdlib],
+                [p for p in path[end:] if p not in stdlib])
 
     # -- the meta path protocol --------------------------------------------------------
 
@@ -130,7 +129,7 @@ class CartonFinder:
             spec.submodule_search_locations = NamespacePath(fullname, self, shas)  # type: ignore[assignment]
             return spec
         if "." not in fullname:
-            local = PathFinder.find_spec(fullname, self.local_paths)
+            local = PathFinder.find_spec(fullname, self.split_path()[0])
             if local is not None and local.loader is not None:
                 return local
         shas = self.shared.get(fullname) or [sha]

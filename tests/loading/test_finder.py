@@ -83,6 +83,25 @@ def test_an_entry_appended_after_the_standard_library_loses_to_a_locked_module(
     assert install.calls == [[BETA]]
 
 
+def test_a_namespace_spans_the_entries_around_the_locked_wheels_in_sys_path_order(
+        finder: tuple[CartonFinder, FakeInstall], tmp_path: Path) -> None:
+    """`ns_unit` is locked as a namespace (gamma's); portions on entries put in front
+    of the standard library and appended after it join it, where a venv has them."""
+    _, install = finder
+    front, back = tmp_path / "front", tmp_path / "back"
+    for folder, name in ((front, "early"), (back, "late")):
+        (folder / "ns_unit" / name).mkdir(parents=True)
+        (folder / "ns_unit" / name / "__init__.py").write_text(f"WHO = '{name}'\n")
+    sys.path.insert(1, str(front))
+    sys.path.append(str(back))
+    assert importlib.import_module("ns_unit.gamma").G == "g"
+    assert importlib.import_module("ns_unit.early").WHO == "early"
+    assert importlib.import_module("ns_unit.late").WHO == "late"
+    assert list(sys.modules["ns_unit"].__path__) == [
+        str(front / "ns_unit"), str(tmp_path / "cache" / GAMMA / "ns_unit"), str(back / "ns_unit")]
+    assert install.calls == [[GAMMA]]
+
+
 def test_pkgutil_lists_the_locked_top_level_names_without_installing(
         finder: tuple[CartonFinder, FakeInstall]) -> None:
     found, install = finder
