@@ -63,6 +63,12 @@ SUITES = [
     Suite("zope.interface", "namespace package across wheels (zope.interface, "
           "zope.testing); C extension; --pyargs",
           ("zope.interface==8.7", "zope.testing==6.2", PYTEST), ("--pyargs", "zope.interface")),
+    Suite("importlib_resources", "resources read through the loaders of a locked package "
+          "and of packages its tests put on sys.path; namespace package across wheels "
+          "(jaraco.*); --pyargs",
+          ("importlib_resources==7.1.0", "zipp==4.1.2", "jaraco.test==5.7.0", PYTEST),
+          ("--pyargs", "importlib_resources.tests"),
+          python="3.13"),  # its tests need 3.12's test.support (isolated_modules)
 ]
 
 
