@@ -55,6 +55,11 @@ class NamespacePath:
         before, after = self._finder.split_path()
         found = []
         for base in (*before, *(_join(self._finder.cache_root, s) for s in self._shas), *after):
+            if not base:  # the current folder, which PathFinder spells out too
+                try:
+                    base = os.getcwd()
+                except OSError:
+                    continue
             candidate = _join(base, *self._parts)
             if _isdir(candidate):
                 found.append(candidate)
@@ -105,7 +110,7 @@ class CartonFinder:
         standard library's last entry. Before: the model folder, a script's folder, what
         the model or a package put there (opencv's `cv2/`, to import its extension module
         as `cv2`); after: what was appended. The standard library's own are in neither."""
-        path = sys.path
+        path = [p for p in sys.path if isinstance(p, str)]  # PathFinder skips the others
         stdlib = self.stdlib_entries
         end = len(path)
         while end and path[end - 1] not in stdlib:

@@ -102,6 +102,24 @@ def test_a_namespace_spans_the_entries_around_the_locked_wheels_in_sys_path_orde
     assert install.calls == [[GAMMA]]
 
 
+def test_entries_that_are_not_folder_names_are_passed_over_as_pathfinder_does(
+        finder: tuple[CartonFinder, FakeInstall], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """bytes, a `Path` and an unhashable object on `sys.path` make no error; the empty
+    string is the current folder, for a locked module and for a namespace's portion."""
+    found, _ = finder
+    here = tmp_path / "here"
+    (here / "ns_unit" / "cwd_part").mkdir(parents=True)
+    (here / "ns_unit" / "cwd_part" / "__init__.py").write_text("WHO = 'cwd'\n")
+    (here / "beta_unit.py").write_text("B = 'cwd'\n")
+    monkeypatch.chdir(here)
+    sys.path[1:1] = [b"/bytes", tmp_path, ["unhashable"], ""]  # type: ignore[list-item]
+    spec = found.find_spec("beta_unit")
+    assert spec is not None and spec.origin == str(here / "beta_unit.py")
+    assert importlib.import_module("ns_unit.cwd_part").WHO == "cwd"
+    assert str(here / "ns_unit") in list(sys.modules["ns_unit"].__path__)
+
+
 def test_pkgutil_lists_the_locked_top_level_names_without_installing(
         finder: tuple[CartonFinder, FakeInstall]) -> None:
     found, install = finder
