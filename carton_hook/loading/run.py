@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-
 def resolve_entrypoint(model_dir: str | os.PathLike[str],
                        entrypoint: str) -> Callable[[], Any]:
     """A callable that runs the entrypoint and returns what should become the exit code."""
@@ -63,11 +62,15 @@ def resolve_entrypoint(model_dir: str | os.PathLike[str],
     return lambda: _run_main(code, spec.origin, found)
 
 
+_FIX = ("; fix `entrypoint` under [tool.carton] in the model's pyproject.toml (and pack "
+        "the carton again)")
+
+
 def _error(message: str) -> Exception:
     # errors.py is imported when an entrypoint is wrong, not at every start.
     from carton_hook.errors import EntrypointError
 
-    return EntrypointError(message)
+    return EntrypointError(message + _FIX)
 
 
 def _run_main(code: types.CodeType, filename: str | None,

@@ -12,6 +12,10 @@ import pytest
 from carton_hook.errors import EntrypointError
 from carton_hook.loading.run import resolve_entrypoint
 
+# What each of these errors ends with: where the entrypoint is set, and what to do.
+FIX = ("; fix `entrypoint` under [tool.carton] in the model's pyproject.toml (and pack "
+       "the carton again)")
+
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Iterator[Path]:
@@ -66,7 +70,7 @@ def test_a_missing_function_is_one_line_naming_the_module_and_attribute(
     with pytest.raises(EntrypointError) as caught:
         resolve_entrypoint(model_dir, f"run_unit_attr:{attrs}")
     assert one_line(caught.value) == (f"entrypoint 'run_unit_attr:{attrs}': run_unit_attr "
-                                      f"has no {missing}")
+                                      f"has no {missing}" + FIX)
     assert isinstance(caught.value, LookupError)
     assert caught.value.__suppress_context__  # no AttributeError chained under it
 
@@ -75,7 +79,7 @@ def test_something_that_cannot_be_called_is_refused(model_dir: Path) -> None:
     write(model_dir, {"run_unit_value.py": "VALUE = 3\n"})
     with pytest.raises(EntrypointError) as caught:
         resolve_entrypoint(model_dir, "run_unit_value:VALUE")
-    assert one_line(caught.value) == "entrypoint 'run_unit_value:VALUE' is not callable"
+    assert one_line(caught.value) == "entrypoint 'run_unit_value:VALUE' is not callable" + FIX
 
 
 def test_a_module_runs_as_main_only_when_called_and_leaves_argv_alone(
@@ -108,13 +112,15 @@ def test_a_package_without_main_is_refused(model_dir: Path) -> None:
     write(model_dir, {"run_unit_nomain/__init__.py": ""})
     with pytest.raises(EntrypointError) as caught:
         resolve_entrypoint(model_dir, "run_unit_nomain")
-    assert one_line(caught.value) == "entrypoint 'run_unit_nomain' is a package without __main__"
+    assert one_line(caught.value) == ("entrypoint 'run_unit_nomain' is a package without __main__"
+                                    + FIX)
 
 
 def test_a_module_that_is_not_there_is_refused(model_dir: Path) -> None:
     with pytest.raises(EntrypointError) as caught:
         resolve_entrypoint(model_dir, "run_unit_nowhere")
-    assert one_line(caught.value) == "entrypoint 'run_unit_nowhere': no module run_unit_nowhere"
+    assert one_line(caught.value) == ("entrypoint 'run_unit_nowhere': no module run_unit_nowhere"
+                                    + FIX)
 
 
 def test_a_script_runs_as_main_from_the_model_folder_whatever_sys_path_says(
