@@ -5,11 +5,13 @@ console scripts."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from textwrap import dedent
 
-from .conftest import carton
+from .conftest import ROOT, carton
 
 MODEL = '''
 import json, subprocess, sys
@@ -252,3 +254,21 @@ print(cv2.cvtColor(numpy.zeros((4, 6, 3), numpy.uint8), cv2.COLOR_BGR2GRAY).shap
 print(type(cv2.imread).__name__)
 """)
     assert out == ["(4, 6)", "builtin_function_or_method"]
+
+
+def test_nbconvert_finds_its_templates_with_the_scope_docs_workaround(
+        tmp_path: Path, real_env: dict[str, str]) -> None:
+    """docs/scope.md's snippet, as written: a locked nbconvert's templates are in its
+    cache entry, not under `sys.prefix`, and `JUPYTER_PATH` names them."""
+    text = (ROOT / "docs" / "scope.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text.split("nbconvert is one such", 1)[1],
+                      re.DOTALL)
+    assert block, "docs/scope.md: no python block after 'nbconvert is one such'"
+    out = pack_and_run(tmp_path, real_env, "notebooks", "nbconvert\n", dedent(block[1]) + """
+import nbformat
+from nbconvert import HTMLExporter
+notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('print(6 * 7)')])
+body, _ = HTMLExporter().from_notebook_node(notebook)
+print('print' in body and '<html' in body)
+""")
+    assert out == ["True"]
