@@ -272,3 +272,26 @@ body, _ = HTMLExporter().from_notebook_node(notebook)
 print('print' in body and '<html' in body)
 """)
     assert out == ["True"]
+
+
+def test_coverage_measures_a_subprocess_as_its_pth_file_does_when_pip_installed(
+        tmp_path: Path, real_env: dict[str, str]) -> None:
+    """`COVERAGE_PROCESS_START` in a child's environment: coverage's `a1_coverage.pth`
+    starts measuring it in a venv; carton does what that file does."""
+    out = pack_and_run(tmp_path, real_env, "measured", "coverage\n", """
+import os, subprocess, sys, tempfile
+work = tempfile.mkdtemp()
+with open(os.path.join(work, 'child.py'), 'w') as f:
+    f.write('import sys\\nif len(sys.argv) > 5:\\n    print(1)\\nelse:\\n    x = 2\\n')
+rc = os.path.join(work, 'coveragerc')
+with open(rc, 'w') as f:
+    f.write(f'[run]\\nparallel = true\\nsource = {work}\\ndata_file = {work}/.coverage\\n')
+subprocess.run([sys.executable, os.path.join(work, 'child.py')],
+               env={**os.environ, 'COVERAGE_PROCESS_START': rc}, check=True)
+import coverage
+cov = coverage.Coverage(data_file=os.path.join(work, '.coverage'))
+cov.combine()
+data = cov.get_data()
+print([(os.path.basename(f), sorted(data.lines(f))) for f in data.measured_files()])
+""")
+    assert out == ["[('child.py', [1, 2, 5])]"]

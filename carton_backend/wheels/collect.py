@@ -33,7 +33,12 @@ from carton_hook.filesystem.atomic import TEMP_PREFIX, copy_file
 from carton_hook.formats.distnames import canonical_name
 from carton_hook.formats.hashing import file_sha256
 from carton_hook.formats.lockfile import DIST_INFO_DIR, Package, Wheel, bundled_path
-from carton_hook.formats.wheelcheck import WheelInfo, check_wheel, check_wheel_stream
+from carton_hook.formats.wheelcheck import (
+    PTH_DONE_BY_CARTON,
+    WheelInfo,
+    check_wheel,
+    check_wheel_stream,
+)
 
 log = logging.getLogger("carton")
 
@@ -80,7 +85,7 @@ class Collector:
                 self.imports_on_load[wheel.sha256] = imported
         self._keep_metadata(wheel.sha256, info)
         for pth in info.pth_with_code:
-            if pth != "distutils-precedence.pth" and not pth.endswith("-nspkg.pth"):
+            if pth not in PTH_DONE_BY_CARTON and not pth.endswith("-nspkg.pth"):
                 log.warning("%s: %s runs code at start-up when pip-installed; carton never "
                             "runs it (its path lines are honoured)", wheel.name, pth)
         return Package(

@@ -153,6 +153,12 @@ def _check_open(zf: zipfile.ZipFile, filename: str, dist: str, version: str,
     )
 
 
+# .pth files whose start-up code carton does itself, for a locked distribution that ships
+# them: setuptools' distutils shim (the finder asks it, loading/finder.py) and coverage's
+# measurement of subprocesses (loading/pthstandins.py). The pack says nothing of these.
+PTH_DONE_BY_CARTON = frozenset({"distutils-precedence.pth", "a1_coverage.pth"})
+
+
 def _pth_roots(zf: zipfile.ZipFile, names: set[str]) -> tuple[list[str], list[str]]:
     """Path lines of the `.pth` files that land in site-packages, and the files that
     also hold import lines."""

@@ -220,4 +220,10 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
     sys.meta_path.insert(position, finder)
     kept, removed = isolate(data["model"], data["stdlib"], fallback=system_site_packages)
     finder.stdlib_entries = frozenset(kept)
+    if "coverage" in data["imports"] and (os.environ.get("COVERAGE_PROCESS_START")
+                                          or os.environ.get("COVERAGE_PROCESS_CONFIG")):
+        # What coverage's a1_coverage.pth does at each start of a pip-installed Python.
+        from carton_hook.loading.pthstandins import start_coverage
+
+        start_coverage(data)
     return Carton(data, finder, fallback=removed if system_site_packages else ())

@@ -37,31 +37,38 @@ def is_package(plan: PlanData, name: str) -> bool:
 def top_level_folders(wheel: WheelPlan, pack: str | None) -> set[str]:
     """The top-level folders of a wheel's installed tree (below each import root), from
     its pack-time RECORD; none where it has no metadata, or no readable RECORD."""
-    if not wheel["dist_info"]:
-        return set()
-    try:
-        text = read_metadata(os.path.join(wheel["dist_info"], "RECORD"), pack).decode("utf-8")
-    except UnicodeDecodeError:
-        return set()
-    except OSError as exc:
-        if carton_failed(exc):  # a damaged pack: said, not taken for "no folders"
-            raise
-        return set()
-    if '"' in text:  # a quoted path (it holds a comma or a quote): read as installer does
-        from carton_hook.formats.recordfile import RecordError, parse_rows  # imports csv
-
-        try:
-            rows = [path for path, _, _ in parse_rows(text)]
-        except RecordError:
-            return set()
-    else:  # each row's path is what comes before its first comma (no csv to import)
-        rows = [line.partition(",")[0] for line in text.splitlines() if line]
     prefixes = [f"{root}/" if root else "" for root in wheel["roots"]]
     found = set()
-    for path in install_paths(rows):
+    for path in installed_paths(wheel, pack):
         for prefix in prefixes:
             if path.startswith(prefix):
                 head, sep, _ = path[len(prefix):].partition("/")
                 if sep:
                     found.add(head)
     return found
+
+
+def installed_paths(wheel: WheelPlan, pack: str | None) -> list[str]:
+    """Where each member of a wheel lands in its installed tree (`.data/purelib` members
+    at the root, ...), from its pack-time RECORD; none where it has no metadata, or no
+    readable RECORD."""
+    if not wheel["dist_info"]:
+        return []
+    try:
+        text = read_metadata(os.path.join(wheel["dist_info"], "RECORD"), pack).decode("utf-8")
+    except UnicodeDecodeError:
+        return []
+    except OSError as exc:
+        if carton_failed(exc):  # a damaged pack: said, not taken for "no files"
+            raise
+        return []
+    if '"' in text:  # a quoted path (it holds a comma or a quote): read as installer does
+        from carton_hook.formats.recordfile import RecordError, parse_rows  # imports csv
+
+        try:
+            rows = [path for path, _, _ in parse_rows(text)]
+        except RecordError:
+            return []
+    else:  # each row's path is what comes before its first comma (no csv to import)
+        rows = [line.partition(",")[0] for line in text.splitlines() if line]
+    return install_paths(rows)
