@@ -38,6 +38,10 @@ def carton_home() -> str:
     in the temp dir, with a warning, and set in the environment for the children."""
     home = os.environ.get("CARTON_HOME")
     if home:
+        if not os.path.isabs(home):
+            # Relative to where carton started; its workers and subprocesses, which
+            # inherit the variable, may start elsewhere.
+            home = os.environ["CARTON_HOME"] = os.path.abspath(home)
         return home
     default = os.path.join(os.path.expanduser("~"), ".carton")
     if os.path.isdir(default) or os.access(os.path.dirname(default), os.W_OK):

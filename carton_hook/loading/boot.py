@@ -6,6 +6,7 @@ plan, finder and isolation. It imports only the standard library and this packag
 
 from __future__ import annotations
 
+import os
 import sys
 
 from carton_hook import loading
@@ -27,6 +28,12 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     from carton_hook.switches import env_flag
 
     loading.WORKER_PYTHON = worker_python
+    home = _home_of(plan_file)
+    if os.environ.get("CARTON_HOME") != home:
+        # A child started with an environment of its own (`env={}`, another HOME) uses
+        # the cache its parent loaded the plan from, and so do the workers and the
+        # children it starts: a cache of its own would download again, or fail offline.
+        os.environ["CARTON_HOME"] = home
     data = read_plan(plan_file)
     plan = Plan(data, plan_file) if data is not None else _remake(plan_file, model or None)
     if plan is None:
@@ -39,8 +46,6 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
     except CartonError as exc:
         raise SystemExit(report(exc)) from None
     if fallback:  # and what the parent let through, which this prefix's python lacks
-        import os
-
         sys.path.extend(p for p in os.environ.get(SYSTEM_PATH_ENV, "").split(os.pathsep)
                         if p and p not in sys.path)
     if env_flag("CARTON_INTERPRETER"):
@@ -52,16 +57,17 @@ def boot(plan_file: str, worker_python: str, model: str | None = None) -> None:
 def _remake(plan_file: str, model: str | None) -> Plan | None:
     """The plan of `model`, made again, if it is the very plan the parent used (same
     key: same model file, same stat, same interpreter); None otherwise."""
-    import os
-
     from carton_hook.errors import CartonError
     from carton_hook.loading.plan import get_plan
 
     if not model:
         return None
-    home = os.path.dirname(os.path.dirname(plan_file))  # $CARTON_HOME/plans/<key>.plan
     try:
-        plan = get_plan(model, home)
+        plan = get_plan(model, _home_of(plan_file))
     except (CartonError, OSError):
         return None
     return plan if plan.file == plan_file else None
+
+
+def _home_of(plan_file: str) -> str:
+    return os.path.dirname(os.path.dirname(plan_file))  # $CARTON_HOME/plans/<key>.plan

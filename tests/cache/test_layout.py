@@ -70,9 +70,17 @@ def test_carton_home_is_the_variable_as_given(monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
     monkeypatch.setenv("CARTON_HOME", str(tmp_path / "not-made-yet"))
     assert carton_home() == str(tmp_path / "not-made-yet")
-    monkeypatch.setenv("CARTON_HOME", "relative/home")
-    assert carton_home() == "relative/home"
     assert not (tmp_path / "not-made-yet").exists()
+
+
+def test_a_relative_carton_home_is_made_absolute_for_the_children_too(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Workers and subprocesses inherit the variable and may start in another folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CARTON_HOME", "relative/home")
+    assert carton_home() == str(tmp_path / "relative" / "home")
+    assert os.environ["CARTON_HOME"] == str(tmp_path / "relative" / "home")
+    assert not (tmp_path / "relative").exists()
 
 
 @pytest.mark.parametrize("value", [None, ""])

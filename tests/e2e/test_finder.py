@@ -233,6 +233,38 @@ print(six.WHO)
     assert proc.stdout.splitlines() == ["the script six", "locked six"]
 
 
+@pytest.mark.parametrize("home", ["absolute", "relative"])
+def test_a_child_with_an_environment_of_its_own_uses_its_parents_cache(
+        home: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """A child started with `env={}` or another HOME, in another folder, boots from its
+    parent's plan: what it imports comes from, and installs into, the parent's cache (a
+    cache of its own downloaded again; a relative CARTON_HOME broke its installs)."""
+    alpha = pypi.add(make_wheel(tmp_path / "w", "alpha", "1.0"))
+    beta = pypi.add(make_wheel(tmp_path / "w", "beta", "1.0"))
+    carton = build_carton("alpha\nbeta\n", model("""
+import subprocess, sys
+import alpha
+for env in ({}, {'HOME': '/nonexistent'}):
+    child = subprocess.run([sys.executable, '-c', 'import alpha, beta; print(alpha.__file__); '
+                            'print(beta.__file__)'], env=env, cwd='/', capture_output=True,
+                           text=True)
+    print(child.returncode, *child.stdout.split(), repr(child.stderr))
+"""))
+    cache = tmp_path / "carton-home"
+    env = {**hermetic_env, "CARTON_HOME": "carton-home" if home == "relative" else str(cache)}
+    pypi.reset_counts()
+    proc = run_hook(env, carton, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for line in proc.stdout.splitlines():
+        status, alpha_file, beta_file, stderr = line.split(" ", 3)
+        assert (status, stderr) == ("0", "''"), line
+        assert Path(alpha_file).is_relative_to(cache / "pythonpackages"), line
+        assert Path(beta_file).is_relative_to(cache / "pythonpackages"), line
+    assert sorted(files_fetched(pypi)) == sorted([f"/files/{alpha.name}",
+                                                  f"/files/{beta.name}"])
+
+
 @pytest.mark.parametrize("name", ["urllib3", "filelock", "packaging", "installer", "isal"])
 def test_the_hooks_own_dependencies_never_shadow_locked_ones(
         name: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
