@@ -39,9 +39,10 @@ def carton_home() -> str:
     home = os.environ.get("CARTON_HOME")
     if home:
         if not os.path.isabs(home):
-            # Relative to where carton started; its workers and subprocesses, which
+            # `~/...` as no shell expanded it (a Dockerfile's ENV, a systemd unit), or
+            # relative to where carton started: its workers and subprocesses, which
             # inherit the variable, may start elsewhere.
-            home = os.environ["CARTON_HOME"] = os.path.abspath(home)
+            home = os.environ["CARTON_HOME"] = os.path.abspath(os.path.expanduser(home))
         return home
     default = os.path.join(os.path.expanduser("~"), ".carton")
     if os.path.isdir(default) or os.access(os.path.dirname(default), os.W_OK):

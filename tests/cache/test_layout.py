@@ -83,6 +83,14 @@ def test_a_relative_carton_home_is_made_absolute_for_the_children_too(
     assert not (tmp_path / "relative").exists()
 
 
+def test_a_carton_home_under_a_tilde_no_shell_expanded_is_in_the_home_folder(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    monkeypatch.setenv("CARTON_HOME", "~/caches/carton")
+    assert carton_home() == str(tmp_path / "me" / "caches" / "carton")
+    assert os.environ["CARTON_HOME"] == str(tmp_path / "me" / "caches" / "carton")
+
+
 @pytest.mark.parametrize("value", [None, ""])
 def test_without_carton_home_it_is_dot_carton_in_the_home_folder(
         value: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
