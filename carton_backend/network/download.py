@@ -30,8 +30,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def carton_home() -> Path:
-    """`$CARTON_HOME`, or `~/.carton`."""
-    return Path(os.environ.get("CARTON_HOME") or Path.home() / ".carton")
+    """`$CARTON_HOME`, or `~/.carton`; a leading `~` and a relative path read as the
+    runtime reads them (cache/layout.py), from the home folder and the current one."""
+    return Path(os.environ.get("CARTON_HOME") or Path.home() / ".carton").expanduser().absolute()
 
 
 def url_filename(url: str) -> str:

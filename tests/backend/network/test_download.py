@@ -168,6 +168,12 @@ def test_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Downloader(HttpClient()).cache_dir == tmp_path / "home" / "build-cache" / "files"
     monkeypatch.delenv("CARTON_HOME")
     assert carton_home() == Path.home() / ".carton"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CARTON_HOME", "relative")
+    assert carton_home() == tmp_path / "relative"  # as the runtime reads it
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    monkeypatch.setenv("CARTON_HOME", "~/c")
+    assert carton_home() == tmp_path / "me" / "c"
 
 
 def test_https_to_http_redirect_is_refused(tmp_path: Path,
