@@ -91,6 +91,7 @@ def fetch(url: str, sha256: str, size: int, dest: Path, *, what: str,
                 time.sleep(wait)
             try:
                 _attempt(url, sha256, size, partial, what, started)
+                partial.close()  # the file is read back by name
                 return
             except _Retry as exc:
                 last = exc.__cause__ or exc

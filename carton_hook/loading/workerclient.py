@@ -189,9 +189,10 @@ def start_worker(*args: str, keep_fd: int | None = None,
             background.go_on()
             return background
         background.hear(line)
+    proc.stdout.close()
     proc.wait()
     background.close_stdin()
-    background.stderr_done.wait()
+    background.stderr_done.wait()  # and closed
     _result(proc.returncode, "", "".join(background.stderr))
     return None
 
@@ -246,7 +247,7 @@ class Background:
                          name="carton-worker-stdout").start()
         self.hush()  # no status line above what the model prints
         self.go_live()
-        atexit.register(self.drain)
+        atexit.register(self.at_exit)
 
     def pass_on_stderr(self) -> None:
         """Read the worker's stderr as it comes (a full pipe would stop it): kept until
@@ -260,6 +261,7 @@ class Background:
             select.select([fd], [], [])
             with self._lock:
                 if self._take(fd) is None:
+                    self.proc.stderr.close()  # at its end, by its only reader
                     break
         self.stderr_done.set()
 
@@ -278,14 +280,21 @@ class Background:
             self.stderr.append(text)
         return True if data else None
 
+    def at_exit(self) -> None:
+        """At the model process's exit: `drain`, and close the worker's stdin (it draws
+        nothing more). The pipes it writes are closed by their readers at their end; a
+        worker still installing keeps them until this process is gone."""
+        self.drain()
+        self.close_stdin()
+
     def drain(self) -> None:
-        """At the model process's exit: pass on what the worker has said that the
-        relaying thread has not yet (a warning written just before the wheel the model
-        waited for was published), without waiting for more."""
+        """Pass on what the worker has said that the relaying thread has not yet (a
+        warning written just before the wheel the model waited for was published),
+        without waiting for more."""
         if not self._live or self.stderr_done.is_set():
             return
         with self._lock:
-            while self._take(self.proc.stderr.fileno()):
+            while not self.proc.stderr.closed and self._take(self.proc.stderr.fileno()):
                 pass
 
     def go_live(self) -> None:
@@ -299,6 +308,7 @@ class Background:
     def read_reports(self) -> None:
         for line in self.proc.stdout:
             self.hear(line)
+        self.proc.stdout.close()  # at its end, by its only reader
         self.proc.wait()
         with self._replies:
             self._ended.set()

@@ -233,6 +233,30 @@ print(six.WHO)
     assert proc.stdout.splitlines() == ["the script six", "locked six"]
 
 
+@pytest.mark.parametrize("worker", ["forked", "started"])
+def test_a_first_run_leaves_no_file_open_in_development_mode(
+        worker: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
+        hermetic_env: dict[str, str]) -> None:
+    """`PYTHONDEVMODE=1` shows each file object collected unclosed as a ResourceWarning
+    (pytest turns one into a failure): the downloaded wheel (the worker's), and the
+    worker's pipes, were."""
+    for name in ("alpha", "beta", "gamma"):
+        pypi.add(make_wheel(tmp_path / "w", name, "1.0"))
+    # The model imports one of three (the worker may still install the others at its
+    # exit), then waits for the worker's end (its pipes then end before this process).
+    carton = build_carton("alpha\nbeta\ngamma\n", model("""
+import alpha, time
+print('ok')
+time.sleep(0.5)
+"""))
+    env = {**hermetic_env, "PYTHONDEVMODE": "1",
+           **({"CARTON_NO_FORK": "1"} if worker == "started" else {})}
+    for run in ("cold", "warm"):
+        proc = run_hook(env, carton)
+        assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), (run, proc.stderr)
+        assert "Warning" not in proc.stderr, (run, proc.stderr)
+
+
 @pytest.mark.parametrize("home", ["absolute", "relative"])
 def test_a_child_with_an_environment_of_its_own_uses_its_parents_cache(
         home: str, tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
