@@ -7,7 +7,7 @@ Imported only when something asks for metadata (importlib.metadata is not cheap)
 from __future__ import annotations
 
 import os
-from importlib.metadata import Distribution
+from importlib.metadata import Distribution, FileHash, PackagePath
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,28 @@ class CartonDistribution(Distribution):
 
     def locate_file(self, path: str | os.PathLike[str]) -> Path:
         return self._entry / path
+
+    @property
+    def files(self) -> list[PackagePath] | None:
+        """Every file of the installed wheel, from its RECORD, whether or not the wheel
+        is installed yet (answering downloads nothing; each path is where its file is
+        once it is), on every Python: 3.12 leaves out files that do not exist, which
+        listed nothing of a wheel not imported yet."""
+        text = self.read_text("RECORD")
+        if text is None:
+            return None
+        import csv
+
+        found = []
+        for row in csv.reader(text.splitlines()):
+            if not row:
+                continue
+            path = PackagePath(row[0])
+            path.hash = FileHash(row[1]) if len(row) > 1 and row[1] else None
+            path.size = int(row[2]) if len(row) > 2 and row[2].isdigit() else None
+            path.dist = self
+            found.append(path)
+        return found
 
     @property
     def _normalized_name(self) -> str:
