@@ -60,28 +60,18 @@ def test_coverage_starts_in_the_model_and_in_each_subprocess_as_its_pth_would(
         assert f"{parent} pth" in lines, (run, lines, parent)
 
 
-def test_nothing_starts_and_nothing_installs_without_the_variables(
-        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
-        hermetic_env: dict[str, str]) -> None:
-    wheel = coverage_wheel(tmp_path, pypi, pth=True)
+@pytest.mark.parametrize(("pth", "variables"), [
+    (True, {}),  # nothing asks for a measurement
+    (False, {"COVERAGE_PROCESS_START": "x"}),  # a coverage without the file: as pip-installed
+])
+def test_nothing_starts_and_nothing_installs_without_the_file_or_the_variables(
+        pth: bool, variables: dict[str, str], tmp_path: Path, pypi: PackageIndex,
+        build_carton: Callable[..., Path], hermetic_env: dict[str, str]) -> None:
+    wheel = coverage_wheel(tmp_path, pypi, pth=pth)
     carton = build_carton("coverage\n", {"model.py": MODEL})
     log = tmp_path / "started.txt"
     pypi.reset_counts()
-    proc = run_hook({**hermetic_env, "STARTED": str(log)}, carton)
+    proc = run_hook({**hermetic_env, **variables, "STARTED": str(log)}, carton)
     assert proc.returncode == 0, proc.stderr
     assert started(log) == []
     assert f"/files/{wheel.name}" not in pypi.requests, "coverage is not even installed"
-
-
-def test_a_coverage_without_the_pth_file_starts_nothing_as_pip_installed(
-        tmp_path: Path, pypi: PackageIndex, build_carton: Callable[..., Path],
-        hermetic_env: dict[str, str]) -> None:
-    wheel = coverage_wheel(tmp_path, pypi, pth=False)
-    carton = build_carton("coverage\n", {"model.py": MODEL})
-    log = tmp_path / "started.txt"
-    pypi.reset_counts()
-    proc = run_hook({**hermetic_env, "COVERAGE_PROCESS_START": "x", "STARTED": str(log)},
-                    carton)
-    assert proc.returncode == 0, proc.stderr
-    assert started(log) == []
-    assert f"/files/{wheel.name}" not in pypi.requests, "its RECORD says so: no install"
