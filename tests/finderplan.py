@@ -72,10 +72,10 @@ def finder_on_meta_path(tmp_path: Path) -> Iterator[tuple[CartonFinder, FakeInst
     model.mkdir()
     cache.mkdir()
     install = FakeInstall(cache)
-    found = CartonFinder(plan(model), str(cache), install)  # type: ignore[arg-type]
-    saved_modules, saved_meta, saved_path = dict(sys.modules), list(sys.meta_path), list(sys.path)
     # As loading does: the model folder first, then what stands for the standard library.
-    found.stdlib_entries = frozenset(sys.path)
+    found = CartonFinder(plan(model), str(cache), install,  # type: ignore[arg-type]
+                         stdlib_entries=sys.path)
+    saved_modules, saved_meta, saved_path = dict(sys.modules), list(sys.meta_path), list(sys.path)
     sys.path.insert(0, str(model))
     sys.meta_path.insert(0, found)
     try:

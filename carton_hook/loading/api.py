@@ -210,7 +210,8 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
     home = carton_home()
     packages = packages_dir(home)
     data = plan.data
-    finder = CartonFinder(data, packages, install, plan.background)
+    kept, removed = isolate(data["model"], data["stdlib"], fallback=system_site_packages)
+    finder = CartonFinder(data, packages, install, plan.background, stdlib_entries=kept)
     # Modules are compiled on first import and their .pyc kept: in the package entries,
     # and in the model folder where it is the cache's own copy (an extracted .carton).
     pycache.install([packages, *([data["model"]] if extracted(data, home) else [])],
@@ -218,8 +219,6 @@ def activate(plan: Plan, *, system_site_packages: bool) -> Carton:
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder),
                     len(sys.meta_path))
     sys.meta_path.insert(position, finder)
-    kept, removed = isolate(data["model"], data["stdlib"], fallback=system_site_packages)
-    finder.stdlib_entries = frozenset(kept)
     if "coverage" in data["imports"] and (os.environ.get("COVERAGE_PROCESS_START")
                                           or os.environ.get("COVERAGE_PROCESS_CONFIG")):
         # What coverage's a1_coverage.pth does at each start of a pip-installed Python.

@@ -26,7 +26,7 @@ from carton_hook.planning.planfile import closure
 
 TYPE_CHECKING = False  # typing costs milliseconds; annotations need it only for mypy
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from types import ModuleType
     from typing import Any
 
@@ -89,7 +89,8 @@ class CartonFinder:
 
     def __init__(self, plan: PlanData, cache_root: str,
                  install: Callable[[list[str]], None],
-                 background: Background | None = None) -> None:
+                 background: Background | None = None,
+                 stdlib_entries: Iterable[str] = ()) -> None:
         self.plan = plan
         # A first run's worker, still installing what the model's source imports.
         self._background = background
@@ -97,9 +98,9 @@ class CartonFinder:
         self.namespaces: dict[str, list[str]] = plan["namespaces"]
         self.shared: dict[str, list[str]] = plan["shared"]
         self.cache_root = cache_root
-        # The standard library's entries of sys.path (loading/api.py sets them, after
-        # isolating): a venv's site-packages follows them, and so do the locked packages.
-        self.stdlib_entries: frozenset[str] = frozenset()
+        # The standard library's entries of sys.path, as isolating left them: a venv's
+        # site-packages follows them, and so do the locked packages (`split_path`).
+        self.stdlib_entries = frozenset(stdlib_entries)
         self._install = install
         self._lock = _thread.allocate_lock()
         self._preloaded: set[str] = set()
